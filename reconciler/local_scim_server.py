@@ -1,0 +1,74 @@
+"""Runs the real `scim2-server` on a free loopback port, for the demo and the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+
+
+@dataclass(frozen=True)
+class RunningScimServer:
+    base_url: str
+    """The SCIM base URL, ending in ``/v2``."""
+    token: str
+    process: subprocess.Popen[bytes]
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _scim2_server_command() -> list[str]:
+    beside_python = os.path.join(os.path.dirname(sys.executable), "scim2-server")
+    if os.path.exists(beside_python):
+        return [beside_python]
+    on_path = shutil.which("scim2-server")
+    if on_path:
+        return [on_path]
+    return [sys.executable, "-c", "from scim2_server.testserver.cli import main; main()"]
+
+
+def _wait_until_serving(server: RunningScimServer, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    headers = {"Authorization": f"Bearer {server.token}"}
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"scim2-server exited with code {server.process.returncode} at start-up")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{server.base_url}/ServiceProviderConfig", headers=headers, timeout=1).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"scim2-server did not answer on {server.base_url} within {deadline_s:.0f}s")
+
+
+@contextlib.contextmanager
+def run_scim2_server(token: str, start_timeout_s: float = 20.0) -> Iterator[RunningScimServer]:
+    """Start `scim2-server --bearer-token TOKEN` on 127.0.0.1 and stop it on exit."""
+    port = free_loopback_port()
+    process = subprocess.Popen(
+        [*_scim2_server_command(), "--hostname", "127.0.0.1", "--port", str(port), "--bearer-token", token],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RunningScimServer(base_url=f"http://127.0.0.1:{port}/v2", token=token, process=process)
+    try:
+        _wait_until_serving(server, start_timeout_s)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,241 @@
+"""Attribute mapping: which Okta value feeds which SCIM attribute, and how to compare them.
+
+A mapping is ``{SCIM attribute path: Okta source path}``, as in the
+``[mapping]`` table of the configuration. Pure: no I/O.
+
+SCIM paths (RFC 7644 §3.10, the subset a user mapping needs):
+  ``userName``, ``displayName``             a top-level attribute
+  ``name.givenName``                        a sub-attribute of a complex attribute
+  ``emails[type eq "work"].value``          the entry of a given type of a multi-valued attribute
+  ``urn:...:enterprise:2.0:User:department`` an attribute of an extension schema
+
+Okta source paths:
+  ``credentials.userName``   the app user's userName
+  ``profile.NAME``           the app user's profile (what Okta's SCIM app pushes)
+  ``user.profile.NAME``      the Okta user's own profile (needs ``expand=user``)
+  ``id``                     the Okta user id
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from reconciler.records import OktaAssignment
+
+DEFAULT_MAPPING: Final[Mapping[str, str]] = {
+    "userName": "credentials.userName",
+    "name.givenName": "profile.givenName",
+    "name.familyName": "profile.familyName",
+    'emails[type eq "work"].value': "profile.email",
+    "displayName": "profile.displayName",
+    "locale": "profile.locale",
+}
+"""What Okta's "SCIM 2.0 Test App" sends on a create (see DESIGN.md)."""
+
+RESERVED_PATHS: Final = frozenset({"id", "externalId", "active", "meta", "schemas"})
+"""Attributes the reconciler itself owns: the link and the lifecycle, never mapped."""
+
+CASE_INSENSITIVE_PATHS: Final = frozenset({"username", "emails.value"})
+"""RFC 7643 marks these ``caseExact: false``: compared without regard to case."""
+
+ENTERPRISE_URN: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+CORE_USER_URN: Final = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+_TYPED_ENTRY = re.compile(r'^(?P<attr>\w+)\[type eq "(?P<type>[^"]+)"\]\.(?P<sub>\w+)$')
+_PLAIN = re.compile(r"^(?P<attr>\w+)(?:\.(?P<sub>\w+))?$")
+_SOURCE = re.compile(r"^(credentials\.userName|id|profile\.\w+|user\.profile\.\w+)$")
+
+
+class _Unknown:
+    """The Okta side did not say: such an attribute is neither compared nor written."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Final = _Unknown()
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPath:
+    """A parsed SCIM attribute path."""
+
+    text: str
+    attribute: str
+    sub_attribute: str | None = None
+    entry_type: str | None = None
+    """For ``emails[type eq "work"].value``: ``work``."""
+    schema: str | None = None
+    """An extension schema URN, or None for the core User schema."""
+
+    @property
+    def case_insensitive(self) -> bool:
+        key = self.attribute.lower() + (f".{self.sub_attribute.lower()}" if self.sub_attribute else "")
+        return self.schema is None and key in CASE_INSENSITIVE_PATHS
+
+
+def parse_target_path(text: str) -> TargetPath:
+    """Parse a SCIM attribute path, or raise ValueError saying what is accepted."""
+    schema = None
+    rest = text
+    if text.startswith("urn:"):
+        schema, sep, rest = text.rpartition(":")
+        if not sep or not schema or not rest:
+            raise ValueError(f"{text!r}: an extension path is URN:attribute, e.g. {ENTERPRISE_URN}:department")
+    if match := _TYPED_ENTRY.match(rest):
+        return TargetPath(text, match["attr"], match["sub"], match["type"], schema)
+    if match := _PLAIN.match(rest):
+        if match["attr"] in RESERVED_PATHS:
+            raise ValueError(f"{text!r} is managed by the reconciler itself and cannot be mapped")
+        return TargetPath(text, match["attr"], match["sub"], None, schema)
+    raise ValueError(
+        f'{text!r} is not a supported SCIM path: use attr, attr.sub, attr[type eq "work"].sub or URN:attr'
+    )
+
+
+def mapping_problems(mapping: Mapping[str, Any]) -> list[str]:
+    """Every problem with a ``[mapping]`` table, one line each; empty when usable."""
+    problems = []
+    for target, source in mapping.items():
+        try:
+            parse_target_path(target)
+        except ValueError as error:
+            problems.append(f"mapping: {error}")
+        if not isinstance(source, str) or not _SOURCE.match(source):
+            problems.append(
+                f"mapping.{target!r}: source {source!r} is not one of credentials.userName, id, "
+                "profile.NAME, user.profile.NAME"
+            )
+    if "userName" not in mapping:
+        problems.append('mapping: userName must be mapped (Okta sends "credentials.userName")')
+    return problems
+
+
+def read_source(assignment: OktaAssignment, source: str) -> Any:
+    """The Okta value at ``source``, or UNKNOWN when Okta's listing does not carry it."""
+    if source == "credentials.userName":
+        return assignment.user_name
+    if source == "id":
+        return assignment.okta_user_id
+    if source.startswith("user.profile."):
+        if assignment.user_profile is None:
+            return UNKNOWN
+        return assignment.user_profile.get(source.removeprefix("user.profile."), UNKNOWN)
+    return assignment.app_profile.get(source.removeprefix("profile."), UNKNOWN)
+
+
+def desired_attributes(assignment: OktaAssignment, mapping: Mapping[str, str]) -> dict[str, Any]:
+    """The mapped SCIM attributes Okta wants for this user; unknown sources left out."""
+    values = {target: read_source(assignment, source) for target, source in mapping.items()}
+    return {target: value for target, value in values.items() if value is not UNKNOWN}
+
+
+def _container(resource: Mapping[str, Any], path: TargetPath) -> Mapping[str, Any]:
+    if path.schema is None or path.schema == CORE_USER_URN:
+        return resource
+    extension = resource.get(path.schema)
+    return extension if isinstance(extension, Mapping) else {}
+
+
+def find_typed_entry(entries: Any, entry_type: str) -> Mapping[str, Any] | None:
+    """The entry of a multi-valued attribute with the given type.
+
+    Some servers drop ``type``; then the primary entry, or a lone entry, stands for it.
+    """
+    if not isinstance(entries, list):
+        return None
+    dicts = [e for e in entries if isinstance(e, Mapping)]
+    for entry in dicts:
+        if str(entry.get("type", "")).lower() == entry_type.lower():
+            return entry
+    untyped = [e for e in dicts if not e.get("type")]
+    for entry in untyped:
+        if entry.get("primary"):
+            return entry
+    return untyped[0] if len(untyped) == 1 and len(dicts) == 1 else None
+
+
+def read_target(resource: Mapping[str, Any], path: TargetPath) -> Any:
+    """The value at ``path`` in a SCIM resource; None when absent."""
+    container = _container(resource, path)
+    value = container.get(path.attribute)
+    if path.entry_type is not None:
+        entry = find_typed_entry(value, path.entry_type)
+        return None if entry is None else entry.get(path.sub_attribute or "value")
+    if path.sub_attribute is not None:
+        return value.get(path.sub_attribute) if isinstance(value, Mapping) else None
+    return value
+
+
+def _normalise(value: Any, case_insensitive: bool) -> Any:
+    if value == "" or value == []:
+        return None
+    if case_insensitive and isinstance(value, str):
+        return value.casefold()
+    if isinstance(value, list):
+        return sorted((_normalise(v, case_insensitive) for v in value), key=repr)
+    return value
+
+
+def values_equal(path: TargetPath, desired: Any, actual: Any) -> bool:
+    """Equal as SCIM compares them: case-insensitively where RFC 7643 says so,
+    regardless of order in multi-valued attributes, and "" the same as absent."""
+    insensitive = path.case_insensitive
+    return _normalise(desired, insensitive) == _normalise(actual, insensitive)
+
+
+def set_value(resource: dict[str, Any], path: TargetPath, value: Any) -> None:
+    """Write ``value`` at ``path`` into a SCIM resource dict, in place.
+
+    Other entries of a multi-valued attribute and other sub-attributes are kept,
+    so that a whole-resource write does not lose what the platform owns.
+    """
+    if path.schema is not None and path.schema != CORE_USER_URN:
+        container = resource.setdefault(path.schema, {})
+        schemas = resource.setdefault("schemas", [CORE_USER_URN])
+        if path.schema not in schemas:
+            schemas.append(path.schema)
+    else:
+        container = resource
+    if path.entry_type is not None:
+        _set_typed_entry(container, path, value)
+    elif path.sub_attribute is not None:
+        complex_value = container.get(path.attribute)
+        complex_value = dict(complex_value) if isinstance(complex_value, Mapping) else {}
+        complex_value[path.sub_attribute] = value
+        container[path.attribute] = complex_value
+    else:
+        container[path.attribute] = value
+
+
+def _set_typed_entry(container: dict[str, Any], path: TargetPath, value: Any) -> None:
+    entries = [dict(e) for e in container.get(path.attribute) or [] if isinstance(e, Mapping)]
+    assert path.entry_type is not None
+    current = find_typed_entry(entries, path.entry_type)
+    if current is None:
+        if value is None:
+            return
+        entry: dict[str, Any] = {"type": path.entry_type}
+        if not any(e.get("primary") for e in entries):
+            entry["primary"] = True
+        entries.append(entry)
+    else:
+        entry = current  # type: ignore[assignment]
+    entry[path.sub_attribute or "value"] = value
+    entry.setdefault("type", path.entry_type)
+    container[path.attribute] = [e for e in entries if e.get(path.sub_attribute or "value") is not None]
+
+
+def build_resource(attributes: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A SCIM User resource: ``base`` (deep-copied) with each mapped attribute set."""
+    resource: dict[str, Any] = copy.deepcopy(dict(base)) if base else {"schemas": [CORE_USER_URN]}
+    for text, value in attributes.items():
+        if text in ("active", "externalId"):
+            resource[text] = value
+        else:
+            set_value(resource, parse_target_path(text), value)
+    return resource

@@ -1,0 +1,36 @@
+"""A wrapper that keeps a credential out of reprs, logs, reports and tracebacks."""
+
+from __future__ import annotations
+
+
+class Secret:
+    """Holds a credential; only :meth:`reveal` gives the value back.
+
+    ``str()``, ``repr()`` and f-strings all print a mask, so a Secret that ends
+    up in a log line, an exception or a report by accident leaks nothing.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __format__(self, format_spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> None:  # type: ignore[override]
+        raise TypeError("a Secret cannot be pickled")
