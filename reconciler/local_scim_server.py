@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -53,11 +53,13 @@ def _wait_until_serving(server: RunningScimServer, deadline_s: float) -> None:
 
 
 @contextlib.contextmanager
-def run_scim2_server(token: str, start_timeout_s: float = 20.0) -> Iterator[RunningScimServer]:
-    """Start `scim2-server --bearer-token TOKEN` on 127.0.0.1 and stop it on exit."""
+def run_scim2_server(
+    token: str, extra_args: Sequence[str] = (), start_timeout_s: float = 20.0
+) -> Iterator[RunningScimServer]:
+    """Start `scim2-server --bearer-token TOKEN [extra_args]` on 127.0.0.1 and stop it on exit."""
     port = free_loopback_port()
     process = subprocess.Popen(
-        [*_scim2_server_command(), "--hostname", "127.0.0.1", "--port", str(port), "--bearer-token", token],
+        [*_scim2_server_command(), "--hostname", "127.0.0.1", "--port", str(port), "--bearer-token", token, *extra_args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -1,0 +1,703 @@
+"""The platform's SCIM 2.0 endpoint (RFC 7643/7644): read its users, and write repairs to it.
+
+Reading and writing are two classes. A :class:`ScimReader` can only issue GET;
+writes go through a :class:`ScimWriter` built around a reader, so a dry-run,
+which never builds a writer, cannot change the platform.
+
+Every request carries the bearer token, is retried on 429 (honouring
+``Retry-After``), on 5xx and on network errors with exponential backoff and
+jitter, and ends, when it fails, in a :class:`~reconciler.errors.TargetError`
+that names the method, the path and the status, never the token.
+
+scim2-models forbids attributes and extensions it does not know, and real
+platforms carry custom extensions, so payloads are validated leniently: the
+models check the parts this module reads (the ListResponse envelope, the
+ServiceProviderConfig flags, Error details, the fields of a PlatformUser),
+and each user's raw JSON object is kept whole as ``PlatformUser.resource``.
+"""
+
+from __future__ import annotations
+
+import copy
+import email.utils
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import quote
+
+import httpx
+import pydantic
+import tenacity
+from scim2_models import Context, Error, ListResponse, ServiceProviderConfig, User
+
+from reconciler.errors import TargetConflict, TargetError, TargetNotFound
+from reconciler.mapping import CORE_USER_URN, ENTERPRISE_URN, TargetPath, parse_target_path, set_value
+from reconciler.records import PlatformUser
+from reconciler.secret import Secret
+
+log = logging.getLogger(__name__)
+
+SCIM_MEDIA_TYPE: Final = "application/scim+json"
+PATCH_OP_URN: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+ACCEPT: Final = f"{SCIM_MEDIA_TYPE}, application/json"
+TOKEN_HINT: Final = "check the token in scim.token_env / scim.token_file"
+
+READ_ONLY_ATTRIBUTES: Final = ("meta", "groups")
+"""Dropped from a PUT body: RFC 7643 marks them readOnly (``groups`` is set through Groups),
+and some servers refuse a replacement that carries them. ``id`` is kept, as Okta sends it."""
+
+PATCH_OPS: Final = frozenset({"add", "replace", "remove"})
+DIRECT_PATHS: Final = frozenset({"active", "externalId"})
+"""Top-level attributes the reconciler owns, which the mapping's path parser refuses on purpose."""
+
+PAGE_LOOP_SLACK: Final = 10
+"""Pages allowed beyond ``totalResults`` (the worst case, one user per page) before the listing
+is declared runaway."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to retry a request that may succeed later (429, 5xx, network errors)."""
+
+    attempts: int = 5
+    """Requests issued at most, the first one included."""
+    backoff_multiplier_s: float = 0.5
+    """The first backoff; each next one doubles, up to ``max_backoff_s``."""
+    max_backoff_s: float = 30.0
+    jitter_s: float = 0.5
+    """A random 0..jitter_s added to each backoff, so that workers do not retry in step."""
+    retry_after_cap_s: float = 60.0
+    """The longest ``Retry-After`` honoured; a longer one is cut to this."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScimCapabilities:
+    """What the server announces in ``GET /ServiceProviderConfig`` (RFC 7643 §5)."""
+
+    patch_supported: bool = True
+    filter_supported: bool = False
+    max_results: int | None = None
+    """``filter.maxResults``: the most resources the server returns in one page."""
+    etag_supported: bool = False
+
+
+DEFAULT_CAPABILITIES: Final = ScimCapabilities()
+"""Assumed when a server has no usable ServiceProviderConfig.
+
+PATCH is assumed supported: Okta itself (de)activates users with PATCH, so any
+platform that takes Okta's pushes accepts it, and a PATCH changes only what it
+names where a PUT rewrites the whole user from a possibly stale read. Filtering
+is assumed unsupported, so a lookup by userName scans the listing, which is
+right on every server. No page cap is assumed (the page size applies, and short
+pages are read correctly anyway), nor ETags (no ``If-Match`` is sent)."""
+
+
+class _RetryableFailure(TargetError):
+    """A failure worth another attempt: a 429, a 5xx or a network error."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        scim_type: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, status, scim_type)
+        self.retry_after_s = retry_after_s
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP-date); None if absent or unreadable."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _is_retryable_status(status: int) -> bool:
+    """429 and the 5xx that may pass; 501 Not Implemented and 505 never will."""
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
+        return True
+    return 500 <= status < 600 and status not in (HTTPStatus.NOT_IMPLEMENTED, HTTPStatus.HTTP_VERSION_NOT_SUPPORTED)
+
+
+def _reason(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _scim_error_detail(response: httpx.Response) -> tuple[str | None, str | None]:
+    """The ``(scimType, detail)`` of an error answer, read leniently; a non-SCIM body gives a snippet."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return None, _short(response.text) or None
+    if not isinstance(payload, dict):
+        return None, _short(str(payload))
+    fields = {key: payload[key] for key in ("status", "scimType", "detail") if key in payload}
+    try:
+        error = Error.model_validate(fields)
+    except pydantic.ValidationError:
+        return None, _short(str(payload.get("detail") or payload))
+    return error.scim_type, error.detail
+
+
+def _failure_for(method: str, path: str, response: httpx.Response, token: Secret) -> TargetError:
+    """The error a non-2xx answer stands for.
+
+    The detail is the server's; should a debugging proxy echo the request
+    headers in it, the token is masked all the same.
+    """
+    status = response.status_code
+    scim_type, detail = _scim_error_detail(response)
+    if detail:
+        detail = detail.replace(token.reveal(), str(token))
+    message = f"SCIM {method} {path} answered {_reason(status)}"
+    if scim_type:
+        message += f" ({scim_type})"
+    if detail:
+        message += f": {detail}"
+    if status == HTTPStatus.UNAUTHORIZED:
+        return TargetError(f"{message}; the platform refused the bearer token: {TOKEN_HINT}", status, scim_type)
+    if _is_retryable_status(status):
+        return _RetryableFailure(message, status, scim_type, parse_retry_after(response.headers.get("Retry-After")))
+    if status == HTTPStatus.CONFLICT:
+        return TargetConflict(message, status, scim_type)
+    if status == HTTPStatus.NOT_FOUND:
+        return TargetNotFound(message, status, scim_type)
+    return TargetError(message, status, scim_type)
+
+
+def _is_json_media_type(content_type: str | None) -> bool:
+    """application/json, application/scim+json or another ``+json``; an absent type gets the benefit of the doubt."""
+    if not content_type:
+        return True
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _json_object(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a 2xx answer, or a TargetError saying why there is none."""
+    where = f"SCIM {method} {path} answered {response.status_code}"
+    content_type = response.headers.get("Content-Type")
+    if not _is_json_media_type(content_type):
+        raise TargetError(
+            f"{where} with Content-Type {content_type!r} where SCIM JSON was expected", response.status_code
+        )
+    try:
+        payload = response.json()
+    except ValueError as error:
+        raise TargetError(f"{where} with malformed JSON: {error}", response.status_code) from error
+    if not isinstance(payload, dict):
+        raise TargetError(f"{where} with JSON that is not an object", response.status_code)
+    return payload
+
+
+class _ScimHttp:
+    """Sends one SCIM request with auth, retries, error mapping and counting. Shared by reader and writer."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: Secret,
+        timeout_s: float,
+        retry: RetryPolicy,
+        client: httpx.AsyncClient | None,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._retry = retry
+        self._backoff = tenacity.wait_exponential_jitter(
+            multiplier=retry.backoff_multiplier_s, max=retry.max_backoff_s, jitter=retry.jitter_s
+        )
+        self._timeout = httpx.Timeout(timeout_s)
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=self._timeout, transport=transport)
+        self.request_counts: Counter[str] = Counter()
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """The 2xx answer to ``method path``, after retries; any other outcome raises TargetError."""
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self._retry.attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_RetryableFailure),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            return await retrying(self._send_once, method, path, params, body, headers)
+        except _RetryableFailure as failure:
+            raise TargetError(
+                f"{failure} (gave up after {self._retry.attempts} attempts)", failure.status, failure.scim_type
+            ) from failure
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        body: Mapping[str, Any] | None,
+        extra_headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self._token.reveal()}", "Accept": ACCEPT, **(extra_headers or {})}
+        content = None
+        if body is not None:
+            headers["Content-Type"] = SCIM_MEDIA_TYPE
+            content = json.dumps(body).encode()
+        self.request_counts[method] += 1
+        try:
+            response = await self._client.request(
+                method, self.base_url + path, params=params, content=content, headers=headers, timeout=self._timeout
+            )
+        except httpx.TransportError as error:
+            raise _RetryableFailure(f"SCIM {method} {path} failed: {type(error).__name__}: {error}") from error
+        except httpx.HTTPError as error:
+            raise TargetError(f"SCIM {method} {path} failed: {type(error).__name__}: {error}") from error
+        if not response.is_success:
+            raise _failure_for(method, path, response, self._token)
+        return response
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """The server's ``Retry-After`` when it gave one (capped), else exponential backoff with jitter."""
+        failure = state.outcome.exception() if state.outcome else None
+        if isinstance(failure, _RetryableFailure) and failure.retry_after_s is not None:
+            return min(failure.retry_after_s, self._retry.retry_after_cap_s)
+        return self._backoff(state)
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome else None
+        wait_s = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "%s; retrying in %.2f s (attempt %d of %d)", failure, wait_s, state.attempt_number, self._retry.attempts
+        )
+
+
+def _validation_summary(error: pydantic.ValidationError) -> str:
+    """One line per problem, without pydantic's links."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or 'payload'}: {problem['msg']}" for problem in error.errors()
+    )
+
+
+def to_platform_user(resource: Mapping[str, Any]) -> PlatformUser:
+    """A PlatformUser from a SCIM User resource; the resource itself is kept whole.
+
+    ``active`` has no default in RFC 7643; an absent or null ``active`` is read
+    as True, since platforms list their usable users and many never send it.
+    Raises ValueError when ``id`` or ``userName`` is missing or malformed.
+    """
+    fields: dict[str, Any] = {key: resource.get(key) for key in ("id", "userName", "externalId", "active")}
+    meta = resource.get("meta")
+    if isinstance(meta, Mapping) and "version" in meta:
+        fields["meta"] = {"version": meta["version"]}
+    try:
+        user = User.model_validate(fields, scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    except pydantic.ValidationError as error:
+        raise ValueError(_validation_summary(error)) from error
+    if not user.id or not user.user_name:
+        raise ValueError(f"id and userName are required (id={fields['id']!r}, userName={fields['userName']!r})")
+    return PlatformUser(
+        scim_id=user.id,
+        user_name=user.user_name,
+        external_id=user.external_id,
+        active=True if user.active is None else user.active,
+        resource=resource,
+        version=user.meta.version if user.meta else None,
+    )
+
+
+def _user_from_answer(method: str, path: str, payload: Mapping[str, Any]) -> PlatformUser:
+    try:
+        return to_platform_user(payload)
+    except ValueError as error:
+        raise TargetError(f"SCIM {method} {path} answered an unusable User: {error}") from error
+
+
+def _capabilities_from(payload: Mapping[str, Any]) -> ScimCapabilities:
+    """Read only the flags used here, so vendor additions elsewhere do not fail validation."""
+    subset = {
+        name: {key: part[key] for key in ("supported", "maxResults") if key in part}
+        for name in ("patch", "filter", "etag")
+        if isinstance(part := payload.get(name), Mapping)
+    }
+    config = ServiceProviderConfig.model_validate(subset)
+    max_results = config.filter.max_results if config.filter else None
+    return ScimCapabilities(
+        patch_supported=config.patch.supported is not False if config.patch else DEFAULT_CAPABILITIES.patch_supported,
+        filter_supported=bool(config.filter and config.filter.supported),
+        max_results=max_results if max_results and max_results > 0 else None,
+        etag_supported=bool(config.etag and config.etag.supported),
+    )
+
+
+def filter_string(value: str) -> str:
+    """``value`` as a quoted SCIM filter string (RFC 7644 §3.4.2.2 uses JSON string syntax)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+class ScimReader:
+    """Reads the platform's users. It can only issue GET: its one request method takes no method.
+
+    ``request_counts`` counts every HTTP request issued through this reader and
+    any writer built on it, by method, retries included.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: Secret,
+        page_size: int = 100,
+        timeout_s: float = 30.0,
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        self.page_size = page_size
+        self._http = _ScimHttp(base_url, token, timeout_s, retry, client, transport)
+        self._capabilities: ScimCapabilities | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, unless it was handed in."""
+        await self._http.aclose()
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    @property
+    def request_counts(self) -> Counter[str]:
+        return self._http.request_counts
+
+    async def _get(self, path: str, params: Mapping[str, str | int] | None = None) -> dict[str, Any]:
+        response = await self._http.send("GET", path, params=params)
+        return _json_object("GET", path, response)
+
+    async def discover(self) -> ScimCapabilities:
+        """Read ``/ServiceProviderConfig``; a server without a usable one gets DEFAULT_CAPABILITIES.
+
+        A refused token (401/403) and an unreachable server still raise: they are
+        not a missing configuration, and every later request would fail the same way.
+        """
+        try:
+            payload = await self._get("/ServiceProviderConfig")
+            capabilities = _capabilities_from(payload)
+        except TargetError as error:
+            if error.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN) or error.status is None:
+                raise
+            log.warning("no usable ServiceProviderConfig (%s); assuming %s", error, DEFAULT_CAPABILITIES)
+            capabilities = DEFAULT_CAPABILITIES
+        except pydantic.ValidationError as error:
+            log.warning(
+                "unreadable ServiceProviderConfig (%s); assuming %s", _validation_summary(error), DEFAULT_CAPABILITIES
+            )
+            capabilities = DEFAULT_CAPABILITIES
+        self._capabilities = capabilities
+        return capabilities
+
+    async def capabilities(self) -> ScimCapabilities:
+        """The discovered capabilities, discovering them on first use."""
+        if self._capabilities is None:
+            return await self.discover()
+        return self._capabilities
+
+    async def list_users(self) -> list[PlatformUser]:
+        """Every user, page by page; a listing that cannot be read whole raises TargetError."""
+        return await self._list_users()
+
+    async def find_by_user_name(self, user_name: str) -> list[PlatformUser]:
+        """The users whose userName equals ``user_name`` regardless of case (for linking after a 409).
+
+        Uses a filter where the server supports one, and scans the whole listing
+        where it does not, refuses the filter (400/501), or finds nobody: some
+        servers compare ``eq`` case-sensitively, which would hide the very user
+        a 409 spoke of. Matches are checked here too, so a server that ignores
+        the filter cannot return strangers.
+        """
+        if (await self.capabilities()).filter_supported:
+            try:
+                found = _same_user_name(await self._list_users(f"userName eq {filter_string(user_name)}"), user_name)
+            except TargetError as error:
+                if error.status not in (HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_IMPLEMENTED):
+                    raise
+                log.warning("the userName filter was refused (%s); scanning the listing", error)
+            else:
+                if found:
+                    return found
+        return _same_user_name(await self._list_users(), user_name)
+
+    async def _list_users(self, filter_expression: str | None = None) -> list[PlatformUser]:
+        """Page with startIndex/count, advancing by what each page actually held.
+
+        Servers may return fewer users than asked and may omit itemsPerPage, so
+        only ``len(Resources)`` moves the index. The listing ends once the index
+        passes ``totalResults``. A partial listing must never drive a plan, so an
+        empty page before that raises, and so does a page holding only users
+        already listed (a server ignoring startIndex). Users listed twice, as
+        concurrent changes can shift pages, are kept once.
+        """
+        capabilities = await self.capabilities()
+        count = min(self.page_size, capabilities.max_results or self.page_size)
+        users: dict[str, PlatformUser] = {}
+        start_index, pages = 1, 0
+        while True:
+            params: dict[str, str | int] = {"startIndex": start_index, "count": count}
+            if filter_expression:
+                params["filter"] = filter_expression
+            total, resources = await self._read_page(params)
+            pages += 1
+            page_users = [_user_from_answer("GET", "/Users", resource) for resource in resources]
+            if page_users and all(user.scim_id in users for user in page_users):
+                raise TargetError(
+                    f"SCIM GET /Users answered at startIndex={start_index} only users it had already listed: "
+                    "the server seems to ignore startIndex, and the listing would be partial"
+                )
+            for user in page_users:
+                users.setdefault(user.scim_id, user)
+            start_index += len(resources)
+            if start_index > total:
+                return list(users.values())
+            if not resources:
+                raise TargetError(
+                    f"SCIM GET /Users answered an empty page at startIndex={start_index} although totalResults "
+                    f"is {total}: the listing would be partial"
+                )
+            if pages > total + PAGE_LOOP_SLACK:
+                raise TargetError(f"SCIM GET /Users kept paging past {pages} pages for {total} users")
+
+    async def _read_page(self, params: Mapping[str, str | int]) -> tuple[int, list[Mapping[str, Any]]]:
+        """``(totalResults, Resources)`` of one ListResponse page."""
+        payload = await self._get("/Users", params)
+        envelope = {key: payload[key] for key in ("totalResults", "startIndex", "itemsPerPage") if key in payload}
+        try:
+            page = ListResponse[User].model_validate(envelope)
+        except pydantic.ValidationError as error:
+            summary = _validation_summary(error)
+            raise TargetError(f"SCIM GET /Users answered a malformed ListResponse: {summary}") from error
+        if page.total_results is None:
+            raise TargetError("SCIM GET /Users answered a ListResponse without totalResults")
+        resources = payload.get("Resources") or []
+        if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
+            raise TargetError("SCIM GET /Users answered Resources that are not a list of objects")
+        return page.total_results, resources
+
+
+def _same_user_name(users: list[PlatformUser], user_name: str) -> list[PlatformUser]:
+    """userName is ``caseExact: false`` (RFC 7643 §4.1.1)."""
+    wanted = user_name.casefold()
+    return [user for user in users if user.user_name.casefold() == wanted]
+
+
+class ScimWriter:
+    """Writes to the platform through a reader's connection: the only way to change it.
+
+    The writer shares the reader's client, retries and ``request_counts``.
+    """
+
+    def __init__(self, reader: ScimReader) -> None:
+        self._reader = reader
+        self._http = reader._http  # the reader exposes no writing request; the writer lends it one
+
+    @property
+    def request_counts(self) -> Counter[str]:
+        return self._http.request_counts
+
+    async def find_by_user_name(self, user_name: str) -> list[PlatformUser]:
+        """The reader's lookup, here so that a 409 can be followed by a link with the writer alone."""
+        return await self._reader.find_by_user_name(user_name)
+
+    async def create_user(self, resource: Mapping[str, Any]) -> PlatformUser:
+        """POST /Users; a 409 (the user is already there) raises TargetConflict.
+
+        A create that failed ambiguously (5xx, timeout) is retried like any request;
+        if the first attempt had landed, the retry answers 409 and the caller links
+        the user as for any conflict, so no duplicate is made.
+        """
+        response = await self._http.send("POST", "/Users", body=resource)
+        return _user_from_answer("POST", "/Users", _json_object("POST", "/Users", response))
+
+    async def patch_user(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None:
+        """Apply PATCH operations; where the server does not support PATCH, PUT the patched resource.
+
+        Returns the updated user when the server answers with it (200), None when
+        it answers 204 No Content (or 200 with no body). A 404 raises TargetNotFound.
+        """
+        _check_operations(operations)
+        path = _user_path(user)
+        capabilities = await self._reader.capabilities()
+        if capabilities.patch_supported:
+            body = {"schemas": [PATCH_OP_URN], "Operations": [dict(op) for op in operations]}
+            response = await self._http.send("PATCH", path, body=body)
+            return self._user_or_none("PATCH", path, response)
+        return await self._put(user, apply_operations(user.resource, operations), capabilities)
+
+    async def _put(
+        self, user: PlatformUser, resource: Mapping[str, Any], capabilities: ScimCapabilities
+    ) -> PlatformUser | None:
+        """PUT the whole resource; with ETags, only over the version read, so a concurrent edit is not lost."""
+        path = _user_path(user)
+        headers = {"If-Match": user.version} if capabilities.etag_supported and user.version else None
+        response = await self._http.send("PUT", path, body=resource, headers=headers)
+        return self._user_or_none("PUT", path, response)
+
+    @staticmethod
+    def _user_or_none(method: str, path: str, response: httpx.Response) -> PlatformUser | None:
+        if response.status_code == HTTPStatus.NO_CONTENT or not response.content.strip():
+            return None
+        return _user_from_answer(method, path, _json_object(method, path, response))
+
+
+def _user_path(user: PlatformUser) -> str:
+    return f"/Users/{quote(user.scim_id, safe='')}"
+
+
+def _check_operations(operations: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse malformed operations before anything is sent: they are a caller's bug, not a target failure."""
+    if not operations:
+        raise ValueError("a PATCH needs at least one operation")
+    for operation in operations:
+        op = str(operation.get("op", "")).lower()
+        if op not in PATCH_OPS:
+            raise ValueError(f"PATCH op must be one of add, replace, remove: {operation}")
+        if op == "remove" and not operation.get("path"):
+            raise ValueError(f"a remove operation needs a path: {operation}")
+        if op != "remove" and "value" not in operation:
+            raise ValueError(f"an {op} operation needs a value: {operation}")
+        if not operation.get("path") and not isinstance(operation.get("value"), Mapping):
+            raise ValueError(f"an operation without a path needs an object value: {operation}")
+
+
+def apply_operations(resource: Mapping[str, Any], operations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The resource as the PATCH operations would leave it, ready for a PUT (RFC 7644 §3.5.2).
+
+    Attributes the operations do not name are kept, so the PUT does not wipe
+    what the platform owns. A value object merges into an existing complex
+    attribute (sub-attributes not named are kept); ``add`` of a list extends a
+    multi-valued attribute; a null value or ``remove`` unassigns. Read-only
+    attributes (``meta``, ``groups``) are dropped. Paths are those of
+    :func:`reconciler.mapping.parse_target_path`, plus ``active`` and
+    ``externalId``; raises ValueError for any other.
+    """
+    _check_operations(operations)
+    replacement = copy.deepcopy(dict(resource))
+    for operation in operations:
+        op = str(operation["op"]).lower()
+        path = operation.get("path")
+        if path:
+            _apply_at_path(replacement, path, None if op == "remove" else operation["value"], op)
+        else:
+            for key, value in operation["value"].items():
+                _apply_at_path(replacement, key, value, op)
+    for attribute in READ_ONLY_ATTRIBUTES:
+        replacement.pop(attribute, None)
+    return replacement
+
+
+def _apply_at_path(resource: dict[str, Any], path: str, value: Any, op: str) -> None:
+    if path in DIRECT_PATHS or _is_schema_key(resource, path):
+        _apply_top_level(resource, path, value, op)
+        return
+    try:
+        target = parse_target_path(path)
+    except ValueError as error:
+        raise ValueError(f"cannot replay PATCH path {path!r} as a PUT: {error}") from error
+    if target.schema is None and target.sub_attribute is None and target.entry_type is None:
+        _apply_top_level(resource, target.attribute, value, op)
+    elif value is None:
+        _remove(resource, target)
+    else:
+        set_value(resource, target, value)
+
+
+def _is_schema_key(resource: Mapping[str, Any], key: str) -> bool:
+    """``urn:...:enterprise:2.0:User`` and other extension objects, as opposed to ``urn:...:User:department``."""
+    schemas = resource.get("schemas")
+    if not key.startswith("urn:") or key == CORE_USER_URN:
+        return False
+    return key == ENTERPRISE_URN or (isinstance(schemas, list) and key in schemas)
+
+
+def _apply_top_level(resource: dict[str, Any], key: str, value: Any, op: str) -> None:
+    """Set, merge into, extend or unassign a top-level attribute or an extension object."""
+    if value is None:
+        _remove_top_level(resource, key)
+        return
+    current = resource.get(key)
+    if isinstance(value, Mapping) and isinstance(current, Mapping):
+        merged = {**current, **copy.deepcopy(dict(value))}
+        resource[key] = {name: part for name, part in merged.items() if part is not None}
+    elif op == "add" and isinstance(value, list) and isinstance(current, list):
+        resource[key] = current + [entry for entry in copy.deepcopy(value) if entry not in current]
+    else:
+        resource[key] = copy.deepcopy(value)
+    if key.startswith("urn:") and key != CORE_USER_URN:
+        schemas = resource.setdefault("schemas", [CORE_USER_URN])
+        if key not in schemas:
+            schemas.append(key)
+
+
+def _remove_top_level(resource: dict[str, Any], key: str) -> None:
+    resource.pop(key, None)
+    schemas = resource.get("schemas")
+    if key.startswith("urn:") and isinstance(schemas, list) and key in schemas:
+        schemas.remove(key)
+
+
+def _remove(resource: dict[str, Any], target: TargetPath) -> None:
+    """Unassign the value at ``target``: a typed entry goes whole, a sub-attribute alone."""
+    if target.entry_type is not None:
+        set_value(resource, target, None)
+        return
+    container = resource.get(target.schema) if target.schema and target.schema != CORE_USER_URN else resource
+    if not isinstance(container, dict):
+        return
+    if target.sub_attribute is None:
+        container.pop(target.attribute, None)
+    elif isinstance(complex_value := container.get(target.attribute), dict):
+        complex_value.pop(target.sub_attribute, None)
