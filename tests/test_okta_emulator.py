@@ -1,0 +1,534 @@
+"""The Okta emulator answers like Okta: through the okta SDK's own models, and on the wire."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from okta.client import Client
+from okta.models.app_user_status import AppUserStatus
+
+from reconciler.okta_emulator import (
+    TOKEN_PATH,
+    FaultKind,
+    OktaEmulator,
+    okta_emulator_in_thread,
+    run_okta_emulator,
+)
+
+API_TOKEN = "00emulator-test-token"
+READ_SCOPES = ["okta.apps.read", "okta.users.read"]
+OKTA_ID = re.compile(r"^(00u|00g|0oa)[A-Za-z0-9]{17}$")
+
+
+@dataclass
+class Org:
+    emulator: OktaEmulator
+    url: str
+    app_id: str
+
+
+@pytest.fixture(scope="module")
+def private_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+async def org() -> AsyncIterator[Org]:
+    emulator = OktaEmulator(seed=7, api_tokens=[API_TOKEN])
+    app = emulator.create_app()
+    async with run_okta_emulator(emulator) as url:
+        yield Org(emulator, url, app.id)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(headers={"Authorization": f"SSWS {API_TOKEN}"}) as session:
+        yield session
+
+
+@contextmanager
+def http_check_disabled() -> Iterator[None]:
+    """The SDK refuses an http:// org URL unless this variable is set while the client is built."""
+    previous = os.environ.get("OKTA_TESTING_TESTINGDISABLEHTTPSCHECK")
+    os.environ["OKTA_TESTING_TESTINGDISABLEHTTPSCHECK"] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["OKTA_TESTING_TESTINGDISABLEHTTPSCHECK"]
+        else:
+            os.environ["OKTA_TESTING_TESTINGDISABLEHTTPSCHECK"] = previous
+
+
+def sdk_client(org_url: str, **config: Any) -> Client:
+    with http_check_disabled():
+        return Client({"orgUrl": org_url, "requestTimeout": 10, "rateLimit": {"maxRetries": 0}, **config})
+
+
+def pem(private_key: rsa.RSAPrivateKey) -> str:
+    return private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def page_links(response: aiohttp.ClientResponse) -> list[str]:
+    return response.headers.getall("Link", [])
+
+
+# -- through the SDK's models -------------------------------------------------
+
+
+async def test_listing_parses_through_the_sdk_models(org: Org) -> None:
+    emulator = org.emulator
+    ada = emulator.create_user(
+        login="ada@example.com", first_name="Ada", last_name="Lovelace", displayName="Ada L", locale="en_GB"
+    )
+    emulator.assign_user(org.app_id, ada.id, profile={"displayName": "Countess"})
+    emulator.mark_provisioned(org.app_id, ada.id, scim_id="scim-ada")
+    emulator.set_user_status(ada.id, "SUSPENDED")
+    group = emulator.create_group("Engineering")
+    grace = emulator.create_user(login="grace@example.com", first_name="Grace", last_name="Hopper")
+    emulator.add_group_member(group.id, grace.id)
+    emulator.assign_group(org.app_id, group.id)
+
+    async with sdk_client(org.url, token=API_TOKEN) as client:
+        app_users, response, error = await client.list_application_users(org.app_id, limit=500, expand="user")
+
+    assert error is None
+    by_id = {app_user.id: app_user for app_user in app_users}
+    assert set(by_id) == {ada.id, grace.id}
+    provisioned = by_id[ada.id]
+    assert provisioned.status is AppUserStatus.PROVISIONED
+    assert provisioned.sync_state.value == "SYNCHRONIZED"
+    assert provisioned.scope == "USER"
+    assert provisioned.external_id == "scim-ada"
+    assert provisioned.last_sync is not None
+    assert provisioned.credentials.user_name == "ada@example.com"
+    assert provisioned.profile == {
+        "givenName": "Ada",
+        "familyName": "Lovelace",
+        "email": "ada@example.com",
+        "displayName": "Countess",
+        "locale": "en_GB",
+    }
+    assert provisioned.embedded["user"]["status"] == "SUSPENDED"
+    assert provisioned.embedded["user"]["profile"]["login"] == "ada@example.com"
+    from_group = by_id[grace.id]
+    assert from_group.scope == "GROUP"
+    assert from_group.external_id is None
+    assert from_group.links.group.name == "Engineering"
+    assert response.headers["X-Rate-Limit-Limit"] == "600"
+
+
+async def test_single_resources_parse_through_the_sdk_models(org: Org) -> None:
+    user = org.emulator.create_user(login="ken@example.com", first_name="Ken", last_name="Thompson", status="STAGED")
+    org.emulator.assign_user(org.app_id, user.id, user_name="kthompson")
+
+    async with sdk_client(org.url, token=API_TOKEN) as client:
+        app, _, app_error = await client.get_application(org.app_id)
+        okta_user, _, user_error = await client.get_user(user.id)
+        by_login, _, _ = await client.get_user("ken@example.com")
+        app_user, _, app_user_error = await client.get_application_user(org.app_id, user.id, expand="user")
+
+    assert (app_error, user_error, app_user_error) == (None, None, None)
+    assert app.id == org.app_id
+    assert app.sign_on_mode.value == "SAML_2_0"
+    assert okta_user.status.value == "STAGED"
+    assert okta_user.activated is None
+    assert okta_user.profile.login == "ken@example.com"
+    assert by_login.id == user.id
+    assert app_user.credentials.user_name == "kthompson"
+    assert app_user.embedded["user"]["id"] == user.id
+
+
+async def test_link_headers_survive_the_sdk_header_dict(org: Org) -> None:
+    """The SDK keeps the last of repeated headers: Okta's order (self, then next) keeps the next link."""
+    org.emulator.add_assigned_users(org.app_id, 3)
+
+    async with sdk_client(org.url, token=API_TOKEN) as client:
+        _, response, _ = await client.list_application_users(org.app_id, limit=2)
+
+    assert 'rel="next"' in response.headers["Link"]
+
+
+# -- on the wire --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", ["0", "501", "-3", "many"])
+async def test_limit_out_of_bounds_is_an_okta_400(org: Org, http: aiohttp.ClientSession, limit: str) -> None:
+    async with http.get(f"{org.url}/api/v1/apps/{org.app_id}/users", params={"limit": limit}) as response:
+        body = await response.json()
+
+    assert response.status == 400
+    assert body["errorCode"] == "E0000001"
+    assert set(body) == {"errorCode", "errorSummary", "errorLink", "errorId", "errorCauses"}
+
+
+async def test_limit_defaults_to_50_and_accepts_the_bounds(org: Org, http: aiohttp.ClientSession) -> None:
+    org.emulator.add_assigned_users(org.app_id, 60)
+    users_url = f"{org.url}/api/v1/apps/{org.app_id}/users"
+
+    async with http.get(users_url) as default:
+        assert len(await default.json()) == 50
+        assert page_links(default)[0] == f'<{users_url}?limit=50>; rel="self"'
+    for limit, expected in (("1", 1), ("500", 60)):
+        async with http.get(users_url, params={"limit": limit}) as response:
+            assert response.status == 200
+            assert len(await response.json()) == expected
+
+
+async def test_cursor_paging_follows_link_headers_across_pages(org: Org, http: aiohttp.ClientSession) -> None:
+    seeded = org.emulator.add_assigned_users(org.app_id, 1234)
+    users_url = f"{org.url}/api/v1/apps/{org.app_id}/users"
+
+    url: str | None = f"{users_url}?expand=user&limit=500"
+    pages: list[list[dict[str, Any]]] = []
+    while url is not None:
+        async with http.get(url) as response:
+            page = await response.json()
+            links = page_links(response)
+        pages.append(page)
+        assert links[0] == f'<{url}>; rel="self"'
+        url = links[1].removeprefix("<").removesuffix('>; rel="next"') if len(links) > 1 else None
+        if url is not None:
+            assert url == f"{users_url}?after={page[-1]['id']}&expand=user&limit=500"
+
+    assert [len(page) for page in pages] == [500, 500, 234]
+    listed = [app_user["id"] for page in pages for app_user in page]
+    assert listed == sorted({user.id for user in seeded})
+
+
+async def test_expand_user_embeds_the_user_and_is_absent_otherwise(org: Org, http: aiohttp.ClientSession) -> None:
+    user = org.emulator.add_assigned_users(org.app_id, 1)[0]
+    users_url = f"{org.url}/api/v1/apps/{org.app_id}/users"
+
+    async with http.get(users_url) as plain, http.get(users_url, params={"expand": "user"}) as expanded:
+        plain_body, expanded_body = await plain.json(), await expanded.json()
+    async with http.get(f"{org.url}/api/v1/users/{user.id}") as single:
+        user_body = await single.json()
+
+    assert "_embedded" not in plain_body[0]
+    assert expanded_body[0]["_embedded"] == {"user": user_body}
+    assert {key: value for key, value in expanded_body[0].items() if key != "_embedded"} == plain_body[0]
+    assert list(plain_body[0]) == [
+        "id", "externalId", "created", "lastUpdated", "scope", "status", "statusChanged",
+        "passwordChanged", "syncState", "credentials", "profile", "_links",
+    ]  # fmt: skip
+
+
+async def test_user_and_group_scopes(org: Org, http: aiohttp.ClientSession) -> None:
+    emulator = org.emulator
+    direct = emulator.create_user(login="direct@example.com", first_name="D", last_name="Irect")
+    both = emulator.create_user(login="both@example.com", first_name="B", last_name="Oth")
+    member = emulator.create_user(login="member@example.com", first_name="M", last_name="Ember")
+    group = emulator.create_group("Everyone")
+    for user in (both, member):
+        emulator.add_group_member(group.id, user.id)
+    emulator.assign_user(org.app_id, direct.id)
+    emulator.assign_user(org.app_id, both.id)
+    emulator.assign_group(org.app_id, group.id)
+    emulator.mark_provisioned(org.app_id, member.id, scim_id="scim-member")
+
+    async def scopes() -> dict[str, str]:
+        async with http.get(f"{org.url}/api/v1/apps/{org.app_id}/users") as response:
+            return {app_user["id"]: app_user["scope"] for app_user in await response.json()}
+
+    assert await scopes() == {direct.id: "USER", both.id: "USER", member.id: "GROUP"}
+    emulator.unassign_user(org.app_id, both.id)
+    assert await scopes() == {direct.id: "USER", both.id: "GROUP", member.id: "GROUP"}
+    emulator.unassign_group(org.app_id, group.id)
+    assert await scopes() == {direct.id: "USER"}
+    emulator.assign_group(org.app_id, group.id)
+    async with http.get(f"{org.url}/api/v1/apps/{org.app_id}/users/{member.id}") as response:
+        assert (await response.json())["externalId"] is None  # unassigning forgot the SCIM id
+
+
+async def test_profile_changes_flow_into_the_mapped_app_profile(org: Org, http: aiohttp.ClientSession) -> None:
+    user = org.emulator.add_assigned_users(org.app_id, 1)[0]
+    org.emulator.update_user_profile(user.id, lastName="Renamed", email="renamed@example.com")
+
+    async with http.get(f"{org.url}/api/v1/apps/{org.app_id}/users/{user.id}") as response:
+        profile = (await response.json())["profile"]
+
+    assert (profile["familyName"], profile["email"]) == ("Renamed", "renamed@example.com")
+
+
+async def test_unknown_app_user_and_cursor(org: Org, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{org.url}/api/v1/apps/0oaNOPE0000000000000/users") as no_app:
+        assert no_app.status == 404
+        assert (await no_app.json())[
+            "errorSummary"
+        ] == "Not found: Resource not found: 0oaNOPE0000000000000 (AppInstance)"
+    async with http.get(f"{org.url}/api/v1/users/00uNOPE0000000000000") as no_user:
+        assert (no_user.status, (await no_user.json())["errorCode"]) == (404, "E0000007")
+    async with http.get(f"{org.url}/api/v1/apps/{org.app_id}/users", params={"after": "garbage"}) as bad_cursor:
+        assert (bad_cursor.status, (await bad_cursor.json())["errorCode"]) == (400, "E0000029")
+
+
+async def test_bad_or_missing_token_is_401_e0000011(org: Org) -> None:
+    users_url = f"{org.url}/api/v1/apps/{org.app_id}/users"
+    async with aiohttp.ClientSession() as session:
+        for headers in ({}, {"Authorization": "SSWS wrong"}, {"Authorization": "Bearer unknown"}):
+            async with session.get(users_url, headers=headers) as response:
+                body = await response.json()
+                assert response.status == 401
+                assert (body["errorCode"], body["errorSummary"]) == ("E0000011", "Invalid token provided")
+                assert "X-Rate-Limit-Remaining" in response.headers
+
+    async with sdk_client(org.url, token="wrong") as client:
+        _, _, error = await client.list_application_users(org.app_id)
+    assert (error.status, error.error_code) == (401, "E0000011")
+
+
+async def test_rate_limit_headers_and_429(http: aiohttp.ClientSession) -> None:
+    now = [1_700_000_000.0]
+    emulator = OktaEmulator(api_tokens=[API_TOKEN], clock=lambda: now[0])
+    app = emulator.create_app()
+    user = emulator.create_user(login="a@example.com", first_name="A", last_name="B")
+    emulator.set_rate_limit(2, bucket="/api/v1/apps")
+    async with run_okta_emulator(emulator) as url:
+        users_url = f"{url}/api/v1/apps/{app.id}/users"
+        remaining = []
+        for _ in range(2):
+            async with http.get(users_url) as response:
+                remaining.append(response.headers["X-Rate-Limit-Remaining"])
+        async with http.get(users_url) as limited:
+            body = await limited.json()
+        async with http.get(f"{url}/api/v1/users/{user.id}") as other_bucket:
+            assert other_bucket.status == 200
+        now[0] += 61
+        async with http.get(users_url) as after_window:
+            assert after_window.status == 200
+
+    assert remaining == ["1", "0"]
+    assert limited.status == 429
+    assert (body["errorCode"], body["errorSummary"]) == (
+        "E0000047",
+        "API call exceeded rate limit due to too many requests.",
+    )
+    assert limited.headers["X-Rate-Limit-Limit"] == "2"
+    assert limited.headers["X-Rate-Limit-Remaining"] == "0"
+    assert limited.headers["X-Rate-Limit-Reset"] == str(1_700_000_000 + 60)
+    assert limited.headers["Date"]
+
+
+async def test_private_key_jwt_token_flow_through_the_sdk(org: Org, private_key: rsa.RSAPrivateKey) -> None:
+    client_id = org.emulator.register_client(private_key.public_key(), READ_SCOPES)
+    org.emulator.add_assigned_users(org.app_id, 3)
+    config = {
+        "authorizationMode": "PrivateKey",
+        "clientId": client_id,
+        "scopes": READ_SCOPES,
+        "privateKey": pem(private_key),
+    }
+
+    async with sdk_client(org.url, **config) as client:
+        first, _, first_error = await client.list_application_users(org.app_id, expand="user")
+        second, _, _ = await client.list_application_users(org.app_id)
+
+    assert first_error is None
+    assert len(first) == len(second) == 3
+    assert [(r.method, r.path, r.auth_scheme) for r in org.emulator.requests] == [
+        ("POST", TOKEN_PATH, None),
+        ("GET", f"/api/v1/apps/{org.app_id}/users", "Bearer"),
+        ("GET", f"/api/v1/apps/{org.app_id}/users", "Bearer"),
+    ]
+
+
+async def test_assertion_signed_by_another_key_is_refused(org: Org, private_key: rsa.RSAPrivateKey) -> None:
+    client_id = org.emulator.register_client(private_key.public_key(), READ_SCOPES)
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    config = {
+        "authorizationMode": "PrivateKey",
+        "clientId": client_id,
+        "scopes": READ_SCOPES,
+        "privateKey": pem(forger),
+    }
+
+    async with sdk_client(org.url, **config) as client:
+        app_users, _, error = await client.list_application_users(org.app_id)
+
+    assert app_users is None
+    assert (error.status, error.error_code) == (401, "invalid_client")
+    assert "signature is invalid" in error.error_summary
+    assert org.emulator.request_count("/api/v1/*") == 0
+
+
+def assertion(private_key: rsa.RSAPrivateKey, client_id: str, audience: str, **overrides: Any) -> str:
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": audience, "iat": now, "exp": now + 300}
+    claims["jti"] = str(uuid.uuid4())
+    return jwt.encode({**claims, **overrides}, private_key, algorithm="RS256")
+
+
+async def post_token(url: str, client_assertion: str, scope: str = "okta.apps.read") -> tuple[int, dict[str, Any]]:
+    form = {
+        "grant_type": "client_credentials",
+        "scope": scope,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": client_assertion,
+    }
+    async with aiohttp.ClientSession() as session, session.post(url + TOKEN_PATH, data=form) as response:
+        return response.status, await response.json()
+
+
+async def test_token_endpoint_checks_the_assertion_and_scopes(org: Org, private_key: rsa.RSAPrivateKey) -> None:
+    client_id = org.emulator.register_client(pem_public(private_key), ["okta.apps.read"])
+    audience = org.url + TOKEN_PATH
+    replayed = assertion(private_key, client_id, audience)
+
+    status, granted = await post_token(org.url, replayed)
+    assert (status, granted["token_type"], granted["expires_in"], granted["scope"]) == (
+        200,
+        "Bearer",
+        3600,
+        "okta.apps.read",
+    )
+    assert granted["access_token"]
+    cases = {
+        "replayed": replayed,
+        "wrong audience": assertion(private_key, client_id, "https://elsewhere.example.com/oauth2/v1/token"),
+        "expired": assertion(private_key, client_id, audience, exp=int(time.time()) - 10),
+        "unknown client": assertion(private_key, "0oaUNKNOWN00000000000", audience),
+        "sub differs": assertion(private_key, client_id, audience, sub="someone-else"),
+        "not a JWT": "not-a-jwt",
+    }
+    for case, client_assertion in cases.items():
+        status, body = await post_token(org.url, client_assertion)
+        assert (status, body["error"]) == (401, "invalid_client"), case
+    status, body = await post_token(org.url, assertion(private_key, client_id, audience), scope="okta.users.manage")
+    assert (status, body["error"]) == (400, "invalid_scope")
+    assert "okta.users.manage" in body["error_description"]
+
+
+def pem_public(private_key: rsa.RSAPrivateKey) -> str:
+    return (
+        private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+async def test_access_token_scopes_are_enforced(org: Org, private_key: rsa.RSAPrivateKey) -> None:
+    client_id = org.emulator.register_client(private_key.public_key(), ["okta.apps.read"])
+    user = org.emulator.add_assigned_users(org.app_id, 1)[0]
+    _, token = await post_token(org.url, assertion(private_key, client_id, org.url + TOKEN_PATH))
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.get(f"{org.url}/api/v1/apps/{org.app_id}/users") as allowed:
+            assert allowed.status == 200
+        async with session.get(f"{org.url}/api/v1/users/{user.id}") as denied:
+            assert (denied.status, (await denied.json())["errorCode"]) == (403, "E0000006")
+        org.emulator.revoke_access_tokens()
+        async with session.get(f"{org.url}/api/v1/apps/{org.app_id}/users") as revoked:
+            assert revoked.status == 401
+
+
+# -- faults, latency, request log ---------------------------------------------
+
+
+async def test_nth_request_fault_and_request_log(org: Org, http: aiohttp.ClientSession) -> None:
+    rule = org.emulator.inject_fault("/api/v1/apps/*/users", status=500, nth=2)
+    users_url = f"{org.url}/api/v1/apps/{org.app_id}/users"
+
+    statuses = []
+    for _ in range(3):
+        async with http.get(users_url, params={"limit": "5"}) as response:
+            statuses.append(response.status)
+            if response.status == 500:
+                assert (await response.json())["errorCode"] == "E0000009"
+                assert "X-Rate-Limit-Reset" in response.headers
+
+    assert statuses == [200, 500, 200]
+    assert (rule.seen, rule.fired) == (3, 1)
+    assert [(r.status, r.query, r.auth_scheme) for r in org.emulator.requests] == [
+        (200, {"limit": "5"}, "SSWS"),
+        (500, {"limit": "5"}, "SSWS"),
+        (200, {"limit": "5"}, "SSWS"),
+    ]
+    assert org.emulator.request_count("/api/v1/apps/*/users", method="GET") == 3
+
+
+async def test_fault_without_date_and_rate_limit_headers(org: Org, http: aiohttp.ClientSession) -> None:
+    org.emulator.inject_fault("/api/v1/apps/*", status=503, rate_limit_headers=False)
+
+    async with http.get(f"{org.url}/api/v1/apps/{org.app_id}/users") as response:
+        body = await response.json()
+
+    assert response.status == 503
+    assert body["errorSummary"] == "Service Unavailable"
+    assert "Date" not in response.headers
+    assert not [name for name in response.headers if name.lower().startswith("x-rate-limit")]
+
+
+async def test_dropped_connection_and_non_json_answers(org: Org, http: aiohttp.ClientSession) -> None:
+    users_url = f"{org.url}/api/v1/apps/{org.app_id}/users"
+    org.emulator.inject_fault("/api/v1/apps/*/users", kind=FaultKind.DROP, times=2)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        async with http.get(users_url):
+            pass
+    org.emulator.clear_faults()
+    org.emulator.inject_fault("/api/v1/apps/*/users", kind=FaultKind.NON_JSON, status=200)
+
+    async with http.get(users_url) as response:
+        assert (response.status, response.content_type) == (200, "text/html")
+        assert (await response.text()).startswith("<html>")
+    assert [r.status for r in org.emulator.requests] == [None, None, 200]
+
+
+async def test_latency_delays_answers(org: Org, http: aiohttp.ClientSession) -> None:
+    org.emulator.set_latency(150)
+    started = time.perf_counter()
+    async with http.get(f"{org.url}/api/v1/apps/{org.app_id}") as response:
+        assert response.status == 200
+    assert time.perf_counter() - started >= 0.15
+
+
+# -- ids and runners ----------------------------------------------------------
+
+
+def test_ids_look_like_okta_ids_and_follow_the_seed() -> None:
+    def some_ids(seed: int) -> list[str]:
+        emulator = OktaEmulator(seed=seed)
+        app = emulator.create_app()
+        users = emulator.add_assigned_users(app.id, 3)
+        return [app.id, emulator.create_group("G").id, *(user.id for user in users)]
+
+    ids = some_ids(seed=3)
+    assert all(OKTA_ID.match(okta_id) for okta_id in ids)
+    assert some_ids(seed=3) == ids
+    assert some_ids(seed=4) != ids
+
+
+def test_thread_runner_serves_sync_callers() -> None:
+    emulator = OktaEmulator(api_tokens=[API_TOKEN])
+    app = emulator.create_app()
+
+    with okta_emulator_in_thread(emulator) as url:
+        assert url.startswith("http://127.0.0.1:")
+        emulator.add_assigned_users(app.id, 2)  # changed while the server thread runs
+        request = urllib.request.Request(
+            f"{url}/api/v1/apps/{app.id}/users", headers={"Authorization": f"SSWS {API_TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            listed = json.load(response)
+
+    assert [app_user["id"] for app_user in listed] == emulator.listed_user_ids(app.id)
+    with pytest.raises(urllib.error.URLError, match="Connection refused"):
+        urllib.request.urlopen(f"{url}/api/v1/apps/{app.id}", timeout=2)
