@@ -1,0 +1,536 @@
+"""Reads the desired state: the Okta app's assignments, through the official ``okta`` SDK.
+
+:class:`OktaSource` pages ``GET /api/v1/apps/{appId}/users?expand=user&limit=500``
+in its own loop, following the ``after`` value of the ``Link: rel="next"``
+header, and turns every AppUser into an :class:`OktaAssignment` as soon as the
+page arrives. Any failure, on any page, raises one :class:`SourceError` that
+says what failed: a partial listing is never returned, because a partial
+desired state would drive deactivations.
+
+Things about okta 3.4.6 this module works around (each verified against its source):
+
+- a refused connection or a timeout comes back as an error value that the SDK's
+  own API method then trips over (``AttributeError`` on ``None.status``),
+  losing the cause: :class:`_RaisingHTTPClient` raises the transport error instead;
+- its generated API methods send ``Authorization: SSWS<token>`` without the
+  space: the API token is passed per call (``_request_auth``) in the documented form;
+- ``AppUser.to_dict()`` drops the read-only ``externalId`` and ``_embedded``:
+  :func:`app_user_as_dict` uses ``model_dump(by_alias=True)`` instead;
+- a JWK private key goes through ``ast.literal_eval`` and per-value string
+  stripping, which break on JSON ``true``/``null`` and list members: the key
+  is converted to PEM here;
+- every ``Client()`` adds a stream handler to the ``okta-sdk-python`` logger,
+  whose debug records hold the whole request, Authorization header included:
+  the added handler is removed and a filter masks credentials.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, Literal, Self
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pydantic
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from jwt.algorithms import RSAAlgorithm
+from jwt.exceptions import InvalidKeyError
+from okta.client import Client
+from okta.http_client import HTTPClient
+
+from reconciler.errors import SourceError
+from reconciler.records import OktaAssignment
+from reconciler.secret import Secret
+
+AuthMode = Literal["api_token", "private_key"]
+
+DEFAULT_SCOPES = ("okta.apps.read", "okta.users.read")
+"""What listing an app's users with ``expand=user`` needs from a service app."""
+MAX_PAGE_SIZE = 500
+"""Okta's ceiling for ``limit`` on ``/api/v1/apps/{appId}/users``."""
+SDK_LOGGER_NAME = "okta-sdk-python"
+HTTPS_CHECK_ENV = "OKTA_TESTING_TESTINGDISABLEHTTPSCHECK"
+_AUTH_MODES = {"api_token": "SSWS", "private_key": "PrivateKey"}
+_LINK = re.compile(r"<(?P<url>[^>]*)>(?P<params>[^,<]*)")
+_REL = re.compile(r"""\brel\s*=\s*(?:"(?P<quoted>[^"]*)"|(?P<bare>[^\s;,]+))""", re.IGNORECASE)
+_MAX_DETAIL = 300
+
+
+class OktaSource:
+    """The Okta side of a run: lists one app's assignments.
+
+    Use it as an async context manager, so that listings share one HTTP
+    session (``list_assignments`` also works outside, with a session of its own)::
+
+        async with OktaSource(org_url=..., app_id=..., auth="api_token", token=Secret(...)) as source:
+            assignments = await source.list_assignments()
+
+    ``sdk_max_retries`` is the SDK's own 429/503/504 retry, off by default:
+    pacing and retries belong to the caller, and the SDK's retry needs ``Date``
+    and ``X-Rate-Limit-Reset`` on the answer (without them it fails with an
+    ``AttributeError``, which is reported as a SourceError like any failure).
+    """
+
+    def __init__(
+        self,
+        *,
+        org_url: str,
+        app_id: str,
+        auth: AuthMode,
+        token: Secret | None = None,
+        client_id: str | None = None,
+        private_key: Secret | None = None,
+        scopes: Sequence[str] = DEFAULT_SCOPES,
+        timeout_s: float = 30.0,
+        key_id: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        sdk_max_retries: int = 0,
+    ) -> None:
+        self.org_url, loopback_http = checked_org_url(org_url)
+        if not app_id:
+            raise SourceError("okta app id is empty")
+        if timeout_s <= 0:
+            raise SourceError(f"okta timeout must be more than 0 s, not {timeout_s}")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise SourceError(f"okta page size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
+        self.app_id = app_id
+        self.auth = auth
+        self.timeout_s = timeout_s
+        self.page_size = page_size
+        self._scopes = tuple(scopes)
+        self._client_id = client_id
+        self._secrets = tuple(secret for secret in (token, private_key) if secret is not None)
+        credentials = _credentials_config(auth, token, client_id, private_key, self._scopes, key_id)
+        self._request_auth = _api_token_auth(token) if auth == "api_token" and token is not None else None
+        self._client = self._build_client(credentials, loopback_http, sdk_max_retries)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        self._open_session()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session (idempotent)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def list_assignments(self) -> list[OktaAssignment]:
+        """Every user assigned to the app, directly or through a group.
+
+        Raises :class:`SourceError` if any page fails: never a partial list.
+        Outside ``async with``, a session is opened for this listing only.
+        """
+        if self._session is not None:
+            return await self._list_pages()
+        async with self:
+            return await self._list_pages()
+
+    async def _list_pages(self) -> list[OktaAssignment]:
+        assignments: list[OktaAssignment] = []
+        seen_cursors: set[str] = set()
+        cursor: str | None = None
+        page = 1
+        while True:
+            app_users, headers = await self._fetch_page(page, cursor)
+            assignments.extend(self._convert_page(page, app_users))
+            cursor = next_cursor(headers)
+            if cursor is None:
+                return assignments
+            if cursor in seen_cursors:
+                raise self._error(
+                    f"Okta listing of app {self.app_id} loops: page {page} points back to cursor {cursor}"
+                )
+            seen_cursors.add(cursor)
+            page += 1
+
+    # -- one page ------------------------------------------------------------
+
+    async def _fetch_page(self, page: int, cursor: str | None) -> tuple[list[Any], Mapping[str, Any]]:
+        try:
+            data, response, error = await self._client.list_application_users(
+                self.app_id,
+                limit=self.page_size,
+                expand="user",
+                after=cursor,
+                _request_auth=self._request_auth,
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise self._error(self._transport_failure(exc, page)) from exc
+        except Exception as exc:  # the SDK fails in its own code on some answers
+            raise self._error(self._sdk_failure(exc, page)) from exc
+        if error is not None:
+            raise self._error(self._okta_failure(error, page))
+        if data is None:
+            status = getattr(response, "status_code", None) or getattr(response, "status", None)
+            raise self._error(f"Okta listing failed on page {page} of app {self.app_id}: empty answer (HTTP {status})")
+        headers = getattr(response, "headers", None)
+        return list(data), headers if isinstance(headers, Mapping) else {}
+
+    def _convert_page(self, page: int, app_users: list[Any]) -> list[OktaAssignment]:
+        try:
+            return [assignment_from_app_user(app_user_as_dict(app_user)) for app_user in app_users]
+        except SourceError as exc:
+            raise self._error(f"Okta listing failed on page {page} of app {self.app_id}: {exc}") from None
+
+    # -- messages ------------------------------------------------------------
+
+    def _where(self, page: int) -> str:
+        return f"page {page} of app {self.app_id}"
+
+    def _transport_failure(self, exc: BaseException, page: int) -> str:
+        if isinstance(exc, TimeoutError):
+            return f"Okta at {self.org_url} did not answer within {self.timeout_s:g} s ({self._where(page)})"
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            refused = isinstance(exc.os_error, ConnectionRefusedError) or exc.os_error.errno == errno.ECONNREFUSED
+            reason = "connection refused" if refused else (exc.os_error.strerror or str(exc.os_error))
+            return f"cannot reach Okta at {self.org_url}: {reason} ({self._where(page)})"
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return f"Okta at {self.org_url} closed the connection without answering ({self._where(page)})"
+        return f"cannot talk to Okta at {self.org_url}: {_exception_text(exc)} ({self._where(page)})"
+
+    def _sdk_failure(self, exc: Exception, page: int) -> str:
+        if isinstance(exc, pydantic.ValidationError):
+            problem = _first_problem(exc)
+            return f"Okta listing failed on {self._where(page)}: the answer does not parse as app users ({problem})"
+        hint = ""
+        if isinstance(exc, AttributeError):
+            hint = " (it does this on a 429/503/504 answer without Date and X-Rate-Limit-Reset headers)"
+        return f"Okta listing failed on {self._where(page)}: the okta SDK failed: {_exception_text(exc)}{hint}"
+
+    def _okta_failure(self, error: Exception, page: int) -> str:
+        status = getattr(error, "status", None)
+        code = getattr(error, "error_code", None)
+        detail = _okta_error_detail(error)
+        if code == "invalid_client":
+            return (
+                f"Okta refused service app {self._client_id}'s client assertion ({detail}): "
+                "check okta.client_id, and that okta.private_key_file matches the public key registered in Okta"
+            )
+        if code == "invalid_scope":
+            scopes = " ".join(self._scopes)
+            return (
+                f"Okta refused the scopes {scopes} ({detail}): "
+                f"grant them to service app {self._client_id} in Okta, or change okta.scopes"
+            )
+        if status == 401 and self.auth == "api_token":
+            return f"Okta rejected the API token ({detail}): check okta.token_env (or okta.token_file)"
+        if status == 401:
+            return f"Okta rejected service app {self._client_id}'s access token ({detail})"
+        if status == 403:
+            return (
+                f"Okta denied reading app {self.app_id}'s assignments ({detail}): the credential needs okta.apps.read"
+            )
+        if status == 404:
+            return f"Okta has no app {self.app_id} ({detail}): check okta.app_id"
+        return f"Okta listing failed on {self._where(page)}: {detail}"
+
+    def _error(self, message: str) -> SourceError:
+        """A SourceError whose message cannot carry a credential, even if Okta echoed one."""
+        for secret in self._secrets:
+            message = message.replace(secret.reveal(), "********")
+        return SourceError(message)
+
+    # -- setup ---------------------------------------------------------------
+
+    def _build_client(self, credentials: dict[str, Any], loopback_http: bool, max_retries: int) -> Client:
+        config = {
+            "orgUrl": self.org_url,
+            **credentials,
+            "requestTimeout": self.timeout_s,
+            "rateLimit": {"maxRetries": max_retries},
+            "cache": {"enabled": False},
+            "logging": {"enabled": False},
+            "httpClient": _RaisingHTTPClient,
+        }
+        try:
+            with _https_check_disabled(loopback_http), _sdk_handlers_removed():
+                return Client(config)
+        except ValueError as exc:
+            raise self._error(f"the okta SDK refused its configuration: {_exception_text(exc)}") from None
+
+    def _open_session(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._client.get_request_executor().set_session(self._session)
+
+
+class _RaisingHTTPClient(HTTPClient):
+    """The SDK's HTTP client, except that a transport failure raises instead of returning.
+
+    okta 3.4.6 returns a connection error as a value, and its API methods then
+    read ``.status`` of the missing response: the cause (refused, timeout,
+    reset) would be lost behind an ``AttributeError``.
+    """
+
+    async def send_request(self, request: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+        request_info, response, body, error = await super().send_request(request)
+        if error is not None:
+            raise error
+        return request_info, response, body, error
+
+
+# ---------------------------------------------------------------------------
+# Pure helpers: parsing what Okta sends
+# ---------------------------------------------------------------------------
+
+
+def assignment_from_app_user(data: Mapping[str, Any]) -> OktaAssignment:
+    """One AppUser, as Okta sends it (camelCase JSON keys), as an :class:`OktaAssignment`.
+
+    Takes the raw JSON object of a listing or a recorded response, or
+    :func:`app_user_as_dict` of an SDK model. Enum values are read as their
+    string value; an empty ``externalId`` counts as none.
+    """
+    okta_user_id = data.get("id")
+    if not isinstance(okta_user_id, str) or not okta_user_id:
+        raise SourceError("an Okta app user has no id")
+    credentials = _mapping(data.get("credentials")) or {}
+    user_name = _text(credentials.get("userName"))
+    if not user_name:
+        raise SourceError(f"Okta app user {okta_user_id} has no credentials.userName")
+    embedded_user = _mapping((_mapping(data.get("_embedded")) or {}).get("user"))
+    user_profile = _mapping(embedded_user.get("profile")) if embedded_user is not None else None
+    return OktaAssignment(
+        okta_user_id=okta_user_id,
+        user_name=user_name,
+        app_status=_text(data.get("status")),
+        user_status=_text(embedded_user.get("status")) if embedded_user is not None else None,
+        scope=_text(data.get("scope")),
+        sync_state=_text(data.get("syncState")),
+        scim_id=_text(data.get("externalId")) or None,
+        app_profile=dict(_mapping(data.get("profile")) or {}),
+        user_profile=dict(user_profile) if user_profile is not None else None,
+    )
+
+
+def app_user_as_dict(app_user: Any) -> Mapping[str, Any]:
+    """The camelCase dict of an SDK ``AppUser`` (or a dict, passed through).
+
+    ``AppUser.to_dict()`` would drop ``externalId`` and ``_embedded`` (read-only
+    in the spec), so this dumps the pydantic model by alias instead.
+    """
+    if isinstance(app_user, Mapping):
+        return app_user
+    dumped: dict[str, Any] = app_user.model_dump(by_alias=True, mode="json")
+    return dumped
+
+
+def next_cursor(headers: Mapping[str, Any]) -> str | None:
+    """The ``after`` value of the ``rel="next"`` link, or None on the last page.
+
+    Accepts any mapping (header names matched case-insensitively) whose
+    ``Link`` values are strings, possibly several links joined by commas, or
+    lists of them. okta 3.4.6 hands headers over as a plain dict in which a
+    repeated header keeps its last value; Okta sends ``rel="self"`` first and
+    ``rel="next"`` last, so the next link survives.
+    """
+    for url in _links_with_rel(headers, "next"):
+        values = parse_qs(urlsplit(url).query).get("after")
+        if not values or not values[0]:
+            raise SourceError(f"Okta's next-page link has no after cursor: {url}")
+        return values[0]
+    return None
+
+
+def checked_org_url(org_url: str) -> tuple[str, bool]:
+    """The org URL without trailing slash, and whether it is plain http to a loopback host.
+
+    Plain http is refused for any other host: the API token or client
+    assertion would cross the network in clear.
+    """
+    url = org_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SourceError(f"okta org URL {org_url!r} is not an http(s) URL such as https://example.okta.com")
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise SourceError(f"okta org URL {org_url!r} must be the bare org URL, such as https://example.okta.com")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise SourceError(
+            f"refusing plain http:// for Okta at {url}: credentials would travel unencrypted; "
+            "use https:// (http is allowed only for a loopback host such as a local emulator)"
+        )
+    return url, parts.scheme == "http"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _links_with_rel(headers: Mapping[str, Any], rel: str) -> Iterator[str]:
+    for name, value in headers.items():
+        if str(name).lower() != "link":
+            continue
+        for header_value in [value] if isinstance(value, str) else list(value):
+            for link in _LINK.finditer(str(header_value)):
+                rel_match = _REL.search(link.group("params"))
+                rels = (rel_match.group("quoted") or rel_match.group("bare") or "").split() if rel_match else []
+                if rel in (r.lower() for r in rels):
+                    yield link.group("url").strip()
+
+
+def _mapping(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def _text(value: Any) -> str | None:
+    """A string field as text: enum members give their value (``AppUserStatus.ACTIVE`` → ``ACTIVE``)."""
+    if value is None:
+        return None
+    value = getattr(value, "value", value)
+    return value if isinstance(value, str) else str(value)
+
+
+def _exception_text(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > _MAX_DETAIL:
+        text = text[:_MAX_DETAIL] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _first_problem(error: pydantic.ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "answer"
+    return f"{location}: {first['msg']}"
+
+
+def _okta_error_detail(error: Exception) -> str:
+    """``HTTP 401 E0000011: Invalid token provided``, or the status and the start of a non-Okta body."""
+    status = getattr(error, "status", None)
+    code = getattr(error, "error_code", None)
+    if code:
+        summary = " ".join(str(getattr(error, "error_summary", "")).split())
+        return f"HTTP {status} {code}: {summary}".rstrip(": ")
+    text = " ".join(str(getattr(error, "message", error)).split())
+    prefix = f"HTTP {status} "
+    text = text.removeprefix(prefix) if status is not None else text
+    body = text[:_MAX_DETAIL] + ("…" if len(text) > _MAX_DETAIL else "")
+    return f"HTTP {status}: {body}" if status is not None else body
+
+
+# ---------------------------------------------------------------------------
+# SDK configuration
+# ---------------------------------------------------------------------------
+
+
+def _credentials_config(
+    auth: str,
+    token: Secret | None,
+    client_id: str | None,
+    private_key: Secret | None,
+    scopes: Sequence[str],
+    key_id: str | None,
+) -> dict[str, Any]:
+    """The SDK config keys for the credentials, checked here so that problems read clearly."""
+    if auth not in _AUTH_MODES:
+        raise SourceError(f"okta auth must be one of {sorted(_AUTH_MODES)}, not {auth!r}")
+    if auth == "api_token":
+        if token is None or not token.reveal().strip():
+            raise SourceError("okta auth is api_token but no API token was given")
+        return {"authorizationMode": "SSWS", "token": token.reveal().strip()}
+    if not client_id:
+        raise SourceError("okta auth is private_key but no client id was given")
+    if private_key is None:
+        raise SourceError("okta auth is private_key but no private key was given")
+    if not scopes:
+        raise SourceError("okta auth is private_key but no scopes were given")
+    pem, jwk_key_id = private_key_pem(private_key)
+    config: dict[str, Any] = {
+        "authorizationMode": "PrivateKey",
+        "clientId": client_id,
+        "scopes": list(scopes),
+        "privateKey": pem,
+        "dpopEnabled": False,
+    }
+    if key_id or jwk_key_id:
+        config["kid"] = key_id or jwk_key_id
+    return config
+
+
+def private_key_pem(private_key: Secret) -> tuple[str, str | None]:
+    """An RSA private key given as PEM or as JWK JSON, as PKCS#8 PEM text, plus the JWK's ``kid``."""
+    text = private_key.reveal().strip()
+    key_id = None
+    try:
+        if text.startswith("{"):
+            jwk = json.loads(text)
+            key_id = jwk.get("kid") if isinstance(jwk, dict) else None
+            key = RSAAlgorithm.from_jwk(jwk)
+        else:
+            key = serialization.load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError, KeyError, InvalidKeyError):
+        raise SourceError("okta private key is neither an unencrypted PEM nor a JWK RSA private key") from None
+    if not isinstance(key, RSAPrivateKey):
+        raise SourceError("okta private key must be an RSA private key (Okta signs client assertions with RS256)")
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return pem.decode(), key_id
+
+
+def _api_token_auth(token: Secret) -> dict[str, str]:
+    """A per-call auth setting that sends ``SSWS <token>`` with its space (see the module docstring)."""
+    return {"in": "header", "type": "api_key", "key": "Authorization", "value": f"SSWS {token.reveal().strip()}"}
+
+
+@contextmanager
+def _https_check_disabled(disable: bool) -> Iterator[None]:
+    """Let the SDK accept an http:// org URL while the client is built (it reads the variable only then)."""
+    if not disable:
+        yield
+        return
+    previous = os.environ.get(HTTPS_CHECK_ENV)
+    os.environ[HTTPS_CHECK_ENV] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(HTTPS_CHECK_ENV, None)
+        else:
+            os.environ[HTTPS_CHECK_ENV] = previous
+
+
+class _CredentialMask(logging.Filter):
+    """Masks Authorization values and client assertions in the SDK's log records."""
+
+    _PATTERN = re.compile(r"""((?:SSWS|Bearer|DPoP)\s*)[^\s'",}]+|('client_assertion':\s*')[^']+""")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = self._PATTERN.sub(lambda m: (m.group(1) or m.group(2)) + "********", message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+@contextmanager
+def _sdk_handlers_removed() -> Iterator[None]:
+    """Undo the stream handler every ``Client()`` adds to the SDK logger, and mask credentials there."""
+    logger = logging.getLogger(SDK_LOGGER_NAME)
+    before = list(logger.handlers)
+    try:
+        yield
+    finally:
+        for handler in logger.handlers[:]:
+            if handler not in before:
+                logger.removeHandler(handler)
+        if not any(isinstance(f, _CredentialMask) for f in logger.filters):
+            logger.addFilter(_CredentialMask())
