@@ -92,9 +92,7 @@ def parse_target_path(text: str) -> TargetPath:
         if match["attr"] in RESERVED_PATHS:
             raise ValueError(f"{text!r} is managed by the reconciler itself and cannot be mapped")
         return TargetPath(text, match["attr"], match["sub"], None, schema)
-    raise ValueError(
-        f'{text!r} is not a supported SCIM path: use attr, attr.sub, attr[type eq "work"].sub or URN:attr'
-    )
+    raise ValueError(f'{text!r} is not a supported SCIM path: use attr, attr.sub, attr[type eq "work"].sub or URN:attr')
 
 
 def mapping_problems(mapping: Mapping[str, Any]) -> list[str]:
@@ -157,6 +155,11 @@ def find_typed_entry(entries: Any, entry_type: str) -> Mapping[str, Any] | None:
         if entry.get("primary"):
             return entry
     return untyped[0] if len(untyped) == 1 and len(dicts) == 1 else None
+
+
+def read_attribute(resource: Mapping[str, Any], path: TargetPath) -> Any:
+    """The whole attribute that ``path`` points into (e.g. every ``emails`` entry)."""
+    return _container(resource, path).get(path.attribute)
 
 
 def read_target(resource: Mapping[str, Any], path: TargetPath) -> Any:

@@ -1,0 +1,177 @@
+"""The apply stage: send a plan's writes to the platform, recording each one.
+
+Every action is recorded as an intent before its request and as an outcome
+after it, so a crash loses at most the actions in flight, and those show as
+``pending`` (then ``interrupted``) in the store. One failure does not stop the
+rest. Nothing here decides *what* to write: that is the plan's job; the next
+plan is computed from live state, so whatever a crash leaves half-done converges
+on the next run without duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from reconciler.errors import TargetConflict, TargetError
+from reconciler.mapping import build_resource, parse_target_path, read_attribute, set_value
+from reconciler.plan import looks_like_okta_user_id
+from reconciler.records import Action, ActionKind, Change, PlatformUser
+
+log = logging.getLogger(__name__)
+
+PHASES: tuple[frozenset[ActionKind], ...] = (
+    frozenset({ActionKind.LINK, ActionKind.UPDATE, ActionKind.REACTIVATE}),
+    frozenset({ActionKind.CREATE}),
+    frozenset({ActionKind.DEACTIVATE}),
+)
+"""Renames go first so that a CREATE taking a released userName does not meet a 409,
+and deactivations go last so that an error earlier stops nothing a person needs."""
+
+DEFAULT_WRITE_CONCURRENCY = 8
+
+
+class Writer(Protocol):
+    async def create_user(self, resource: Mapping[str, Any]) -> PlatformUser: ...
+
+    async def patch_user(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None: ...
+
+    async def find_by_user_name(self, user_name: str) -> list[PlatformUser]: ...
+
+
+class Journal(Protocol):
+    """Where intents and outcomes go: the store."""
+
+    def record_intent(self, run_id: int, action: Action) -> int: ...
+
+    def record_outcome(
+        self, action_id: int, succeeded: bool, error: str | None = None, scim_id: str | None = None
+    ) -> None: ...
+
+
+@dataclass
+class ApplyResult:
+    succeeded: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    """One line per failed action: who, what, why."""
+
+
+def patch_operations(resource: Mapping[str, Any], changes: Mapping[str, Change]) -> list[dict[str, Any]]:
+    """SCIM PATCH operations for ``changes`` on ``resource``.
+
+    A change of one entry of a multi-valued attribute (``emails[type eq "work"].value``)
+    replaces the whole attribute with its other entries kept: filtered paths are
+    the part of RFC 7644 PATCH that servers support least.
+    """
+    operations: list[dict[str, Any]] = []
+    multi_valued: dict[str, dict[str, Any]] = {}
+    for text, change in changes.items():
+        if text in ("active", "externalId"):
+            operations.append({"op": "replace", "path": text, "value": change.after})
+            continue
+        path = parse_target_path(text)
+        if path.entry_type is not None:
+            attribute_path = text.partition("[")[0]
+            scratch = multi_valued.setdefault(attribute_path, {path.attribute: read_attribute(resource, path)})
+            set_value(scratch, replace(path, schema=None), change.after)
+        elif change.after is None:
+            operations.append({"op": "remove", "path": text})
+        else:
+            operations.append({"op": "replace", "path": text, "value": change.after})
+    for attribute_path, scratch in multi_valued.items():
+        (entries,) = scratch.values()
+        operations.append({"op": "replace", "path": attribute_path, "value": entries})
+    return operations
+
+
+def _describe(action: Action) -> str:
+    return f"{action.kind.value} {action.user_name}"
+
+
+class Applier:
+    """Sends one plan's writes with bounded concurrency."""
+
+    def __init__(
+        self,
+        writer: Writer,
+        journal: Journal,
+        run_id: int,
+        actual: Sequence[PlatformUser],
+        concurrency: int = DEFAULT_WRITE_CONCURRENCY,
+    ) -> None:
+        self._writer = writer
+        self._journal = journal
+        self._run_id = run_id
+        self._users = {u.scim_id: u for u in actual}
+        self._slots = asyncio.Semaphore(concurrency)
+        self.result = ApplyResult()
+
+    async def apply(self, actions: Iterable[Action]) -> ApplyResult:
+        writes = [a for a in actions if a.writes]
+        for phase in PHASES:
+            await asyncio.gather(*(self._apply_one(a) for a in writes if a.kind in phase))
+        return self.result
+
+    async def _apply_one(self, action: Action) -> None:
+        async with self._slots:
+            action_id = self._journal.record_intent(self._run_id, action)
+            try:
+                scim_id = await self._send(action)
+            except TargetError as error:
+                self._fail(action_id, action, str(error))
+            except Exception as error:  # a bug must not stop the other actions; it is recorded
+                log.exception("unexpected error applying %s", _describe(action))
+                self._fail(action_id, action, f"{type(error).__name__}: {error}")
+            else:
+                self._journal.record_outcome(action_id, True, None, scim_id)
+                self.result.succeeded += 1
+
+    def _fail(self, action_id: int, action: Action, error: str) -> None:
+        self._journal.record_outcome(action_id, False, error)
+        self.result.failed += 1
+        self.result.errors.append(f"{_describe(action)}: {error}")
+        log.warning("failed to %s: %s", _describe(action), error)
+
+    async def _send(self, action: Action) -> str | None:
+        if action.kind is ActionKind.CREATE:
+            return await self._create(action)
+        assert action.scim_id is not None, "only a CREATE has no platform user"
+        user = self._users[action.scim_id]
+        await self._writer.patch_user(user, patch_operations(user.resource, action.changes))
+        return user.scim_id
+
+    async def _create(self, action: Action) -> str:
+        resource = build_resource({path: change.after for path, change in action.changes.items()})
+        try:
+            created = await self._writer.create_user(resource)
+        except TargetConflict:
+            return await self._link_existing(action)
+        return created.scim_id
+
+    async def _link_existing(self, action: Action) -> str:
+        """A 409 on create means the user is already there: find it and link it.
+
+        It may have been created since the plan was made (by Okta's own push, or a
+        run that crashed after its POST). It is linked only when nothing says it
+        belongs to another Okta user.
+        """
+        found = [
+            u
+            for u in await self._writer.find_by_user_name(action.user_name)
+            if u.user_name.casefold() == action.user_name.casefold()
+        ]
+        if len(found) != 1:
+            raise TargetError(f"409 on create, and {len(found)} platform users have userName {action.user_name!r}")
+        user = found[0]
+        if looks_like_okta_user_id(user.external_id) and user.external_id != action.okta_user_id:
+            raise TargetError(
+                f"409 on create: userName {action.user_name!r} is held by platform user {user.scim_id}, "
+                f"linked to another Okta user {user.external_id}"
+            )
+        await self._writer.patch_user(user, patch_operations(user.resource, action.changes))
+        log.info("%s already existed as %s: linked it", action.user_name, user.scim_id)
+        return user.scim_id

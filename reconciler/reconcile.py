@@ -1,0 +1,118 @@
+"""One reconcile run, end to end: read both sides, plan, apply (unless dry-run), record.
+
+This is the only module that wires the stages together::
+
+    okta source ─┐
+                 ├─▶ plan (pure) ─▶ apply ─▶ store
+    scim target ─┘
+
+A dry-run never builds a writer, so it cannot write. Any error while reading
+either side fails the whole run before planning: a partial listing never
+drives a plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from reconciler.apply import DEFAULT_WRITE_CONCURRENCY, Applier, ApplyResult
+from reconciler.config import Config, fingerprint
+from reconciler.errors import ReconcileError
+from reconciler.okta_source import OktaSource
+from reconciler.plan import plan
+from reconciler.records import OktaAssignment, Plan, PlatformUser
+from reconciler.scim_target import ScimReader, ScimWriter
+from reconciler.store import RunMode, RunStatus, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOutcome:
+    run_id: int
+    status: RunStatus
+    plan: Plan | None = None
+    applied: ApplyResult = field(default_factory=ApplyResult)
+    error: str | None = None
+
+
+def okta_source(config: Config) -> OktaSource:
+    okta = config.okta
+    return OktaSource(
+        org_url=okta.org_url,
+        app_id=okta.app_id,
+        auth=okta.auth,
+        token=okta.token,
+        client_id=okta.client_id,
+        private_key=okta.private_key,
+        scopes=okta.scopes,
+        timeout_s=okta.timeout_s,
+    )
+
+
+def scim_reader(config: Config) -> ScimReader:
+    return ScimReader(config.scim.base_url, config.scim.token, config.scim.page_size, config.scim.timeout_s)
+
+
+async def read_both_sides(source: OktaSource, reader: ScimReader) -> tuple[list[OktaAssignment], list[PlatformUser]]:
+    """Okta's assignments and the platform's users, read concurrently; either failing fails both."""
+    await reader.discover()
+    desired, actual = await asyncio.gather(source.list_assignments(), reader.list_users())
+    return desired, actual
+
+
+async def reconcile(
+    config: Config,
+    store: Store,
+    *,
+    dry_run: bool,
+    write_concurrency: int = DEFAULT_WRITE_CONCURRENCY,
+) -> RunOutcome:
+    """Run once. Errors are recorded in the store and returned, not raised."""
+    mode = RunMode.DRY_RUN if dry_run else RunMode.APPLY
+    run_id = store.start_run(mode, fingerprint(config))
+    outcome = RunOutcome(run_id, RunStatus.RUNNING)
+    try:
+        async with okta_source(config) as source, scim_reader(config) as reader:
+            desired, actual = await read_both_sides(source, reader)
+            outcome.plan = plan(desired, actual, config.mapping, config.policy)
+            store.record_plan_counts(run_id, outcome.plan.summary())
+            if dry_run:
+                store.record_skipped(run_id, outcome.plan.actions)
+                outcome.status = _dry_run_status(outcome.plan)
+            else:
+                store.record_skipped(run_id, (a for a in outcome.plan.actions if not a.writes))
+                applier = Applier(ScimWriter(reader), store, run_id, actual, write_concurrency)
+                outcome.applied = await applier.apply(outcome.plan.actions)
+                outcome.status = RunStatus.PARTIAL if outcome.applied.failed else RunStatus.SUCCEEDED
+                outcome.error = _apply_error(outcome.applied)
+    except ReconcileError as error:
+        outcome.status, outcome.error = RunStatus.FAILED, str(error)
+    except BaseException as error:
+        store.finish_run(run_id, RunStatus.INTERRUPTED, f"interrupted: {type(error).__name__}")
+        raise
+    store.finish_run(run_id, outcome.status, outcome.error)
+    return outcome
+
+
+def _dry_run_status(result: Plan) -> RunStatus:
+    return RunStatus.DRIFT if needs_attention(result) else RunStatus.SUCCEEDED
+
+
+def needs_attention(result: Plan) -> bool:
+    """Drift worth a non-zero exit: something to write, or a conflict for a person to resolve.
+
+    UNMANAGED platform users alone are not drift: with ``policy.unmanaged =
+    "report"`` they are expected (service accounts, users of other sources).
+    """
+    return bool(result.writes) or result.summary()["conflict"] > 0
+
+
+def _apply_error(result: ApplyResult) -> str | None:
+    if not result.failed:
+        return None
+    shown = "; ".join(result.errors[:5])
+    more = f" (and {result.failed - 5} more)" if result.failed > 5 else ""
+    return f"{result.failed} action(s) failed: {shown}{more}"
