@@ -1,0 +1,178 @@
+"""The ``reconcile`` command.
+
+Exit codes (also in the README):
+
+====  =====================================================================
+0     in sync, or everything planned was applied
+1     a failure: Okta or the platform unreadable, or an action failed
+2     ``--dry-run`` found drift (something to write, or a conflict)
+64    usage error (unknown option, missing argument)
+78    bad configuration; one line per problem on stderr
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
+
+from rich.console import Console
+
+from reconciler import __version__
+from reconciler.config import Config, load_config
+from reconciler.errors import ConfigError
+from reconciler.logs import setup_logging
+from reconciler.report import plan_document, render_history, render_plan, render_run, run_document
+from reconciler.store import RunStatus, Store
+
+if TYPE_CHECKING:
+    from reconciler.reconcile import RunOutcome
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_DRIFT = 2
+EXIT_USAGE = 64
+EXIT_CONFIG = 78
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; 2 means drift here, so usage errors exit 64."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE", default=default, help="configuration file (default: $RECONCILER_CONFIG)"
+    )
+    parser.add_argument("--output", choices=("text", "json"), default=default, help="text (default) or json")
+    parser.add_argument(
+        "--log-level",
+        default=default,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="log level on stderr (default WARNING)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reconcile", description="Reconcile a SCIM 2.0 user store with an Okta app's assignments.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_common(parser, None)
+    parser.add_argument("--dry-run", action="store_true", help="plan only: no writer is built, nothing is written")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    history = commands.add_parser("history", help="list recent runs")
+    _add_common(history, argparse.SUPPRESS)
+    history.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    show = commands.add_parser("show", help="print one run's actions with their outcomes")
+    _add_common(show, argparse.SUPPRESS)
+    show.add_argument("run_id", type=int, metavar="RUN_ID")
+    demo = commands.add_parser("demo", help="run against a local Okta emulator and SCIM server, no Okta org needed")
+    demo.add_argument("--users", type=int, default=200, help="assigned users to seed (default 200)")
+    demo.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from reconciler.demo import run_demo
+
+        setup_logging(args.log_level)
+        return run_demo(Console(), users=args.users)
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"config: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(args.log_level or "WARNING", _secrets_of(config))
+    json_output = args.output == "json"
+    with Store(config.store.url) as store:
+        if args.command == "history":
+            return _history(store, args.limit, json_output)
+        if args.command == "show":
+            return _show(store, args.run_id, json_output)
+        return _run(config, store, dry_run=args.dry_run, json_output=json_output)
+
+
+def _secrets_of(config: Config) -> list:
+    return [s for s in (config.okta.token, config.okta.private_key, config.scim.token) if s is not None]
+
+
+def _run(config: Config, store: Store, *, dry_run: bool, json_output: bool) -> int:
+    # Imported here: the okta SDK takes seconds to import, and history, show and
+    # configuration errors do not need it.
+    from reconciler.reconcile import reconcile
+
+    store.mark_interrupted()
+    outcome = asyncio.run(reconcile(config, store, dry_run=dry_run))
+    console = Console(stderr=json_output)
+    if json_output:
+        _print_json(_outcome_document(outcome))
+    else:
+        _print_outcome(console, outcome, dry_run)
+    return exit_code(outcome, dry_run)
+
+
+def exit_code(outcome: RunOutcome, dry_run: bool) -> int:
+    from reconciler.reconcile import needs_attention
+
+    if outcome.status in (RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.INTERRUPTED):
+        return EXIT_FAILURE
+    if dry_run and outcome.plan is not None and needs_attention(outcome.plan):
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def _outcome_document(outcome: RunOutcome) -> dict:
+    extra = {
+        "status": outcome.status.value,
+        "error": outcome.error,
+        "applied": outcome.applied.succeeded,
+        "failed": outcome.applied.failed,
+    }
+    if outcome.plan is None:
+        return {"summary": None, "actions": [], "run_id": outcome.run_id, **extra}
+    return plan_document(outcome.plan, outcome.run_id, **extra)
+
+
+def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool) -> None:
+    if outcome.plan is not None:
+        render_plan(console, outcome.plan, f"Plan (run {outcome.run_id}{', dry-run' if dry_run else ''})")
+    if not dry_run and outcome.plan is not None:
+        console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
+    if outcome.error:
+        console.print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {outcome.error}", markup=True)
+    console.print(f"[dim]Inspect with: reconcile show {outcome.run_id}[/]")
+
+
+def _history(store: Store, limit: int, json_output: bool) -> int:
+    runs = store.recent_runs(limit)
+    if json_output:
+        _print_json([run_document(run, []) | {"actions": None} for run in runs])
+    else:
+        render_history(Console(), runs)
+    return EXIT_OK
+
+
+def _show(store: Store, run_id: int, json_output: bool) -> int:
+    run = store.get_run(run_id)
+    if run is None:
+        print(f"reconcile: no run {run_id} in the store (see `reconcile history`)", file=sys.stderr)
+        return EXIT_FAILURE
+    actions = store.actions_of(run_id)
+    if json_output:
+        _print_json(run_document(run, actions))
+    else:
+        render_run(Console(), run, actions)
+    return EXIT_OK
+
+
+def _print_json(document: object) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n")
