@@ -1,0 +1,239 @@
+"""``reconcile demo``: the whole job on this machine, no Okta org needed.
+
+It starts the project's Okta emulator and the real ``scim2-server`` on free
+loopback ports, plays Okta's own SCIM pushes for most of ~200 assigned users
+(some assigned through a group), then breaks things the ways push breaks in
+real life: users assigned before provisioning was on, hand edits, renames,
+missed deactivations, users disabled on the platform, a hand-made account, a
+duplicate, service accounts. Then it shows the dry-run plan, applies it, and
+shows a second dry-run that is in sync.
+
+State (config, token files, the SQLite store) stays in ``./demo-state`` so that
+``reconcile --config demo-state/config.toml history`` works afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from reconciler.config import load_config
+from reconciler.local_scim_server import run_scim2_server
+from reconciler.mapping import CORE_USER_URN
+from reconciler.okta_emulator import EmulatedUser, OktaEmulator, run_okta_emulator
+from reconciler.reconcile import RunOutcome, reconcile
+from reconciler.report import render_plan
+from reconciler.store import Store
+
+DEMO_STATE = Path("demo-state")
+GROUP_NAME = "Security Awareness Trainees"
+
+
+@dataclass(frozen=True)
+class DriftCounts:
+    """How many users of each kind of drift the demo makes."""
+
+    never_pushed: int = 12
+    hand_edited: int = 6
+    renamed_in_okta: int = 2
+    unassigned_still_active: int = 6
+    deprovisioned_in_okta: int = 4
+    suspended_in_okta: int = 3
+    disabled_on_platform: int = 4
+    hand_made_account: int = 3
+
+
+async def push_like_okta(client: httpx.AsyncClient, user: EmulatedUser, user_name: str | None = None) -> str:
+    """POST the user as Okta's SCIM app does on a create; returns the SCIM id."""
+    profile = user.profile
+    body = {
+        "schemas": [CORE_USER_URN],
+        "userName": user_name or profile["login"],
+        "name": {"givenName": profile["firstName"], "familyName": profile["lastName"]},
+        "emails": [{"value": profile["email"], "primary": True, "type": "work"}],
+        "displayName": profile.get("displayName") or f"{profile['firstName']} {profile['lastName']}",
+        "locale": profile.get("locale", "en_US"),
+        "externalId": user.id,
+        "active": True,
+    }
+    response = await client.post("/Users", json=body)
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+async def _patch(client: httpx.AsyncClient, scim_id: str, operations: list[dict[str, Any]]) -> None:
+    body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations}
+    (await client.patch(f"/Users/{scim_id}", json=body)).raise_for_status()
+
+
+async def seed_scenario(
+    emulator: OktaEmulator, client: httpx.AsyncClient, users: int, drift: DriftCounts = DriftCounts()
+) -> str:
+    """Build the drifted org and platform; returns the app id."""
+    app = emulator.create_app()
+    people = emulator.add_assigned_users(app.id, users)
+    group = emulator.create_group(GROUP_NAME)
+    for person in people[-users // 4 :]:  # a quarter come through a group assignment
+        emulator.unassign_user(app.id, person.id)
+        emulator.add_group_member(group.id, person.id)
+    emulator.assign_group(app.id, group.id)
+
+    cursor = iter(people)
+    never_pushed = [next(cursor) for _ in range(drift.never_pushed)]
+    pushed = [p for p in people if p not in never_pushed]
+    pushed_ids = await asyncio.gather(*(push_like_okta(client, p) for p in pushed))
+    scim_ids = {person.id: scim_id for person, scim_id in zip(pushed, pushed_ids, strict=True)}
+    for person in pushed:
+        emulator.mark_provisioned(app.id, person.id, scim_ids[person.id])
+    await _break_things(emulator, client, app.id, pushed, scim_ids, drift)
+    return app.id
+
+
+async def _break_things(
+    emulator: OktaEmulator,
+    client: httpx.AsyncClient,
+    app_id: str,
+    pushed: Sequence[EmulatedUser],
+    scim_ids: dict[str, str],
+    drift: DriftCounts,
+) -> None:
+    cursor = iter(pushed[: len(pushed) * 3 // 4])  # directly assigned users only
+    take = lambda n: [next(cursor) for _ in range(n)]  # noqa: E731
+
+    for person in take(drift.hand_edited):
+        await _patch(client, scim_ids[person.id], [{"op": "replace", "path": "displayName", "value": "EDITED BY HAND"}])
+    for person in take(drift.renamed_in_okta):
+        new_login = "renamed." + person.profile["login"]
+        emulator.update_user_profile(person.id, login=new_login, email=new_login)
+        emulator.set_app_user(app_id, person.id, user_name=new_login)
+    for person in take(drift.unassigned_still_active):
+        emulator.unassign_user(app_id, person.id)
+    for person in take(drift.deprovisioned_in_okta):
+        emulator.set_user_status(person.id, "DEPROVISIONED")
+    for person in take(drift.suspended_in_okta):
+        emulator.set_user_status(person.id, "SUSPENDED")
+    for person in take(drift.disabled_on_platform):
+        await _patch(client, scim_ids[person.id], [{"op": "replace", "value": {"active": False}}])
+    await _hand_made_accounts(emulator, client, app_id, take(drift.hand_made_account), scim_ids)
+    await _duplicate_and_service_accounts(emulator, client, app_id, take(1), scim_ids)
+
+
+async def _hand_made_accounts(
+    emulator: OktaEmulator,
+    client: httpx.AsyncClient,
+    app_id: str,
+    people: Sequence[EmulatedUser],
+    scim_ids: dict[str, str],
+) -> None:
+    """Accounts someone made by hand on the platform, before Okta could push: no externalId."""
+    for person in people:
+        (await client.delete(f"/Users/{scim_ids[person.id]}")).raise_for_status()
+        emulator.clear_external_id(app_id, person.id)
+        body = {
+            "schemas": [CORE_USER_URN],
+            "userName": person.profile["login"].upper(),
+            "active": True,
+            "name": {"givenName": person.profile["firstName"], "familyName": person.profile["lastName"]},
+        }
+        (await client.post("/Users", json=body)).raise_for_status()
+
+
+async def _duplicate_and_service_accounts(
+    emulator: OktaEmulator,
+    client: httpx.AsyncClient,
+    app_id: str,
+    people: Sequence[EmulatedUser],
+    scim_ids: dict[str, str],
+) -> None:
+    """A rename that Okta pushed as a create (a duplicate: a conflict) and two service accounts."""
+    for person in people:
+        new_login = "new." + person.profile["login"]
+        emulator.update_user_profile(person.id, login=new_login, email=new_login)
+        emulator.set_app_user(app_id, person.id, user_name=new_login)
+        renamed = emulator.user(person.id)
+        emulator.mark_provisioned(app_id, person.id, await push_like_okta(client, renamed, new_login))
+    for name in ("svc-backup@example.com", "svc-reporting@example.com"):
+        body = {"schemas": [CORE_USER_URN], "userName": name, "active": True}
+        (await client.post("/Users", json=body)).raise_for_status()
+
+
+def write_local_config(
+    state: Path, org_url: str, app_id: str, scim_url: str, okta_token: str, scim_token: str, extra: str = ""
+) -> Path:
+    """A real config file with token files (mode 0600), as a deployment would have.
+
+    ``extra`` is appended as is: more TOML tables such as ``[policy]``.
+    """
+    state.mkdir(parents=True, exist_ok=True)
+    for name, value in (("okta.token", okta_token), ("scim.token", scim_token)):
+        secret_file = state / name
+        secret_file.write_text(value + "\n")
+        secret_file.chmod(0o600)
+    config = state / "config.toml"
+    config.write_text(
+        f'[okta]\norg_url = "{org_url}"\napp_id = "{app_id}"\nauth = "api_token"\ntoken_file = "okta.token"\n\n'
+        f'[scim]\nbase_url = "{scim_url}"\ntoken_file = "scim.token"\n\n'
+        f'[store]\nurl = "sqlite:///{(state / "reconciler.db").resolve()}"\n\n{extra}'
+    )
+    return config
+
+
+def run_demo(console: Console, users: int = 200, state: Path = DEMO_STATE) -> int:
+    """Exit 0 when the second dry-run has nothing left to write."""
+    return asyncio.run(_demo(console, users, state))
+
+
+async def _demo(console: Console, users: int, state: Path) -> int:
+    shutil.rmtree(state, ignore_errors=True)
+    okta_token, scim_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    emulator = OktaEmulator(seed=2026, api_tokens=[okta_token])
+    with run_scim2_server(scim_token) as scim:
+        async with (
+            run_okta_emulator(emulator) as org_url,
+            httpx.AsyncClient(
+                base_url=scim.base_url,
+                headers={"Authorization": f"Bearer {scim_token}"},
+                limits=httpx.Limits(max_connections=4),  # scim2-server's listen backlog is small
+            ) as client,
+        ):
+            console.rule("[bold]okta-reconciler demo")
+            console.print(f"Okta emulator on {org_url}, scim2-server on {scim.base_url}")
+            app_id = await seed_scenario(emulator, client, users)
+            console.print(f"Seeded {users} assigned users (a quarter through the group {GROUP_NAME!r}) and drift.")
+            config = load_config(write_local_config(state, org_url, app_id, scim.base_url, okta_token, scim_token))
+            with Store(config.store.url) as store:
+                before = await _step(console, store, config, dry_run=True, title="1. Dry-run: what drifted")
+                applied = await _step(console, store, config, dry_run=False, title="2. Apply")
+                after = await _step(console, store, config, dry_run=True, title="3. Dry-run again")
+    return _conclude(console, state, before, applied, after)
+
+
+async def _step(console: Console, store: Store, config: Any, *, dry_run: bool, title: str) -> RunOutcome:
+    outcome = await reconcile(config, store, dry_run=dry_run)
+    if outcome.plan is not None and (dry_run or not outcome.plan.actions):
+        render_plan(console, outcome.plan, f"{title} (run {outcome.run_id})")
+    elif outcome.plan is not None:
+        console.rule(f"[bold]{title} (run {outcome.run_id})")
+        console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
+    if outcome.error:
+        console.print(f"[red]{outcome.status.value}:[/] {outcome.error}")
+    return outcome
+
+
+def _conclude(console: Console, state: Path, before: RunOutcome, applied: RunOutcome, after: RunOutcome) -> int:
+    converged = after.plan is not None and not after.plan.writes and not applied.applied.failed
+    console.rule()
+    if converged:
+        console.print("[green]In sync:[/] what is left is for a person (conflicts) or reported only (unmanaged).")
+    else:
+        console.print("[red]Not in sync after apply[/]: see the runs below.")
+    console.print(f"Inspect: reconcile --config {state}/config.toml history | show {applied.run_id}")
+    return 0 if converged else 1
