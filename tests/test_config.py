@@ -153,6 +153,7 @@ def test_invalid_toml_gives_the_line(write_config: WriteConfig) -> None:
 
 # --- one line per problem, naming the key ------------------------------------------------------
 
+
 def without(line: str) -> str:
     return MINIMAL.replace(line + "\n", "")
 
@@ -253,9 +254,7 @@ def test_a_public_key_is_not_a_private_key(write_config: WriteConfig, tmp_path: 
 
 def test_token_env_unset(write_config: WriteConfig) -> None:
     [line] = problems_of(write_config(MINIMAL), {"SCIM_TOKEN": SCIM_TOKEN})
-    assert line == (
-        "okta.token_env: environment variable OKTA_API_TOKEN is not set — export it or use okta.token_file"
-    )
+    assert line == ("okta.token_env: environment variable OKTA_API_TOKEN is not set — export it or use okta.token_file")
 
 
 def test_token_env_empty(write_config: WriteConfig) -> None:

@@ -51,7 +51,10 @@ def test_changed_attribute_is_an_update_with_before_and_after():
     actual = platform_user(desired.user_name, external_id=desired.okta_user_id, given="Ann")
     action = only(run([desired], [actual]))
     assert action.kind is ActionKind.UPDATE
-    assert action.changes == {"name.givenName": Change("Ann", "Anna"), "displayName": Change("Ann Family", "Anna Family")}
+    assert action.changes == {
+        "name.givenName": Change("Ann", "Anna"),
+        "displayName": Change("Ann Family", "Anna Family"),
+    }
 
 
 def test_user_name_and_email_compare_without_case():
@@ -78,9 +81,7 @@ def test_unassigned_user_already_inactive_is_in_sync():
     assert run([], [platform_user("gone@example.com", external_id=okta_id(9), active=False)]).actions == ()
 
 
-@pytest.mark.parametrize(
-    ("app_status", "user_status"), [("ACTIVE", "DEPROVISIONED"), ("INACTIVE", "ACTIVE")]
-)
+@pytest.mark.parametrize(("app_status", "user_status"), [("ACTIVE", "DEPROVISIONED"), ("INACTIVE", "ACTIVE")])
 def test_inactive_in_okta_is_deactivated(app_status, user_status):
     desired = assignment(1, app_status=app_status, user_status=user_status)
     actual = platform_user(desired.user_name, external_id=desired.okta_user_id)
@@ -158,7 +159,9 @@ def test_two_platform_users_with_one_okta_id_and_no_stored_link_is_a_conflict():
 
 
 def test_user_name_matching_two_platform_users_is_a_conflict():
-    result = run([assignment(1, "ann@example.com")], [platform_user("ann@example.com"), platform_user("ANN@example.com")])
+    result = run(
+        [assignment(1, "ann@example.com")], [platform_user("ann@example.com"), platform_user("ANN@example.com")]
+    )
     conflict = [a for a in result.actions if a.kind is ActionKind.CONFLICT]
     assert len(conflict) == 1 and conflict[0].okta_user_id == okta_id(1)
     assert not result.writes
@@ -212,6 +215,12 @@ def test_summary_counts_each_kind():
     d1, a1 = in_sync_pair(1)
     result = run([d1, assignment(2)], [a1, platform_user("svc@example.com")])
     assert result.summary() == {
-        "create": 1, "update": 0, "deactivate": 0, "reactivate": 0,
-        "link": 0, "conflict": 0, "unmanaged": 1, "in_sync": 1,
+        "create": 1,
+        "update": 0,
+        "deactivate": 0,
+        "reactivate": 0,
+        "link": 0,
+        "conflict": 0,
+        "unmanaged": 1,
+        "in_sync": 1,
     }

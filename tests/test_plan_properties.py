@@ -109,9 +109,7 @@ def test_conflict_subjects_are_never_written(desired, actual, policy):
     conflicted_scim = {a.scim_id for a in result.actions if a.kind is ActionKind.CONFLICT and a.scim_id}
     # A duplicate platform user is a conflict about that platform user (scim_id set);
     # its Okta user stays matched to the other one. Otherwise the Okta user is the subject.
-    conflicted_okta = {
-        a.okta_user_id for a in result.actions if a.kind is ActionKind.CONFLICT and a.scim_id is None
-    }
+    conflicted_okta = {a.okta_user_id for a in result.actions if a.kind is ActionKind.CONFLICT and a.scim_id is None}
     for write in result.writes:
         assert write.scim_id not in conflicted_scim
         if write.kind is not ActionKind.DEACTIVATE:

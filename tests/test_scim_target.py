@@ -7,8 +7,8 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -429,7 +429,9 @@ async def test_a_400_is_not_retried() -> None:
 
 async def test_a_token_echoed_by_the_server_is_masked() -> None:
     async with FaultServer() as server:
-        server.script("GET", "/Users", Reply(403, f"<pre>Authorization: Bearer {TOKEN}</pre>", content_type="text/html"))
+        server.script(
+            "GET", "/Users", Reply(403, f"<pre>Authorization: Bearer {TOKEN}</pre>", content_type="text/html")
+        )
         async with reader_for(server.base_url) as reader:
             with pytest.raises(TargetError, match="403 Forbidden") as raised:
                 await reader.list_users()

@@ -1,0 +1,68 @@
+"""Real components for the tests: scim2-server and the Okta emulator, both on 127.0.0.1."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.demo import write_local_config
+from reconciler.local_scim_server import RunningScimServer, run_scim2_server
+from reconciler.okta_emulator import OktaEmulator, okta_emulator_in_thread
+
+OKTA_TOKEN = "okta-api-token-7c1e5a9d3f0b42e8"
+SCIM_TOKEN = "scim-bearer-token-4b8f2d6a0e1c9735"
+"""Distinctive values, so that a test can prove they leak nowhere."""
+
+
+@pytest.fixture(scope="session")
+def scim_server() -> Iterator[RunningScimServer]:
+    """One scim2-server for the session; each test gets a tenant of its own (see ``scim_url``)."""
+    with run_scim2_server(SCIM_TOKEN, ["--dynamic-tenants"]) as server:
+        yield server
+
+
+@pytest.fixture
+def scim_url(scim_server: RunningScimServer) -> str:
+    """The base URL of a fresh, empty SCIM tenant."""
+    return scim_server.base_url.removesuffix("/v2") + f"/t{uuid.uuid4().hex}/v2"
+
+
+@pytest.fixture
+def platform(scim_url: str) -> Iterator[httpx.Client]:
+    """A plain HTTP client on the tenant, to seed it and to look at it as a person would."""
+    with httpx.Client(base_url=scim_url, headers={"Authorization": f"Bearer {SCIM_TOKEN}"}) as client:
+        yield client
+
+
+@dataclass
+class Okta:
+    emulator: OktaEmulator
+    org_url: str
+    app_id: str
+
+
+@pytest.fixture
+def okta() -> Iterator[Okta]:
+    """The Okta emulator, served from its own thread, with one SCIM app."""
+    emulator = OktaEmulator(seed=11, api_tokens=[OKTA_TOKEN])
+    app = emulator.create_app()
+    with okta_emulator_in_thread(emulator) as org_url:
+        yield Okta(emulator, org_url, app.id)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, okta: Okta, scim_url: str) -> Path:
+    """A config file for the emulator and the SCIM tenant, with a SQLite store in tmp_path."""
+    return write_local_config(tmp_path / "state", okta.org_url, okta.app_id, scim_url, OKTA_TOKEN, SCIM_TOKEN)
+
+
+def all_users(platform: httpx.Client) -> list[dict]:
+    """Every user of the tenant, read the simple way (one big page)."""
+    response = platform.get("/Users", params={"startIndex": 1, "count": 1000})
+    response.raise_for_status()
+    return list(response.json().get("Resources", []))
