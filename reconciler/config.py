@@ -403,7 +403,7 @@ def _scim(table: _Table, environ: Mapping[str, str], base_dir: Path) -> ScimConf
     table.check_keys(SCIM_KEYS)
     base_url = table.http_url(
         "base_url",
-        "set it to the platform's SCIM base URL, e.g. \"https://scim-api.example.com/scim\"",
+        'set it to the platform\'s SCIM base URL, e.g. "https://scim-api.example.com/scim"',
         "https://scim-api.example.com/scim",
     )
     page_size = table.integer("page_size", 100, 1, MAX_PAGE_SIZE)
@@ -447,7 +447,7 @@ def _mapping(values: Mapping[str, Any], problems: list[str]) -> Mapping[str, str
         default_path = default_by_folded.get(target.casefold())
         if source == "":
             if default_path is None:
-                problems.append(f"mapping.{target!r}: set to \"\" to remove a default mapping, but there is none")
+                problems.append(f'mapping.{target!r}: set to "" to remove a default mapping, but there is none')
             merged.pop(default_path or target, None)
         else:
             merged[default_path or target] = source

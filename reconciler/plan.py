@@ -159,9 +159,7 @@ def _match_by_user_name(desired: Sequence[OktaAssignment], matching: _Matching) 
         _match_one_by_user_name(assignments[0], matching.unclaimed(by_name.get(name, [])), matching)
 
 
-def _match_one_by_user_name(
-    assignment: OktaAssignment, candidates: list[PlatformUser], matching: _Matching
-) -> None:
+def _match_one_by_user_name(assignment: OktaAssignment, candidates: list[PlatformUser], matching: _Matching) -> None:
     if not candidates:
         return
     if len(candidates) > 1:
@@ -179,14 +177,10 @@ def _match_one_by_user_name(
 
 
 def _unmatched(desired: Sequence[OktaAssignment], matching: _Matching) -> list[OktaAssignment]:
-    return [
-        a for a in desired if a.okta_user_id not in matching.pairs and a.okta_user_id not in matching.conflicted
-    ]
+    return [a for a in desired if a.okta_user_id not in matching.pairs and a.okta_user_id not in matching.conflicted]
 
 
-def attribute_changes(
-    assignment: OktaAssignment, user: PlatformUser, mapping: Mapping[str, str]
-) -> dict[str, Change]:
+def attribute_changes(assignment: OktaAssignment, user: PlatformUser, mapping: Mapping[str, str]) -> dict[str, Change]:
     """The mapped attributes whose platform value differs from Okta's."""
     changes = {}
     for text, wanted in desired_attributes(assignment, mapping).items():
@@ -245,15 +239,21 @@ def _action_for_leftover(user: PlatformUser, desired_ids: set[str], policy: Plan
         return Action(kind, user.user_name, okta_user_id, user.scim_id, reason, changes or {})
 
     if user.external_id in desired_ids:
-        return action(ActionKind.CONFLICT, f"duplicate: Okta user {user.external_id} is matched to another platform user")
+        return action(
+            ActionKind.CONFLICT, f"duplicate: Okta user {user.external_id} is matched to another platform user"
+        )
     if okta_user_id is not None:
         if user.active:
-            return action(ActionKind.DEACTIVATE, "no longer assigned to the app in Okta", {"active": Change(True, False)})
+            return action(
+                ActionKind.DEACTIVATE, "no longer assigned to the app in Okta", {"active": Change(True, False)}
+            )
         return None
     if policy.unmanaged == "deactivate":
         if user.active:
             return action(
-                ActionKind.DEACTIVATE, "never managed by Okta (policy.unmanaged = deactivate)", {"active": Change(True, False)}
+                ActionKind.DEACTIVATE,
+                "never managed by Okta (policy.unmanaged = deactivate)",
+                {"active": Change(True, False)},
             )
         return None
     state = "active" if user.active else "inactive"

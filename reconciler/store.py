@@ -207,9 +207,7 @@ class Store:
         """
         cutoff = started_before or utc_now()
         with self._session() as session:
-            runs = session.exec(
-                select(Run).where(Run.status == RunStatus.RUNNING, col(Run.started_at) < cutoff)
-            ).all()
+            runs = session.exec(select(Run).where(Run.status == RunStatus.RUNNING, col(Run.started_at) < cutoff)).all()
             for run in runs:
                 _interrupt(session, run)
             session.commit()
@@ -302,11 +300,7 @@ def _action_record(run_id: int, action: Action, status: ActionStatus) -> ActionR
 
 
 def _count_outcomes(session: Session, run: Run) -> None:
-    query = (
-        select(ActionRecord.status, func.count())
-        .where(ActionRecord.run_id == run.id)
-        .group_by(ActionRecord.status)
-    )
+    query = select(ActionRecord.status, func.count()).where(ActionRecord.run_id == run.id).group_by(ActionRecord.status)
     counts = dict(session.exec(query).all())
     run.applied = counts.get(ActionStatus.SUCCEEDED, 0)
     run.failed = counts.get(ActionStatus.FAILED, 0)
