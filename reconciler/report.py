@@ -81,35 +81,26 @@ def plan_document(plan: Plan, run_id: int | None, **extra: Any) -> dict[str, Any
     }
 
 
+def _drift_cell(summary: dict[str, int] | None) -> str:
+    """``+12 ~8 -10 ↑4 =3 !1 ?2``: the plan's counts with the plan's signs, zeros left out."""
+    if summary is None:
+        return "-"
+    cells = [f"{_KIND_STYLE[kind][0]}{summary[kind.value]}" for kind in ActionKind if summary.get(kind.value)]
+    return " ".join(cells) or "in sync"
+
+
 def render_history(console: Console, runs: Sequence[Run]) -> None:
-    table = Table(title="Recent runs")
-    for column in (
-        "run",
-        "started (UTC)",
-        "mode",
-        "status",
-        "create",
-        "update",
-        "deactivate",
-        "reactivate",
-        "link",
-        "conflict",
-        "unmanaged",
-        "applied",
-        "failed",
-    ):
-        table.add_column(column, justify="right" if column not in ("mode", "status", "started (UTC)") else "left")
+    table = Table(title="Recent runs", caption="+create ~update -deactivate ↑reactivate =link !conflict ?unmanaged")
+    for column in ("run", "started (UTC)", "mode", "status", "plan", "applied", "failed"):
+        justify = "right" if column in ("run", "applied", "failed") else "left"
+        table.add_column(column, justify=justify, no_wrap=column in ("started (UTC)", "plan"))
     for run in runs:
-        summary = run.summary or {}
         table.add_row(
             str(run.id),
-            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            run.started_at.strftime("%Y-%m-%d %H:%M"),
             run.mode.value,
             run.status.value,
-            *(
-                str(summary.get(key, "-"))
-                for key in ("create", "update", "deactivate", "reactivate", "link", "conflict", "unmanaged")
-            ),
+            _drift_cell(run.summary),
             str(run.applied),
             str(run.failed),
         )
@@ -117,6 +108,7 @@ def render_history(console: Console, runs: Sequence[Run]) -> None:
 
 
 def render_run(console: Console, run: Run, actions: Sequence[ActionRecord]) -> None:
+    """One run: its status and counts, then each action with its outcome."""
     finished = run.finished_at.strftime("%Y-%m-%d %H:%M:%S") if run.finished_at else "-"
     console.print(
         f"[bold]Run {run.id}[/] {run.mode.value}, {run.status.value}; "
@@ -126,22 +118,15 @@ def render_run(console: Console, run: Run, actions: Sequence[ActionRecord]) -> N
         render_summary(console, run.summary)
     if run.error:
         console.print(f"[red]error:[/] {escape(run.error)}")
-    table = Table()
-    for column in ("kind", "userName", "scim id", "outcome", "reason / error", "changes"):
-        table.add_column(column)
     for record in actions:
-        changes = ", ".join(
-            f"{path}: {_value(c.get('before'))} → {_value(c.get('after'))}" for path, c in record.changes.items()
+        sign, style = _KIND_STYLE[record.kind]
+        why = escape(record.error or record.reason)
+        console.print(
+            f"  [{style}]{sign} {record.kind.value} {escape(record.user_name)}[/] "
+            f"[dim]({record.scim_id or 'new'})[/] [bold]{record.status.value}[/] — {why}"
         )
-        table.add_row(
-            record.kind.value,
-            escape(record.user_name),
-            record.scim_id or "-",
-            record.status.value,
-            escape(record.error or record.reason),
-            changes,
-        )
-    console.print(table)
+        for path, change in record.changes.items():
+            console.print(f"      {escape(path)}: {_value(change.get('before'))} → {_value(change.get('after'))}")
 
 
 def run_document(run: Run, actions: Sequence[ActionRecord]) -> dict[str, Any]:

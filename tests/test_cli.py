@@ -112,3 +112,25 @@ def test_tokens_do_not_appear_in_any_output(okta: Okta, config_file: Path) -> No
             assert token not in result.stdout and token not in result.stderr
     store_bytes = (config_file.parent / "reconciler.db").read_bytes()
     assert OKTA_TOKEN.encode() not in store_bytes and SCIM_TOKEN.encode() not in store_bytes
+
+
+def test_private_key_jwt_auth_from_a_config_file(okta: Okta, scim_url: str, tmp_path: Path) -> None:
+    """OAuth 2.0 service app: the emulator verifies the signed client assertion."""
+    _assign(okta, 2)
+    service_app = okta.emulator.new_service_app(["okta.apps.read", "okta.users.read", "okta.groups.read"])
+    key_file = tmp_path / "okta-private-key.pem"
+    key_file.write_text(service_app.private_key_pem)
+    key_file.chmod(0o600)
+    (tmp_path / "scim.token").write_text(SCIM_TOKEN)
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(
+        f'[okta]\norg_url = "{okta.org_url}"\napp_id = "{okta.app_id}"\nauth = "private_key"\n'
+        f'client_id = "{service_app.client_id}"\nprivate_key_file = "okta-private-key.pem"\n'
+        f'[scim]\nbase_url = "{scim_url}"\ntoken_file = "scim.token"\n'
+        f'[store]\nurl = "sqlite:///{tmp_path / "reconciler.db"}"\n'
+    )
+    result = reconcile("--config", config_file, "--dry-run", "--output", "json", "--log-level", "DEBUG")
+    assert result.code == 2, result.stderr
+    assert result.json()["summary"]["create"] == 2
+    assert okta.emulator.request_count("/oauth2/v1/token", "POST") == 1
+    assert "PRIVATE KEY" not in result.stderr
