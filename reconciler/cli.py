@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
 from reconciler import __version__
 from reconciler.config import Config, load_config
@@ -148,7 +149,7 @@ def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool) -> None
     if not dry_run and outcome.plan is not None:
         console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
     if outcome.error:
-        console.print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {outcome.error}", markup=True)
+        Console(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")
     console.print(f"[dim]Inspect with: reconcile show {outcome.run_id}[/]")
 
 

@@ -90,6 +90,9 @@ async def reconcile(
                 outcome.error = _apply_error(outcome.applied)
     except ReconcileError as error:
         outcome.status, outcome.error = RunStatus.FAILED, str(error)
+    except Exception as error:  # a bug: the run is recorded as failed, and the traceback logged
+        log.exception("run %s failed unexpectedly", run_id)
+        outcome.status, outcome.error = RunStatus.FAILED, f"unexpected {type(error).__name__}: {error}"
     except BaseException as error:
         store.finish_run(run_id, RunStatus.INTERRUPTED, f"interrupted: {type(error).__name__}")
         raise

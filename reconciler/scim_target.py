@@ -286,7 +286,10 @@ class _ScimHttp:
                 method, self.base_url + path, params=params, content=content, headers=headers, timeout=self._timeout
             )
         except httpx.TransportError as error:
-            raise _RetryableFailure(f"SCIM {method} {path} failed: {type(error).__name__}: {error}") from error
+            where = f"{self.base_url}{path}"
+            raise _RetryableFailure(
+                f"cannot reach SCIM at {where} ({method}): {type(error).__name__}: {error}"
+            ) from error
         except httpx.HTTPError as error:
             raise TargetError(f"SCIM {method} {path} failed: {type(error).__name__}: {error}") from error
         if not response.is_success:

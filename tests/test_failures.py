@@ -53,7 +53,7 @@ def test_unreachable_okta(okta: Okta, tmp_path: Path, scim_url: str, platform: h
     config_file = write_local_config(tmp_path, closed, okta.app_id, scim_url, OKTA_TOKEN, SCIM_TOKEN)
     result = reconcile("--config", config_file, "--dry-run")
     _assert_failed_without_writes(result, config_file, platform, [])
-    assert "cannot reach okta" in result.stdout.lower().replace("\n", " ")
+    assert "cannot reach okta" in result.stderr.lower().replace("\n", " ")
 
 
 def test_okta_refuses_the_token(okta: Okta, tmp_path: Path, scim_url: str, platform: httpx.Client) -> None:
@@ -129,3 +129,18 @@ def test_a_failed_write_fails_the_run_but_not_the_other_actions(
     assert len(all_users(platform)) == 3
     shown = reconcile("--config", config_file, "show", str(document["run_id"]), "--output", "json").json()
     assert sorted(a["status"] for a in shown["actions"]) == ["failed", "succeeded", "succeeded", "succeeded"]
+
+
+def test_a_crash_inside_the_run_is_recorded_as_failed(
+    okta: Okta, config_file: Path, platform: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug (simulated: the planner raises) fails the run cleanly instead of leaving it 'running'."""
+
+    def broken_plan(*args: object) -> None:
+        raise ZeroDivisionError("simulated bug")
+
+    okta.emulator.add_assigned_users(okta.app_id, 2)
+    monkeypatch.setattr("reconciler.reconcile.plan", broken_plan)
+    result = reconcile("--config", config_file)
+    _assert_failed_without_writes(result, config_file, platform, [])
+    assert "ZeroDivisionError: simulated bug" in _last_run(config_file)["error"]
