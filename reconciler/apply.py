@@ -32,6 +32,8 @@ PHASES: tuple[frozenset[ActionKind], ...] = (
 and deactivations go last so that an error earlier stops nothing a person needs."""
 
 DEFAULT_WRITE_CONCURRENCY = 8
+BREAKER_MIN_ATTEMPTS = 10
+"""The error-rate breaker judges a ratio only once this many writes were attempted."""
 
 
 class Writer(Protocol):
@@ -51,13 +53,23 @@ class Journal(Protocol):
         self, action_id: int, succeeded: bool, error: str | None = None, scim_id: str | None = None
     ) -> None: ...
 
+    def record_skipped(self, run_id: int, actions: Iterable[Action], why: str | None = None) -> None: ...
+
 
 @dataclass
 class ApplyResult:
     succeeded: int = 0
     failed: int = 0
+    skipped: int = 0
+    """Writes not sent because the error-rate breaker tripped."""
     errors: list[str] = field(default_factory=list)
     """One line per failed action: who, what, why."""
+    breaker: str | None = None
+    """Why the error-rate breaker stopped the run; None if it did not trip."""
+
+    @property
+    def attempted(self) -> int:
+        return self.succeeded + self.failed
 
 
 def patch_operations(resource: Mapping[str, Any], changes: Mapping[str, Change]) -> list[dict[str, Any]]:
@@ -102,7 +114,9 @@ class Applier:
         run_id: int,
         actual: Sequence[PlatformUser],
         concurrency: int = DEFAULT_WRITE_CONCURRENCY,
+        max_error_ratio: float = 1.0,
     ) -> None:
+        self._max_error_ratio = max_error_ratio
         self._writer = writer
         self._journal = journal
         self._run_id = run_id
@@ -118,6 +132,10 @@ class Applier:
 
     async def _apply_one(self, action: Action) -> None:
         async with self._slots:
+            if self.result.breaker is not None:
+                self._journal.record_skipped(self._run_id, [action], f"not sent: {self.result.breaker}")
+                self.result.skipped += 1
+                return
             action_id = self._journal.record_intent(self._run_id, action)
             try:
                 scim_id = await self._send(action)
@@ -135,6 +153,18 @@ class Applier:
         self.result.failed += 1
         self.result.errors.append(f"{_describe(action)}: {error}")
         log.warning("failed to %s: %s", _describe(action), error)
+        self._check_breaker()
+
+    def _check_breaker(self) -> None:
+        """Stop sending once too large a share of the writes failed (after their retries)."""
+        result = self.result
+        if result.breaker is None and result.attempted >= BREAKER_MIN_ATTEMPTS:
+            if result.failed / result.attempted > self._max_error_ratio:
+                result.breaker = (
+                    f"error-rate breaker: {result.failed} of {result.attempted} writes failed, "
+                    f"above max_error_ratio = {self._max_error_ratio:g}"
+                )
+                log.error("%s; sending no more writes in this run", result.breaker)
 
     async def _send(self, action: Action) -> str | None:
         if action.kind is ActionKind.CREATE:

@@ -6,6 +6,7 @@ Exit codes (also in the README):
 0     in sync, or everything planned was applied
 1     a failure: Okta or the platform unreadable, or an action failed
 2     ``--dry-run`` found drift (something to write, or a conflict)
+3     blocked by the safety gate: a threshold or the source-shrink guard tripped
 64    usage error (unknown option, missing argument)
 78    bad configuration; one line per problem on stderr
 ====  =====================================================================
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_DRIFT = 2
+EXIT_BLOCKED = 3
 EXIT_USAGE = 64
 EXIT_CONFIG = 78
 
@@ -126,6 +128,8 @@ def exit_code(outcome: RunOutcome, dry_run: bool) -> int:
 
     if outcome.status in (RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.INTERRUPTED):
         return EXIT_FAILURE
+    if outcome.status is RunStatus.BLOCKED:
+        return EXIT_BLOCKED
     if dry_run and outcome.plan is not None and needs_attention(outcome.plan):
         return EXIT_DRIFT
     return EXIT_OK

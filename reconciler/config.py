@@ -90,6 +90,57 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class KindLimit:
+    """A kind of action trips the safety gate above ``count``, or above ``ratio`` of its population."""
+
+    count: int
+    ratio: float
+
+
+DEFAULT_LIMITS: Final[Mapping[str, KindLimit]] = MappingProxyType(
+    {
+        "create": KindLimit(1000, 0.5),
+        "update": KindLimit(1000, 0.5),
+        "deactivate": KindLimit(50, 0.1),
+        "reactivate": KindLimit(100, 0.1),
+        "link": KindLimit(1000, 0.5),
+    }
+)
+"""Safe for 50 to 100,000 users: a routine run stays well below, a mass event trips."""
+
+OnThreshold = Literal["stop", "skip_gated"]
+
+
+@dataclass(frozen=True)
+class ThresholdsConfig:
+    limits: Mapping[str, KindLimit] = field(default_factory=lambda: DEFAULT_LIMITS)
+    min_count_for_ratio: int = 10
+    """The ``max_<kind>_ratio`` limits apply from this many actions of a kind: in a small
+    population a ratio alone would block routine runs (1 leaver of 5 is 20 %)."""
+    max_source_drop_ratio: float = 0.2
+    """Okta's assignment count may fall by at most this share since the last successful run."""
+    on_threshold: OnThreshold = "stop"
+    """"stop": apply nothing when a limit trips; "skip_gated": apply the kinds that did not trip."""
+    max_error_ratio: float = 0.2
+    """Stop sending once more than this share of a run's writes failed (see apply.ErrorBreaker)."""
+    quarantine_after: int = 3
+    """Consecutive failed runs after which the service slows down to ``quarantine_interval_s``."""
+    quarantine_interval_s: float = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    urls: tuple[Secret, ...] = ()
+    """apprise URLs; they often embed a webhook token or a password, hence Secret."""
+    alert_drift: int = 50
+    """Alert when a run finds more drift (writes and conflicts) than this in all."""
+    alert_drift_by_kind: Mapping[str, int] = field(default_factory=dict)
+    """Per-kind drift limits, e.g. ``{"deactivate": 10}``."""
+    consecutive_failures: int = 3
+    realert_after_s: float = 24 * 3600.0
+
+
+@dataclass(frozen=True)
 class Config:
     okta: OktaConfig
     scim: ScimConfig
@@ -98,6 +149,20 @@ class Config:
     policy: PolicyConfig
     store: StoreConfig
     source_path: Path | None = None
+    thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from ``90``, ``"90s"``, ``"30m"``, ``"6h"`` or ``"1d"``; None if unreadable."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    return float(match[1]) * _UNIT_SECONDS[match[2]] if match else None
 
 
 def fingerprint(config: Config) -> str:
@@ -145,7 +210,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: not valid TOML: the file is not UTF-8 text"]) from None
 
 
-SECTIONS: Final = ("okta", "scim", "mapping", "policy", "store")
+SECTIONS: Final = ("okta", "scim", "mapping", "policy", "store", "thresholds", "alerts")
 
 
 def _build(document: Mapping[str, Any], source_path: Path, environ: Mapping[str, str]) -> Config:
@@ -157,10 +222,12 @@ def _build(document: Mapping[str, Any], source_path: Path, environ: Mapping[str,
     mapping = _mapping(tables.get("mapping") or {}, problems)
     policy = _policy(_Table("policy", tables.get("policy") or {}, problems))
     store = _store(_Table("store", tables.get("store") or {}, problems))
+    thresholds = _thresholds(_Table("thresholds", tables.get("thresholds") or {}, problems))
+    alerts = _alerts(_Table("alerts", tables.get("alerts") or {}, problems), base_dir)
     if problems:
         raise ConfigError(problems)
-    assert okta and scim and mapping is not None and policy and store
-    return Config(okta, scim, mapping, policy, store, source_path)
+    assert okta and scim and mapping is not None and policy and store and thresholds and alerts
+    return Config(okta, scim, mapping, policy, store, source_path, thresholds, alerts)
 
 
 def _sections(document: Mapping[str, Any], problems: list[str]) -> dict[str, Mapping[str, Any]]:
@@ -255,6 +322,22 @@ class _Table:
             self.note(key, f"expected a number of seconds greater than 0, got {value}")
             return None
         return float(value)
+
+    def ratio(self, key: str, default: float) -> float | None:
+        """A share from 0 to 1, e.g. 0.05 for 5 %."""
+        value = self.values.get(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+            self.note(key, f"expected a share from 0 to 1 (0.05 is 5 %), got {_show(value)}")
+            return None
+        return float(value)
+
+    def duration(self, key: str, default: float) -> float | None:
+        """Seconds, from a number or a string like "90s", "30m", "6h", "1d"."""
+        value = self.values.get(key, default)
+        seconds = parse_duration(value)
+        if seconds is None or seconds <= 0:
+            self.note(key, f'expected a duration such as "30m", "6h" or "1d", got {_show(value)}')
+        return seconds
 
     def choice(self, key: str, options: tuple[str, ...], default: str) -> str | None:
         value = self.values.get(key, default)
@@ -354,6 +437,16 @@ OKTA_KEYS: Final = (
 SCIM_KEYS: Final = ("base_url", "token_env", "token_file", "page_size", "timeout_s")
 POLICY_KEYS: Final = ("unmanaged", "suspended")
 STORE_KEYS: Final = ("url",)
+THRESHOLD_KEYS: Final = (
+    *(key for kind in DEFAULT_LIMITS for key in (f"max_{kind}", f"max_{kind}_ratio")),
+    "min_count_for_ratio",
+    "max_source_drop_ratio",
+    "on_threshold",
+    "max_error_ratio",
+    "quarantine_after",
+    "quarantine_interval",
+)
+ALERT_KEYS: Final = ("urls", "urls_file", "alert_drift", "alert_drift_by_kind", "consecutive_failures", "realert_after")
 
 
 def _okta(table: _Table, environ: Mapping[str, str], base_dir: Path) -> OktaConfig | None:
@@ -437,6 +530,74 @@ def _store(table: _Table) -> StoreConfig | None:
         table.note("url", f'expected a sqlite:/// or postgresql:// URL, e.g. "{DEFAULT_STORE_URL}"')
         return None
     return StoreConfig(url)
+
+
+def _thresholds(table: _Table) -> ThresholdsConfig | None:
+    table.check_keys(THRESHOLD_KEYS)
+    limits = {}
+    for kind, default in DEFAULT_LIMITS.items():
+        count = table.integer(f"max_{kind}", default.count, 0, 10_000_000)
+        ratio = table.ratio(f"max_{kind}_ratio", default.ratio)
+        if count is not None and ratio is not None:
+            limits[kind] = KindLimit(count, ratio)
+    min_for_ratio = table.integer("min_count_for_ratio", 10, 0, 10_000_000)
+    drop = table.ratio("max_source_drop_ratio", 0.2)
+    on_threshold = table.choice("on_threshold", ("stop", "skip_gated"), "stop")
+    error_ratio = table.ratio("max_error_ratio", 0.2)
+    quarantine_after = table.integer("quarantine_after", 3, 1, 1000)
+    quarantine_interval = table.duration("quarantine_interval", 6 * 3600.0)
+    if not table.clean:
+        return None
+    assert drop is not None and error_ratio is not None and quarantine_after and quarantine_interval
+    assert min_for_ratio is not None
+    return ThresholdsConfig(
+        MappingProxyType(limits),
+        min_for_ratio,
+        drop,
+        cast(OnThreshold, on_threshold),
+        error_ratio,
+        quarantine_after,
+        quarantine_interval,
+    )
+
+
+def _alerts(table: _Table, base_dir: Path) -> AlertsConfig | None:
+    table.check_keys(ALERT_KEYS)
+    urls = _alert_urls(table, base_dir)
+    drift = table.integer("alert_drift", 50, 1, 10_000_000)
+    by_kind = _drift_by_kind(table)
+    failures = table.integer("consecutive_failures", 3, 1, 1000)
+    realert = table.duration("realert_after", 24 * 3600.0)
+    if not table.clean:
+        return None
+    assert urls is not None and drift and by_kind is not None and failures and realert
+    return AlertsConfig(urls, drift, MappingProxyType(by_kind), failures, realert)
+
+
+def _alert_urls(table: _Table, base_dir: Path) -> tuple[Secret, ...] | None:
+    """apprise URLs from ``urls`` and/or ``urls_file`` (one per line, # comments)."""
+    inline = table.values.get("urls", [])
+    if not isinstance(inline, list) or not all(isinstance(u, str) and "://" in u for u in inline):
+        table.note("urls", 'expected a list of apprise URLs, e.g. ["json://alerts.example.com/hook"]')
+        return None
+    lines: list[str] = []
+    if table.has("urls_file"):
+        text = _read_secret_file(table, "urls_file", base_dir)
+        if text is None:
+            return None
+        lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return tuple(Secret(url) for url in (*inline, *lines))
+
+
+def _drift_by_kind(table: _Table) -> dict[str, int] | None:
+    value = table.values.get("alert_drift_by_kind", {})
+    kinds = ("create", "update", "deactivate", "reactivate", "link", "conflict", "unmanaged")
+    if not isinstance(value, dict) or not all(
+        k in kinds and isinstance(v, int) and not isinstance(v, bool) and v >= 1 for k, v in value.items()
+    ):
+        table.note("alert_drift_by_kind", f"expected a table of kind = count >= 1, kinds: {', '.join(kinds)}")
+        return None
+    return dict(value)
 
 
 def _mapping(values: Mapping[str, Any], problems: list[str]) -> Mapping[str, str] | None:

@@ -3,7 +3,7 @@
 This is the only module that wires the stages together::
 
     okta source ─┐
-                 ├─▶ plan (pure) ─▶ apply ─▶ store
+                 ├─▶ plan (pure) ─▶ safety gate ─▶ apply ─▶ store
     scim target ─┘
 
 A dry-run never builds a writer, so it cannot write. Any error while reading
@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from reconciler.apply import DEFAULT_WRITE_CONCURRENCY, Applier, ApplyResult
 from reconciler.config import Config, fingerprint
 from reconciler.errors import ReconcileError
+from reconciler.gate import GateDecision, Populations, evaluate
 from reconciler.okta_source import OktaSource
 from reconciler.plan import plan
-from reconciler.records import OktaAssignment, Plan, PlatformUser
+from reconciler.records import Action, OktaAssignment, Plan, PlatformUser
 from reconciler.scim_target import ScimReader, ScimWriter
 from reconciler.store import RunMode, RunStatus, Store
 
@@ -34,8 +35,12 @@ class RunOutcome:
     run_id: int
     status: RunStatus
     plan: Plan | None = None
+    gate: GateDecision | None = None
     applied: ApplyResult = field(default_factory=ApplyResult)
     error: str | None = None
+    desired: list[OktaAssignment] = field(default_factory=list, repr=False)
+    """What Okta listed: kept for a saved plan's subject digests."""
+    actual: list[PlatformUser] = field(default_factory=list, repr=False)
 
 
 def okta_source(config: Config) -> OktaSource:
@@ -76,18 +81,15 @@ async def reconcile(
     outcome = RunOutcome(run_id, RunStatus.RUNNING)
     try:
         async with okta_source(config) as source, scim_reader(config) as reader:
-            desired, actual = await read_both_sides(source, reader)
-            outcome.plan = plan(desired, actual, config.mapping, config.policy)
-            store.record_plan_counts(run_id, outcome.plan.summary())
+            outcome.desired, outcome.actual = await read_both_sides(source, reader)
+            _plan_and_gate(config, store, outcome)
+            assert outcome.plan is not None and outcome.gate is not None
             if dry_run:
                 store.record_skipped(run_id, outcome.plan.actions)
-                outcome.status = _dry_run_status(outcome.plan)
+                outcome.status = _dry_run_status(outcome.plan, outcome.gate)
             else:
-                store.record_skipped(run_id, (a for a in outcome.plan.actions if not a.writes))
-                applier = Applier(ScimWriter(reader), store, run_id, actual, write_concurrency)
-                outcome.applied = await applier.apply(outcome.plan.actions)
-                outcome.status = RunStatus.PARTIAL if outcome.applied.failed else RunStatus.SUCCEEDED
-                outcome.error = _apply_error(outcome.applied)
+                writer = ScimWriter(reader)
+                await _apply(config, store, outcome, writer, write_concurrency)
     except ReconcileError as error:
         outcome.status, outcome.error = RunStatus.FAILED, str(error)
     except Exception as error:  # a bug: the run is recorded as failed, and the traceback logged
@@ -96,11 +98,55 @@ async def reconcile(
     except BaseException as error:
         store.finish_run(run_id, RunStatus.INTERRUPTED, f"interrupted: {type(error).__name__}")
         raise
+    if outcome.gate is not None and outcome.gate.blocked:
+        blocked = f"blocked by the safety gate: {outcome.gate.reason}"
+        outcome.error = blocked if outcome.error is None else f"{blocked}; {outcome.error}"
     store.finish_run(run_id, outcome.status, outcome.error)
     return outcome
 
 
-def _dry_run_status(result: Plan) -> RunStatus:
+def _plan_and_gate(config: Config, store: Store, outcome: RunOutcome) -> None:
+    outcome.plan = plan(outcome.desired, outcome.actual, config.mapping, config.policy)
+    previous = store.last_trusted_source_count(fingerprint(config), outcome.run_id)
+    populations = Populations.of(outcome.desired, outcome.actual, previous)
+    store.record_populations(outcome.run_id, populations.assignments, populations.managed)
+    store.record_plan_counts(outcome.run_id, outcome.plan.summary())
+    outcome.gate = evaluate(outcome.plan, populations, config.thresholds)
+    if outcome.gate.blocked:
+        log.warning("safety gate: %s", outcome.gate.reason)
+
+
+async def _apply(config: Config, store: Store, outcome: RunOutcome, writer: ScimWriter, write_concurrency: int) -> None:
+    """Send what the gate allows; record the rest as skipped, with why."""
+    assert outcome.plan is not None and outcome.gate is not None
+    gate = outcome.gate
+    allowed = [a for a in outcome.plan.actions if gate.allows(a.kind)]
+    held = [a for a in outcome.plan.actions if a.writes and not gate.allows(a.kind)]
+    store.record_skipped(outcome.run_id, _report_only(outcome.plan.actions))
+    store.record_skipped(outcome.run_id, held, f"not sent: blocked by the safety gate ({gate.reason})")
+    applier = Applier(
+        writer, store, outcome.run_id, outcome.actual, write_concurrency, config.thresholds.max_error_ratio
+    )
+    outcome.applied = await applier.apply(allowed)
+    outcome.status = _apply_status(outcome.applied, gate)
+    outcome.error = _apply_error(outcome.applied)
+
+
+def _report_only(actions: tuple[Action, ...]) -> list[Action]:
+    return [a for a in actions if not a.writes]
+
+
+def _apply_status(result: ApplyResult, gate: GateDecision) -> RunStatus:
+    if result.breaker is not None:
+        return RunStatus.FAILED
+    if gate.blocked:
+        return RunStatus.BLOCKED
+    return RunStatus.PARTIAL if result.failed else RunStatus.SUCCEEDED
+
+
+def _dry_run_status(result: Plan, gate: GateDecision) -> RunStatus:
+    if gate.blocked:
+        return RunStatus.BLOCKED
     return RunStatus.DRIFT if needs_attention(result) else RunStatus.SUCCEEDED
 
 
@@ -114,6 +160,8 @@ def needs_attention(result: Plan) -> bool:
 
 
 def _apply_error(result: ApplyResult) -> str | None:
+    if result.breaker is not None:
+        return f"{result.breaker}; {result.skipped} write(s) not sent"
     if not result.failed:
         return None
     shown = "; ".join(result.errors[:5])

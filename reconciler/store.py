@@ -46,6 +46,16 @@ class RunStatus(StrEnum):
     """An apply in which some actions failed."""
     INTERRUPTED = "interrupted"
     """Left running by a process that stopped; found by a later start."""
+    BLOCKED = "blocked"
+    """The safety gate stopped gated writes; ``error`` says which limit tripped."""
+
+
+SOURCE_READ_WHOLE: Final = frozenset({RunStatus.SUCCEEDED, RunStatus.DRIFT, RunStatus.PARTIAL})
+"""Runs whose Okta listing is a trusted baseline for the source-shrink guard.
+
+A blocked run is left out on purpose: its listing is the suspicious one, and a
+baseline taken from it would let a sustained drop through on the next run.
+"""
 
 
 class ActionStatus(StrEnum):
@@ -105,6 +115,10 @@ class Run(SQLModel, table=True):
     planned_conflict: int | None = None
     planned_unmanaged: int | None = None
     planned_in_sync: int | None = None
+    source_count: int | None = None
+    """How many assignments Okta listed; the baseline of the source-shrink guard."""
+    managed_count: int | None = None
+    """How many platform users were linked to Okta users when the run read them."""
     applied: int = 0
     """Actions that succeeded, counted when the run ends."""
     failed: int = 0
@@ -183,6 +197,45 @@ class Store:
                 setattr(run, f"planned_{key}", summary.get(key, 0))
             session.commit()
 
+    def record_populations(self, run_id: int, source_count: int, managed_count: int) -> None:
+        """Keep how many assignments Okta listed and how many platform users Okta manages."""
+        with self._session() as session:
+            run = _existing(session, Run, run_id)
+            run.source_count, run.managed_count = source_count, managed_count
+            session.commit()
+
+    def last_trusted_source_count(self, fingerprint: str, before_run_id: int) -> int | None:
+        """Okta's assignment count at the latest run before ``before_run_id`` that read it whole and wasn't blocked."""
+        query = (
+            select(Run.source_count)
+            .where(
+                Run.config_fingerprint == fingerprint,
+                col(Run.id) < before_run_id,
+                col(Run.status).in_(SOURCE_READ_WHOLE),
+                col(Run.source_count).is_not(None),
+            )
+            .order_by(col(Run.id).desc())
+            .limit(1)
+        )
+        with self._session() as session:
+            return session.exec(query).first()
+
+    def consecutive_failures(self, fingerprint: str) -> int:
+        """How many of the latest finished runs for this target failed, counting back to the last that did not."""
+        query = (
+            select(Run.status)
+            .where(Run.config_fingerprint == fingerprint, Run.status != RunStatus.RUNNING)
+            .order_by(col(Run.id).desc())
+            .limit(10_000)
+        )
+        with self._session() as session:
+            failures = 0
+            for status in session.exec(query):
+                if status is not RunStatus.FAILED:
+                    break
+                failures += 1
+            return failures
+
     def finish_run(self, run_id: int, status: RunStatus | str, error: str | None = None) -> None:
         """End the run with ``status`` and count its actions' outcomes.
 
@@ -245,10 +298,14 @@ class Store:
                 record.scim_id = scim_id
             session.commit()
 
-    def record_skipped(self, run_id: int, actions: Iterable[Action]) -> None:
-        """Record, in one transaction, actions that will not be sent (see ActionStatus.SKIPPED)."""
+    def record_skipped(self, run_id: int, actions: Iterable[Action], why: str | None = None) -> None:
+        """Record, in one transaction, actions that will not be sent (see ActionStatus.SKIPPED).
+
+        ``why`` (kept in ``error``) says what held them back: the safety gate, the
+        error-rate breaker, a stale saved plan; None for dry-runs and report-only kinds.
+        """
         with self._session() as session:
-            session.add_all(_action_record(run_id, action, ActionStatus.SKIPPED) for action in actions)
+            session.add_all(_action_record(run_id, action, ActionStatus.SKIPPED, why) for action in actions)
             session.commit()
 
     def actions_of(self, run_id: int) -> list[ActionRecord]:
@@ -285,8 +342,9 @@ def _existing(session: Session, model: type[_Row], row_id: int) -> _Row:
     return row
 
 
-def _action_record(run_id: int, action: Action, status: ActionStatus) -> ActionRecord:
+def _action_record(run_id: int, action: Action, status: ActionStatus, error: str | None = None) -> ActionRecord:
     return ActionRecord(
+        error=error,
         run_id=run_id,
         kind=action.kind,
         user_name=action.user_name,

@@ -65,7 +65,8 @@ def scenario(scim_server: RunningScimServer, tmp_path_factory: pytest.TempPathFa
     ):
         app_id = asyncio.run(_seed(emulator, scim_url))
         state = tmp_path_factory.mktemp("state")
-        config = load_config(write_local_config(state, org_url, app_id, scim_url, OKTA_TOKEN, SCIM_TOKEN))
+        relaxed = "[thresholds]\nmax_deactivate_ratio = 0.5\n"  # 10 of 70 managed users: above the 10 % default
+        config = load_config(write_local_config(state, org_url, app_id, scim_url, OKTA_TOKEN, SCIM_TOKEN, relaxed))
         with Store(config.store.url) as store:
             before = _snapshot(platform)
             dry_run = asyncio.run(reconcile(config, store, dry_run=True))
