@@ -25,8 +25,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler import __version__
-from reconciler.config import Config, load_config
+from reconciler.config import Config, fingerprint, load_config
 from reconciler.errors import ConfigError
+from reconciler.gate import quarantined
 from reconciler.logs import setup_logging
 from reconciler.report import plan_document, render_history, render_plan, render_run, run_document
 from reconciler.store import RunStatus, Store
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_output = args.output == "json"
     with Store(config.store.url) as store:
         if args.command == "history":
-            return _history(store, args.limit, json_output)
+            return _history(store, config, args.limit, json_output)
         if args.command == "show":
             return _show(store, args.run_id, json_output)
         return _run(config, store, dry_run=args.dry_run, json_output=json_output)
@@ -157,12 +158,20 @@ def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool) -> None
     console.print(f"[dim]Inspect with: reconcile show {outcome.run_id}[/]")
 
 
-def _history(store: Store, limit: int, json_output: bool) -> int:
+def _history(store: Store, config: Config, limit: int, json_output: bool) -> int:
     runs = store.recent_runs(limit)
     if json_output:
         _print_json([run_document(run, []) | {"actions": None} for run in runs])
-    else:
-        render_history(Console(), runs)
+        return EXIT_OK
+    console = Console()
+    render_history(console, runs)
+    failures = store.consecutive_failures(fingerprint(config))
+    if quarantined(failures, config.thresholds):
+        hours = config.thresholds.quarantine_interval_s / 3600
+        console.print(
+            f"[red]quarantined:[/] {failures} consecutive failed runs; the service runs every {hours:g} h "
+            "until a run succeeds (see [thresholds] quarantine_after)"
+        )
     return EXIT_OK
 
 

@@ -134,3 +134,19 @@ def evaluate(plan: Plan, populations: Populations, thresholds: ThresholdsConfig)
     by_kind = kind_trips(plan, populations, thresholds)
     stop_all = bool(from_source) or (bool(by_kind) and thresholds.on_threshold == "stop")
     return GateDecision(tuple(from_source + by_kind), stop_all)
+
+
+def quarantined(consecutive_failures: int, thresholds: ThresholdsConfig) -> bool:
+    """After ``quarantine_after`` failed runs in a row, the target is in quarantine (Entra's term)."""
+    return consecutive_failures >= thresholds.quarantine_after
+
+
+def scheduled_interval_s(base_interval_s: float, consecutive_failures: int, thresholds: ThresholdsConfig) -> float:
+    """How long the service waits before the next run: slower while quarantined, until a run succeeds.
+
+    A run that keeps failing (a revoked token, a platform down for days) would
+    otherwise retry every interval, alert every time and load both sides.
+    """
+    if quarantined(consecutive_failures, thresholds):
+        return max(base_interval_s, thresholds.quarantine_interval_s)
+    return base_interval_s

@@ -66,3 +66,23 @@ def all_users(platform: httpx.Client) -> list[dict]:
     response = platform.get("/Users", params={"startIndex": 1, "count": 1000})
     response.raise_for_status()
     return list(response.json().get("Resources", []))
+
+
+def provision(okta: Okta, platform: httpx.Client, user_ids: list[str]) -> dict[str, str]:
+    """Push users to the platform as Okta would, and record the SCIM ids in Okta; returns okta id → SCIM id."""
+    scim_ids = {}
+    for user_id in user_ids:
+        profile = okta.emulator.user(user_id).profile
+        body = {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": profile["login"],
+            "name": {"givenName": profile["firstName"], "familyName": profile["lastName"]},
+            "emails": [{"value": profile["email"], "type": "work", "primary": True}],
+            "displayName": profile.get("displayName"),
+            "locale": profile.get("locale"),
+            "externalId": user_id,
+            "active": True,
+        }
+        scim_ids[user_id] = platform.post("/Users", json=body).raise_for_status().json()["id"]
+        okta.emulator.mark_provisioned(okta.app_id, user_id, scim_ids[user_id])
+    return scim_ids

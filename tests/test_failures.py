@@ -13,7 +13,7 @@ from reconciler.local_scim_server import free_loopback_port
 from reconciler.reconcile import reconcile as reconcile_once
 from reconciler.store import RunStatus, Store
 from tests.cli_runner import Result, reconcile
-from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users
+from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 from tests.scim_fault_server import FaultServer, Reply
 
 
@@ -21,16 +21,7 @@ def _provision_some(okta: Okta, platform: httpx.Client, count: int, *, last: boo
     """Push ``count`` listed users to the platform as Okta would; returns their Okta ids."""
     listed = okta.emulator.listed_user_ids(okta.app_id)
     chosen = listed[-count:] if last else listed[:count]
-    for user_id in chosen:
-        profile = okta.emulator.user(user_id).profile
-        body = {
-            "userName": profile["login"],
-            "externalId": user_id,
-            "active": True,
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        }
-        scim_id = platform.post("/Users", json=body).raise_for_status().json()["id"]
-        okta.emulator.mark_provisioned(okta.app_id, user_id, scim_id)
+    provision(okta, platform, chosen)
     return chosen
 
 
