@@ -62,9 +62,21 @@ def scim_reader(config: Config) -> ScimReader:
 
 
 async def read_both_sides(source: OktaSource, reader: ScimReader) -> tuple[list[OktaAssignment], list[PlatformUser]]:
-    """Okta's assignments and the platform's users, read concurrently; either failing fails both."""
+    """Okta's assignments and the platform's users, read concurrently; either failing fails both.
+
+    The first error cancels the other read, so nothing keeps running on a
+    client that is about to be closed.
+    """
     await reader.discover()
-    desired, actual = await asyncio.gather(source.list_assignments(), reader.list_users())
+    okta = asyncio.create_task(source.list_assignments())
+    scim = asyncio.create_task(reader.list_users())
+    try:
+        desired, actual = await asyncio.gather(okta, scim)
+    except BaseException:
+        for task in (okta, scim):
+            task.cancel()
+        await asyncio.gather(okta, scim, return_exceptions=True)
+        raise
     return desired, actual
 
 
