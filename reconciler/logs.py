@@ -57,5 +57,5 @@ def setup_logging(level: str = "WARNING", secrets: Iterable[Secret] = ()) -> Non
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger(OKTA_SDK_LOGGER).setLevel(max(logging.WARNING, root.level))
-    for noisy in ("httpx", "httpcore", "aiohttp.access"):
+    for noisy in ("httpx", "httpcore", "aiohttp.access", "apprise", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

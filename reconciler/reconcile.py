@@ -3,7 +3,7 @@
 This is the only module that wires the stages together::
 
     okta source ─┐
-                 ├─▶ plan (pure) ─▶ safety gate ─▶ apply ─▶ store
+                 ├─▶ plan (pure) ─▶ safety gate ─▶ apply ─▶ store ─▶ alerts
     scim target ─┘
 
 A dry-run never builds a writer, so it cannot write. Any error while reading
@@ -17,6 +17,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from reconciler.alerts import alert_after_run
 from reconciler.apply import DEFAULT_WRITE_CONCURRENCY, Applier, ApplyResult
 from reconciler.config import Config, fingerprint
 from reconciler.errors import ReconcileError
@@ -114,6 +115,7 @@ async def reconcile(
         blocked = f"blocked by the safety gate: {outcome.gate.reason}"
         outcome.error = blocked if outcome.error is None else f"{blocked}; {outcome.error}"
     store.finish_run(run_id, outcome.status, outcome.error)
+    await alert_after_run(store, config, outcome)
     return outcome
 
 

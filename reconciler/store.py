@@ -34,6 +34,8 @@ _Row = TypeVar("_Row", bound=SQLModel)
 class RunMode(StrEnum):
     DRY_RUN = "dry-run"
     APPLY = "apply"
+    APPLY_PLAN = "apply-plan"
+    """``reconcile apply PLAN_FILE``: a saved, reviewed plan applied to live state."""
 
 
 class RunStatus(StrEnum):
@@ -149,6 +151,27 @@ class ActionRecord(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=sa.Text)
     created_at: datetime = Field(sa_type=UtcDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class AlertState(SQLModel, table=True):
+    """An alert condition that was active after the latest run that could judge it (see reconciler.alerts).
+
+    A row exists while its condition holds, and is removed once its clearing has been
+    told (or needs no telling: nobody was ever told it started).
+    """
+
+    __tablename__ = "alert_states"
+
+    config_fingerprint: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=64)
+    """The condition: ``drift``, ``drift:<kind>``, ``blocked``, ``failed`` or ``consecutive_failures``."""
+    title: str = Field(sa_type=sa.Text)
+    """The condition's one-line title at the latest run that found it: a resolved alert names it."""
+    active_since: datetime = Field(sa_type=UtcDateTime)
+    last_sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    """When an alert about it was last delivered; None while it has never been (no channel, or none answered)."""
+    last_run_id: int
+    """The latest run that found it; a plain pointer, not a foreign key."""
 
 
 INTERRUPTED_RUN_ERROR: Final = "interrupted: the process stopped before the run finished"
@@ -313,6 +336,28 @@ class Store:
         with self._session() as session:
             query = select(ActionRecord).where(ActionRecord.run_id == run_id).order_by(col(ActionRecord.id))
             return list(session.exec(query).all())
+
+    # --- alert state -------------------------------------------------------------------------
+
+    def alert_states(self, fingerprint: str) -> dict[str, AlertState]:
+        """The conditions active for this target, by key."""
+        with self._session() as session:
+            query = select(AlertState).where(AlertState.config_fingerprint == fingerprint).order_by(col(AlertState.key))
+            return {row.key: row for row in session.exec(query).all()}
+
+    def save_alert_state(self, state: AlertState) -> None:
+        """Insert or replace the state of ``state.key`` for ``state.config_fingerprint``."""
+        with self._session() as session:
+            session.merge(state)
+            session.commit()
+
+    def remove_alert_state(self, fingerprint: str, key: str) -> None:
+        """Forget a condition that cleared; nothing happens if it is not stored."""
+        with self._session() as session:
+            row = session.get(AlertState, (fingerprint, key))
+            if row is not None:
+                session.delete(row)
+                session.commit()
 
 
 def _engine(url: str) -> Engine:
