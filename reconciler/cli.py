@@ -4,7 +4,8 @@ Exit codes (also in the README):
 
 ====  =====================================================================
 0     in sync, or everything planned was applied
-1     a failure: Okta or the platform unreadable, or an action failed
+1     a failure: Okta or the platform unreadable, or an action failed; ``apply``:
+      a saved plan refused, or not wholly applied (an action failed or was stale)
 2     ``--dry-run`` found drift (something to write, or a conflict)
 3     blocked by the safety gate: a threshold or the source-shrink guard tripped
 64    usage error (unknown option, missing argument)
@@ -19,6 +20,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
@@ -30,6 +32,7 @@ from reconciler.errors import ConfigError
 from reconciler.gate import quarantined
 from reconciler.logs import setup_logging
 from reconciler.report import plan_document, render_history, render_plan, render_run, run_document
+from reconciler.secret import Secret
 from reconciler.store import RunStatus, Store
 
 if TYPE_CHECKING:
@@ -69,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_common(parser, None)
     parser.add_argument("--dry-run", action="store_true", help="plan only: no writer is built, nothing is written")
+    parser.add_argument(
+        "--save-plan", metavar="FILE", type=Path, help="with --dry-run: save the plan for `reconcile apply FILE`"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     history = commands.add_parser("history", help="list recent runs")
     _add_common(history, argparse.SUPPRESS)
@@ -76,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="print one run's actions with their outcomes")
     _add_common(show, argparse.SUPPRESS)
     show.add_argument("run_id", type=int, metavar="RUN_ID")
+    apply = commands.add_parser("apply", help="apply a plan saved by --dry-run --save-plan; stale actions are skipped")
+    _add_common(apply, argparse.SUPPRESS)
+    apply.add_argument("plan_file", type=Path, metavar="PLAN_FILE")
+    apply.add_argument("--yes", action="store_true", help="confirm a plan above the thresholds off a terminal")
     demo = commands.add_parser("demo", help="run against a local Okta emulator and SCIM server, no Okta org needed")
     demo.add_argument("--users", type=int, default=200, help="assigned users to seed (default 200)")
     demo.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -83,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.save_plan is not None and (not args.dry_run or args.command is not None):
+        parser.error("--save-plan is only valid with --dry-run (and no command)")
+    if args.command == "apply" and args.dry_run:
+        parser.error("apply sends a saved plan: it takes no --dry-run")
     if args.command == "demo":
         from reconciler.demo import run_demo
 
@@ -102,14 +117,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _history(store, config, args.limit, json_output)
         if args.command == "show":
             return _show(store, args.run_id, json_output)
-        return _run(config, store, dry_run=args.dry_run, json_output=json_output)
+        if args.command == "apply":
+            from reconciler.saved_plan import run_apply_command
+
+            return run_apply_command(config, store, args.plan_file, yes=args.yes, json_output=json_output)
+        return _run(config, store, dry_run=args.dry_run, json_output=json_output, save_plan=args.save_plan)
 
 
-def _secrets_of(config: Config) -> list:
-    return [s for s in (config.okta.token, config.okta.private_key, config.scim.token) if s is not None]
+def _secrets_of(config: Config) -> list[Secret]:
+    tokens = (config.okta.token, config.okta.private_key, config.scim.token)
+    return [s for s in tokens if s is not None] + list(config.alerts.urls)
 
 
-def _run(config: Config, store: Store, *, dry_run: bool, json_output: bool) -> int:
+def _run(config: Config, store: Store, *, dry_run: bool, json_output: bool, save_plan: Path | None = None) -> int:
     # Imported here: the okta SDK takes seconds to import, and history, show and
     # configuration errors do not need it.
     from reconciler.reconcile import reconcile
@@ -121,6 +141,11 @@ def _run(config: Config, store: Store, *, dry_run: bool, json_output: bool) -> i
         _print_json(_outcome_document(outcome))
     else:
         _print_outcome(console, outcome, dry_run)
+    if save_plan is not None:
+        from reconciler.saved_plan import save_after_dry_run
+
+        if not save_after_dry_run(save_plan, config, outcome, console):
+            return EXIT_FAILURE
     return exit_code(outcome, dry_run)
 
 
