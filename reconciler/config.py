@@ -40,6 +40,7 @@ from reconciler.mapping import DEFAULT_MAPPING, mapping_problems
 from reconciler.secret import Secret
 
 CONFIG_ENV: Final = "RECONCILER_CONFIG"
+CREDENTIALS_DIRECTORY_ENV: Final = "CREDENTIALS_DIRECTORY"
 DEFAULT_SCOPES: Final = ("okta.apps.read", "okta.users.read", "okta.groups.read")
 DEFAULT_STORE_URL: Final = "sqlite:///reconciler.db"
 """A SQLite file ``reconciler.db`` in the current directory."""
@@ -141,6 +142,33 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    """When ``reconcile serve`` runs: every ``interval_s``, or on a ``cron`` expression."""
+
+    interval_s: float = 1800.0
+    cron: str | None = None
+    """A 5-field crontab expression (minute hour day month weekday); replaces the interval."""
+    jitter_s: float = 60.0
+    """Each run starts up to this much later, so that many deployments do not hit Okta at once."""
+    run_at_start: bool = True
+    stop_timeout_s: float = 30.0
+    """On SIGTERM, in-flight writes get this long to finish before the run is recorded interrupted."""
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str | None = "127.0.0.1:9464"
+    """host:port of the Prometheus /metrics and /healthz endpoint; None turns it off."""
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
 class Config:
     okta: OktaConfig
     scim: ScimConfig
@@ -151,6 +179,8 @@ class Config:
     source_path: Path | None = None
     thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -210,7 +240,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: not valid TOML: the file is not UTF-8 text"]) from None
 
 
-SECTIONS: Final = ("okta", "scim", "mapping", "policy", "store", "thresholds", "alerts")
+SECTIONS: Final = ("okta", "scim", "mapping", "policy", "store", "thresholds", "alerts", "schedule", "metrics")
 
 
 def _build(document: Mapping[str, Any], source_path: Path, environ: Mapping[str, str]) -> Config:
@@ -223,11 +253,14 @@ def _build(document: Mapping[str, Any], source_path: Path, environ: Mapping[str,
     policy = _policy(_Table("policy", tables.get("policy") or {}, problems))
     store = _store(_Table("store", tables.get("store") or {}, problems))
     thresholds = _thresholds(_Table("thresholds", tables.get("thresholds") or {}, problems))
-    alerts = _alerts(_Table("alerts", tables.get("alerts") or {}, problems), base_dir)
+    alerts = _alerts(_Table("alerts", tables.get("alerts") or {}, problems), base_dir, environ)
+    schedule = _schedule(_Table("schedule", tables.get("schedule") or {}, problems))
+    metrics = _metrics(_Table("metrics", tables.get("metrics") or {}, problems))
     if problems:
         raise ConfigError(problems)
-    assert okta and scim and mapping is not None and policy and store and thresholds and alerts
-    return Config(okta, scim, mapping, policy, store, source_path, thresholds, alerts)
+    assert okta and scim and mapping is not None and policy and store and thresholds and alerts and schedule
+    assert metrics
+    return Config(okta, scim, mapping, policy, store, source_path, thresholds, alerts, schedule, metrics)
 
 
 def _sections(document: Mapping[str, Any], problems: list[str]) -> dict[str, Mapping[str, Any]]:
@@ -362,18 +395,18 @@ _CONVENTIONAL_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 
 
 def _token(table: _Table, environ: Mapping[str, str], base_dir: Path, example_env: str) -> Secret | None:
-    """The token from exactly one of ``token_env`` / ``token_file``."""
-    from_env, from_file = table.has("token_env"), table.has("token_file")
-    if from_env and from_file:
-        table.note("token_file", "set together with token_env — keep only one of them")
+    """The token from exactly one of ``token_env`` / ``token_file`` / ``token_credential``."""
+    given = [key for key in ("token_env", "token_file", "token_credential") if table.has(key)]
+    if len(given) > 1:
+        table.note(given[1], f"set together with {given[0]} — keep only one of them")
         return None
-    if from_file:
-        text = _read_secret_file(table, "token_file", base_dir)
-        return None if text is None else Secret(text)
-    if from_env:
+    if not given:
+        table.note("token_env", f'missing — set token_env = "{example_env}" (and export it), or token_file = "/path"')
+        return None
+    if given[0] == "token_env":
         return _secret_env(table, "token_env", environ, example_env)
-    table.note("token_env", f'missing — set token_env = "{example_env}" (and export it), or token_file = "/path"')
-    return None
+    text = _read_secret_file(table, given[0], base_dir, environ)
+    return None if text is None else Secret(text)
 
 
 def _secret_env(table: _Table, key: str, environ: Mapping[str, str], example_env: str) -> Secret | None:
@@ -393,14 +426,39 @@ def _secret_env(table: _Table, key: str, environ: Mapping[str, str], example_env
     return Secret(value)
 
 
-def _secret_path(table: _Table, key: str, base_dir: Path) -> Path | None:
+def _secret_path(table: _Table, key: str, base_dir: Path, environ: Mapping[str, str]) -> Path | None:
+    """Where a ``*_file`` or ``*_credential`` key points.
+
+    A credential is a file systemd's ``LoadCredential=`` placed in ``$CREDENTIALS_DIRECTORY``.
+    """
+    if key.endswith("_credential"):
+        return _credential_path(table, key, environ)
     name = table.string(key, missing='set it to the path of a file holding the secret, e.g. "/etc/reconciler/token"')
     return None if name is None else base_dir / Path(name).expanduser()
 
 
-def _read_secret_file(table: _Table, key: str, base_dir: Path) -> str | None:
+def _credential_path(table: _Table, key: str, environ: Mapping[str, str]) -> Path | None:
+    name = table.string(key, missing='set it to the name given to LoadCredential=, e.g. "scim-token"')
+    if name is None:
+        return None
+    if "/" in name or name in (".", ".."):
+        table.note(key, f"expected a credential name as given to LoadCredential=, not a path: {_show(name)}")
+        return None
+    directory = environ.get(CREDENTIALS_DIRECTORY_ENV)
+    if not directory:
+        file_key = key.removesuffix("_credential") + "_file"
+        table.note(
+            key,
+            f"${CREDENTIALS_DIRECTORY_ENV} is not set (systemd sets it for LoadCredential=); outside systemd use "
+            f"{table.name}.{file_key}",
+        )
+        return None
+    return Path(directory) / name
+
+
+def _read_secret_file(table: _Table, key: str, base_dir: Path, environ: Mapping[str, str]) -> str | None:
     """The file's text, stripped; a problem naming the key and the path when unusable."""
-    path = _secret_path(table, key, base_dir)
+    path = _secret_path(table, key, base_dir, environ)
     if path is None:
         return None
     try:
@@ -417,14 +475,19 @@ def _read_secret_file(table: _Table, key: str, base_dir: Path) -> str | None:
     return text
 
 
-def _private_key(table: _Table, base_dir: Path) -> Secret | None:
+def _private_key(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> Secret | None:
     """The PEM or JWK text; a public key or a certificate given by mistake is caught here."""
-    text = _read_secret_file(table, "private_key_file", base_dir)
+    given = [key for key in ("private_key_file", "private_key_credential") if table.has(key)]
+    if len(given) > 1:
+        table.note(given[1], f"set together with {given[0]} — keep only one of them")
+        return None
+    key = given[0] if given else "private_key_file"
+    text = _read_secret_file(table, key, base_dir, environ)
     if text is None:
         return None
     if "PRIVATE KEY-----" not in text and not text.startswith("{"):
-        path = _secret_path(table, "private_key_file", base_dir)
-        table.note("private_key_file", f"{path} holds no private key: expected a PEM private key or a JWK")
+        path = _secret_path(table, key, base_dir, environ)
+        table.note(key, f"{path} holds no private key: expected a PEM private key or a JWK")
         return None
     return Secret(text)
 
@@ -432,9 +495,10 @@ def _private_key(table: _Table, base_dir: Path) -> Secret | None:
 # --- the sections -----------------------------------------------------------------------------
 
 OKTA_KEYS: Final = (
-    "org_url", "app_id", "auth", "token_env", "token_file", "client_id", "private_key_file", "scopes", "timeout_s",
+    "org_url", "app_id", "auth", "token_env", "token_file", "token_credential", "client_id", "private_key_file",
+    "private_key_credential", "scopes", "timeout_s",
 )  # fmt: skip
-SCIM_KEYS: Final = ("base_url", "token_env", "token_file", "page_size", "timeout_s")
+SCIM_KEYS: Final = ("base_url", "token_env", "token_file", "token_credential", "page_size", "timeout_s")
 POLICY_KEYS: Final = ("unmanaged", "suspended")
 STORE_KEYS: Final = ("url",)
 THRESHOLD_KEYS: Final = (
@@ -446,7 +510,17 @@ THRESHOLD_KEYS: Final = (
     "quarantine_after",
     "quarantine_interval",
 )
-ALERT_KEYS: Final = ("urls", "urls_file", "alert_drift", "alert_drift_by_kind", "consecutive_failures", "realert_after")
+SCHEDULE_KEYS: Final = ("interval", "cron", "jitter", "run_at_start", "stop_timeout")
+METRICS_KEYS: Final = ("listen",)
+ALERT_KEYS: Final = (
+    "urls",
+    "urls_file",
+    "urls_credential",
+    "alert_drift",
+    "alert_drift_by_kind",
+    "consecutive_failures",
+    "realert_after",
+)
 
 
 def _okta(table: _Table, environ: Mapping[str, str], base_dir: Path) -> OktaConfig | None:
@@ -464,12 +538,14 @@ def _okta(table: _Table, environ: Mapping[str, str], base_dir: Path) -> OktaConf
     timeout_s = table.seconds("timeout_s", 30.0)
     token = client_id = private_key = None
     if auth == "api_token":
-        _reject_keys(table, ("client_id", "private_key_file"), 'only used with auth = "private_key"')
+        _reject_keys(
+            table, ("client_id", "private_key_file", "private_key_credential"), 'only used with auth = "private_key"'
+        )
         token = _token(table, environ, base_dir, "OKTA_API_TOKEN")
     elif auth == "private_key":
-        _reject_keys(table, ("token_env", "token_file"), 'only used with auth = "api_token"')
+        _reject_keys(table, ("token_env", "token_file", "token_credential"), 'only used with auth = "api_token"')
         client_id = table.string("client_id", missing="set it to the client id of the Okta API service app")
-        private_key = _private_key(table, base_dir)
+        private_key = _private_key(table, base_dir, environ)
     if not table.clean:
         return None
     assert org_url and app_id and scopes and timeout_s
@@ -561,9 +637,9 @@ def _thresholds(table: _Table) -> ThresholdsConfig | None:
     )
 
 
-def _alerts(table: _Table, base_dir: Path) -> AlertsConfig | None:
+def _alerts(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> AlertsConfig | None:
     table.check_keys(ALERT_KEYS)
-    urls = _alert_urls(table, base_dir)
+    urls = _alert_urls(table, base_dir, environ)
     drift = table.integer("alert_drift", 50, 1, 10_000_000)
     by_kind = _drift_by_kind(table)
     failures = table.integer("consecutive_failures", 3, 1, 1000)
@@ -574,19 +650,64 @@ def _alerts(table: _Table, base_dir: Path) -> AlertsConfig | None:
     return AlertsConfig(urls, drift, MappingProxyType(by_kind), failures, realert)
 
 
-def _alert_urls(table: _Table, base_dir: Path) -> tuple[Secret, ...] | None:
-    """apprise URLs from ``urls`` and/or ``urls_file`` (one per line, # comments)."""
+def _alert_urls(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> tuple[Secret, ...] | None:
+    """apprise URLs from ``urls``, ``urls_file`` and ``urls_credential`` (one per line, # comments)."""
     inline = table.values.get("urls", [])
     if not isinstance(inline, list) or not all(isinstance(u, str) and "://" in u for u in inline):
         table.note("urls", 'expected a list of apprise URLs, e.g. ["json://alerts.example.com/hook"]')
         return None
     lines: list[str] = []
-    if table.has("urls_file"):
-        text = _read_secret_file(table, "urls_file", base_dir)
+    from_files = [key for key in ("urls_file", "urls_credential") if table.has(key)]
+    for key in from_files:
+        text = _read_secret_file(table, key, base_dir, environ)
         if text is None:
             return None
-        lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        lines += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     return tuple(Secret(url) for url in (*inline, *lines))
+
+
+def _schedule(table: _Table) -> ScheduleConfig | None:
+    table.check_keys(SCHEDULE_KEYS)
+    if table.has("interval") and table.has("cron"):
+        table.note("cron", "set together with interval — keep only one of them")
+    interval = table.duration("interval", 1800.0)
+    cron = _cron(table)
+    jitter = table.values.get("jitter", 60.0)
+    jitter_s = 0.0 if jitter in (0, "0") else table.duration("jitter", 60.0)
+    run_at_start = table.values.get("run_at_start", True)
+    if not isinstance(run_at_start, bool):
+        table.note("run_at_start", f"expected true or false, got {_show(run_at_start)}")
+    stop_timeout = table.duration("stop_timeout", 30.0)
+    if not table.clean:
+        return None
+    assert interval and jitter_s is not None and stop_timeout
+    return ScheduleConfig(interval, cron, jitter_s, bool(run_at_start), stop_timeout)
+
+
+def _cron(table: _Table) -> str | None:
+    expression = table.string("cron")
+    if expression is None:
+        return None
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expression)
+    except ValueError as error:
+        table.note("cron", f'expected a 5-field crontab expression such as "*/30 * * * *": {error}')
+        return None
+    return expression
+
+
+def _metrics(table: _Table) -> MetricsConfig | None:
+    table.check_keys(METRICS_KEYS)
+    listen = table.values.get("listen", "127.0.0.1:9464")
+    if listen == "":
+        return MetricsConfig(None)
+    host, _, port = str(listen).rpartition(":")
+    if not isinstance(listen, str) or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        table.note("listen", f'expected host:port such as "127.0.0.1:9464" (or "" to turn it off), got {_show(listen)}')
+        return None
+    return MetricsConfig(listen)
 
 
 def _drift_by_kind(table: _Table) -> dict[str, int] | None:

@@ -382,3 +382,23 @@ def test_fingerprint_identifies_the_pair_not_the_credentials(write_config: Write
 
     assert first == other_tokens != other_app
     assert len(first) == 64 and int(first, 16) >= 0
+
+
+def test_tokens_from_systemd_credentials(tmp_path: Path) -> None:
+    """token_credential reads $CREDENTIALS_DIRECTORY/NAME, as LoadCredential= provides."""
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "okta-token").write_text("okta-secret-from-credential\n")
+    (credentials / "scim-token").write_text("scim-secret-from-credential\n")
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[okta]\norg_url = "https://example.okta.com"\napp_id = "0oa1"\ntoken_credential = "okta-token"\n'
+        '[scim]\nbase_url = "https://scim.example.com/scim"\ntoken_credential = "scim-token"\n'
+    )
+    config = load_config(path, {"CREDENTIALS_DIRECTORY": str(credentials)})
+    assert config.okta.token is not None and config.okta.token.reveal() == "okta-secret-from-credential"
+    assert config.scim.token.reveal() == "scim-secret-from-credential"
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, {})
+    assert "okta.token_credential: $CREDENTIALS_DIRECTORY is not set" in str(raised.value)
+    assert "outside systemd use okta.token_file" in str(raised.value)
