@@ -84,7 +84,7 @@ def test_the_example_private_key_mode_loads_once_uncommented(tmp_path: Path) -> 
     text = text.replace('token_env = "OKTA_API_TOKEN"', "")
     text = text.replace('# client_id = "0oa9z8y7x6w5v4u3t2s1"', 'client_id = "0oa9z8y7x6w5v4u3t2s1"')
     text = text.replace(
-        '# private_key_file = "/run/credentials/okta-reconciler.service/okta-private-key.pem"',
+        '# private_key_file = "/etc/okta-reconciler/credentials/okta-private-key.pem"',
         f'private_key_file = "{key_file}"',
     )
     path = tmp_path / "config.toml"
