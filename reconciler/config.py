@@ -205,14 +205,19 @@ def fingerprint(config: Config) -> str:
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
-def load_config(path: str | Path | None, environ: Mapping[str, str] = os.environ) -> Config:
+def load_config(
+    path: str | Path | None, environ: Mapping[str, str] = os.environ, *, read_secrets: bool = True
+) -> Config:
     """Read and validate the configuration at ``path`` (else ``$RECONCILER_CONFIG``).
 
-    Raises ConfigError with one line per problem found.
+    Raises ConfigError with one line per problem found. With ``read_secrets=False``
+    (commands that only read the store: history, show, db) no secret is read and
+    every Secret in the result is empty: a service's credentials, which only
+    systemd hands to the service, are not needed to look at its history.
     """
     config_path = _config_path(path, environ)
     document = _read_toml(config_path)
-    return _build(document, config_path, environ)
+    return _build(document, config_path, environ if read_secrets else _NO_SECRETS)
 
 
 # --- the file ---------------------------------------------------------------------------------
@@ -241,6 +246,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 SECTIONS: Final = ("okta", "scim", "mapping", "policy", "store", "thresholds", "alerts", "schedule", "metrics")
+
+
+class _NoSecrets(dict[str, str]):
+    """The environment seen with ``read_secrets=False``: secret readers return "" instead of reading."""
+
+
+_NO_SECRETS: Final = _NoSecrets()
 
 
 def _build(document: Mapping[str, Any], source_path: Path, environ: Mapping[str, str]) -> Config:
@@ -410,6 +422,8 @@ def _token(table: _Table, environ: Mapping[str, str], base_dir: Path, example_en
 
 
 def _secret_env(table: _Table, key: str, environ: Mapping[str, str], example_env: str) -> Secret | None:
+    if isinstance(environ, _NoSecrets):
+        return Secret("")
     name = table.string(key, missing=f'set it to the name of an environment variable, e.g. "{example_env}"')
     if name is None:
         return None
@@ -458,6 +472,8 @@ def _credential_path(table: _Table, key: str, environ: Mapping[str, str]) -> Pat
 
 def _read_secret_file(table: _Table, key: str, base_dir: Path, environ: Mapping[str, str]) -> str | None:
     """The file's text, stripped; a problem naming the key and the path when unusable."""
+    if isinstance(environ, _NoSecrets):
+        return ""
     path = _secret_path(table, key, base_dir, environ)
     if path is None:
         return None
@@ -485,7 +501,7 @@ def _private_key(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> S
     text = _read_secret_file(table, key, base_dir, environ)
     if text is None:
         return None
-    if "PRIVATE KEY-----" not in text and not text.startswith("{"):
+    if text and "PRIVATE KEY-----" not in text and not text.startswith("{"):
         path = _secret_path(table, key, base_dir, environ)
         table.note(key, f"{path} holds no private key: expected a PEM private key or a JWK")
         return None

@@ -134,3 +134,15 @@ def test_private_key_jwt_auth_from_a_config_file(okta: Okta, scim_url: str, tmp_
     assert result.json()["summary"]["create"] == 2
     assert okta.emulator.request_count("/oauth2/v1/token", "POST") == 1
     assert "PRIVATE KEY" not in result.stderr
+
+
+def test_history_needs_no_secret(okta: Okta, config_file: Path) -> None:
+    """Under systemd the tokens exist only for the service; history and show still work."""
+    _assign(okta, 1)
+    assert reconcile("--config", config_file, "--dry-run").code == 2
+    for secret_file in ("okta.token", "scim.token"):
+        (config_file.parent / secret_file).unlink()
+    assert reconcile("--config", config_file, "--dry-run").code == 78
+    history = reconcile("--config", config_file, "history", "--output", "json")
+    assert history.code == 0 and history.json()[0]["status"] == "drift"
+    assert reconcile("--config", config_file, "show", str(history.json()[0]["run_id"])).code == 0
