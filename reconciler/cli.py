@@ -38,6 +38,8 @@ from reconciler.store import RunStatus, Store
 if TYPE_CHECKING:
     from reconciler.reconcile import RunOutcome
 
+STORE_ONLY_COMMANDS = ("history", "show")
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_DRIFT = 2
@@ -105,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(args.log_level)
         return run_demo(Console(), users=args.users)
     try:
-        config = load_config(args.config)
+        # history and show only read the store: a service's credentials are not needed for them.
+        config = load_config(args.config, read_secrets=args.command not in STORE_ONLY_COMMANDS)
     except ConfigError as error:
         for problem in error.problems:
             print(f"config: {problem}", file=sys.stderr)
