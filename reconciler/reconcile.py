@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from reconciler.alerts import alert_after_run
@@ -81,6 +83,32 @@ async def read_both_sides(source: OktaSource, reader: ScimReader) -> tuple[list[
     return desired, actual
 
 
+@dataclass
+class Failure:
+    error: str | None = None
+
+
+@contextmanager
+def failures_recorded(store: Store, run_id: int) -> Iterator[Failure]:
+    """Turn what a run raises into its outcome.
+
+    A ReconcileError (a side unreadable, a bad answer) or a bug fails the run,
+    with the error kept in ``Failure.error`` (a bug's traceback is logged); a
+    cancellation or an interrupt records the run as interrupted and goes on up.
+    """
+    failure = Failure()
+    try:
+        yield failure
+    except ReconcileError as error:
+        failure.error = str(error)
+    except Exception as error:
+        log.exception("run %s failed unexpectedly", run_id)
+        failure.error = f"unexpected {type(error).__name__}: {error}"
+    except BaseException as error:
+        store.finish_run(run_id, RunStatus.INTERRUPTED, f"interrupted: {type(error).__name__}")
+        raise
+
+
 async def reconcile(
     config: Config,
     store: Store,
@@ -92,7 +120,7 @@ async def reconcile(
     mode = RunMode.DRY_RUN if dry_run else RunMode.APPLY
     run_id = store.start_run(mode, fingerprint(config))
     outcome = RunOutcome(run_id, RunStatus.RUNNING)
-    try:
+    with failures_recorded(store, run_id) as failure:
         async with okta_source(config) as source, scim_reader(config) as reader:
             outcome.desired, outcome.actual = await read_both_sides(source, reader)
             _plan_and_gate(config, store, outcome)
@@ -103,14 +131,8 @@ async def reconcile(
             else:
                 writer = ScimWriter(reader)
                 await _apply(config, store, outcome, writer, write_concurrency)
-    except ReconcileError as error:
-        outcome.status, outcome.error = RunStatus.FAILED, str(error)
-    except Exception as error:  # a bug: the run is recorded as failed, and the traceback logged
-        log.exception("run %s failed unexpectedly", run_id)
-        outcome.status, outcome.error = RunStatus.FAILED, f"unexpected {type(error).__name__}: {error}"
-    except BaseException as error:
-        store.finish_run(run_id, RunStatus.INTERRUPTED, f"interrupted: {type(error).__name__}")
-        raise
+    if failure.error is not None:
+        outcome.status, outcome.error = RunStatus.FAILED, failure.error
     if outcome.gate is not None and outcome.gate.blocked:
         blocked = f"blocked by the safety gate: {outcome.gate.reason}"
         outcome.error = blocked if outcome.error is None else f"{blocked}; {outcome.error}"

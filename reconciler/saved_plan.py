@@ -57,7 +57,7 @@ from reconciler.apply import DEFAULT_WRITE_CONCURRENCY, Applier, ApplyResult
 from reconciler.config import Config, fingerprint
 from reconciler.errors import ReconcileError
 from reconciler.gate import GateDecision, Populations, Trip, evaluate
-from reconciler.reconcile import RunOutcome, okta_source, read_both_sides, scim_reader
+from reconciler.reconcile import RunOutcome, failures_recorded, okta_source, read_both_sides, scim_reader
 from reconciler.records import Action, ActionKind, Change, OktaAssignment, Plan, PlatformUser
 from reconciler.scim_target import ScimWriter
 from reconciler.store import RunMode, RunStatus, Store
@@ -483,7 +483,7 @@ async def apply_saved_plan(
     """
     run_id = store.start_run(RunMode.APPLY_PLAN, fingerprint(config))
     outcome = PlanApplyOutcome(run_id, RunStatus.RUNNING, len(saved.writes))
-    try:
+    with failures_recorded(store, run_id) as failure:
         async with okta_source(config) as source, scim_reader(config) as reader:
             desired, actual = await read_both_sides(source, reader)
             live = LiveState(desired, actual)
@@ -505,14 +505,8 @@ async def apply_saved_plan(
                 )
                 outcome.applied = await applier.apply(current)
                 outcome.status, outcome.error = _applied_status(outcome)
-    except ReconcileError as error:
-        outcome.status, outcome.error = RunStatus.FAILED, str(error)
-    except Exception as error:  # a bug: the run is recorded as failed, and the traceback logged
-        log.exception("run %s failed unexpectedly", run_id)
-        outcome.status, outcome.error = RunStatus.FAILED, f"unexpected {type(error).__name__}: {error}"
-    except BaseException as error:
-        store.finish_run(run_id, RunStatus.INTERRUPTED, f"interrupted: {type(error).__name__}")
-        raise
+    if failure.error is not None:
+        outcome.status, outcome.error = RunStatus.FAILED, failure.error
     store.finish_run(run_id, outcome.status, outcome.error)
     # No plan: an apply-plan run judges failures and the gate, not the drift of the whole target.
     await alert_after_run(
