@@ -30,7 +30,7 @@ from reconciler import __version__
 from reconciler.config import Config, fingerprint, load_config
 from reconciler.errors import ConfigError
 from reconciler.gate import quarantined
-from reconciler.logs import setup_logging
+from reconciler.logs import LOG_FORMATS, setup_logging
 from reconciler.report import plan_document, render_history, render_plan, render_run, run_document
 from reconciler.secret import Secret
 from reconciler.store import RunStatus, Store
@@ -65,7 +65,10 @@ def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
         "--log-level",
         default=default,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="log level on stderr (default WARNING)",
+        help="log level on stderr (default WARNING; INFO for serve)",
+    )
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default=default, help="text (default) or json: one JSON object per line"
     )
 
 
@@ -91,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run against a local Okta emulator and SCIM server, no Okta org needed")
     demo.add_argument("--users", type=int, default=200, help="assigned users to seed (default 200)")
     demo.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    serve = commands.add_parser("serve", help="reconcile on the [schedule] as a service (systemd Type=notify)")
+    _add_common(serve, argparse.SUPPRESS)
     return parser
 
 
@@ -101,10 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--save-plan is only valid with --dry-run (and no command)")
     if args.command == "apply" and args.dry_run:
         parser.error("apply sends a saved plan: it takes no --dry-run")
+    if args.command == "serve" and args.dry_run:
+        parser.error("serve applies on a schedule: it takes no --dry-run (see the audit timer for a dry-run service)")
     if args.command == "demo":
         from reconciler.demo import run_demo
 
-        setup_logging(args.log_level)
+        setup_logging(args.log_level, log_format=args.log_format or "text")
         return run_demo(Console(), users=args.users)
     try:
         # history and show only read the store: a service's credentials are not needed for them.
@@ -113,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in error.problems:
             print(f"config: {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(args.log_level or "WARNING", _secrets_of(config))
+    log_level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
+    setup_logging(log_level, _secrets_of(config), args.log_format or "text")
     json_output = args.output == "json"
     with Store(config.store.url) as store:
         if args.command == "history":
@@ -124,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from reconciler.saved_plan import run_apply_command
 
             return run_apply_command(config, store, args.plan_file, yes=args.yes, json_output=json_output)
+        if args.command == "serve":
+            from reconciler.service import serve
+
+            return serve(config, store, log_level=log_level, log_format=args.log_format or "text")
         return _run(config, store, dry_run=args.dry_run, json_output=json_output, save_plan=args.save_plan)
 
 

@@ -48,6 +48,7 @@ from okta.client import Client
 from okta.http_client import HTTPClient
 
 from reconciler.errors import SourceError
+from reconciler.metrics import observe_http
 from reconciler.records import OktaAssignment
 from reconciler.secret import Secret
 
@@ -279,6 +280,7 @@ class _RaisingHTTPClient(HTTPClient):
 
     async def send_request(self, request: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
         request_info, response, body, error = await super().send_request(request)
+        observe_http("okta", getattr(response, "status", None))
         if error is not None:
             raise error
         return request_info, response, body, error

@@ -38,6 +38,7 @@ from scim2_models import Context, Error, ListResponse, ServiceProviderConfig, Us
 
 from reconciler.errors import TargetConflict, TargetError, TargetNotFound
 from reconciler.mapping import CORE_USER_URN, ENTERPRISE_URN, TargetPath, parse_target_path, set_value
+from reconciler.metrics import observe_http
 from reconciler.records import PlatformUser
 from reconciler.secret import Secret
 
@@ -286,12 +287,15 @@ class _ScimHttp:
                 method, self.base_url + path, params=params, content=content, headers=headers, timeout=self._timeout
             )
         except httpx.TransportError as error:
+            observe_http("scim", None)
             where = f"{self.base_url}{path}"
             raise _RetryableFailure(
                 f"cannot reach SCIM at {where} ({method}): {type(error).__name__}: {error}"
             ) from error
         except httpx.HTTPError as error:
+            observe_http("scim", None)
             raise TargetError(f"SCIM {method} {path} failed: {type(error).__name__}: {error}") from error
+        observe_http("scim", response.status_code)
         if not response.is_success:
             raise _failure_for(method, path, response, self._token)
         return response

@@ -1,0 +1,240 @@
+"""Prometheus metrics and ``/healthz`` for ``reconcile serve``, served from the service's own event loop.
+
+Metrics (all prefixed ``reconciler_``):
+
+==========================================  =========  =====================================================
+``runs_total{status}``                      counter    finished runs by status (succeeded, partial, failed,
+                                                       blocked, interrupted, ...)
+``drift{kind}``                             gauge      what the last plan found, by action kind
+``in_sync_users``                           gauge      users the last plan found in sync
+``actions_total{kind,outcome}``             counter    recorded actions by kind and outcome (succeeded,
+                                                       failed, skipped, interrupted), read from the store
+``http_requests_total{service,status}``     counter    requests to ``okta`` and ``scim`` by HTTP status;
+                                                       ``error`` when no answer came (refused, timeout)
+``run_duration_seconds``                    histogram  how long runs take
+``last_success_timestamp_seconds``          gauge      when the last successful run ended (Unix time)
+``consecutive_failures``                    gauge      failed runs in a row for the target
+``quarantined``                             gauge      1 while the service runs on the slower quarantine
+                                                       interval
+==========================================  =========  =====================================================
+
+A run is *successful* here when it read both sides whole and did what policy
+allowed: succeeded, partial (some writes failed) or blocked (the safety gate
+held writes back and alerted). A failed or interrupted run is not.
+
+HTTP requests are counted through :func:`observe_http`, which the Okta and
+SCIM clients call for every request they send (including retries and Okta's
+OAuth token requests); it does nothing until a service registers an observer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from reconciler.records import SUMMARY_KEYS
+from reconciler.store import RunStatus
+
+if TYPE_CHECKING:
+    from reconciler.records import Plan
+    from reconciler.store import ActionRecord
+
+log = logging.getLogger(__name__)
+
+PREFIX: Final = "reconciler"
+SUCCESSFUL: Final = frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.BLOCKED})
+"""Run statuses that count as a successful run for ``last_success`` and ``/healthz`` (see the module docstring)."""
+STALE_AFTER_INTERVALS: Final = 3
+"""``/healthz`` fails once the last successful run is older than this many schedule intervals."""
+DRIFT_KINDS: Final = tuple(key for key in SUMMARY_KEYS if key != "in_sync")
+DURATION_BUCKETS: Final = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+
+# --- HTTP request counting: a hook the clients call --------------------------------------------
+
+HttpObserver = Callable[[str, "int | None"], None]
+_http_observers: list[HttpObserver] = []
+
+
+def observe_http(service: str, status: int | None) -> None:
+    """Tell the registered observers that a request to ``service`` ended with ``status`` (None: no answer)."""
+    for observer in list(_http_observers):
+        try:
+            observer(service, status)
+        except Exception:  # metrics must never break a request
+            log.exception("HTTP request observer failed")
+
+
+@contextmanager
+def http_observer(observer: HttpObserver) -> Iterator[None]:
+    """Register ``observer`` for the duration of the block."""
+    _http_observers.append(observer)
+    try:
+        yield
+    finally:
+        _http_observers.remove(observer)
+
+
+# --- the metrics -------------------------------------------------------------------------------
+
+
+class ServiceMetrics:
+    """The service's metrics, in a registry of their own (not prometheus_client's global one)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.runs = Counter(f"{PREFIX}_runs", "Finished reconcile runs by status.", ["status"], registry=r)
+        self.drift = Gauge(f"{PREFIX}_drift", "Drift found by the last plan, by action kind.", ["kind"], registry=r)
+        self.in_sync = Gauge(f"{PREFIX}_in_sync_users", "Users the last plan found in sync.", registry=r)
+        self.actions = Counter(
+            f"{PREFIX}_actions", "Recorded actions by kind and outcome.", ["kind", "outcome"], registry=r
+        )
+        self.http_requests = Counter(
+            f"{PREFIX}_http_requests",
+            "HTTP requests sent to Okta and to the SCIM platform, by HTTP status ('error': no answer).",
+            ["service", "status"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            f"{PREFIX}_run_duration_seconds", "Duration of reconcile runs.", buckets=DURATION_BUCKETS, registry=r
+        )
+        self.last_success = Gauge(
+            f"{PREFIX}_last_success_timestamp_seconds",
+            "When the last successful run ended (Unix time; 0 before any).",
+            registry=r,
+        )
+        self.consecutive_failures = Gauge(
+            f"{PREFIX}_consecutive_failures", "Failed runs in a row for the target.", registry=r
+        )
+        self.quarantined = Gauge(
+            f"{PREFIX}_quarantined", "1 while the service runs on the slower quarantine interval.", registry=r
+        )
+        for status in RunStatus:
+            if status is not RunStatus.RUNNING:
+                self.runs.labels(status.value)
+
+    def observe_http(self, service: str, status: int | None) -> None:
+        self.http_requests.labels(service, "error" if status is None else str(status)).inc()
+
+    def run_finished(
+        self,
+        status: RunStatus,
+        duration_s: float,
+        plan: Plan | None = None,
+        actions: Iterable[ActionRecord] = (),
+        ended_at: float | None = None,
+    ) -> None:
+        """Count one finished run; ``plan`` (when one was made) replaces the drift gauges."""
+        self.runs.labels(status.value).inc()
+        self.duration.observe(duration_s)
+        if plan is not None:
+            summary = plan.summary()
+            for kind in DRIFT_KINDS:
+                self.drift.labels(kind).set(summary[kind])
+            self.in_sync.set(summary["in_sync"])
+        outcomes = Tally((record.kind.value, record.status.value) for record in actions)
+        for (kind, outcome), count in outcomes.items():
+            self.actions.labels(kind, outcome).inc(count)
+        if status in SUCCESSFUL:
+            self.last_success.set(ended_at if ended_at is not None else time.time())
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+# --- health ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Health:
+    """``/healthz``: healthy while the last successful run is not older than 3 × the schedule's interval.
+
+    Before any successful run, the service's start counts instead: a service
+    that just started is given three intervals to succeed once.
+    """
+
+    interval_s: float
+    """The schedule's interval (for a cron schedule, the longest gap between two runs)."""
+    started_at: float = field(default_factory=time.time)
+    last_success_at: float | None = None
+    clock: Callable[[], float] = time.time
+
+    def check(self) -> tuple[bool, str]:
+        """(healthy, one line saying why)."""
+        now = self.clock()
+        limit = STALE_AFTER_INTERVALS * self.interval_s
+        if self.last_success_at is None:
+            age = now - self.started_at
+            what = f"no successful run yet; the service started {_age(age)} ago"
+        else:
+            age = now - self.last_success_at
+            what = f"last successful run ended {_age(age)} ago ({_utc(self.last_success_at)})"
+        if age > limit:
+            return False, f"stale: {what}, more than {STALE_AFTER_INTERVALS} x the {_age(self.interval_s)} interval"
+        return True, f"ok: {what}"
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{round(seconds / 3600, 1):g} h"
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- the HTTP endpoint -------------------------------------------------------------------------
+
+
+class MetricsServer:
+    """``GET /metrics`` (Prometheus text format) and ``GET /healthz`` on exactly ``host:port``."""
+
+    def __init__(self, metrics: ServiceMetrics, health: Health, host: str, port: int) -> None:
+        self.metrics, self.health = metrics, health
+        self.host, self.port = host, port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Listen; raises OSError when the address cannot be bound (in use, not local)."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port, reuse_address=True).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [tuple(a[:2]) for a in self._runner.addresses] if self._runner else []  # type: ignore[misc]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        response = web.Response(body=self.metrics.render())
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        healthy, why = self.health.check()
+        return web.Response(status=200 if healthy else 503, text=why + "\n")
