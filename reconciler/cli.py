@@ -8,6 +8,7 @@ Exit codes (also in the README):
       a saved plan refused, or not wholly applied (an action failed or was stale)
 2     ``--dry-run`` found drift (something to write, or a conflict)
 3     blocked by the safety gate: a threshold or the source-shrink guard tripped
+75    another run of the same target holds the run lock; nothing was done
 64    usage error (unknown option, missing argument)
 78    bad configuration; one line per problem on stderr
 ====  =====================================================================
@@ -30,20 +31,22 @@ from reconciler import __version__
 from reconciler.config import Config, fingerprint, load_config
 from reconciler.errors import ConfigError
 from reconciler.gate import quarantined
+from reconciler.locks import LockBusy
 from reconciler.logs import LOG_FORMATS, setup_logging
 from reconciler.report import plan_document, render_history, render_plan, render_run, run_document
 from reconciler.secret import Secret
-from reconciler.store import RunStatus, Store
+from reconciler.store import RunStatus, Store, StoreError, db_upgrade, schema_status
 
 if TYPE_CHECKING:
     from reconciler.reconcile import RunOutcome
 
-STORE_ONLY_COMMANDS = ("history", "show")
+STORE_ONLY_COMMANDS = ("history", "show", "db")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_DRIFT = 2
 EXIT_BLOCKED = 3
+EXIT_BUSY = 75
 EXIT_USAGE = 64
 EXIT_CONFIG = 78
 
@@ -94,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run against a local Okta emulator and SCIM server, no Okta org needed")
     demo.add_argument("--users", type=int, default=200, help="assigned users to seed (default 200)")
     demo.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    db = commands.add_parser("db", help="the store's schema: upgrade it, or show its status")
+    _add_common(db, argparse.SUPPRESS)
+    db.add_argument("db_action", choices=("upgrade", "status"), metavar="upgrade|status")
     serve = commands.add_parser("serve", help="reconcile on the [schedule] as a service (systemd Type=notify)")
     _add_common(serve, argparse.SUPPRESS)
     return parser
@@ -123,20 +129,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
     setup_logging(log_level, _secrets_of(config), args.log_format or "text")
     json_output = args.output == "json"
-    with Store(config.store.url) as store:
-        if args.command == "history":
-            return _history(store, config, args.limit, json_output)
-        if args.command == "show":
-            return _show(store, args.run_id, json_output)
-        if args.command == "apply":
-            from reconciler.saved_plan import run_apply_command
+    if args.command == "db":
+        return _db(config, args.db_action)
+    try:
+        store = Store(config.store.url, config_path=config.source_path)
+    except StoreError as error:
+        print(f"reconcile: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    with store:
+        return _dispatch(args, config, store, log_level, json_output)
 
-            return run_apply_command(config, store, args.plan_file, yes=args.yes, json_output=json_output)
-        if args.command == "serve":
-            from reconciler.service import serve
 
-            return serve(config, store, log_level=log_level, log_format=args.log_format or "text")
-        return _run(config, store, dry_run=args.dry_run, json_output=json_output, save_plan=args.save_plan)
+def _dispatch(args: argparse.Namespace, config: Config, store: Store, log_level: str, json_output: bool) -> int:
+    if args.command == "history":
+        return _history(store, config, args.limit, json_output)
+    if args.command == "show":
+        return _show(store, args.run_id, json_output)
+    if args.command == "serve":
+        from reconciler.service import serve
+
+        return serve(config, store, log_level=log_level, log_format=args.log_format or "text")
+    try:
+        with store.run_lock(fingerprint(config)):
+            # Holding the lock proves any run of this target still marked running was abandoned.
+            store.mark_interrupted(fingerprint=fingerprint(config))
+            if args.command == "apply":
+                from reconciler.saved_plan import run_apply_command
+
+                return run_apply_command(config, store, args.plan_file, yes=args.yes, json_output=json_output)
+            return _run(config, store, dry_run=args.dry_run, json_output=json_output, save_plan=args.save_plan)
+    except LockBusy as error:
+        print(f"reconcile: {error}", file=sys.stderr)
+        return EXIT_BUSY
+
+
+def _db(config: Config, action: str) -> int:
+    """``reconcile db upgrade|status``: without opening a Store, which refuses a schema that is behind."""
+    try:
+        if action == "upgrade":
+            revision = db_upgrade(config.store.url)
+            print(f"the store is at schema revision {revision}")
+            return EXIT_OK
+        status = schema_status(config.store.url)
+        print(status.describe())
+        return EXIT_OK if status.state in ("current", "empty") else EXIT_FAILURE
+    except StoreError as error:
+        print(f"reconcile: {error}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _secrets_of(config: Config) -> list[Secret]:
@@ -149,7 +188,6 @@ def _run(config: Config, store: Store, *, dry_run: bool, json_output: bool, save
     # configuration errors do not need it.
     from reconciler.reconcile import reconcile
 
-    store.mark_interrupted()
     outcome = asyncio.run(reconcile(config, store, dry_run=dry_run))
     console = Console(stderr=json_output)
     if json_output:

@@ -606,7 +606,6 @@ def run_apply_command(config: Config, store: Store, path: Path, *, yes: bool, js
     except SavedPlanError as error:
         print(f"reconcile: {error}", file=sys.stderr)
         return 1
-    store.mark_interrupted()
     outcome = asyncio.run(apply_saved_plan(config, store, saved, terminal_confirmation(yes)))
     if json_output:
         sys.stdout.write(json.dumps(outcome_document(saved, outcome), ensure_ascii=False, indent=2) + "\n")

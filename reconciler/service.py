@@ -44,6 +44,7 @@ from sqlmodel import Session, col, select
 from reconciler.config import Config, ScheduleConfig, fingerprint, load_config
 from reconciler.errors import ConfigError
 from reconciler.gate import quarantined, scheduled_interval_s
+from reconciler.locks import LockBusy
 from reconciler.logs import LogFormat, setup_logging
 from reconciler.metrics import SUCCESSFUL, Health, MetricsServer, ServiceMetrics, http_observer
 from reconciler.notify import Notifier, watchdog_interval_s
@@ -195,9 +196,6 @@ class Service:
 
     async def run(self) -> int:
         """Serve until :meth:`request_stop`; 0 after a clean stop, 1 if the service cannot start."""
-        abandoned = self.store.mark_interrupted()
-        if abandoned:
-            log.warning("runs %s were left running by a stopped process: marked interrupted", abandoned)
         self._seed_from_store()
         address = self.config.metrics.address
         if address is not None:
@@ -365,7 +363,9 @@ class Service:
         started, started_at = time.monotonic(), self.clock()
         self._publish_status(f"run in progress since {_utc(started_at)}")
         try:
-            outcome = await reconcile(config, self.store, dry_run=False)
+            outcome = await self._reconcile_locked(config)
+            if outcome is None:
+                return None
         except asyncio.CancelledError:
             run_id = self._run_started_since(fingerprint(config), started_at)
             run = self.store.get_run(run_id) if run_id is not None else None
@@ -380,6 +380,24 @@ class Service:
             return None
         self._finished(outcome.status, time.monotonic() - started, outcome, run_id=outcome.run_id)
         return outcome
+
+    async def _reconcile_locked(self, config: Config) -> RunOutcome | None:
+        """reconcile() under the target's run lock; None when another process holds it.
+
+        The lock is tried, not waited for (waiting would block the event loop), and
+        holding it proves that a run of this target still marked running was abandoned.
+        """
+        target = fingerprint(config)
+        try:
+            with self.store.run_lock(target):
+                abandoned = self.store.mark_interrupted(fingerprint=target)
+                if abandoned:
+                    log.warning("runs %s were left running by a stopped process: marked interrupted", abandoned)
+                return await reconcile(config, self.store, dry_run=False)
+        except LockBusy as busy:
+            log.warning("run skipped: %s", busy)
+            self._publish_status(f"run skipped: another process is reconciling this target ({busy.holder or '?'})")
+            return None
 
     def _run_started_since(self, config_fingerprint: str, started_at: float) -> int | None:
         """The id of this process's run that was cancelled (reconcile() recorded it interrupted)."""

@@ -8,25 +8,85 @@ Those stay pending and the next start marks them interrupted: the next plan,
 computed from live state, redoes whatever they did not do.
 
 SQLite by default (WAL mode, so readers such as ``reconcile history`` do not
-block a running apply); any SQLAlchemy URL otherwise (PostgreSQL). Tables are
-created when absent. Only Actions reach the store: they carry no secret.
+block a running apply), or PostgreSQL (``postgresql+psycopg://``; a plain
+``postgresql://`` means the same driver). Only Actions reach the store: they
+carry no secret.
+
+The schema is versioned with alembic (the revisions ship in
+``reconciler/migrations``). Opening a :class:`Store`:
+
+- on an empty database (a new SQLite file, a new PostgreSQL database), creates
+  the schema at the newest revision: zero set-up;
+- on a database made before the schema was versioned (its tables, no version
+  table), stamps it at the first revision when its tables match it;
+- on a database at an older revision, refuses with :class:`SchemaError`
+  naming the revisions and the command that upgrades it (:func:`db_upgrade`,
+  ``reconcile db upgrade``): an upgrade is an operator's decision, taken once,
+  not a side effect of whichever process starts first;
+- on a database at a revision this version does not know (a newer version
+  upgraded it), refuses too.
+
+Runs of one target (one config fingerprint) never overlap, whichever process
+or host starts them: see :meth:`Store.run_lock` and :mod:`reconciler.locks`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import hashlib
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
+from reconciler.errors import ReconcileError
 from reconciler.records import SUMMARY_KEYS, Action, ActionKind
 
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
+    from reconciler.locks import RunLock
+
 SQLITE_BUSY_TIMEOUT_MS: Final = 5000
+MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE: Final = "alembic_version"
+FIRST_REVISION: Final = "0001"
+PREVERSIONED_COLUMNS: Final[dict[str, frozenset[str]]] = {
+    "runs": frozenset(
+        "id started_at finished_at mode status config_fingerprint planned_create planned_update planned_deactivate"
+        " planned_reactivate planned_link planned_conflict planned_unmanaged planned_in_sync source_count"
+        " managed_count applied failed error".split()
+    ),
+    "actions": frozenset(
+        "id run_id kind user_name okta_user_id scim_id reason changes status error created_at finished_at".split()
+    ),
+    "alert_states": frozenset("config_fingerprint key title active_since last_sent_at last_run_id".split()),
+}
+"""The tables as ``create_all`` made them before the schema was versioned: revision 0001, unstamped."""
+MIGRATION_LOCK_KEY: Final = int.from_bytes(hashlib.sha256(b"okta-reconciler schema").digest()[:8], "big", signed=True)
+"""The PostgreSQL advisory lock (transaction-level) that serialises schema changes between processes."""
+
+
+class StoreError(ReconcileError):
+    """The store cannot be used: unreachable, unusable URL, or a schema this version cannot work with."""
+
+
+class SchemaError(StoreError):
+    """The database's schema is not the one this version needs; ``status`` says where it stands."""
+
+    def __init__(self, message: str, status: SchemaStatus) -> None:
+        self.status = status
+        super().__init__(message)
+
 
 _Row = TypeVar("_Row", bound=SQLModel)
 
@@ -181,14 +241,47 @@ INTERRUPTED_ACTION_ERROR: Final = (
 
 
 class Store:
-    """Runs and actions in a database; every method is one short transaction."""
+    """Runs and actions in a database; every method is one short transaction.
 
-    def __init__(self, url: str) -> None:
-        self.engine = _engine(url)
-        SQLModel.metadata.create_all(self.engine)
+    Opening it checks the schema (see the module's docstring): an empty database
+    gets the newest schema, one behind raises :class:`SchemaError`, whose message
+    names the upgrade command (with ``--config config_path`` when given).
+    """
+
+    def __init__(self, url: str, *, config_path: str | Path | None = None) -> None:
+        self.url = normalize_url(url)
+        self.engine = _engine(self.url)
+        try:
+            with _store_errors(self.url):
+                with self.engine.connect() as connection:
+                    status = _inspect(connection, self.url)
+                if status.state != "current":
+                    # An in-memory SQLite database lives in this engine's one connection: prepare it there.
+                    in_memory = self.engine if _in_memory(self.url) else None
+                    status = _prepare(self.url, upgrade=False, engine=in_memory)
+            if status.state != "current":
+                raise SchemaError(status.problem(config_path), status)
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"Store({masked_url(self.url)!r})"
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def run_lock(self, fingerprint: str, wait_s: float = 0.0) -> AbstractContextManager[RunLock]:
+        """Hold the run lock of the target ``fingerprint`` for the duration of a ``with`` block.
+
+        Raises :class:`reconciler.locks.LockBusy` if another process (or another
+        Store in this one) holds it for longer than ``wait_s`` seconds (0: do not
+        wait). Released when the block ends, and by the operating system or the
+        database server if the process dies. See :mod:`reconciler.locks`.
+        """
+        from reconciler.locks import run_lock
+
+        return run_lock(self.url, fingerprint, wait_s)
 
     def __enter__(self) -> Store:
         return self
@@ -274,16 +367,25 @@ class Store:
             _count_outcomes(session, run)
             session.commit()
 
-    def mark_interrupted(self, started_before: datetime | None = None) -> list[int]:
+    def mark_interrupted(self, started_before: datetime | None = None, fingerprint: str | None = None) -> list[int]:
         """Mark runs left 'running' by a stopped process, and their pending actions, interrupted.
 
         Call it when a process starts, before its own run: every run still
         'running' that started before ``started_before`` (default: now) is
         taken as abandoned. Returns the ids of the runs marked.
+
+        With ``fingerprint``, only that target's runs: call it so while holding
+        the target's run lock (:meth:`run_lock`), and a run that another process
+        is doing right now, for this target or another, is never taken for
+        abandoned. Without it, every target's: right only when no other process
+        shares the store.
         """
         cutoff = started_before or utc_now()
+        query = select(Run).where(Run.status == RunStatus.RUNNING, col(Run.started_at) < cutoff)
+        if fingerprint is not None:
+            query = query.where(Run.config_fingerprint == fingerprint)
         with self._session() as session:
-            runs = session.exec(select(Run).where(Run.status == RunStatus.RUNNING, col(Run.started_at) < cutoff)).all()
+            runs = session.exec(query).all()
             for run in runs:
                 _interrupt(session, run)
             session.commit()
@@ -360,24 +462,292 @@ class Store:
                 session.commit()
 
 
-def _engine(url: str) -> Engine:
+# --- engines and URLs ------------------------------------------------------------------------
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` means psycopg (3), the driver this package installs; everything else as given."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise StoreError(f"the store URL is not a database URL: {error}") from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def masked_url(url: str | URL) -> str:
+    """The URL fit to show: its password, if any, replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for another backend or an in-memory database."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def _in_memory(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite" and sqlite_path(url) is None
+
+
+def is_postgresql(url: str) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def _engine(url: str) -> Engine:
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if make_url(url).get_backend_name() != "sqlite":
+        # pre_ping: a service holds its pool for months; a connection the server closed is replaced, not used.
+        return _create_engine(url, pool_pre_ping=True)
+    engine = _create_engine(url)
     sa.event.listen(engine, "connect", _tune_sqlite)
     return engine
 
 
-def _tune_sqlite(connection: Any, _record: Any) -> None:
+def migration_engine(url: str) -> Engine:
+    """An engine whose transactions serialise schema changes and hold DDL too (one connection, no pool).
+
+    SQLite: pysqlite's own transaction handling is turned off so that DDL stays
+    inside the transaction, and the transaction starts with BEGIN IMMEDIATE,
+    which takes the database's write lock at once (another process waits for it,
+    up to the busy timeout). PostgreSQL runs DDL in transactions already; the
+    caller takes an advisory lock in it (:data:`MIGRATION_LOCK_KEY`).
+    """
+    url = normalize_url(url)
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = _create_engine(url, poolclass=NullPool)
+    if make_url(url).get_backend_name() == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            # Foreign keys off while the schema changes, as SQLite's ALTER TABLE procedure asks.
+            _tune_sqlite(dbapi_connection, record, foreign_keys=False)
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(connection: Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _create_engine(url: str, **options: Any) -> Engine:
+    try:
+        return sa.create_engine(url, **options)
+    except (NoSuchModuleError, ModuleNotFoundError) as error:
+        raise StoreError(
+            f"cannot open the store at {masked_url(url)}: {error} (supported: sqlite:/// and postgresql+psycopg://)"
+        ) from None
+
+
+def _tune_sqlite(connection: Any, _record: Any, foreign_keys: bool = True) -> None:
     """WAL lets readers work during a write; busy_timeout makes a writer wait instead of failing."""
     cursor = connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: switching to WAL may wait for a lock
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     cursor.close()
+
+
+@contextmanager
+def _store_errors(url: str, doing: str = "use") -> Iterator[None]:
+    """A database that cannot be reached or read becomes a StoreError that says which, password masked."""
+    try:
+        yield
+    except SQLAlchemyError as error:
+        reason = getattr(error, "orig", None) or error
+        raise StoreError(f"cannot {doing} the store at {masked_url(url)}: {str(reason).strip()}") from error
+
+
+# --- schema versions -------------------------------------------------------------------------
+
+SchemaState = Literal["empty", "unversioned", "behind", "current", "ahead"]
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where a database's schema stands against this version's migrations (see :func:`schema_status`)."""
+
+    url: str
+    """The database, password masked."""
+    state: SchemaState
+    """``empty``: none of the store's tables; ``unversioned``: its tables without a version (made before
+    migrations existed); ``behind``: an older revision; ``current``: the newest; ``ahead``: a revision this
+    version does not know."""
+    current: str | None
+    """The revision the database is at; None when it has none (empty, unversioned)."""
+    head: str
+    """The newest revision this version knows: the one it needs."""
+    pending: tuple[str, ...] = ()
+    """The revisions :func:`db_upgrade` would apply, oldest first."""
+    detail: str | None = None
+    """For ``unversioned``: why its tables cannot be taken as the first revision (None when they can)."""
+
+    def describe(self) -> str:
+        """One line for ``reconcile db status``."""
+        at = {
+            "empty": "has no schema yet (the first start or `reconcile db upgrade` creates it at the newest revision)",
+            "unversioned": f"has the store's tables but no schema version (made before {FIRST_REVISION})",
+            "behind": f"is at revision {self.current}, behind {self.head} (to apply: {', '.join(self.pending)})",
+            "current": f"is at revision {self.current}, the newest",
+            "ahead": f"is at revision {self.current}, which this version does not know (its newest is {self.head})",
+        }[self.state]
+        line = f"the store at {self.url} {at}"
+        if self.state == "unversioned":
+            line += f": {self.detail}" if self.detail else f"; `reconcile db upgrade` stamps it at {FIRST_REVISION}"
+        return line
+
+    def problem(self, config_path: str | Path | None = None) -> str:
+        """Why a Store refuses this database, and what to do."""
+        upgrade = f"reconcile db upgrade --config {config_path or 'FILE'}"
+        if self.state == "behind":
+            return (
+                f"the store at {self.url} is at schema revision {self.current}, this version of okta-reconciler "
+                f"needs {self.head}: run `{upgrade}` (back the database up first)"
+            )
+        if self.state == "ahead":
+            return (
+                f"the store at {self.url} is at schema revision {self.current}, which this version of "
+                f"okta-reconciler does not know (it knows up to {self.head}): a newer version has upgraded it; "
+                "run that version (revisions are not downgraded)"
+            )
+        return self.describe()
+
+
+def schema_status(url: str) -> SchemaStatus:
+    """Where the database's schema stands; changes nothing (a SQLite file that is not there stays so)."""
+    url = normalize_url(url)
+    path = sqlite_path(url)
+    if (path is not None and not path.exists()) or _in_memory(url):
+        return SchemaStatus(masked_url(url), "empty", None, _head())
+    engine = _create_engine(url, poolclass=NullPool)
+    try:
+        with _store_errors(url), engine.connect() as connection:
+            return _inspect(connection, url)
+    finally:
+        engine.dispose()
+
+
+def db_upgrade(url: str) -> str:
+    """Bring the database's schema to the newest revision; returns it.
+
+    An empty database gets the whole schema; one made before migrations is
+    stamped at the first revision, then upgraded. Every revision runs in one
+    transaction, under a lock that makes a concurrent upgrade (or a Store start
+    creating the schema) wait. Raises SchemaError for a revision this version
+    does not know, or tables that do not match the first revision.
+    """
+    url = normalize_url(url)
+    with _store_errors(url, "upgrade (nothing was changed)"):
+        status = _prepare(url, upgrade=True)
+    if status.state != "current":
+        raise SchemaError(status.problem(), status)
+    assert status.current is not None
+    return status.current
+
+
+def _prepare(url: str, *, upgrade: bool, engine: Engine | None = None) -> SchemaStatus:
+    """Under the migration lock: create an empty schema, stamp a pre-versioned one, upgrade if asked."""
+    own_engine = engine is None
+    engine = engine or migration_engine(url)
+    try:
+        with engine.connect() as connection, connection.begin():
+            if is_postgresql(url):
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            status = _inspect(connection, url)
+            if status.state == "unversioned" and status.detail is None:
+                _alembic(connection, "stamp", FIRST_REVISION)
+                status = _inspect(connection, url)
+            if status.state == "empty" or (status.state == "behind" and upgrade):
+                _alembic(connection, "upgrade", "head")
+                status = _inspect(connection, url)
+        return status
+    finally:
+        if own_engine:
+            engine.dispose()
+
+
+def _alembic(connection: Connection, command_name: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    getattr(command, command_name)(config, revision)
+
+
+@functools.cache
+def _script() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS_DIR))
+
+
+def _head() -> str:
+    head = _script().get_current_head()
+    assert head is not None, "reconciler/migrations has no revision"
+    return head
+
+
+def _inspect(connection: Connection, url: str) -> SchemaStatus:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.util import CommandError
+
+    masked, head = masked_url(url), _head()
+    inspector = sa.inspect(connection)
+    tables = set(inspector.get_table_names())
+    versions: tuple[str, ...] = ()
+    if VERSION_TABLE in tables:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        versions = context.get_current_heads()
+    if not versions:
+        if not tables & PREVERSIONED_COLUMNS.keys():
+            return SchemaStatus(masked, "empty", None, head, _pending(None))
+        return SchemaStatus(masked, "unversioned", None, head, _pending(None), _preversioned_mismatch(inspector))
+    if len(versions) > 1:
+        raise StoreError(f"the store at {masked} has several schema revisions at once ({', '.join(versions)})")
+    [current] = versions
+    if current == head:
+        return SchemaStatus(masked, "current", current, head)
+    try:
+        _script().get_revision(current)
+    except CommandError:
+        return SchemaStatus(masked, "ahead", current, head)
+    return SchemaStatus(masked, "behind", current, head, _pending(current))
+
+
+def _pending(current: str | None) -> tuple[str, ...]:
+    return tuple(script.revision for script in reversed(list(_script().iterate_revisions("head", current))))
+
+
+def _preversioned_mismatch(inspector: sa.Inspector) -> str | None:
+    """None if the tables are revision 0001's as create_all made them, else what differs."""
+    problems = []
+    tables = set(inspector.get_table_names())
+    for table, expected in PREVERSIONED_COLUMNS.items():
+        if table not in tables:
+            problems.append(f"no table {table}")
+            continue
+        missing = expected - {column["name"] for column in inspector.get_columns(table)}
+        if missing:
+            problems.append(f"{table} lacks {', '.join(sorted(missing))}")
+    if not problems:
+        return None
+    return (
+        f"its tables do not match revision {FIRST_REVISION} ({'; '.join(problems)}): it was made by an early "
+        "development build. Move it aside (its history stays readable with sqlite3) and start afresh"
+    )
 
 
 def _existing(session: Session, model: type[_Row], row_id: int) -> _Row:

@@ -86,3 +86,11 @@ def provision(okta: Okta, platform: httpx.Client, user_ids: list[str]) -> dict[s
         scim_ids[user_id] = platform.post("/Users", json=body).raise_for_status().json()["id"]
         okta.emulator.mark_provisioned(okta.app_id, user_id, scim_ids[user_id])
     return scim_ids
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A throwaway PostgreSQL server on 127.0.0.1 (tests.postgres.PostgresServer); in CI it must start."""
+    from tests.postgres import postgres_for_session
+
+    yield from postgres_for_session()

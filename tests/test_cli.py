@@ -146,3 +146,25 @@ def test_history_needs_no_secret(okta: Okta, config_file: Path) -> None:
     history = reconcile("--config", config_file, "history", "--output", "json")
     assert history.code == 0 and history.json()[0]["status"] == "drift"
     assert reconcile("--config", config_file, "show", str(history.json()[0]["run_id"])).code == 0
+
+
+def test_a_second_run_of_the_same_target_exits_75_with_a_clear_message(okta: Okta, config_file: Path) -> None:
+    from reconciler.config import fingerprint, load_config
+    from reconciler.store import Store
+
+    _assign(okta, 1)
+    config = load_config(config_file)
+    with Store(config.store.url) as store, store.run_lock(fingerprint(config)):
+        busy = reconcile("--config", config_file, "--dry-run")
+    assert busy.code == 75
+    assert "another reconcile run of this target is in progress" in busy.stderr
+    assert okta.emulator.request_count("/api/v1/apps/*") == 0, "nothing was done"
+    assert reconcile("--config", config_file, "--dry-run").code == 2, "the lock is free again"
+
+
+def test_db_status_and_upgrade(config_file: Path) -> None:
+    status = reconcile("--config", config_file, "db", "status")
+    assert status.code == 0 and status.stdout.strip()
+    upgraded = reconcile("--config", config_file, "db", "upgrade")
+    assert upgraded.code == 0 and "schema revision" in upgraded.stdout
+    assert reconcile("--config", config_file, "db", "status").code == 0

@@ -1,40 +1,30 @@
-"""The store on a real database: SQLite file by default, PostgreSQL when RECONCILER_TEST_POSTGRES_URL is set."""
+"""The store on real databases: a SQLite file, and a PostgreSQL server started for the session.
+
+Every test that takes ``store_url`` runs on both, each time on a new, empty
+database (tests/postgres.py; in CI the PostgreSQL half must run).
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from reconciler.config import fingerprint, load_config
 from reconciler.records import Action, ActionKind, Change, Plan
-from reconciler.store import ActionRecord, ActionStatus, Run, RunMode, RunStatus, Store
+from reconciler.store import ActionStatus, AlertState, RunMode, RunStatus, Store, StoreError
+from tests.postgres import BACKENDS, PostgresServer, database_url
 
 REPO = Path(__file__).resolve().parent.parent
 FINGERPRINT = "f" * 64
-POSTGRES_URL = os.environ.get("RECONCILER_TEST_POSTGRES_URL")
+OTHER_TARGET = "0" * 64
 
 
-@pytest.fixture(params=["sqlite", *(["postgresql"] if POSTGRES_URL else [])])
+@pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state' / 'reconciler.db'}"
-        return
-    assert POSTGRES_URL is not None
-    _drop_tables(POSTGRES_URL)
-    yield POSTGRES_URL
-    _drop_tables(POSTGRES_URL)
-
-
-def _drop_tables(url: str) -> None:
-    engine = sa.create_engine(url)
-    ActionRecord.__table__.drop(engine, checkfirst=True)  # type: ignore[attr-defined]
-    Run.__table__.drop(engine, checkfirst=True)  # type: ignore[attr-defined]
-    engine.dispose()
+    yield from database_url(request, tmp_path)
 
 
 @pytest.fixture
@@ -245,6 +235,110 @@ def test_the_store_survives_reopening(store_url: str) -> None:
     with Store(store_url) as second:
         assert [run.id for run in second.recent_runs()] == [run_id]
         assert len(second.actions_of(run_id)) == 1
+
+
+def test_only_the_given_target_s_runs_are_marked_interrupted(store: Store) -> None:
+    mine, theirs = store.start_run("apply", FINGERPRINT), store.start_run("apply", OTHER_TARGET)
+
+    assert store.mark_interrupted(fingerprint=FINGERPRINT) == [mine]
+
+    run = store.get_run(theirs)
+    assert run is not None and run.status == RunStatus.RUNNING
+
+
+# --- what the gate and the alerts read ----------------------------------------------------------
+
+
+def test_the_source_baseline_and_the_failure_streak(store: Store) -> None:
+    def finished(status: RunStatus, source_count: int | None = None, target: str = FINGERPRINT) -> int:
+        run_id = store.start_run("apply", target)
+        if source_count is not None:
+            store.record_populations(run_id, source_count, source_count - 1)
+        store.finish_run(run_id, status)
+        return run_id
+
+    finished(RunStatus.SUCCEEDED, 100)
+    finished(RunStatus.DRIFT, 120)
+    finished(RunStatus.BLOCKED, 3)  # the suspicious listing is no baseline
+    finished(RunStatus.FAILED)
+    finished(RunStatus.FAILED, target=OTHER_TARGET)
+    latest = finished(RunStatus.FAILED)
+
+    assert store.last_trusted_source_count(FINGERPRINT, latest) == 120
+    assert store.last_trusted_source_count(OTHER_TARGET, latest) is None
+    assert store.consecutive_failures(FINGERPRINT) == 2
+    assert store.consecutive_failures(OTHER_TARGET) == 1
+
+
+def test_alert_states_round_trip_per_target(store: Store) -> None:
+    since = datetime(2025, 3, 30, 1, 30, tzinfo=UTC)
+    state = AlertState(
+        config_fingerprint=FINGERPRINT, key="drift:create", title="12 to create ✓", active_since=since, last_run_id=7
+    )
+    store.save_alert_state(state)
+    store.save_alert_state(
+        AlertState(config_fingerprint=OTHER_TARGET, key="failed", title="x", active_since=since, last_run_id=8)
+    )
+
+    sent = since + timedelta(hours=1)
+    store.save_alert_state(AlertState(**{**state.model_dump(), "last_sent_at": sent, "last_run_id": 9}))
+
+    [stored] = store.alert_states(FINGERPRINT).values()
+    assert (stored.key, stored.title, stored.last_run_id) == ("drift:create", "12 to create ✓", 9)
+    assert stored.active_since == since and stored.active_since.tzinfo is not None
+    assert stored.last_sent_at == sent
+    store.remove_alert_state(FINGERPRINT, "drift:create")
+    store.remove_alert_state(FINGERPRINT, "never-there")
+    assert store.alert_states(FINGERPRINT) == {}
+    assert list(store.alert_states(OTHER_TARGET)) == ["failed"]
+
+
+def test_changes_keep_their_json_types(store: Store) -> None:
+    run_id = store.start_run("apply", FINGERPRINT)
+    changes = {
+        "emails": Change([{"value": "a@example.com", "primary": True}], [{"value": "é@example.com", "type": "work"}]),
+        "active": Change(None, True),
+        "x": Change(1.5, 0),
+    }
+    store.record_intent(run_id, Action(ActionKind.UPDATE, "a@example.com", "00u1", "s1", "attributes differ", changes))
+
+    [record] = store.actions_of(run_id)
+    assert record.changes == {
+        "emails": {
+            "before": [{"value": "a@example.com", "primary": True}],
+            "after": [{"value": "é@example.com", "type": "work"}],
+        },
+        "active": {"before": None, "after": True},
+        "x": {"before": 1.5, "after": 0},
+    }
+
+
+# --- PostgreSQL specifics -------------------------------------------------------------------
+
+
+def test_a_plain_postgresql_url_means_psycopg(postgres: PostgresServer) -> None:
+    url = postgres.create_database()
+    with Store(url.replace("postgresql+psycopg://", "postgresql://")) as store:
+        assert store.engine.dialect.driver == "psycopg"
+        assert store.get_run(store.start_run("dry-run", FINGERPRINT)) is not None
+
+
+def test_an_unreachable_server_is_a_store_error_with_the_password_masked(unused_port: int) -> None:
+    url = f"postgresql+psycopg://reconciler:hunter2-secret@127.0.0.1:{unused_port}/reconciler"
+    with pytest.raises(StoreError) as raised:
+        Store(url)
+    message = str(raised.value)
+    assert "hunter2-secret" not in message
+    assert f"cannot use the store at postgresql+psycopg://reconciler:***@127.0.0.1:{unused_port}/reconciler" in message
+
+
+@pytest.fixture
+def unused_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # --- SQLite specifics -------------------------------------------------------------------------
