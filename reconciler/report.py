@@ -90,14 +90,17 @@ def _drift_cell(summary: dict[str, int] | None) -> str:
 
 
 def render_history(console: Console, runs: Sequence[Run]) -> None:
-    table = Table(title="Recent runs", caption="+create ~update -deactivate ↑reactivate =link !conflict ?unmanaged")
-    for column in ("run", "started (UTC)", "mode", "status", "plan", "applied", "failed"):
-        justify = "right" if column in ("run", "applied", "failed") else "left"
-        table.add_column(column, justify=justify, no_wrap=column in ("started (UTC)", "plan"))
+    table = Table(
+        title="Recent runs",
+        caption="plan: +create ~update -deactivate ↑reactivate =link !conflict ?unmanaged; ok/err: writes",
+    )
+    for column in ("run", "UTC", "mode", "status", "plan", "ok", "err"):
+        justify = "right" if column in ("run", "ok", "err") else "left"
+        table.add_column(column, justify=justify, no_wrap=column in ("UTC", "mode", "status", "plan"))
     for run in runs:
         table.add_row(
             str(run.id),
-            run.started_at.strftime("%Y-%m-%d %H:%M"),
+            run.started_at.strftime("%m-%d %H:%M"),
             run.mode.value,
             run.status.value,
             _drift_cell(run.summary),
