@@ -13,6 +13,8 @@ import pytest
 from reconciler.demo import write_local_config
 from reconciler.local_scim_server import RunningScimServer, run_scim2_server
 from reconciler.okta_emulator import OktaEmulator, okta_emulator_in_thread
+from reconciler.store import Store
+from tests.postgres import BACKENDS, database_url
 
 OKTA_TOKEN = "okta-api-token-7c1e5a9d3f0b42e8"
 SCIM_TOKEN = "scim-bearer-token-4b8f2d6a0e1c9735"
@@ -94,3 +96,15 @@ def postgres() -> Iterator[object]:
     from tests.postgres import postgres_for_session
 
     yield from postgres_for_session()
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store database: a SQLite file, then a scratch PostgreSQL database."""
+    yield from database_url(request, tmp_path)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with Store(store_url) as opened:
+        yield opened

@@ -21,7 +21,6 @@ import pytest
 from reconciler.errors import ReconcileError
 from reconciler.locks import LockBusy, advisory_key, lock_path
 from reconciler.store import Store
-from tests.postgres import BACKENDS, database_url
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = "1a2b3c4d5e6f" + "0" * 52
@@ -36,17 +35,6 @@ with Store(url) as store, store.run_lock(fingerprint):
     time.sleep(hold_s)
 print("released", flush=True)
 """
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request, tmp_path)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    with Store(store_url) as opened:
-        yield opened
 
 
 class Holder:

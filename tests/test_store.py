@@ -6,7 +6,6 @@ database (tests/postgres.py; in CI the PostgreSQL half must run).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,22 +14,11 @@ import pytest
 from reconciler.config import fingerprint, load_config
 from reconciler.records import Action, ActionKind, Change, Plan
 from reconciler.store import ActionStatus, AlertState, RunMode, RunStatus, Store, StoreError
-from tests.postgres import BACKENDS, PostgresServer, database_url
+from tests.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 FINGERPRINT = "f" * 64
 OTHER_TARGET = "0" * 64
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from database_url(request, tmp_path)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    with Store(store_url) as opened:
-        yield opened
 
 
 def create(user_name: str = "ada@example.com") -> Action:
