@@ -6,7 +6,7 @@ import itertools
 from typing import Any
 
 from reconciler.mapping import build_resource
-from reconciler.records import OktaAssignment, PlatformUser
+from reconciler.records import Action, ActionKind, OktaAssignment, Plan, PlatformUser
 
 _counter = itertools.count(1)
 
@@ -81,3 +81,13 @@ def in_sync_pair(n: int, **kwargs: Any) -> tuple[OktaAssignment, PlatformUser]:
     desired = assignment(n, **kwargs)
     actual = platform_user(desired.user_name, external_id=desired.okta_user_id)
     return desired, actual
+
+
+def plan_of(**counts: int) -> Plan:
+    """A plan with ``counts`` actions of each kind, e.g. ``plan_of(create=2, deactivate=30)``."""
+    actions = tuple(
+        Action(ActionKind(kind), f"{kind}{n}@example.com", None, None, "test")
+        for kind, count in counts.items()
+        for n in range(count)
+    )
+    return Plan(actions, in_sync=0)

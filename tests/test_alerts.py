@@ -45,11 +45,12 @@ from reconciler.demo import write_local_config
 from reconciler.gate import GateDecision, Trip
 from reconciler.local_scim_server import free_loopback_port
 from reconciler.reconcile import RunOutcome, reconcile
-from reconciler.records import Action, ActionKind, Plan
+from reconciler.records import Plan
 from reconciler.secret import Secret
 from reconciler.store import AlertState, RunStatus, Store
 from tests.cli_runner import reconcile as reconcile_cli
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
+from tests.factories import plan_of
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = 3600.0
@@ -62,15 +63,6 @@ def drift_title(users: int, limit: int) -> str:
 
 
 # --- the pure rules ---------------------------------------------------------------------------
-
-
-def plan_of(**counts: int) -> Plan:
-    actions = tuple(
-        Action(ActionKind(kind), f"{kind}{n}@example.com", None, None, "test")
-        for kind, count in counts.items()
-        for n in range(count)
-    )
-    return Plan(actions, in_sync=0)
 
 
 def outcome_of(status: RunStatus, plan: Plan | None = None, **fields: Any) -> RunOutcome:

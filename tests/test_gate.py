@@ -8,18 +8,10 @@ import pytest
 
 from reconciler.config import DEFAULT_LIMITS, KindLimit, ThresholdsConfig
 from reconciler.gate import SOURCE, Populations, evaluate, scheduled_interval_s
-from reconciler.records import WRITE_KINDS, Action, ActionKind, Plan
+from reconciler.records import WRITE_KINDS, ActionKind
+from tests.factories import plan_of
 
 KINDS = sorted(DEFAULT_LIMITS)
-
-
-def plan_of(**counts: int) -> Plan:
-    actions = tuple(
-        Action(ActionKind(kind), f"{kind}{n}@example.com", None, None, "test")
-        for kind, count in counts.items()
-        for n in range(count)
-    )
-    return Plan(actions, in_sync=0)
 
 
 def populations(assignments: int = 1000, managed: int = 1000, previous: int | None = None) -> Populations:
