@@ -18,7 +18,9 @@ from typing import Any, Protocol
 
 from reconciler.errors import TargetConflict, TargetError
 from reconciler.mapping import build_resource, parse_target_path, read_attribute, set_value
+from reconciler.pacing import AdaptiveLimit
 from reconciler.plan import looks_like_okta_user_id
+from reconciler.progress import NO_PROGRESS, ProgressListener
 from reconciler.records import Action, ActionKind, Change, PlatformUser
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ PHASES: tuple[frozenset[ActionKind], ...] = (
 """Renames go first so that a CREATE taking a released userName does not meet a 409,
 and deactivations go last so that an error earlier stops nothing a person needs."""
 
-DEFAULT_WRITE_CONCURRENCY = 8
+DEFAULT_WRITE_CONCURRENCY = 4
 BREAKER_MIN_ATTEMPTS = 10
 """The error-rate breaker judges a ratio only once this many writes were attempted."""
 
@@ -115,41 +117,53 @@ class Applier:
         actual: Sequence[PlatformUser],
         concurrency: int = DEFAULT_WRITE_CONCURRENCY,
         max_error_ratio: float = 1.0,
+        *,
+        limit: AdaptiveLimit | None = None,
+        progress: ProgressListener = NO_PROGRESS,
     ) -> None:
+        """``limit`` caps the writes in flight; give the one the writer reports 429s to, so it adapts."""
         self._max_error_ratio = max_error_ratio
         self._writer = writer
         self._journal = journal
         self._run_id = run_id
         self._users = {u.scim_id: u for u in actual}
-        self._slots = asyncio.Semaphore(concurrency)
+        self._limit = limit or AdaptiveLimit(concurrency)
+        self._progress = progress
         self.result = ApplyResult()
 
     async def apply(self, actions: Iterable[Action]) -> ApplyResult:
         writes = [a for a in actions if a.writes]
+        self._progress.apply_started(len(writes))
         for phase in PHASES:
             await asyncio.gather(*(self._apply_one(a) for a in writes if a.kind in phase))
         return self.result
 
     async def _apply_one(self, action: Action) -> None:
-        async with self._slots:
-            if self.result.breaker is not None:
-                self._journal.record_skipped(self._run_id, [action], f"not sent: {self.result.breaker}")
-                self.result.skipped += 1
-                return
-            action_id = self._journal.record_intent(self._run_id, action)
-            try:
-                scim_id = await self._send(action)
-            except TargetError as error:
-                self._fail(action_id, action, str(error))
-            except Exception as error:  # a bug must not stop the other actions; it is recorded
-                log.exception("unexpected error applying %s", _describe(action))
-                self._fail(action_id, action, f"{type(error).__name__}: {error}")
-            else:
-                self._journal.record_outcome(action_id, True, None, scim_id)
-                self.result.succeeded += 1
+        async with self._limit:
+            await self._apply_within_limit(action)
+
+    async def _apply_within_limit(self, action: Action) -> None:
+        if self.result.breaker is not None:
+            self._journal.record_skipped(self._run_id, [action], f"not sent: {self.result.breaker}")
+            self.result.skipped += 1
+            return
+        action_id = self._journal.record_intent(self._run_id, action)
+        try:
+            scim_id = await self._send(action)
+        except TargetError as error:
+            self._fail(action_id, action, str(error))
+        except Exception as error:  # a bug must not stop the other actions; it is recorded
+            log.exception("unexpected error applying %s", _describe(action))
+            self._fail(action_id, action, f"{type(error).__name__}: {error}")
+        else:
+            self._journal.record_outcome(action_id, True, None, scim_id)
+            self.result.succeeded += 1
+            self._limit.succeeded()
+            self._progress.write_done(True)
 
     def _fail(self, action_id: int, action: Action, error: str) -> None:
         self._journal.record_outcome(action_id, False, error)
+        self._progress.write_done(False)
         self.result.failed += 1
         self.result.errors.append(f"{_describe(action)}: {error}")
         log.warning("failed to %s: %s", _describe(action), error)

@@ -63,6 +63,8 @@ class OktaConfig:
     """The PEM or JWK text read from ``private_key_file``, with ``auth = "private_key"``."""
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     timeout_s: float = 30.0
+    rate_limit_share: float = 0.5
+    """The share of each Okta rate-limit window a run may spend (Okta's per-token default is 50 %)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ class ScimConfig:
     token: Secret
     page_size: int = 100
     timeout_s: float = 30.0
+    read_concurrency: int = 4
+    """SCIM pages fetched at once, once the first page has told how many there are."""
+    write_concurrency: int = 4
+    """SCIM writes in flight at most; fewer while the platform answers 429."""
 
 
 @dataclass(frozen=True)
@@ -512,9 +518,13 @@ def _private_key(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> S
 
 OKTA_KEYS: Final = (
     "org_url", "app_id", "auth", "token_env", "token_file", "token_credential", "client_id", "private_key_file",
-    "private_key_credential", "scopes", "timeout_s",
+    "private_key_credential", "scopes", "timeout_s", "rate_limit_share",
 )  # fmt: skip
-SCIM_KEYS: Final = ("base_url", "token_env", "token_file", "token_credential", "page_size", "timeout_s")
+SCIM_KEYS: Final = (
+    "base_url", "token_env", "token_file", "token_credential", "page_size", "timeout_s", "read_concurrency",
+    "write_concurrency",
+)  # fmt: skip
+MAX_CONCURRENCY: Final = 64
 POLICY_KEYS: Final = ("unmanaged", "suspended")
 STORE_KEYS: Final = ("url",)
 THRESHOLD_KEYS: Final = (
@@ -552,6 +562,10 @@ def _okta(table: _Table, environ: Mapping[str, str], base_dir: Path) -> OktaConf
     auth = table.choice("auth", ("api_token", "private_key"), "api_token")
     scopes = table.strings("scopes", DEFAULT_SCOPES)
     timeout_s = table.seconds("timeout_s", 30.0)
+    rate_limit_share = table.ratio("rate_limit_share", 0.5)
+    if rate_limit_share == 0:
+        table.note("rate_limit_share", "expected a share greater than 0: with 0 the reconciler could never read Okta")
+        rate_limit_share = None
     token = client_id = private_key = None
     if auth == "api_token":
         _reject_keys(
@@ -564,8 +578,10 @@ def _okta(table: _Table, environ: Mapping[str, str], base_dir: Path) -> OktaConf
         private_key = _private_key(table, base_dir, environ)
     if not table.clean:
         return None
-    assert org_url and app_id and scopes and timeout_s
-    return OktaConfig(org_url, app_id, cast(OktaAuth, auth), token, client_id, private_key, scopes, timeout_s)
+    assert org_url and app_id and scopes and timeout_s and rate_limit_share
+    return OktaConfig(
+        org_url, app_id, cast(OktaAuth, auth), token, client_id, private_key, scopes, timeout_s, rate_limit_share
+    )
 
 
 def _check_org_url(table: _Table, org_url: str) -> None:
@@ -593,11 +609,13 @@ def _scim(table: _Table, environ: Mapping[str, str], base_dir: Path) -> ScimConf
     )
     page_size = table.integer("page_size", 100, 1, MAX_PAGE_SIZE)
     timeout_s = table.seconds("timeout_s", 30.0)
+    read_concurrency = table.integer("read_concurrency", 4, 1, MAX_CONCURRENCY)
+    write_concurrency = table.integer("write_concurrency", 4, 1, MAX_CONCURRENCY)
     token = _token(table, environ, base_dir, "SCIM_TOKEN")
     if not table.clean:
         return None
-    assert base_url and token and page_size and timeout_s
-    return ScimConfig(base_url, token, page_size, timeout_s)
+    assert base_url and token and page_size and timeout_s and read_concurrency and write_concurrency
+    return ScimConfig(base_url, token, page_size, timeout_s, read_concurrency, write_concurrency)
 
 
 def _policy(table: _Table) -> PolicyConfig | None:

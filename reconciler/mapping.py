@@ -19,12 +19,14 @@ Okta source paths:
 from __future__ import annotations
 
 import copy
+import functools
+import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from reconciler.records import OktaAssignment
+from reconciler.records import OktaAssignment, ProfileFields
 
 DEFAULT_MAPPING: Final[Mapping[str, str]] = {
     "userName": "credentials.userName",
@@ -71,15 +73,21 @@ class TargetPath:
     """For ``emails[type eq "work"].value``: ``work``."""
     schema: str | None = None
     """An extension schema URN, or None for the core User schema."""
-
-    @property
-    def case_insensitive(self) -> bool:
-        key = self.attribute.lower() + (f".{self.sub_attribute.lower()}" if self.sub_attribute else "")
-        return self.schema is None and key in CASE_INSENSITIVE_PATHS
+    case_insensitive: bool = False
+    """RFC 7643 ``caseExact: false`` (see CASE_INSENSITIVE_PATHS)."""
 
 
+def _case_insensitive(attribute: str, sub_attribute: str | None, schema: str | None) -> bool:
+    key = attribute.lower() + (f".{sub_attribute.lower()}" if sub_attribute else "")
+    return schema is None and key in CASE_INSENSITIVE_PATHS
+
+
+@functools.lru_cache(maxsize=1024)
 def parse_target_path(text: str) -> TargetPath:
-    """Parse a SCIM attribute path, or raise ValueError saying what is accepted."""
+    """Parse a SCIM attribute path, or raise ValueError saying what is accepted.
+
+    Cached: the planner reads the same few paths for every user.
+    """
     schema = None
     rest = text
     if text.startswith("urn:"):
@@ -87,11 +95,13 @@ def parse_target_path(text: str) -> TargetPath:
         if not sep or not schema or not rest:
             raise ValueError(f"{text!r}: an extension path is URN:attribute, e.g. {ENTERPRISE_URN}:department")
     if match := _TYPED_ENTRY.match(rest):
-        return TargetPath(text, match["attr"], match["sub"], match["type"], schema)
+        insensitive = _case_insensitive(match["attr"], match["sub"], schema)
+        return TargetPath(text, match["attr"], match["sub"], match["type"], schema, insensitive)
     if match := _PLAIN.match(rest):
         if match["attr"] in RESERVED_PATHS:
             raise ValueError(f"{text!r} is managed by the reconciler itself and cannot be mapped")
-        return TargetPath(text, match["attr"], match["sub"], None, schema)
+        insensitive = _case_insensitive(match["attr"], match["sub"], schema)
+        return TargetPath(text, match["attr"], match["sub"], None, schema, insensitive)
     raise ValueError(f'{text!r} is not a supported SCIM path: use attr, attr.sub, attr[type eq "work"].sub or URN:attr')
 
 
@@ -113,6 +123,20 @@ def mapping_problems(mapping: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def profile_fields(mapping: Mapping[str, str]) -> ProfileFields:
+    """The Okta profile fields the mapping reads: all a run needs to keep of each profile."""
+    sources = set(mapping.values())
+    user = frozenset(s.removeprefix("user.profile.") for s in sources if s.startswith("user.profile."))
+    app = frozenset(s.removeprefix("profile.") for s in sources if s.startswith("profile."))
+    return ProfileFields(app=app, user=user)
+
+
+def resource_attributes(mapping: Mapping[str, str]) -> frozenset[str]:
+    """The top-level attributes (or extension URNs) of a SCIM user that the mapping compares."""
+    paths = [parse_target_path(text) for text in mapping]
+    return frozenset(path.attribute if path.schema in (None, CORE_USER_URN) else path.schema for path in paths)
+
+
 def read_source(assignment: OktaAssignment, source: str) -> Any:
     """The Okta value at ``source``, or UNKNOWN when Okta's listing does not carry it."""
     if source == "credentials.userName":
@@ -126,10 +150,52 @@ def read_source(assignment: OktaAssignment, source: str) -> Any:
     return assignment.app_profile.get(source.removeprefix("profile."), UNKNOWN)
 
 
-def desired_attributes(assignment: OktaAssignment, mapping: Mapping[str, str]) -> dict[str, Any]:
+def source_reader(source: str) -> Callable[[OktaAssignment], Any]:
+    """A function reading ``source`` of an assignment (see :func:`read_source`), decided once."""
+    if source == "credentials.userName":
+        return operator.attrgetter("user_name")
+    if source == "id":
+        return operator.attrgetter("okta_user_id")
+    if source.startswith("user.profile."):
+        name = source.removeprefix("user.profile.")
+
+        def read_user_profile(assignment: OktaAssignment) -> Any:
+            profile = assignment.user_profile
+            return UNKNOWN if profile is None else profile.get(name, UNKNOWN)
+
+        return read_user_profile
+    name = source.removeprefix("profile.")
+    return lambda assignment: assignment.app_profile.get(name, UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class MappedAttribute:
+    """One mapping entry, parsed: where it goes on the platform and how it is read from Okta."""
+
+    text: str
+    path: TargetPath
+    read: Callable[[OktaAssignment], Any]
+
+
+CompiledMapping = tuple[MappedAttribute, ...]
+
+
+def compile_mapping(mapping: Mapping[str, str]) -> CompiledMapping:
+    """The mapping with its paths parsed and its sources resolved, for reading many users fast."""
+    return tuple(
+        MappedAttribute(text, parse_target_path(text), source_reader(source)) for text, source in mapping.items()
+    )
+
+
+def desired_attributes(assignment: OktaAssignment, mapping: Mapping[str, str] | CompiledMapping) -> dict[str, Any]:
     """The mapped SCIM attributes Okta wants for this user; unknown sources left out."""
-    values = {target: read_source(assignment, source) for target, source in mapping.items()}
-    return {target: value for target, value in values.items() if value is not UNKNOWN}
+    compiled = mapping if isinstance(mapping, tuple) else compile_mapping(mapping)
+    wanted = {}
+    for attribute in compiled:
+        value = attribute.read(assignment)
+        if value is not UNKNOWN:
+            wanted[attribute.text] = value
+    return wanted
 
 
 def _container(resource: Mapping[str, Any], path: TargetPath) -> Mapping[str, Any]:
@@ -146,9 +212,10 @@ def find_typed_entry(entries: Any, entry_type: str) -> Mapping[str, Any] | None:
     """
     if not isinstance(entries, list):
         return None
-    dicts = [e for e in entries if isinstance(e, Mapping)]
+    dicts = [e for e in entries if isinstance(e, dict | Mapping)]
     for entry in dicts:
-        if str(entry.get("type", "")).lower() == entry_type.lower():
+        found = entry.get("type")
+        if found == entry_type or (found is not None and str(found).lower() == entry_type.lower()):
             return entry
     untyped = [e for e in dicts if not e.get("type")]
     for entry in untyped:
@@ -164,7 +231,7 @@ def read_attribute(resource: Mapping[str, Any], path: TargetPath) -> Any:
 
 def read_target(resource: Mapping[str, Any], path: TargetPath) -> Any:
     """The value at ``path`` in a SCIM resource; None when absent."""
-    container = _container(resource, path)
+    container = resource if path.schema is None else _container(resource, path)
     value = container.get(path.attribute)
     if path.entry_type is not None:
         entry = find_typed_entry(value, path.entry_type)

@@ -13,30 +13,39 @@ Things about okta 3.4.6 this module works around (each verified against its sour
   own API method then trips over (``AttributeError`` on ``None.status``),
   losing the cause: :class:`_RaisingHTTPClient` raises the transport error instead;
 - its generated API methods send ``Authorization: SSWS<token>`` without the
-  space: the API token is passed per call (``_request_auth``) in the documented form;
+  space; its request executor, which this module uses, sends ``SSWS <token>``;
 - ``AppUser.to_dict()`` drops the read-only ``externalId`` and ``_embedded``:
-  :func:`app_user_as_dict` uses ``model_dump(by_alias=True)`` instead;
+  :func:`app_user_as_dict` (for recorded answers and tests) uses
+  ``model_dump(by_alias=True)`` instead;
 - a JWK private key goes through ``ast.literal_eval`` and per-value string
   stripping, which break on JSON ``true``/``null`` and list members: the key
   is converted to PEM here;
-- every ``Client()`` adds a stream handler to the ``okta-sdk-python`` logger,
-  whose debug records hold the whole request, Authorization header included:
-  the added handler is removed and a filter masks credentials.
+- ``okta.client.Client`` mixes in every API module (~6 s and ~50 MB to import)
+  and parses pages into pydantic models (slower than the round trip to Okta):
+  :class:`OktaSource` builds the SDK's own request executor the way ``Client``
+  does and decodes pages itself (:mod:`reconciler.okta_page`);
+- the ``okta-sdk-python`` logger's debug records hold the whole request,
+  Authorization header included: it stays disabled, as ``Client`` leaves it,
+  and a filter masks credentials should anyone enable it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
 import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Literal, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import aiohttp
 import pydantic
@@ -44,13 +53,23 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from jwt.algorithms import RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
-from okta.client import Client
+from okta.cache.no_op_cache import NoOpCache
+from okta.config.config_setter import ConfigSetter
+from okta.config.config_validator import ConfigValidator
+from okta.errors.http_error import HTTPError
+from okta.errors.okta_api_error import OktaAPIError
 from okta.http_client import HTTPClient
+from okta.request_executor import RequestExecutor
 
 from reconciler.errors import SourceError
 from reconciler.metrics import observe_http
-from reconciler.records import OktaAssignment
+from reconciler.okta_page import KEEP_ALL, decode_app_users
+from reconciler.pacing import RateLimitBudget, parse_retry_after
+from reconciler.progress import NO_PROGRESS, ProgressListener
+from reconciler.records import OktaAssignment, ProfileFields
 from reconciler.secret import Secret
+
+log = logging.getLogger(__name__)
 
 AuthMode = Literal["api_token", "private_key"]
 
@@ -64,6 +83,8 @@ _AUTH_MODES = {"api_token": "SSWS", "private_key": "PrivateKey"}
 _LINK = re.compile(r"<(?P<url>[^>]*)>(?P<params>[^,<]*)")
 _REL = re.compile(r"""\brel\s*=\s*(?:"(?P<quoted>[^"]*)"|(?P<bare>[^\s;,]+))""", re.IGNORECASE)
 _MAX_DETAIL = 300
+RATE_LIMIT_ATTEMPTS = 3
+"""Requests for one page at most when Okta answers 429 (each after waiting for the window to reset)."""
 
 
 class OktaSource:
@@ -75,10 +96,10 @@ class OktaSource:
         async with OktaSource(org_url=..., app_id=..., auth="api_token", token=Secret(...)) as source:
             assignments = await source.list_assignments()
 
-    ``sdk_max_retries`` is the SDK's own 429/503/504 retry, off by default:
-    pacing and retries belong to the caller, and the SDK's retry needs ``Date``
-    and ``X-Rate-Limit-Reset`` on the answer (without them it fails with an
-    ``AttributeError``, which is reported as a SourceError like any failure).
+    Pacing is the source's own (:class:`~reconciler.pacing.RateLimitBudget`):
+    it spends at most ``rate_limit_share`` of each rate-limit window and waits
+    out a 429 until the window resets. The SDK's own retry stays off: it needs
+    ``Date`` and ``X-Rate-Limit-Reset`` on the answer and fails without them.
     """
 
     def __init__(
@@ -94,7 +115,10 @@ class OktaSource:
         timeout_s: float = 30.0,
         key_id: str | None = None,
         page_size: int = MAX_PAGE_SIZE,
-        sdk_max_retries: int = 0,
+        rate_limit_share: float = 0.5,
+        profile_fields: ProfileFields = KEEP_ALL,
+        progress: ProgressListener = NO_PROGRESS,
+        on_page: Callable[[list[OktaAssignment]], None] | None = None,
     ) -> None:
         self.org_url, loopback_http = checked_org_url(org_url)
         if not app_id:
@@ -111,9 +135,19 @@ class OktaSource:
         self._client_id = client_id
         self._secrets = tuple(secret for secret in (token, private_key) if secret is not None)
         credentials = _credentials_config(auth, token, client_id, private_key, self._scopes, key_id)
-        self._request_auth = _api_token_auth(token) if auth == "api_token" and token is not None else None
-        self._client = self._build_client(credentials, loopback_http, sdk_max_retries)
+        self._executor = self._build_executor(credentials, loopback_http)
         self._session: aiohttp.ClientSession | None = None
+        self._budget = RateLimitBudget(rate_limit_share)
+        self._profile_fields = profile_fields
+        self._progress = progress
+        self._on_page = on_page
+        self.rate_limited = 0
+        """429 answers met (each waited out)."""
+
+    @property
+    def rate_limit_waited_s(self) -> float:
+        """Seconds spent waiting for Okta's rate-limit windows to reset."""
+        return self._budget.waited_s
 
     async def __aenter__(self) -> Self:
         self._open_session()
@@ -143,48 +177,85 @@ class OktaSource:
 
     async def _list_pages(self) -> list[OktaAssignment]:
         assignments: list[OktaAssignment] = []
+        async for page, body in self._page_bodies():
+            found = self._convert_page(page, body)
+            assignments.extend(found)
+            self._progress.okta_page(len(found))
+            if self._on_page is not None:
+                self._on_page(found)
+        return assignments
+
+    async def _page_bodies(self) -> AsyncIterator[tuple[int, bytes | str]]:
+        """Each page's body in order, the next page already requested while the caller decodes this one.
+
+        Okta pages are chained by cursor, so only one can be in flight; the
+        decoding of a page overlaps the round trip of the next.
+        """
         seen_cursors: set[str] = set()
-        cursor: str | None = None
         page = 1
-        while True:
-            app_users, headers = await self._fetch_page(page, cursor)
-            assignments.extend(self._convert_page(page, app_users))
-            cursor = next_cursor(headers)
-            if cursor is None:
-                return assignments
-            if cursor in seen_cursors:
-                raise self._error(
-                    f"Okta listing of app {self.app_id} loops: page {page} points back to cursor {cursor}"
-                )
-            seen_cursors.add(cursor)
-            page += 1
+        pending = asyncio.ensure_future(self._fetch_page(page, None))
+        try:
+            while True:
+                body, headers = await pending
+                cursor = next_cursor(headers)
+                if cursor is None:
+                    yield page, body
+                    return
+                if cursor in seen_cursors:
+                    raise self._error(
+                        f"Okta listing of app {self.app_id} loops: page {page} points back to cursor {cursor}"
+                    )
+                seen_cursors.add(cursor)
+                pending = asyncio.ensure_future(self._fetch_page(page + 1, cursor))
+                await _let_run(pending)
+                yield page, body
+                page += 1
+        finally:
+            if not pending.done():
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
 
     # -- one page ------------------------------------------------------------
 
-    async def _fetch_page(self, page: int, cursor: str | None) -> tuple[list[Any], Mapping[str, Any]]:
+    async def _fetch_page(self, page: int, cursor: str | None) -> tuple[bytes | str, Mapping[str, Any]]:
+        """One page's raw body and headers, waiting out the rate limit; SourceError on any failure."""
+        for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
+            await self._budget.acquire()
+            status, headers, body = await self._send_page_request(page, cursor)
+            self._budget.observe(headers)
+            if status != HTTPStatus.TOO_MANY_REQUESTS or attempt == RATE_LIMIT_ATTEMPTS:
+                break
+            self.rate_limited += 1
+            retry_after = parse_retry_after(_header_text(headers, "Retry-After"))
+            waited = await self._budget.after_429(headers, retry_after)
+            log.warning("Okta answered 429 on %s; waited %.1f s for its rate limit to reset", self._where(page), waited)
+        if not 200 <= status < 300:
+            raise self._error(self._okta_failure(okta_api_error(self.org_url, status, headers, body), page))
+        return body, headers
+
+    async def _send_page_request(self, page: int, cursor: str | None) -> tuple[int, Mapping[str, Any], str]:
+        """Send through the SDK's request executor (its auth, OAuth tokens, session) without its model parsing."""
+        query = {"limit": self.page_size, "expand": "user", **({"after": cursor} if cursor else {})}
+        url = f"{self.org_url}/api/v1/apps/{quote(self.app_id, safe='')}/users?{urlencode(query)}"
+        executor = self._executor
         try:
-            data, response, error = await self._client.list_application_users(
-                self.app_id,
-                limit=self.page_size,
-                expand="user",
-                after=cursor,
-                _request_auth=self._request_auth,
-            )
+            request, error = await executor.create_request("GET", url, None, {"Accept": "application/json"})
+            if error is not None:
+                raise self._error(self._okta_failure(error, page))
+            _, response, body, error = await executor.fire_request_helper(request, 0, time.time())
+        except SourceError:
+            raise
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise self._error(self._transport_failure(exc, page)) from exc
         except Exception as exc:  # the SDK fails in its own code on some answers
             raise self._error(self._sdk_failure(exc, page)) from exc
-        if error is not None:
-            raise self._error(self._okta_failure(error, page))
-        if data is None:
-            status = getattr(response, "status_code", None) or getattr(response, "status", None)
-            raise self._error(f"Okta listing failed on page {page} of app {self.app_id}: empty answer (HTTP {status})")
-        headers = getattr(response, "headers", None)
-        return list(data), headers if isinstance(headers, Mapping) else {}
+        if response is None or error is not None:
+            raise self._error(self._sdk_failure(error or RuntimeError("no answer"), page))
+        return response.status, response.headers, body or ""
 
-    def _convert_page(self, page: int, app_users: list[Any]) -> list[OktaAssignment]:
+    def _convert_page(self, page: int, body: bytes | str) -> list[OktaAssignment]:
         try:
-            return [assignment_from_app_user(app_user_as_dict(app_user)) for app_user in app_users]
+            return decode_app_users(body, self._profile_fields)
         except SourceError as exc:
             raise self._error(f"Okta listing failed on page {page} of app {self.app_id}: {exc}") from None
 
@@ -248,26 +319,36 @@ class OktaSource:
 
     # -- setup ---------------------------------------------------------------
 
-    def _build_client(self, credentials: dict[str, Any], loopback_http: bool, max_retries: int) -> Client:
-        config = {
+    def _build_executor(self, credentials: dict[str, Any], loopback_http: bool) -> RequestExecutor:
+        """The SDK's request executor, configured and validated as ``okta.client.Client`` does it.
+
+        ``Client`` itself mixes in every API module of the SDK: importing it
+        costs ~6 s and ~50 MB, and the listing needs none of them.
+        """
+        user_config = {
             "orgUrl": self.org_url,
             **credentials,
             "requestTimeout": self.timeout_s,
-            "rateLimit": {"maxRetries": max_retries},
+            "rateLimit": {"maxRetries": 0},
             "cache": {"enabled": False},
             "logging": {"enabled": False},
-            "httpClient": _RaisingHTTPClient,
         }
         try:
             with _https_check_disabled(loopback_http), _sdk_handlers_removed():
-                return Client(config)
+                setter = ConfigSetter()
+                setter._apply_config({"client": user_config})
+                config = setter._prune_config(setter.get_config())
+                ConfigValidator(config)
+                executor = RequestExecutor(config, NoOpCache(), _RaisingHTTPClient)
+            logging.getLogger(SDK_LOGGER_NAME).disabled = True  # as Client() leaves it with logging off
+            return executor
         except ValueError as exc:
             raise self._error(f"the okta SDK refused its configuration: {_exception_text(exc)}") from None
 
     def _open_session(self) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-            self._client.get_request_executor().set_session(self._session)
+            self._executor.set_session(self._session)
 
 
 class _RaisingHTTPClient(HTTPClient):
@@ -291,33 +372,35 @@ class _RaisingHTTPClient(HTTPClient):
 # ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What the SDK's error classes read of an answer."""
+
+    status: int
+    headers: Mapping[str, Any]
+
+
+def okta_api_error(url: str, status: int, headers: Mapping[str, Any], body: str) -> Exception:
+    """The SDK's error object for a failed answer: an OktaAPIError for an Okta error body, else an HTTPError."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    answer = _Answer(status, headers)
+    if isinstance(payload, dict) and payload.get("errorCode"):
+        return OktaAPIError(url, answer, payload)
+    return HTTPError(url, answer, body)
+
+
 def assignment_from_app_user(data: Mapping[str, Any]) -> OktaAssignment:
     """One AppUser, as Okta sends it (camelCase JSON keys), as an :class:`OktaAssignment`.
 
-    Takes the raw JSON object of a listing or a recorded response, or
-    :func:`app_user_as_dict` of an SDK model. Enum values are read as their
-    string value; an empty ``externalId`` counts as none.
+    Takes the JSON object of a recorded response, or :func:`app_user_as_dict`
+    of an SDK model, and reads it exactly as a listing page is read
+    (:func:`~reconciler.okta_page.decode_app_users`); an empty ``externalId``
+    counts as none.
     """
-    okta_user_id = data.get("id")
-    if not isinstance(okta_user_id, str) or not okta_user_id:
-        raise SourceError("an Okta app user has no id")
-    credentials = _mapping(data.get("credentials")) or {}
-    user_name = _text(credentials.get("userName"))
-    if not user_name:
-        raise SourceError(f"Okta app user {okta_user_id} has no credentials.userName")
-    embedded_user = _mapping((_mapping(data.get("_embedded")) or {}).get("user"))
-    user_profile = _mapping(embedded_user.get("profile")) if embedded_user is not None else None
-    return OktaAssignment(
-        okta_user_id=okta_user_id,
-        user_name=user_name,
-        app_status=_text(data.get("status")),
-        user_status=_text(embedded_user.get("status")) if embedded_user is not None else None,
-        scope=_text(data.get("scope")),
-        sync_state=_text(data.get("syncState")),
-        scim_id=_text(data.get("externalId")) or None,
-        app_profile=dict(_mapping(data.get("profile")) or {}),
-        user_profile=dict(user_profile) if user_profile is not None else None,
-    )
+    return decode_app_users(json.dumps([data]))[0]
 
 
 def app_user_as_dict(app_user: Any) -> Mapping[str, Any]:
@@ -391,16 +474,17 @@ def _links_with_rel(headers: Mapping[str, Any], rel: str) -> Iterator[str]:
                     yield link.group("url").strip()
 
 
-def _mapping(value: Any) -> Mapping[str, Any] | None:
-    return value if isinstance(value, Mapping) else None
+async def _let_run(task: asyncio.Future[Any]) -> None:
+    """Give a just-created request task the loop until it has sent its request (or finished)."""
+    for _ in range(3):
+        if task.done():
+            return
+        await asyncio.sleep(0)
 
 
-def _text(value: Any) -> str | None:
-    """A string field as text: enum members give their value (``AppUserStatus.ACTIVE`` → ``ACTIVE``)."""
-    if value is None:
-        return None
-    value = getattr(value, "value", value)
-    return value if isinstance(value, str) else str(value)
+def _header_text(headers: Mapping[str, Any], name: str) -> str | None:
+    value = headers.get(name)
+    return None if value is None else str(value)
 
 
 def _exception_text(exc: BaseException) -> str:
@@ -488,11 +572,6 @@ def private_key_pem(private_key: Secret) -> tuple[str, str | None]:
     return pem.decode(), key_id
 
 
-def _api_token_auth(token: Secret) -> dict[str, str]:
-    """A per-call auth setting that sends ``SSWS <token>`` with its space (see the module docstring)."""
-    return {"in": "header", "type": "api_key", "key": "Authorization", "value": f"SSWS {token.reveal().strip()}"}
-
-
 @contextmanager
 def _https_check_disabled(disable: bool) -> Iterator[None]:
     """Let the SDK accept an http:// org URL while the client is built (it reads the variable only then)."""
@@ -525,7 +604,7 @@ class _CredentialMask(logging.Filter):
 
 @contextmanager
 def _sdk_handlers_removed() -> Iterator[None]:
-    """Undo the stream handler every ``Client()`` adds to the SDK logger, and mask credentials there."""
+    """Undo any stream handler the SDK adds to its logger, and mask credentials there."""
     logger = logging.getLogger(SDK_LOGGER_NAME)
     before = list(logger.handlers)
     try:

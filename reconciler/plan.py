@@ -22,6 +22,7 @@ duplicate (what a missed rename leaves behind) and becomes a CONFLICT.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal, Protocol
 
-from reconciler.mapping import desired_attributes, parse_target_path, read_target, values_equal
+from reconciler.mapping import UNKNOWN, CompiledMapping, compile_mapping, desired_attributes, read_target, values_equal
 from reconciler.records import Action, ActionKind, Change, OktaAssignment, Plan, PlatformUser
 
 INACTIVE_APP_STATUSES = frozenset({"INACTIVE", "DEPROVISIONED", "UNASSIGNED"})
@@ -74,13 +75,18 @@ def looks_like_okta_user_id(value: str | None) -> bool:
 
 def intended_lifecycle(assignment: OktaAssignment, policy: PlanPolicy) -> Intent:
     """Desired active = assigned, and the Okta user can work (SUSPENDED per policy)."""
-    if assignment.app_status in INACTIVE_APP_STATUSES:
-        return Intent(Lifecycle.INACTIVE, f"app assignment is {assignment.app_status} in Okta")
-    status = assignment.user_status
+    return _intent(assignment.app_status, assignment.user_status, policy.suspended)
+
+
+@functools.lru_cache(maxsize=256)
+def _intent(app_status: str | None, status: str | None, suspended: str) -> Intent:
+    """Cached: a plan asks this of every user, and there are only a handful of status pairs."""
+    if app_status in INACTIVE_APP_STATUSES:
+        return Intent(Lifecycle.INACTIVE, f"app assignment is {app_status} in Okta")
     if status is None or status in ACTIVE_USER_STATUSES:
         return Intent(Lifecycle.ACTIVE, "assigned and active in Okta")
     if status == "SUSPENDED":
-        if policy.suspended == "deactivate":
+        if suspended == "deactivate":
             return Intent(Lifecycle.INACTIVE, "Okta user is SUSPENDED (policy.suspended = deactivate)")
         return Intent(Lifecycle.KEEP, "Okta user is SUSPENDED (policy.suspended = keep)")
     if status == "DEPROVISIONED":
@@ -130,7 +136,7 @@ def _match_by_stored_scim_id(desired: Sequence[OktaAssignment], matching: _Match
 
 def _match_by_external_id(desired: Sequence[OktaAssignment], matching: _Matching) -> None:
     by_external_id: dict[str, list[PlatformUser]] = defaultdict(list)
-    for user in matching.actual:
+    for user in matching.unclaimed(matching.actual):  # a user claimed here carries no other Okta user's id
         if user.external_id:
             by_external_id[user.external_id].append(user)
     for assignment in _unmatched(desired, matching):
@@ -146,7 +152,7 @@ def _match_by_external_id(desired: Sequence[OktaAssignment], matching: _Matching
 
 def _match_by_user_name(desired: Sequence[OktaAssignment], matching: _Matching) -> None:
     by_name: dict[str, list[PlatformUser]] = defaultdict(list)
-    for user in matching.actual:
+    for user in matching.unclaimed(matching.actual):  # a user claimed here holds no other name
         by_name[user.user_name.casefold()].append(user)
     wanted_by: dict[str, list[OktaAssignment]] = defaultdict(list)
     for assignment in _unmatched(desired, matching):
@@ -180,19 +186,21 @@ def _unmatched(desired: Sequence[OktaAssignment], matching: _Matching) -> list[O
     return [a for a in desired if a.okta_user_id not in matching.pairs and a.okta_user_id not in matching.conflicted]
 
 
-def attribute_changes(assignment: OktaAssignment, user: PlatformUser, mapping: Mapping[str, str]) -> dict[str, Change]:
-    """The mapped attributes whose platform value differs from Okta's."""
+def attribute_changes(assignment: OktaAssignment, user: PlatformUser, mapping: CompiledMapping) -> dict[str, Change]:
+    """The mapped attributes whose platform value differs from Okta's (unknown Okta values skipped)."""
     changes = {}
-    for text, wanted in desired_attributes(assignment, mapping).items():
-        path = parse_target_path(text)
-        current = read_target(user.resource, path)
-        if not values_equal(path, wanted, current):
-            changes[text] = Change(current, wanted)
+    for attribute in mapping:
+        wanted = attribute.read(assignment)
+        if wanted is UNKNOWN:
+            continue
+        current = read_target(user.resource, attribute.path)
+        if wanted != current and not values_equal(attribute.path, wanted, current):
+            changes[attribute.text] = Change(current, wanted)
     return changes
 
 
 def _action_for_pair(
-    assignment: OktaAssignment, user: PlatformUser, mapping: Mapping[str, str], policy: PlanPolicy
+    assignment: OktaAssignment, user: PlatformUser, mapping: CompiledMapping, policy: PlanPolicy
 ) -> Action | None:
     intent = intended_lifecycle(assignment, policy)
 
@@ -216,7 +224,7 @@ def _action_for_pair(
     return None
 
 
-def _create(assignment: OktaAssignment, mapping: Mapping[str, str]) -> Action:
+def _create(assignment: OktaAssignment, mapping: CompiledMapping) -> Action:
     changes = {text: Change(None, value) for text, value in desired_attributes(assignment, mapping).items()}
     changes["externalId"] = Change(None, assignment.okta_user_id)
     changes["active"] = Change(None, True)
@@ -261,7 +269,7 @@ def _action_for_leftover(user: PlatformUser, desired_ids: set[str], policy: Plan
 
 
 def _user_names_after_plan(
-    desired: Sequence[OktaAssignment], matching: _Matching, mapping: Mapping[str, str], policy: PlanPolicy
+    desired: Sequence[OktaAssignment], matching: _Matching, mapping: CompiledMapping, policy: PlanPolicy
 ) -> dict[str, PlatformUser]:
     """userName (casefolded) → the platform user that will hold it once the plan is applied.
 
@@ -270,15 +278,47 @@ def _user_names_after_plan(
     Okta's name otherwise; unclaimed platform users keep theirs.
     """
     held = {u.user_name.casefold(): u for u in matching.unclaimed(matching.actual)}
+    read_user_name = next((a.read for a in mapping if a.text == "userName"), None)
     for assignment in desired:
         user = matching.pairs.get(assignment.okta_user_id)
         if user is None:
             continue
         name = user.user_name
         if intended_lifecycle(assignment, policy).lifecycle is not Lifecycle.INACTIVE:
-            name = str(desired_attributes(assignment, mapping).get("userName", user.user_name))
+            wanted = read_user_name(assignment) if read_user_name is not None else UNKNOWN
+            name = user.user_name if wanted is UNKNOWN else str(wanted)
         held[name.casefold()] = user
     return held
+
+
+PairKey = tuple[str, str]
+"""(Okta user id, SCIM id): one candidate pairing of an assignment with a platform user."""
+PairDecisions = dict[PairKey, tuple[PlatformUser, Action | None]]
+"""The action (or None: in sync) decided for a pair, with the very platform user it was decided on."""
+
+
+def pair_actions(
+    assignments: Iterable[OktaAssignment],
+    users_by_scim_id: Mapping[str, PlatformUser],
+    mapping: Mapping[str, str],
+    policy: PlanPolicy,
+) -> PairDecisions:
+    """What :func:`plan` would decide for each assignment paired with the user its stored SCIM id names.
+
+    Those are the pairs the first matching pass makes, barring a duplicate. A
+    run computes them for each page of assignments as it arrives, while later
+    pages are still on the way, and hands them to :func:`plan` as ``ahead``;
+    the plan takes an entry only for the very pair it matched, so the result is
+    the same as without them, only sooner.
+    """
+    compiled = compile_mapping(mapping)
+    decided: PairDecisions = {}
+    for assignment in assignments:
+        user = users_by_scim_id.get(assignment.scim_id or "")
+        if user is not None:
+            action = _action_for_pair(assignment, user, compiled, policy)
+            decided[(assignment.okta_user_id, user.scim_id)] = (user, action)
+    return decided
 
 
 def plan(
@@ -286,8 +326,15 @@ def plan(
     actual: Sequence[PlatformUser],
     mapping: Mapping[str, str],
     policy: PlanPolicy,
+    ahead: Mapping[PairKey, tuple[PlatformUser, Action | None]] | None = None,
 ) -> Plan:
-    """Compute the actions that bring ``actual`` in line with ``desired``."""
+    """Compute the actions that bring ``actual`` in line with ``desired``.
+
+    ``ahead`` holds pairs already decided by :func:`pair_actions` from the same
+    records, mapping and policy.
+    """
+    ahead = ahead or {}
+    compiled = compile_mapping(mapping)
     matching = _Matching(actual)
     _match_by_stored_scim_id(desired, matching)
     _match_by_external_id(desired, matching)
@@ -295,11 +342,15 @@ def plan(
 
     actions: list[Action] = list(matching.conflicts)
     in_sync = 0
-    names_kept = _user_names_after_plan(desired, matching, mapping, policy)
+    names_kept = _user_names_after_plan(desired, matching, compiled, policy)
     for assignment in desired:
         user = matching.pairs.get(assignment.okta_user_id)
         if user is not None:
-            found = _action_for_pair(assignment, user, mapping, policy)
+            decided = ahead.get((assignment.okta_user_id, user.scim_id))
+            if decided is not None and decided[0] is user:
+                found = decided[1]
+            else:
+                found = _action_for_pair(assignment, user, compiled, policy)
         elif assignment.okta_user_id in matching.conflicted:
             continue
         elif intended_lifecycle(assignment, policy).lifecycle is not Lifecycle.ACTIVE:
@@ -313,7 +364,7 @@ def plan(
                 f"missing, but its userName stays with platform user {holder.scim_id} of another Okta user",
             )
         else:
-            found = _create(assignment, mapping)
+            found = _create(assignment, compiled)
         if found is None:
             in_sync += 1
         else:

@@ -38,6 +38,14 @@ class OktaAssignment:
 
 
 @dataclass(frozen=True, slots=True)
+class ProfileFields:
+    """The Okta profile fields a run reads (app profile, user profile); None keeps a whole profile."""
+
+    app: frozenset[str] | None = None
+    user: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PlatformUser:
     """One user of the platform, as its SCIM endpoint lists it."""
 
@@ -46,9 +54,11 @@ class PlatformUser:
     external_id: str | None
     active: bool
     resource: Mapping[str, Any]
-    """The SCIM resource as read, for attribute comparison and whole-resource writes."""
+    """The SCIM resource as read, for attribute comparison (and whole-resource writes when not ``partial``)."""
     version: str | None = None
     """``meta.version``: the ETag, when the server gives one."""
+    partial: bool = False
+    """``resource`` holds only the attributes a run compares; read the user again before a PUT."""
 
 
 class ActionKind(StrEnum):

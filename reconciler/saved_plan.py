@@ -53,13 +53,20 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler.alerts import alert_after_run
-from reconciler.apply import DEFAULT_WRITE_CONCURRENCY, Applier, ApplyResult
+from reconciler.apply import ApplyResult
 from reconciler.config import Config, fingerprint
 from reconciler.errors import ReconcileError
 from reconciler.gate import GateDecision, Populations, Trip, evaluate
-from reconciler.reconcile import RunOutcome, failures_recorded, okta_source, read_both_sides, scim_reader
+from reconciler.progress import NO_PROGRESS, ProgressListener
+from reconciler.reconcile import (
+    RunOutcome,
+    applier_for,
+    failures_recorded,
+    okta_source,
+    read_both_sides,
+    scim_reader,
+)
 from reconciler.records import Action, ActionKind, Change, OktaAssignment, Plan, PlatformUser
-from reconciler.scim_target import ScimWriter
 from reconciler.store import RunMode, RunStatus, Store
 
 log = logging.getLogger(__name__)
@@ -473,7 +480,7 @@ async def apply_saved_plan(
     saved: SavedPlan,
     confirm: Confirm,
     *,
-    write_concurrency: int = DEFAULT_WRITE_CONCURRENCY,
+    progress: ProgressListener = NO_PROGRESS,
 ) -> PlanApplyOutcome:
     """Apply a verified plan to live state. Errors are recorded in the store and returned, not raised.
 
@@ -484,7 +491,7 @@ async def apply_saved_plan(
     run_id = store.start_run(RunMode.APPLY_PLAN, fingerprint(config))
     outcome = PlanApplyOutcome(run_id, RunStatus.RUNNING, len(saved.writes))
     with failures_recorded(store, run_id) as failure:
-        async with okta_source(config) as source, scim_reader(config) as reader:
+        async with okta_source(config, progress) as source, scim_reader(config, progress) as reader:
             desired, actual = await read_both_sides(source, reader)
             live = LiveState(desired, actual)
             current, outcome.stale = split_stale(saved, live)
@@ -495,14 +502,7 @@ async def apply_saved_plan(
             if outcome.gate.blocked and not confirm(threshold_question(outcome.gate, len(current))):
                 _hold_unconfirmed(store, outcome, current)
             else:
-                applier = Applier(
-                    ScimWriter(reader),
-                    store,
-                    run_id,
-                    actual,
-                    write_concurrency,
-                    config.thresholds.max_error_ratio,
-                )
+                applier = applier_for(config, store, run_id, reader, actual, progress)
                 outcome.applied = await applier.apply(current)
                 outcome.status, outcome.error = _applied_status(outcome)
     if failure.error is not None:

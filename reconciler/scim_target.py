@@ -18,13 +18,12 @@ and each user's raw JSON object is kept whole as ``PlatformUser.resource``.
 
 from __future__ import annotations
 
+import asyncio
 import copy
-import email.utils
 import json
 import logging
-import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
@@ -34,12 +33,15 @@ from urllib.parse import quote
 import httpx
 import pydantic
 import tenacity
-from scim2_models import Context, Error, ListResponse, ServiceProviderConfig, User
+from scim2_models import Error, ServiceProviderConfig
 
 from reconciler.errors import TargetConflict, TargetError, TargetNotFound
 from reconciler.mapping import CORE_USER_URN, ENTERPRISE_URN, TargetPath, parse_target_path, set_value
 from reconciler.metrics import observe_http
+from reconciler.pacing import parse_retry_after
+from reconciler.progress import NO_PROGRESS, ProgressListener
 from reconciler.records import PlatformUser
+from reconciler.scim_page import PageError, page_decoder, to_platform_user
 from reconciler.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -113,24 +115,6 @@ class _RetryableFailure(TargetError):
         self.retry_after_s = retry_after_s
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP-date); None if absent or unreadable."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
 def _is_retryable_status(status: int) -> bool:
     """429 and the 5xx that may pass; 501 Not Implemented and 505 never will."""
     if status == HTTPStatus.TOO_MANY_REQUESTS:
@@ -200,14 +184,20 @@ def _is_json_media_type(content_type: str | None) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
-def _json_object(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
-    """The JSON object of a 2xx answer, or a TargetError saying why there is none."""
-    where = f"SCIM {method} {path} answered {response.status_code}"
+def _check_json_media_type(method: str, path: str, response: httpx.Response) -> None:
     content_type = response.headers.get("Content-Type")
     if not _is_json_media_type(content_type):
         raise TargetError(
-            f"{where} with Content-Type {content_type!r} where SCIM JSON was expected", response.status_code
+            f"SCIM {method} {path} answered {response.status_code} with Content-Type {content_type!r} "
+            "where SCIM JSON was expected",
+            response.status_code,
         )
+
+
+def _json_object(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a 2xx answer, or a TargetError saying why there is none."""
+    where = f"SCIM {method} {path} answered {response.status_code}"
+    _check_json_media_type(method, path, response)
     try:
         payload = response.json()
     except ValueError as error:
@@ -239,6 +229,8 @@ class _ScimHttp:
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(timeout=self._timeout, transport=transport)
         self.request_counts: Counter[str] = Counter()
+        self.on_throttled: Callable[[float | None], None] | None = None
+        """Told of every 429 (with its Retry-After), so that a caller can send less."""
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -297,7 +289,10 @@ class _ScimHttp:
             raise TargetError(f"SCIM {method} {path} failed: {type(error).__name__}: {error}") from error
         observe_http("scim", response.status_code)
         if not response.is_success:
-            raise _failure_for(method, path, response, self._token)
+            failure = _failure_for(method, path, response, self._token)
+            if response.status_code == HTTPStatus.TOO_MANY_REQUESTS and self.on_throttled is not None:
+                self.on_throttled(getattr(failure, "retry_after_s", None))
+            raise failure
         return response
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
@@ -322,36 +317,11 @@ def _validation_summary(error: pydantic.ValidationError) -> str:
     )
 
 
-def to_platform_user(resource: Mapping[str, Any]) -> PlatformUser:
-    """A PlatformUser from a SCIM User resource; the resource itself is kept whole.
-
-    ``active`` has no default in RFC 7643; an absent or null ``active`` is read
-    as True, since platforms list their usable users and many never send it.
-    Raises ValueError when ``id`` or ``userName`` is missing or malformed.
-    """
-    fields: dict[str, Any] = {key: resource.get(key) for key in ("id", "userName", "externalId", "active")}
-    meta = resource.get("meta")
-    if isinstance(meta, Mapping) and "version" in meta:
-        fields["meta"] = {"version": meta["version"]}
+def _user_from_answer(
+    method: str, path: str, payload: Mapping[str, Any], keep: frozenset[str] | None = None
+) -> PlatformUser:
     try:
-        user = User.model_validate(fields, scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-    except pydantic.ValidationError as error:
-        raise ValueError(_validation_summary(error)) from error
-    if not user.id or not user.user_name:
-        raise ValueError(f"id and userName are required (id={fields['id']!r}, userName={fields['userName']!r})")
-    return PlatformUser(
-        scim_id=user.id,
-        user_name=user.user_name,
-        external_id=user.external_id,
-        active=True if user.active is None else user.active,
-        resource=resource,
-        version=user.meta.version if user.meta else None,
-    )
-
-
-def _user_from_answer(method: str, path: str, payload: Mapping[str, Any]) -> PlatformUser:
-    try:
-        return to_platform_user(payload)
+        return to_platform_user(payload, keep)
     except ValueError as error:
         raise TargetError(f"SCIM {method} {path} answered an unusable User: {error}") from error
 
@@ -395,10 +365,19 @@ class ScimReader:
         retry: RetryPolicy = RetryPolicy(),
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        read_concurrency: int = 4,
+        progress: ProgressListener = NO_PROGRESS,
+        keep_attributes: frozenset[str] | None = None,
     ) -> None:
+        """``keep_attributes``: the top-level attributes worth keeping of each listed user (None: all)."""
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
+        if read_concurrency < 1:
+            raise ValueError(f"read_concurrency must be at least 1, got {read_concurrency}")
         self.page_size = page_size
+        self.read_concurrency = read_concurrency
+        self._progress = progress
+        self._keep = keep_attributes
         self._http = _ScimHttp(base_url, token, timeout_s, retry, client, transport)
         self._capabilities: ScimCapabilities | None = None
 
@@ -458,6 +437,11 @@ class ScimReader:
         """Every user, page by page; a listing that cannot be read whole raises TargetError."""
         return await self._list_users()
 
+    async def get_user(self, scim_id: str) -> PlatformUser:
+        """One user, whole, as the platform has it now. A 404 raises TargetNotFound."""
+        path = f"/Users/{quote(scim_id, safe='')}"
+        return _user_from_answer("GET", path, await self._get(path))
+
     async def find_by_user_name(self, user_name: str) -> list[PlatformUser]:
         """The users whose userName equals ``user_name`` regardless of case (for linking after a 409).
 
@@ -480,59 +464,107 @@ class ScimReader:
         return _same_user_name(await self._list_users(), user_name)
 
     async def _list_users(self, filter_expression: str | None = None) -> list[PlatformUser]:
-        """Page with startIndex/count, advancing by what each page actually held.
+        """Every user, the first page alone and then the rest ``read_concurrency`` pages at a time.
 
-        Servers may return fewer users than asked and may omit itemsPerPage, so
-        only ``len(Resources)`` moves the index. The listing ends once the index
-        passes ``totalResults``. A partial listing must never drive a plan, so an
-        empty page before that raises, and so does a page holding only users
-        already listed (a server ignoring startIndex). Users listed twice, as
-        concurrent changes can shift pages, are kept once.
+        The first page tells ``totalResults`` and how many users the server
+        really puts in a page (it may give fewer than asked, and may omit
+        itemsPerPage); the remaining start indexes follow from those. Any range
+        a short page left uncovered is then read one page after another, so a
+        server that pages irregularly is still read whole. A partial listing
+        must never drive a plan: an empty page inside ``totalResults`` raises,
+        and so does a page holding only users already listed (a server ignoring
+        startIndex). Users listed twice, as concurrent changes can shift pages,
+        are kept once.
         """
         capabilities = await self.capabilities()
-        count = min(self.page_size, capabilities.max_results or self.page_size)
-        users: dict[str, PlatformUser] = {}
-        start_index, pages = 1, 0
-        while True:
-            params: dict[str, str | int] = {"startIndex": start_index, "count": count}
-            if filter_expression:
-                params["filter"] = filter_expression
-            total, resources = await self._read_page(params)
-            pages += 1
-            page_users = [_user_from_answer("GET", "/Users", resource) for resource in resources]
-            if page_users and all(user.scim_id in users for user in page_users):
-                raise TargetError(
-                    f"SCIM GET /Users answered at startIndex={start_index} only users it had already listed: "
-                    "the server seems to ignore startIndex, and the listing would be partial"
-                )
-            for user in page_users:
-                users.setdefault(user.scim_id, user)
-            start_index += len(resources)
-            if start_index > total:
-                return list(users.values())
-            if not resources:
-                raise TargetError(
-                    f"SCIM GET /Users answered an empty page at startIndex={start_index} although totalResults "
-                    f"is {total}: the listing would be partial"
-                )
-            if pages > total + PAGE_LOOP_SLACK:
-                raise TargetError(f"SCIM GET /Users kept paging past {pages} pages for {total} users")
+        listing = _Listing(min(self.page_size, capabilities.max_results or self.page_size), filter_expression)
+        first = await self._listing_page(listing, 1)
+        step = listing.page_size if len(first) >= listing.page_size else max(1, len(first))
+        await self._read_pages_at(listing, range(1 + len(first), listing.total + 1, step))
+        while (gap := listing.first_gap()) is not None:
+            await self._read_pages_at(listing, [gap])
+        return listing.users()
 
-    async def _read_page(self, params: Mapping[str, str | int]) -> tuple[int, list[Mapping[str, Any]]]:
-        """``(totalResults, Resources)`` of one ListResponse page."""
-        payload = await self._get("/Users", params)
-        envelope = {key: payload[key] for key in ("totalResults", "startIndex", "itemsPerPage") if key in payload}
+    async def _read_pages_at(self, listing: _Listing, start_indexes: Sequence[int]) -> None:
+        """Read the pages at ``start_indexes`` with ``read_concurrency`` workers; the first failure stops them all."""
+        pending = iter(start_indexes)
+
+        async def worker() -> None:
+            for start_index in pending:
+                await self._listing_page(listing, start_index)
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.read_concurrency, len(start_indexes)))]
         try:
-            page = ListResponse[User].model_validate(envelope)
-        except pydantic.ValidationError as error:
-            summary = _validation_summary(error)
-            raise TargetError(f"SCIM GET /Users answered a malformed ListResponse: {summary}") from error
-        if page.total_results is None:
-            raise TargetError("SCIM GET /Users answered a ListResponse without totalResults")
-        resources = payload.get("Resources") or []
-        if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
-            raise TargetError("SCIM GET /Users answered Resources that are not a list of objects")
-        return page.total_results, resources
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+
+    async def _listing_page(self, listing: _Listing, start_index: int) -> list[PlatformUser]:
+        params: dict[str, str | int] = {"startIndex": start_index, "count": listing.page_size}
+        if listing.filter_expression:
+            params["filter"] = listing.filter_expression
+        total, page_users = await self._read_page(params)
+        listing.add(start_index, total, page_users)
+        self._progress.scim_page(len(page_users), listing.total)
+        return page_users
+
+    async def _read_page(self, params: Mapping[str, str | int]) -> tuple[int, list[PlatformUser]]:
+        """``(totalResults, users)`` of one ListResponse page."""
+        response = await self._http.send("GET", "/Users", params=params)
+        _check_json_media_type("GET", "/Users", response)
+        try:
+            return page_decoder(self._keep).decode(response.content)
+        except PageError as error:
+            raise TargetError(f"SCIM GET /Users answered {error}", response.status_code) from None
+        except ValueError as error:
+            raise TargetError(f"SCIM GET /Users answered an unusable User: {error}") from None
+
+
+class _Listing:
+    """The pages of one listing as they arrive, in any order, and what they leave uncovered."""
+
+    def __init__(self, page_size: int, filter_expression: str | None) -> None:
+        self.page_size = page_size
+        self.filter_expression = filter_expression
+        self.total = 0
+        self._pages: dict[int, list[PlatformUser]] = {}
+        self._seen: set[str] = set()
+
+    def add(self, start_index: int, total: int, users: list[PlatformUser]) -> None:
+        if not users and start_index <= total:
+            raise TargetError(
+                f"SCIM GET /Users answered an empty page at startIndex={start_index} although totalResults "
+                f"is {total}: the listing would be partial"
+            )
+        if users and self._pages and all(user.scim_id in self._seen for user in users):
+            raise TargetError(
+                f"SCIM GET /Users answered at startIndex={start_index} only users it had already listed: "
+                "the server seems to ignore startIndex, and the listing would be partial"
+            )
+        if len(self._pages) > self.total + PAGE_LOOP_SLACK and self._pages:
+            raise TargetError(f"SCIM GET /Users kept paging past {len(self._pages)} pages for {self.total} users")
+        self.total = total  # the latest word: users come and go while a listing is read
+        self._pages[start_index] = users
+        self._seen.update(user.scim_id for user in users)
+
+    def first_gap(self) -> int | None:
+        """The first start index not covered by a page read so far, up to ``total``; None when all is read."""
+        covered = 1
+        for start_index in sorted(self._pages):
+            if start_index > covered:
+                return covered
+            covered = max(covered, start_index + len(self._pages[start_index]))
+        return covered if covered <= self.total else None
+
+    def users(self) -> list[PlatformUser]:
+        unique: dict[str, PlatformUser] = {}
+        for start_index in sorted(self._pages):
+            for user in self._pages[start_index]:
+                unique.setdefault(user.scim_id, user)
+        return list(unique.values())
 
 
 def _same_user_name(users: list[PlatformUser], user_name: str) -> list[PlatformUser]:
@@ -547,9 +579,11 @@ class ScimWriter:
     The writer shares the reader's client, retries and ``request_counts``.
     """
 
-    def __init__(self, reader: ScimReader) -> None:
+    def __init__(self, reader: ScimReader, *, on_throttled: Callable[[float | None], None] | None = None) -> None:
+        """``on_throttled`` hears of each 429 the platform answers (with its Retry-After, if any)."""
         self._reader = reader
         self._http = reader._http  # the reader exposes no writing request; the writer lends it one
+        self._http.on_throttled = on_throttled
 
     @property
     def request_counts(self) -> Counter[str]:
@@ -582,12 +616,18 @@ class ScimWriter:
             body = {"schemas": [PATCH_OP_URN], "Operations": [dict(op) for op in operations]}
             response = await self._http.send("PATCH", path, body=body)
             return self._user_or_none("PATCH", path, response)
-        return await self._put(user, apply_operations(user.resource, operations), capabilities)
+        return await self._put(user, operations)
 
-    async def _put(
-        self, user: PlatformUser, resource: Mapping[str, Any], capabilities: ScimCapabilities
-    ) -> PlatformUser | None:
-        """PUT the whole resource; with ETags, only over the version read, so a concurrent edit is not lost."""
+    async def _put(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None:
+        """PUT the whole resource; with ETags, only over the version read, so a concurrent edit is not lost.
+
+        A user listed ``partial`` is read whole first: a PUT replaces every
+        attribute, and those the listing left out must be sent back as they are.
+        """
+        capabilities = await self._reader.capabilities()
+        if user.partial:
+            user = await self._reader.get_user(user.scim_id)
+        resource = apply_operations(user.resource, operations)
         path = _user_path(user)
         headers = {"If-Match": user.version} if capabilities.etag_supported and user.version else None
         response = await self._http.send("PUT", path, body=resource, headers=headers)

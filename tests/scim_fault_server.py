@@ -74,11 +74,18 @@ class FaultServer:
         page_cap: int | None = None,
         items_per_page: bool = True,
         service_provider_config: Mapping[str, Any] | None = None,
+        listing_delay_s: float = 0.0,
+        short_pages: Mapping[int, int] | None = None,
     ) -> None:
+        """``short_pages`` maps a startIndex to how many users that page holds, fewer than asked."""
         self.users = list(users)
         self.page_cap = page_cap
         self.items_per_page = items_per_page
         self.service_provider_config = service_provider_config
+        self.listing_delay_s = listing_delay_s
+        self.short_pages = dict(short_pages or {})
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self.requests: list[SeenRequest] = []
         self._script: defaultdict[tuple[str, str], deque[Reply]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
@@ -117,9 +124,14 @@ class FaultServer:
         )
         queue = self._script.get((request.method, path))
         reply = queue.popleft() if queue else self._default(request.method, path, request.query)
-        if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
-        return _respond(reply)
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if reply.delay_s:
+                await asyncio.sleep(reply.delay_s)
+            return _respond(reply)
+        finally:
+            self.in_flight -= 1
 
     def _default(self, method: str, path: str, query: Mapping[str, str]) -> Reply:
         if method == "GET" and path == "/ServiceProviderConfig" and self.service_provider_config is not None:
@@ -130,6 +142,7 @@ class FaultServer:
 
     def _listing(self, start_index: int, count: int) -> Reply:
         size = min(count, self.page_cap) if self.page_cap else count
+        size = min(size, self.short_pages.get(start_index, size))
         page = self.users[start_index - 1 : start_index - 1 + size]
         body: dict[str, Any] = {
             "schemas": [LIST_RESPONSE_URN],
@@ -139,7 +152,7 @@ class FaultServer:
         }
         if self.items_per_page:
             body["itemsPerPage"] = len(page)
-        return Reply(200, body)
+        return Reply(200, body, delay_s=self.listing_delay_s)
 
 
 def _respond(reply: Reply) -> web.Response:

@@ -102,6 +102,8 @@ def test_defaults(write_config: WriteConfig) -> None:
 
     assert config.okta.scopes == ("okta.apps.read", "okta.users.read", "okta.groups.read")
     assert (config.okta.timeout_s, config.scim.timeout_s, config.scim.page_size) == (30.0, 30.0, 100)
+    assert config.okta.rate_limit_share == 0.5
+    assert (config.scim.read_concurrency, config.scim.write_concurrency) == (4, 4)
     assert (config.policy.unmanaged, config.policy.suspended) == ("report", "keep")
     assert config.store.url == "sqlite:///reconciler.db"
     assert dict(config.mapping) == dict(DEFAULT_MAPPING)
@@ -190,6 +192,13 @@ PROBLEMS = {
     "page_size zero": (in_scim("page_size = 0"), "scim.page_size: expected an integer from 1 to 1000, got 0"),
     "timeout zero": (in_scim("timeout_s = 0"), "scim.timeout_s: expected a number of seconds greater than 0, got 0"),
     "timeout type": (in_okta('timeout_s = "30s"'), 'okta.timeout_s: expected a number of seconds, got "30s"'),
+    "share zero": (in_okta("rate_limit_share = 0"), "okta.rate_limit_share: expected a share greater than 0"),
+    "share above one": (in_okta("rate_limit_share = 50"), "okta.rate_limit_share: expected a share from 0 to 1"),
+    "write_concurrency zero": (
+        in_scim("write_concurrency = 0"),
+        "scim.write_concurrency: expected an integer from 1 to 64, got 0",
+    ),
+    "read_concurrency type": (in_scim('read_concurrency = "4"'), 'scim.read_concurrency: expected an integer, got "4"'),
     "unknown key": (in_scim("pagesize = 10"), "scim.pagesize: unknown key — did you mean page_size?"),
     "unknown section": (in_scim("[polcy]"), "polcy: unknown section — did you mean policy?"),
     "section not a table": ('store = "sqlite:///x.db"\n' + MINIMAL, "store: expected a table [store]"),

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,33 +208,67 @@ async def test_failure_on_page_3_fails_the_whole_listing(org: Org) -> None:
     assert [r.status for r in org.emulator.requests] == [200, 200, 500]
 
 
-@pytest.mark.parametrize(
-    ("sdk_max_retries", "expected"),
-    [
-        (0, r"page 1 of app \w+: HTTP 503 E0000009: Service Unavailable"),
-        (1, r"the okta SDK failed: AttributeError: .* without Date and X-Rate-Limit-Reset headers"),
-    ],
-)
-async def test_503_without_date_or_rate_limit_headers(org: Org, sdk_max_retries: int, expected: str) -> None:
+async def test_503_without_date_or_rate_limit_headers(org: Org) -> None:
     org.emulator.add_assigned_users(org.app_id, 2)
     org.emulator.inject_fault(LISTING, status=503, rate_limit_headers=False)
 
-    with pytest.raises(SourceError, match=expected):
-        await list_all(org.source(sdk_max_retries=sdk_max_retries))
-
-
-async def test_429_is_a_source_error(org: Org) -> None:
-    org.emulator.set_rate_limit(0, bucket="/api/v1/apps")
-
-    with pytest.raises(SourceError, match=r"HTTP 429 E0000047: API call exceeded rate limit"):
+    with pytest.raises(SourceError, match=r"page 1 of app \w+: HTTP 503 E0000009: Service Unavailable"):
         await list_all(org.source())
+
+
+async def paced_org(window_s: float, limit: int) -> tuple[OktaEmulator, str]:
+    emulator = OktaEmulator(seed=12, api_tokens=[API_TOKEN], rate_limit_window_s=window_s)
+    emulator.set_rate_limit(limit, bucket="/api/v1/apps")
+    return emulator, emulator.create_app().id
+
+
+async def test_pacing_spends_only_its_share_of_the_window_and_meets_no_429() -> None:
+    """10 requests a 1.5 s window, a share of 0.5: 12 pages take 3 windows' worth of waiting, never a 429."""
+    emulator, app_id = await paced_org(window_s=1.5, limit=10)
+    emulator.add_assigned_users(app_id, 60)
+    async with run_okta_emulator(emulator) as url:
+        source = Org(emulator, url, app_id).source(page_size=5, rate_limit_share=0.5)
+        started = time.monotonic()
+        assignments = await list_all(source)
+        took = time.monotonic() - started
+
+    statuses = [r.status for r in emulator.requests]
+    assert len(assignments) == 60
+    assert statuses == [200] * 12  # the minimum: 60 users / 5 a page, and not one 429
+    assert source.rate_limited == 0
+    assert source.rate_limit_waited_s > 0
+    # 5 requests a window: the 12 pages span 3 windows, so the run waited out at least 2 resets,
+    # and not much more than the budget implies (each wait ends at a reset, plus a 1 s margin).
+    assert 2 * 1.5 - 0.5 <= took <= 3 * (1.5 + 1.0) + 1.0
+
+
+async def test_a_429_is_waited_out_until_the_reset_and_the_listing_completes() -> None:
+    emulator, app_id = await paced_org(window_s=1.0, limit=1000)
+    emulator.add_assigned_users(app_id, 3)
+    emulator.inject_fault(LISTING, status=429, times=1)
+    async with run_okta_emulator(emulator) as url:
+        source = Org(emulator, url, app_id).source()
+        assignments = await list_all(source)
+
+    assert len(assignments) == 3
+    assert [r.status for r in emulator.requests] == [429, 200]
+    assert source.rate_limited == 1
+
+
+async def test_a_429_that_persists_is_a_source_error() -> None:
+    emulator, app_id = await paced_org(window_s=0.5, limit=0)
+    async with run_okta_emulator(emulator) as url:
+        with pytest.raises(SourceError, match=r"HTTP 429 E0000047: API call exceeded rate limit"):
+            await list_all(Org(emulator, url, app_id).source())
+
+    assert [r.status for r in emulator.requests] == [429, 429, 429]  # RATE_LIMIT_ATTEMPTS, each after a reset
 
 
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
         ({"kind": FaultKind.DROP, "times": 2}, r"closed the connection without answering \(page 1"),
-        ({"kind": FaultKind.NON_JSON, "status": 200}, r"page 1 of app \w+: the answer does not parse as app users"),
+        ({"kind": FaultKind.NON_JSON, "status": 200}, r"page 1 of app \w+: the answer is not JSON"),
         ({"kind": FaultKind.NON_JSON, "status": 502}, r"page 1 of app \w+: HTTP 502: <html>"),
     ],
 )

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.mapping import DEFAULT_MAPPING, build_resource
-from reconciler.plan import plan
+from reconciler.plan import pair_actions, plan
 from reconciler.records import ActionKind, OktaAssignment, PlatformUser
 from tests.factories import okta_id
 from tests.target_model import apply_to_model
@@ -100,6 +100,16 @@ def test_applying_a_plan_leaves_nothing_to_write(desired, actual, policy):
     after = apply_to_model(actual, first.actions)
     second = plan(desired, after, DEFAULT_MAPPING, policy)
     assert second.writes == (), second.writes
+
+
+@SETTINGS
+@given(assignments(), platform_users(), policies, st.integers(min_value=0, max_value=8))
+def test_pairs_decided_ahead_page_by_page_give_the_same_plan(desired, actual, policy, page):
+    """A run decides likely pairs while later Okta pages are still being read: the plan must not change."""
+    by_scim_id = {user.scim_id: user for user in actual}
+    ahead = pair_actions(desired[:page], by_scim_id, DEFAULT_MAPPING, policy)
+    ahead |= pair_actions(desired[page:], by_scim_id, DEFAULT_MAPPING, policy)
+    assert plan(desired, actual, DEFAULT_MAPPING, policy, ahead) == plan(desired, actual, DEFAULT_MAPPING, policy)
 
 
 @SETTINGS

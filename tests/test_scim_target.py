@@ -17,6 +17,7 @@ import pytest
 from reconciler.errors import TargetConflict, TargetError, TargetNotFound
 from reconciler.local_scim_server import RunningScimServer, free_loopback_port, run_scim2_server
 from reconciler.mapping import ENTERPRISE_URN
+from reconciler.pacing import parse_retry_after
 from reconciler.records import PlatformUser
 from reconciler.scim_target import (
     DEFAULT_CAPABILITIES,
@@ -27,7 +28,6 @@ from reconciler.scim_target import (
     ScimWriter,
     apply_operations,
     filter_string,
-    parse_retry_after,
     to_platform_user,
 )
 from reconciler.secret import Secret
@@ -165,6 +165,28 @@ async def test_a_server_returning_short_pages_without_items_per_page_is_read_who
     assert [u.scim_id for u in listed] == [f"id-{i}" for i in range(1, 26)]
     assert start_indexes == [1, 8, 15, 22]
     assert counts == {"10"}
+
+
+async def test_pages_after_the_first_are_read_in_parallel() -> None:
+    users = [scim_user(i) for i in range(1, 101)]
+    async with FaultServer(users=users, listing_delay_s=0.05) as server:
+        async with reader_for(server.base_url, page_size=10, read_concurrency=4) as reader:
+            listed = await reader.list_users()
+            counts = reader.request_counts
+        peak = server.peak_in_flight
+    assert [u.scim_id for u in listed] == [f"id-{i}" for i in range(1, 101)]
+    assert counts == {"GET": 1 + 10}  # discovery, then exactly one request per page
+    assert peak == 4
+
+
+async def test_a_short_page_in_the_middle_leaves_no_hole() -> None:
+    users = [scim_user(i) for i in range(1, 41)]
+    async with FaultServer(users=users, short_pages={11: 4}) as server:
+        async with reader_for(server.base_url, page_size=10) as reader:
+            listed = await reader.list_users()
+        start_indexes = sorted(int(r.query["startIndex"]) for r in server.seen("GET", "/Users"))
+    assert [u.scim_id for u in listed] == [f"id-{i}" for i in range(1, 41)]
+    assert start_indexes == [1, 11, 15, 21, 31]  # the hole 15..20 is read once, then nothing more
 
 
 async def test_page_size_is_capped_by_max_results() -> None:
@@ -321,6 +343,29 @@ async def test_without_patch_support_a_put_keeps_what_is_not_managed(put_only_se
     assert stored["name"] == {"givenName": "New", "familyName": "Keep"}
     assert stored["title"] == "Platform-owned title" and stored["displayName"] == "Put Me"
     assert stored["emails"] == resource["emails"]
+    assert stored[ENTERPRISE_URN] == {"department": "Platform-owned"}
+
+
+async def test_a_listing_keeps_only_what_is_compared_and_a_put_reads_the_user_whole_first(
+    put_only_server: RunningScimServer,
+) -> None:
+    resource = new_user(
+        "listed.partly@example.com",
+        name={"givenName": "Old", "familyName": "Keep"},
+        title="Platform-owned title",
+        schemas=[CORE_USER, ENTERPRISE_URN],
+        **{ENTERPRISE_URN: {"department": "Platform-owned"}},
+    )
+    await create(put_only_server.base_url, resource)
+    async with reader_for(put_only_server.base_url, keep_attributes=frozenset({"name"})) as reader:
+        (user,) = [u for u in await reader.list_users() if u.user_name == "listed.partly@example.com"]
+        assert user.partial and set(user.resource) <= {"id", "userName", "externalId", "active", "schemas", "name"}
+        await ScimWriter(reader).patch_user(user, [{"op": "replace", "path": "name.givenName", "value": "New"}])
+        assert reader.request_counts["PUT"] == 1
+
+    stored = (await read_back(put_only_server.base_url, "listed.partly@example.com")).resource
+    assert stored["name"] == {"givenName": "New", "familyName": "Keep"}
+    assert stored["title"] == "Platform-owned title"
     assert stored[ENTERPRISE_URN] == {"department": "Platform-owned"}
 
 
