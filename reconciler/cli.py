@@ -33,6 +33,7 @@ from reconciler.errors import ConfigError
 from reconciler.gate import quarantined
 from reconciler.locks import LockBusy
 from reconciler.logs import LOG_FORMATS, setup_logging
+from reconciler.progress_display import progress_for
 from reconciler.report import plan_document, render_history, render_plan, render_run, run_document
 from reconciler.secret import Secret
 from reconciler.store import RunStatus, Store, StoreError, db_upgrade, schema_status
@@ -72,6 +73,13 @@ def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
     )
     parser.add_argument(
         "--log-format", choices=LOG_FORMATS, default=default, help="text (default) or json: one JSON object per line"
+    )
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        default=False if default is None else default,
+        help="no progress display (it is shown on stderr only when stderr is a terminal)",
     )
 
 
@@ -157,7 +165,9 @@ def _dispatch(args: argparse.Namespace, config: Config, store: Store, log_level:
                 from reconciler.saved_plan import run_apply_command
 
                 return run_apply_command(config, store, args.plan_file, yes=args.yes, json_output=json_output)
-            return _run(config, store, dry_run=args.dry_run, json_output=json_output, save_plan=args.save_plan)
+            return _run(
+                config, store, dry_run=args.dry_run, json_output=json_output, save_plan=args.save_plan, quiet=args.quiet
+            )
     except LockBusy as error:
         print(f"reconcile: {error}", file=sys.stderr)
         return EXIT_BUSY
@@ -183,12 +193,25 @@ def _secrets_of(config: Config) -> list[Secret]:
     return [s for s in tokens if s is not None] + list(config.alerts.urls)
 
 
-def _run(config: Config, store: Store, *, dry_run: bool, json_output: bool, save_plan: Path | None = None) -> int:
-    # Imported here: the okta SDK takes seconds to import, and history, show and
-    # configuration errors do not need it.
-    from reconciler.reconcile import reconcile
+def _run(
+    config: Config,
+    store: Store,
+    *,
+    dry_run: bool,
+    json_output: bool,
+    save_plan: Path | None = None,
+    quiet: bool = False,
+) -> int:
+    # On stderr, and only on a terminal; stopped (and cleared) before the report is printed, whatever happens.
+    progress = progress_for(sys.stderr, quiet)
+    try:
+        # Imported here: the okta SDK takes seconds to import, and history, show and
+        # configuration errors do not need it.
+        from reconciler.reconcile import reconcile
 
-    outcome = asyncio.run(reconcile(config, store, dry_run=dry_run))
+        outcome = asyncio.run(reconcile(config, store, dry_run=dry_run, progress=progress))
+    finally:
+        progress.finished()
     console = Console(stderr=json_output)
     if json_output:
         _print_json(_outcome_document(outcome))
