@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow install postgres-binaries cassettes clean
+.PHONY: demo test test-slow bench install postgres-binaries cassettes clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,17 @@ demo: $(STAMP)
 
 ## The default suite (real SCIM server, Okta emulator and PostgreSQL on 127.0.0.1), under 10 minutes.
 test: $(STAMP) postgres-binaries
-	$(BIN)/ruff check reconciler tests
+	$(BIN)/ruff check reconciler tests benchmarks
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 ## Long-running tests, not part of `make test`.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+## Requests, wall time, CPU and memory at N = 10,000 and 100,000 (benchmarks/bench.py); not part of `make test`.
+## `make bench N=10000` runs one size only. About 10 minutes in all.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench $(if $(N),--n $(N))
 
 ## PostgreSQL server binaries for the store tests, which start a throwaway server (tests/postgres.py).
 ## Installed with apt-get when missing and we are root (as in CI); otherwise a note says what to install
