@@ -147,7 +147,9 @@ class AdaptiveLimit:
     async def __aexit__(self, *exc_info: object) -> None:
         async with self._changed:
             self._holders -= 1
-            self._changed.notify_all()
+            # Wake only as many waiters as there are free slots: a run queues every write at once,
+            # and waking them all at each release made applying 1,000 writes cost 500,000 wake-ups.
+            self._changed.notify(max(0, self.limit - self._holders))
 
     def succeeded(self) -> None:
         self._successes += 1
