@@ -37,15 +37,14 @@ class _Profile:
             fields = [(f"f{i}", Any, msgspec.UNSET) for i in range(len(self.names))]
             rename = {f"f{i}": name for i, name in enumerate(self.names)}
             self.type = msgspec.defstruct(kind, fields, rename=rename)
-            self._attributes = [(f"f{i}", name) for i, name in enumerate(self.names)]
 
     def as_dict(self, decoded: Any) -> dict[str, Any]:
+        """The fields present, by their JSON names (msgspec leaves out the UNSET ones, in C)."""
         if decoded is None:
             return {}
         if self.names is None:
             return decoded  # type: ignore[no-any-return]
-        present = ((name, getattr(decoded, attribute)) for attribute, name in self._attributes)
-        return {name: value for name, value in present if value is not msgspec.UNSET}
+        return msgspec.to_builtins(decoded)  # type: ignore[no-any-return]
 
 
 class _PageDecoder:

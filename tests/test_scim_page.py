@@ -34,7 +34,7 @@ def test_kept_attributes_only_and_the_version_from_meta() -> None:
         "2819c223", "bjensen@example.com", "00u1234567890abcdefg", False,
     )  # fmt: skip
     assert user.version == 'W/"3694e05e9dff591"' and user.partial
-    assert set(user.resource) == {"schemas", "id", "externalId", "userName", "name", "active", ENTERPRISE_URN}
+    assert set(user.resource) == {"id", "externalId", "userName", "name", "active", ENTERPRISE_URN}
     assert user.resource[ENTERPRISE_URN] == {"department": "Tours"}
 
 
