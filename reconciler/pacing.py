@@ -188,14 +188,14 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def _header_number(headers: Mapping[str, Any], name: str) -> float | None:
-    value = _header(headers, name)
+    value = header_value(headers, name)
     try:
         return float(value) if value is not None else None
     except ValueError:
         return None
 
 
-def _header(headers: Mapping[str, Any], name: str) -> str | None:
+def header_value(headers: Mapping[str, Any], name: str) -> str | None:
     """The header's value, whatever the case of its name in ``headers``."""
     value = headers.get(name)
     if value is None:
@@ -205,7 +205,7 @@ def _header(headers: Mapping[str, Any], name: str) -> str | None:
 
 
 def _server_time(headers: Mapping[str, Any]) -> float | None:
-    value = _header(headers, "Date")
+    value = header_value(headers, "Date")
     if not value:
         return None
     try:

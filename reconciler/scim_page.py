@@ -29,21 +29,14 @@ class PageError(ValueError):
     """A page that cannot be read; the message says why."""
 
 
-def to_platform_user(resource: Mapping[str, Any], keep: frozenset[str] | None = None) -> PlatformUser:
-    """A PlatformUser from a SCIM User resource (a dict), kept whole unless ``keep`` is given.
+def to_platform_user(resource: Mapping[str, Any]) -> PlatformUser:
+    """A PlatformUser from a whole SCIM User resource (a dict), kept whole.
 
     ``active`` has no default in RFC 7643; an absent or null ``active`` is read
     as True, since platforms list their usable users and many never send it.
-    With ``keep``, only those top-level attributes (and IDENTITY_ATTRIBUTES) are
-    kept, and the user is marked ``partial``. Raises ValueError naming the first
-    field that is missing or of the wrong type.
+    Raises ValueError naming the first field that is missing or of the wrong type.
     """
-    version = _meta_version(resource.get("meta"))
-    partial = keep is not None and not keep.issuperset(resource)
-    if partial:
-        assert keep is not None
-        resource = {key: value for key, value in resource.items() if key in keep or key in IDENTITY_ATTRIBUTES}
-    return checked_user(resource, version, partial)
+    return checked_user(resource, _meta_version(resource.get("meta")), False)
 
 
 def checked_user(resource: Mapping[str, Any], version: Any, partial: bool) -> PlatformUser:

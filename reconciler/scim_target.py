@@ -11,9 +11,10 @@ that names the method, the path and the status, never the token.
 
 scim2-models forbids attributes and extensions it does not know, and real
 platforms carry custom extensions, so payloads are validated leniently: the
-models check the parts this module reads (the ListResponse envelope, the
-ServiceProviderConfig flags, Error details, the fields of a PlatformUser),
-and each user's raw JSON object is kept whole as ``PlatformUser.resource``.
+models check the ServiceProviderConfig flags and Error details; listing pages
+and users are read by :mod:`reconciler.scim_page`, and each user's JSON object
+is kept as ``PlatformUser.resource`` (in a listing, trimmed to the attributes
+the mapping compares).
 """
 
 from __future__ import annotations
@@ -317,11 +318,9 @@ def _validation_summary(error: pydantic.ValidationError) -> str:
     )
 
 
-def _user_from_answer(
-    method: str, path: str, payload: Mapping[str, Any], keep: frozenset[str] | None = None
-) -> PlatformUser:
+def _user_from_answer(method: str, path: str, payload: Mapping[str, Any]) -> PlatformUser:
     try:
-        return to_platform_user(payload, keep)
+        return to_platform_user(payload)
     except ValueError as error:
         raise TargetError(f"SCIM {method} {path} answered an unusable User: {error}") from error
 

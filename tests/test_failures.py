@@ -98,7 +98,7 @@ async def test_malformed_scim_json(okta: Okta, tmp_path: Path) -> None:
 def test_okta_answer_without_rate_limit_headers_is_a_clear_error(
     okta: Okta, config_file: Path, platform: httpx.Client, status: int
 ) -> None:
-    """The SDK's own retry trips over a 503 without Date/X-Rate-Limit headers (DESIGN.md)."""
+    """A 503 without Date/X-Rate-Limit headers (which the SDK's own retry tripped over) fails the run clearly."""
     okta.emulator.add_assigned_users(okta.app_id, 2)
     okta.emulator.inject_fault("/api/v1/apps/*/users", status=status, rate_limit_headers=False)
     result = reconcile("--config", config_file, "--dry-run")
