@@ -175,6 +175,9 @@ class MappedAttribute:
     text: str
     path: TargetPath
     read: Callable[[OktaAssignment], Any]
+    """Okta's value (UNKNOWN when its listing does not carry it)."""
+    read_current: Callable[[Mapping[str, Any]], Any]
+    """The platform's value, from a SCIM resource (None when absent)."""
 
 
 CompiledMapping = tuple[MappedAttribute, ...]
@@ -182,8 +185,10 @@ CompiledMapping = tuple[MappedAttribute, ...]
 
 def compile_mapping(mapping: Mapping[str, str]) -> CompiledMapping:
     """The mapping with its paths parsed and its sources resolved, for reading many users fast."""
+    paths = {text: parse_target_path(text) for text in mapping}
     return tuple(
-        MappedAttribute(text, parse_target_path(text), source_reader(source)) for text, source in mapping.items()
+        MappedAttribute(text, paths[text], source_reader(source), target_reader(paths[text]))
+        for text, source in mapping.items()
     )
 
 
@@ -212,16 +217,23 @@ def find_typed_entry(entries: Any, entry_type: str) -> Mapping[str, Any] | None:
     """
     if not isinstance(entries, list):
         return None
-    dicts = [e for e in entries if isinstance(e, dict | Mapping)]
-    for entry in dicts:
-        found = entry.get("type")
-        if found == entry_type or (found is not None and str(found).lower() == entry_type.lower()):
-            return entry
+    folded = entry_type.lower()
+    for entry in entries:  # the common case, one pass: an entry of that very type
+        if _is_mapping(entry):
+            found = entry.get("type")
+            if found == entry_type or (found is not None and str(found).lower() == folded):
+                return entry  # type: ignore[no-any-return]
+    dicts = [e for e in entries if _is_mapping(e)]
     untyped = [e for e in dicts if not e.get("type")]
     for entry in untyped:
         if entry.get("primary"):
-            return entry
+            return entry  # type: ignore[no-any-return]
     return untyped[0] if len(untyped) == 1 and len(dicts) == 1 else None
+
+
+def _is_mapping(value: Any) -> bool:
+    """``isinstance(value, Mapping)``, without the ABC check for the plain dicts JSON decodes to."""
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def read_attribute(resource: Mapping[str, Any], path: TargetPath) -> Any:
@@ -231,14 +243,40 @@ def read_attribute(resource: Mapping[str, Any], path: TargetPath) -> Any:
 
 def read_target(resource: Mapping[str, Any], path: TargetPath) -> Any:
     """The value at ``path`` in a SCIM resource; None when absent."""
-    container = resource if path.schema is None else _container(resource, path)
-    value = container.get(path.attribute)
-    if path.entry_type is not None:
-        entry = find_typed_entry(value, path.entry_type)
-        return None if entry is None else entry.get(path.sub_attribute or "value")
-    if path.sub_attribute is not None:
-        return value.get(path.sub_attribute) if isinstance(value, Mapping) else None
-    return value
+    return target_reader(path)(resource)
+
+
+@functools.lru_cache(maxsize=1024)
+def target_reader(path: TargetPath) -> Callable[[Mapping[str, Any]], Any]:
+    """A function reading ``path`` of a SCIM resource (see :func:`read_target`), shaped once for the path.
+
+    The planner reads each mapped path of every user; deciding the path's shape
+    once, rather than per user, halves the cost of a comparison.
+    """
+    attribute, sub_attribute, entry_type = path.attribute, path.sub_attribute, path.entry_type
+    in_extension = path.schema is not None and path.schema != CORE_USER_URN
+
+    def container(resource: Mapping[str, Any]) -> Mapping[str, Any]:
+        return _container(resource, path) if in_extension else resource
+
+    if entry_type is not None:
+        wanted = sub_attribute or "value"
+
+        def read_typed_entry(resource: Mapping[str, Any]) -> Any:
+            entry = find_typed_entry(container(resource).get(attribute), entry_type)
+            return None if entry is None else entry.get(wanted)
+
+        return read_typed_entry
+    if sub_attribute is not None:
+
+        def read_sub_attribute(resource: Mapping[str, Any]) -> Any:
+            value = container(resource).get(attribute)
+            return value.get(sub_attribute) if _is_mapping(value) else None
+
+        return read_sub_attribute
+    if in_extension:
+        return lambda resource: container(resource).get(attribute)
+    return operator.methodcaller("get", attribute)
 
 
 def _normalise(value: Any, case_insensitive: bool) -> Any:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal, Protocol
 
-from reconciler.mapping import UNKNOWN, CompiledMapping, compile_mapping, desired_attributes, read_target, values_equal
+from reconciler.mapping import UNKNOWN, CompiledMapping, compile_mapping, desired_attributes, values_equal
 from reconciler.records import Action, ActionKind, Change, OktaAssignment, Plan, PlatformUser
 
 INACTIVE_APP_STATUSES = frozenset({"INACTIVE", "DEPROVISIONED", "UNASSIGNED"})
@@ -193,7 +193,7 @@ def attribute_changes(assignment: OktaAssignment, user: PlatformUser, mapping: C
         wanted = attribute.read(assignment)
         if wanted is UNKNOWN:
             continue
-        current = read_target(user.resource, attribute.path)
+        current = attribute.read_current(user.resource)
         if wanted != current and not values_equal(attribute.path, wanted, current):
             changes[attribute.text] = Change(current, wanted)
     return changes
@@ -291,10 +291,8 @@ def _user_names_after_plan(
     return held
 
 
-PairKey = tuple[str, str]
-"""(Okta user id, SCIM id): one candidate pairing of an assignment with a platform user."""
-PairDecisions = dict[PairKey, tuple[PlatformUser, Action | None]]
-"""The action (or None: in sync) decided for a pair, with the very platform user it was decided on."""
+PairDecisions = dict[str, tuple[PlatformUser, Action | None]]
+"""Okta user id → the action (or None: in sync) decided for it, with the very platform user it was paired with."""
 
 
 def pair_actions(
@@ -317,7 +315,7 @@ def pair_actions(
         user = users_by_scim_id.get(assignment.scim_id or "")
         if user is not None:
             action = _action_for_pair(assignment, user, compiled, policy)
-            decided[(assignment.okta_user_id, user.scim_id)] = (user, action)
+            decided[assignment.okta_user_id] = (user, action)
     return decided
 
 
@@ -326,7 +324,7 @@ def plan(
     actual: Sequence[PlatformUser],
     mapping: Mapping[str, str],
     policy: PlanPolicy,
-    ahead: Mapping[PairKey, tuple[PlatformUser, Action | None]] | None = None,
+    ahead: Mapping[str, tuple[PlatformUser, Action | None]] | None = None,
 ) -> Plan:
     """Compute the actions that bring ``actual`` in line with ``desired``.
 
@@ -346,7 +344,7 @@ def plan(
     for assignment in desired:
         user = matching.pairs.get(assignment.okta_user_id)
         if user is not None:
-            decided = ahead.get((assignment.okta_user_id, user.scim_id))
+            decided = ahead.get(assignment.okta_user_id)
             if decided is not None and decided[0] is user:
                 found = decided[1]
             else:

@@ -3,6 +3,14 @@
 The source and the target turn what they read into these small frozen records
 as soon as a page arrives, so that no SDK object or raw page outlives its
 parsing, and the planner works on plain data.
+
+The two records made once per user (:class:`OktaAssignment`,
+:class:`PlatformUser`) are msgspec Structs rather than dataclasses: a run
+makes 200,000 of them at 100,000 users, and a frozen Struct is built in a
+seventh of the time. They are left out of the cyclic garbage collector
+(``gc=False``): they hold only strings, flags and the dicts read from JSON,
+never themselves, so no cycle can run through them, and the collector has
+fewer objects to walk again and again while a run holds them all.
 """
 
 from __future__ import annotations
@@ -13,9 +21,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class OktaAssignment:
+
+class OktaAssignment(msgspec.Struct, frozen=True, gc=False):
     """One user assigned to the Okta app, as the Management API lists it."""
 
     okta_user_id: str
@@ -31,7 +40,7 @@ class OktaAssignment:
     sync_state: str | None = None
     scim_id: str | None = None
     """``AppUser.externalId``: the SCIM id Okta stored when it provisioned the user."""
-    app_profile: Mapping[str, Any] = field(default_factory=dict)
+    app_profile: Mapping[str, Any] = msgspec.field(default_factory=dict)
     """The app-specific profile (givenName, familyName, email, ...)."""
     user_profile: Mapping[str, Any] | None = None
     """The Okta user's own profile from ``_embedded.user``; None when not expanded."""
@@ -45,8 +54,7 @@ class ProfileFields:
     user: frozenset[str] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PlatformUser:
+class PlatformUser(msgspec.Struct, frozen=True, gc=False):
     """One user of the platform, as its SCIM endpoint lists it."""
 
     scim_id: str

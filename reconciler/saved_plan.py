@@ -43,7 +43,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
@@ -106,7 +106,7 @@ def assignment_state(assignment: OktaAssignment | None) -> dict[str, Any] | None
     """Every field of the assignment, as plain JSON."""
     if assignment is None:
         return None
-    return {f.name: _plain(getattr(assignment, f.name)) for f in fields(assignment)}
+    return {name: _plain(getattr(assignment, name)) for name in assignment.__struct_fields__}
 
 
 def resource_state(user: PlatformUser | None) -> dict[str, Any] | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
+import msgspec
 import pytest
 
 from reconciler.mapping import DEFAULT_MAPPING
@@ -197,7 +198,7 @@ def test_app_user_without_embedded_user_is_planned_from_the_app_status():
 def test_attribute_okta_does_not_carry_is_left_alone():
     profile = dict(assignment(1).app_profile)
     del profile["displayName"]
-    desired = replace(assignment(1), app_profile=profile)
+    desired = msgspec.structs.replace(assignment(1), app_profile=profile)
     actual = platform_user(desired.user_name, external_id=desired.okta_user_id, display_name="Hand edited")
     assert run([desired], [actual]).actions == ()
 
