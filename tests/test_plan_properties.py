@@ -148,3 +148,13 @@ def test_user_okta_wants_active_is_never_deactivated(desired, actual, policy):
     for action in result.writes:
         if action.kind is ActionKind.DEACTIVATE:
             assert action.okta_user_id not in wanted_active
+
+
+@SETTINGS
+@given(assignments(), platform_users(), policies)
+def test_no_plan_deletes_a_platform_user(desired, actual, policy):
+    """The reconciler never deletes: every platform user is still there after any plan is applied."""
+    result = plan(desired, actual, DEFAULT_MAPPING, policy)
+    assert not any("delete" in action.kind.value for action in result.actions)
+    after = apply_to_model(actual, result.actions)
+    assert {u.scim_id for u in actual} <= {u.scim_id for u in after}
