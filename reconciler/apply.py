@@ -14,9 +14,10 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from typing import Any, Protocol
 
-from reconciler.errors import TargetConflict, TargetError
+from reconciler.errors import TargetConflict, TargetError, TargetNotFound
 from reconciler.mapping import build_resource, parse_target_path, read_attribute, set_value
 from reconciler.pacing import AdaptiveLimit
 from reconciler.plan import looks_like_okta_user_id
@@ -67,7 +68,7 @@ class ApplyResult:
     errors: list[str] = field(default_factory=list)
     """One line per failed action: who, what, why."""
     breaker: str | None = None
-    """Why the error-rate breaker stopped the run; None if it did not trip."""
+    """Why sending stopped early (the error-rate breaker, or the platform refusing the token); None if it did not."""
 
     @property
     def attempted(self) -> int:
@@ -152,6 +153,8 @@ class Applier:
             scim_id = await self._send(action)
         except TargetError as error:
             self._fail(action_id, action, str(error))
+            if error.status == HTTPStatus.UNAUTHORIZED:
+                self._stop_sending(f"sending stopped at the first 401 (every next write would meet it too): {error}")
         except Exception as error:  # a bug must not stop the other actions; it is recorded
             log.exception("unexpected error applying %s", _describe(action))
             self._fail(action_id, action, f"{type(error).__name__}: {error}")
@@ -169,6 +172,12 @@ class Applier:
         log.warning("failed to %s: %s", _describe(action), error)
         self._check_breaker()
 
+    def _stop_sending(self, why: str) -> None:
+        """Send no more writes in this run (those in flight finish): every next one would fail the same way."""
+        if self.result.breaker is None:
+            self.result.breaker = why
+            log.error("%s; sending no more writes in this run", why)
+
     def _check_breaker(self) -> None:
         """Stop sending once too large a share of the writes failed (after their retries)."""
         result = self.result
@@ -185,18 +194,34 @@ class Applier:
             return await self._create(action)
         assert action.scim_id is not None, "only a CREATE has no platform user"
         user = self._users[action.scim_id]
-        await self._writer.patch_user(user, patch_operations(user.resource, action.changes))
+        await self._patch(user, action)
         return user.scim_id
+
+    async def _patch(self, user: PlatformUser, action: Action) -> None:
+        """PATCH ``action``'s changes onto ``user``; a 404 says the user was deleted on the platform meanwhile.
+
+        Nothing is recreated in this run: the next plan, made from what the
+        platform then holds, decides (a user Okta still wants is created again).
+        """
+        try:
+            await self._writer.patch_user(user, patch_operations(user.resource, action.changes))
+        except TargetNotFound as error:
+            raise TargetError(
+                f"platform user {user.scim_id} was deleted on the platform after this run read it ({error}); "
+                "the next run plans from what the platform then holds",
+                error.status,
+                error.scim_type,
+            ) from error
 
     async def _create(self, action: Action) -> str:
         resource = build_resource({path: change.after for path, change in action.changes.items()})
         try:
             created = await self._writer.create_user(resource)
-        except TargetConflict:
-            return await self._link_existing(action)
+        except TargetConflict as conflict:
+            return await self._link_existing(action, conflict)
         return created.scim_id
 
-    async def _link_existing(self, action: Action) -> str:
+    async def _link_existing(self, action: Action, conflict: TargetConflict) -> str:
         """A 409 on create means the user is already there: find it and link it.
 
         It may have been created since the plan was made (by Okta's own push, or a
@@ -208,7 +233,14 @@ class Applier:
             for u in await self._writer.find_by_user_name(action.user_name)
             if u.user_name.casefold() == action.user_name.casefold()
         ]
-        if len(found) != 1:
+        if not found:
+            raise TargetError(
+                f"{conflict}; but no platform user with userName {action.user_name!r} was found to link: "
+                "the conflict is on another attribute, or with a user the platform does not list",
+                conflict.status,
+                conflict.scim_type,
+            )
+        if len(found) > 1:
             raise TargetError(f"409 on create, and {len(found)} platform users have userName {action.user_name!r}")
         user = found[0]
         if looks_like_okta_user_id(user.external_id) and user.external_id != action.okta_user_id:
@@ -216,6 +248,6 @@ class Applier:
                 f"409 on create: userName {action.user_name!r} is held by platform user {user.scim_id}, "
                 f"linked to another Okta user {user.external_id}"
             )
-        await self._writer.patch_user(user, patch_operations(user.resource, action.changes))
+        await self._patch(user, action)
         log.info("%s already existed as %s: linked it", action.user_name, user.scim_id)
         return user.scim_id

@@ -8,8 +8,17 @@ secret files the configuration points to.
 Secrets come from an environment variable (``token_env``) or a file
 (``token_file``, ``private_key_file``); their values are stripped of
 surrounding whitespace, wrapped in :class:`~reconciler.secret.Secret`, and
-never written into a message. A relative secret file path is taken relative
-to the configuration file's directory.
+never written into a message. A relative secret file path (and a relative
+``ca_bundle``) is taken relative to the configuration file's directory. A
+secret file that its group or others may access is refused, with the ``chmod``
+to run; systemd credentials (``*_credential``) are not checked: systemd keeps
+them in a directory only the service can read, and may grant the service
+access through an ACL, which shows in the group bits of the mode.
+
+Transport: plain ``http://`` is refused for any host but a loopback one (the
+token would cross the network in clear), TLS is verified against the system's
+trust store, or against ``ca_bundle`` alone when it is set (a private CA), and
+each answer is read up to ``max_response_mb``.
 
 ``[mapping]`` is merged over :data:`~reconciler.mapping.DEFAULT_MAPPING`: a key
 given in the file replaces the default mapping of that SCIM path (matched
@@ -24,6 +33,8 @@ import hashlib
 import json
 import os
 import re
+import shlex
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +49,13 @@ from sqlalchemy.exc import ArgumentError
 from reconciler.errors import ConfigError
 from reconciler.mapping import DEFAULT_MAPPING, mapping_problems
 from reconciler.secret import Secret
+from reconciler.transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RESPONSE_MB,
+    MIB,
+    ca_bundle_problem,
+    is_loopback_host,
+)
 
 CONFIG_ENV: Final = "RECONCILER_CONFIG"
 CREDENTIALS_DIRECTORY_ENV: Final = "CREDENTIALS_DIRECTORY"
@@ -65,6 +83,10 @@ class OktaConfig:
     timeout_s: float = 30.0
     rate_limit_share: float = 0.5
     """The share of each Okta rate-limit window a run may spend (Okta's per-token default is 50 %)."""
+    ca_bundle: Path | None = None
+    """A PEM file of the CA certificates to trust for Okta instead of the system's (a TLS-inspecting proxy)."""
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    """An answer larger than this is refused unread."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +99,10 @@ class ScimConfig:
     """SCIM pages fetched at once, once the first page has told how many there are."""
     write_concurrency: int = 4
     """SCIM writes in flight at most; fewer while the platform answers 429."""
+    ca_bundle: Path | None = None
+    """A PEM file of the CA certificates to trust for the platform instead of the system's (a private CA)."""
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    """An answer larger than this is refused unread."""
 
 
 @dataclass(frozen=True)
@@ -352,7 +378,31 @@ class _Table:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.note(key, f'expected an http(s) URL, e.g. "{example}", got {_show(value)}')
             return None
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            self.note(
+                key,
+                f"plain http:// to {parts.hostname} would send the credentials unencrypted — use https:// "
+                "(http:// is accepted only for a loopback host such as 127.0.0.1)",
+            )
+            return None
         return value.rstrip("/")
+
+    def ca_bundle(self, base_dir: Path) -> Path | None:
+        """``ca_bundle``: a readable PEM file, relative to the configuration's directory; None when not set."""
+        name = self.string("ca_bundle")
+        if name is None:
+            return None
+        path = base_dir / Path(name).expanduser()
+        problem = ca_bundle_problem(path)
+        if problem is not None:
+            self.note("ca_bundle", f"{problem} — set it to the PEM file of the CA that signed the server's certificate")
+            return None
+        return path
+
+    def response_cap(self) -> int | None:
+        """``max_response_mb`` in bytes."""
+        megabytes = self.integer("max_response_mb", DEFAULT_MAX_RESPONSE_MB, 1, 4096)
+        return None if megabytes is None else megabytes * MIB
 
     def integer(self, key: str, default: int, low: int, high: int) -> int | None:
         value = self.values.get(key, default)
@@ -484,7 +534,12 @@ def _read_secret_file(table: _Table, key: str, base_dir: Path, environ: Mapping[
     if path is None:
         return None
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        with path.open("rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            if not key.endswith("_credential") and (problem := _loose_permissions(path, mode)):
+                table.note(key, problem)
+                return None
+            text = file.read().decode("utf-8").strip()
     except OSError as error:
         table.note(key, f"cannot read {path}: {_os_reason(error)}")
         return None
@@ -495,6 +550,24 @@ def _read_secret_file(table: _Table, key: str, base_dir: Path, environ: Mapping[
         table.note(key, f"{path} is empty")
         return None
     return text
+
+
+SECRET_FILE_MODE: Final = 0o600
+
+
+def _loose_permissions(path: Path, mode: int) -> str | None:
+    """Why a secret file's mode is unsafe (its group or others may access it), with the fix; None if it is safe.
+
+    As ssh does for private keys: any permission for the group or others is
+    refused, since whoever can read the file can act as the reconciler.
+    """
+    if os.name != "posix" or not stat.S_ISREG(mode) or not mode & 0o077:
+        return None
+    who = " and ".join(name for name, bits in (("its group", 0o070), ("others", 0o007)) if mode & bits)
+    return (
+        f"{path} is accessible to {who} (mode {stat.S_IMODE(mode):04o}): a secret file must be private to "
+        f"its owner — run: chmod {SECRET_FILE_MODE:o} {shlex.quote(str(path))}"
+    )
 
 
 def _private_key(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> Secret | None:
@@ -518,11 +591,11 @@ def _private_key(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> S
 
 OKTA_KEYS: Final = (
     "org_url", "app_id", "auth", "token_env", "token_file", "token_credential", "client_id", "private_key_file",
-    "private_key_credential", "scopes", "timeout_s", "rate_limit_share",
+    "private_key_credential", "scopes", "timeout_s", "rate_limit_share", "ca_bundle", "max_response_mb",
 )  # fmt: skip
 SCIM_KEYS: Final = (
     "base_url", "token_env", "token_file", "token_credential", "page_size", "timeout_s", "read_concurrency",
-    "write_concurrency",
+    "write_concurrency", "ca_bundle", "max_response_mb",
 )  # fmt: skip
 MAX_CONCURRENCY: Final = 64
 POLICY_KEYS: Final = ("unmanaged", "suspended")
@@ -562,6 +635,8 @@ def _okta(table: _Table, environ: Mapping[str, str], base_dir: Path) -> OktaConf
     auth = table.choice("auth", ("api_token", "private_key"), "api_token")
     scopes = table.strings("scopes", DEFAULT_SCOPES)
     timeout_s = table.seconds("timeout_s", 30.0)
+    ca_bundle = table.ca_bundle(base_dir)
+    max_response_bytes = table.response_cap()
     rate_limit_share = table.ratio("rate_limit_share", 0.5)
     if rate_limit_share == 0:
         table.note("rate_limit_share", "expected a share greater than 0: with 0 the reconciler could never read Okta")
@@ -578,9 +653,19 @@ def _okta(table: _Table, environ: Mapping[str, str], base_dir: Path) -> OktaConf
         private_key = _private_key(table, base_dir, environ)
     if not table.clean:
         return None
-    assert org_url and app_id and scopes and timeout_s and rate_limit_share
+    assert org_url and app_id and scopes and timeout_s and rate_limit_share and max_response_bytes
     return OktaConfig(
-        org_url, app_id, cast(OktaAuth, auth), token, client_id, private_key, scopes, timeout_s, rate_limit_share
+        org_url,
+        app_id,
+        cast(OktaAuth, auth),
+        token,
+        client_id,
+        private_key,
+        scopes,
+        timeout_s,
+        rate_limit_share,
+        ca_bundle,
+        max_response_bytes,
     )
 
 
@@ -611,11 +696,16 @@ def _scim(table: _Table, environ: Mapping[str, str], base_dir: Path) -> ScimConf
     timeout_s = table.seconds("timeout_s", 30.0)
     read_concurrency = table.integer("read_concurrency", 4, 1, MAX_CONCURRENCY)
     write_concurrency = table.integer("write_concurrency", 4, 1, MAX_CONCURRENCY)
+    ca_bundle = table.ca_bundle(base_dir)
+    max_response_bytes = table.response_cap()
     token = _token(table, environ, base_dir, "SCIM_TOKEN")
     if not table.clean:
         return None
     assert base_url and token and page_size and timeout_s and read_concurrency and write_concurrency
-    return ScimConfig(base_url, token, page_size, timeout_s, read_concurrency, write_concurrency)
+    assert max_response_bytes
+    return ScimConfig(
+        base_url, token, page_size, timeout_s, read_concurrency, write_concurrency, ca_bundle, max_response_bytes
+    )
 
 
 def _policy(table: _Table) -> PolicyConfig | None:

@@ -15,6 +15,7 @@ State (config, token files, the SQLite store) stays in ``./demo-state`` so that
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import shutil
 from collections.abc import Sequence
@@ -174,9 +175,7 @@ def write_local_config(
     """
     state.mkdir(parents=True, exist_ok=True)
     for name, value in (("okta.token", okta_token), ("scim.token", scim_token)):
-        secret_file = state / name
-        secret_file.write_text(value + "\n")
-        secret_file.chmod(0o600)
+        write_secret_file(state / name, value + "\n")
     config = state / "config.toml"
     config.write_text(
         f'[okta]\norg_url = "{org_url}"\napp_id = "{app_id}"\nauth = "api_token"\ntoken_file = "okta.token"\n\n'
@@ -184,6 +183,14 @@ def write_local_config(
         f'[store]\nurl = "sqlite:///{(state / "reconciler.db").resolve()}"\n\n{extra}'
     )
     return config
+
+
+def write_secret_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 from the start (the configuration refuses a looser one)."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 def run_demo(console: Console, users: int = 200, state: Path = DEMO_STATE) -> int:

@@ -39,7 +39,9 @@ import math
 import random
 import re
 import secrets
+import socket
 import string
+import struct
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -203,6 +205,17 @@ class FaultKind(StrEnum):
     """Close the connection without answering."""
     NON_JSON = "non_json"
     """Answer ``status`` with an HTML page instead of JSON."""
+    TRUNCATED = "truncated"
+    """Answer as usual, but with the body cut to ``keep_bytes`` (half by default) and a Content-Length
+    that matches the cut: well-formed HTTP carrying broken JSON."""
+    RESET = "reset"
+    """Send the usual answer's headers (with the whole body's Content-Length) and ``keep_bytes`` of its
+    body (half by default), then reset the connection."""
+    DELAY = "delay"
+    """Wait ``delay_s`` before answering as usual; longer than the client's timeout, it is a read timeout."""
+    CALL = "call"
+    """Run ``action`` once the request is authorized and answered, before the answer is sent: a change
+    made between two pages (revoke the token, unassign a user) shows from the next request on."""
 
 
 @dataclass
@@ -218,6 +231,8 @@ class FaultRule:
 
     aiohttp clients resend an idempotent request once when the connection
     drops, so a DROP meant to reach the caller must fire twice (``times=2``).
+    ``keep_bytes`` (TRUNCATED, RESET), ``delay_s`` (DELAY) and ``action``
+    (CALL) go with their kinds.
     """
 
     path: str
@@ -227,6 +242,9 @@ class FaultRule:
     times: int | None = 1
     method: str | None = None
     rate_limit_headers: bool = True
+    keep_bytes: int | None = None
+    delay_s: float = 0.0
+    action: Callable[[], object] | None = None
     seen: int = 0
     fired: int = 0
 
@@ -455,6 +473,11 @@ class OktaEmulator:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         return ServiceAppCredentials(client_id, pem.decode())
+
+    def revoke_api_token(self, token: str) -> None:
+        """Stop accepting an API token, as when an admin revokes it: its next use answers 401 E0000011."""
+        with self._lock:
+            self._api_tokens.discard(token)
 
     def revoke_access_tokens(self) -> None:
         """Forget every issued access token (their next use answers 401)."""
@@ -706,14 +729,30 @@ class OktaEmulator:
         times: int | None = 1,
         method: str | None = None,
         rate_limit_headers: bool = True,
+        keep_bytes: int | None = None,
+        delay_s: float = 0.0,
+        action: Callable[[], object] | None = None,
     ) -> FaultRule:
         """Add a :class:`FaultRule`; rules are checked in the order they were added.
 
         Example: ``inject_fault("/api/v1/apps/*/users", status=500, nth=3)``
-        makes the third listing request answer 500 and later ones succeed.
+        makes the third listing request answer 500 and later ones succeed;
+        ``inject_fault(path, kind=FaultKind.CALL, action=lambda: emulator.revoke_api_token(token))``
+        revokes the token once the first page is answered.
         """
+        if kind is FaultKind.CALL and action is None:
+            raise ValueError("a CALL fault needs an action")
         rule = FaultRule(
-            path, kind=kind, status=status, nth=nth, times=times, method=method, rate_limit_headers=rate_limit_headers
+            path,
+            kind=kind,
+            status=status,
+            nth=nth,
+            times=times,
+            method=method,
+            rate_limit_headers=rate_limit_headers,
+            keep_bytes=keep_bytes,
+            delay_s=delay_s,
+            action=action,
         )
         with self._lock:
             self._faults.append(rule)
@@ -781,8 +820,10 @@ class OktaEmulator:
     async def _answer(self, request: web.Request, handler: Callable[..., Any]) -> tuple[web.StreamResponse, int | None]:
         rate_headers = self._count_request(request)
         fault = self._fault_for(request)
-        if fault is not None:
+        if fault is not None and fault.kind in _REPLACING_FAULTS:
             return _fault_response(request, fault, rate_headers)
+        if fault is not None and fault.kind is FaultKind.DELAY:
+            await asyncio.sleep(fault.delay_s)
         try:
             if request.path.startswith("/api/v1/"):
                 self._authorize(request)
@@ -798,6 +839,10 @@ class OktaEmulator:
             ) from None
         response.headers.update(rate_headers)
         response.headers["X-Okta-Request-Id"] = secrets.token_urlsafe(18)
+        if fault is not None and fault.action is not None:
+            fault.action()
+        if fault is not None and fault.kind in (FaultKind.TRUNCATED, FaultKind.RESET):
+            return _cut_response(request, fault, response)
         return response, response.status
 
     def _log(self, request: web.Request, status: int | None) -> None:
@@ -1211,6 +1256,10 @@ def _check_choice(what: str, value: str, allowed: frozenset[str]) -> None:
         raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(allowed)}")
 
 
+_REPLACING_FAULTS = frozenset({FaultKind.STATUS, FaultKind.DROP, FaultKind.NON_JSON})
+"""Faults that answer in place of the handler; the others change or delay the handler's own answer."""
+
+
 def _fault_response(
     request: web.Request, rule: FaultRule, rate_headers: Mapping[str, str]
 ) -> tuple[web.StreamResponse, int | None]:
@@ -1238,6 +1287,31 @@ def _fault_error(status: int) -> dict[str, Any]:
     except ValueError:
         summary = "Error"
     return okta_error(_OKTA_ERROR_CODES.get(status, "E0000009"), summary)
+
+
+def _cut_response(
+    request: web.Request, rule: FaultRule, response: web.StreamResponse
+) -> tuple[web.StreamResponse, int | None]:
+    """The handler's answer with its body cut short (TRUNCATED), or broken off by a reset (RESET)."""
+    body = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else b""
+    kept = body[: len(body) // 2 if rule.keep_bytes is None else rule.keep_bytes]
+    headers = {name: value for name, value in response.headers.items() if name.lower() != "content-length"}
+    if rule.kind is FaultKind.TRUNCATED:
+        return web.Response(body=kept, status=response.status, headers=headers), response.status
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    head = f"HTTP/1.1 {response.status} OK\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+    if request.transport is not None:
+        request.transport.write(head.encode() + kept)
+        reset_connection(request.transport)
+    return web.Response(), None
+
+
+def reset_connection(transport: asyncio.BaseTransport) -> None:
+    """Close with a TCP reset (SO_LINGER 0) once what was written is flushed, as a crashed peer or a proxy does."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.close()
 
 
 def _close_transport(request: web.Request) -> None:

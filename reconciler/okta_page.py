@@ -19,6 +19,7 @@ import msgspec
 
 from reconciler.errors import SourceError
 from reconciler.records import OktaAssignment, ProfileFields
+from reconciler.transport import NESTING_MESSAGE
 
 KEEP_ALL = ProfileFields()
 
@@ -88,6 +89,8 @@ def decode_app_users(body: bytes | str, fields: ProfileFields = KEEP_ALL) -> lis
         raise SourceError(f"the answer does not parse as app users ({error})") from None
     except msgspec.DecodeError as error:
         raise SourceError(f"the answer is not JSON ({error})") from None
+    except RecursionError:
+        raise SourceError(f"the answer is {NESTING_MESSAGE}") from None
     return [_assignment(app_user, page) for app_user in app_users]
 
 

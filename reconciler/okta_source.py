@@ -26,14 +26,18 @@ Things about okta 3.4.6 this module works around (each verified against its sour
   does and decodes pages itself (:mod:`reconciler.okta_page`);
 - the ``okta-sdk-python`` logger's debug records hold the whole request,
   Authorization header included: it stays disabled, as ``Client`` leaves it,
-  and a filter masks credentials should anyone enable it.
+  and a filter masks credentials should anyone enable it;
+- its HTTP client reads every body whole (``response.text()``): the session
+  built here reads through :class:`_CappedResponse`, which stops past
+  ``max_response_bytes``, and verifies TLS (against ``ca_bundle`` alone when
+  given) on its connector, which the OAuth token requests share.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
-import ipaddress
 import json
 import logging
 import os
@@ -43,6 +47,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -67,6 +72,15 @@ from reconciler.pacing import RateLimitBudget, header_value, parse_retry_after
 from reconciler.progress import NO_PROGRESS, ProgressListener
 from reconciler.records import OktaAssignment, ProfileFields
 from reconciler.secret import Secret
+from reconciler.transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    READ_CHUNK_BYTES,
+    ResponseTooLarge,
+    declared_too_large,
+    is_json_media_type,
+    is_loopback_host,
+    ssl_context_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +98,16 @@ _REL = re.compile(r"""\brel\s*=\s*(?:"(?P<quoted>[^"]*)"|(?P<bare>[^\s;,]+))""",
 _MAX_DETAIL = 300
 RATE_LIMIT_ATTEMPTS = 3
 """Requests for one page at most when Okta answers 429 (each after waiting for the window to reset)."""
+TRANSIENT_ATTEMPTS = 3
+"""Requests for one page at most when Okta fails in a way that may pass: a 5xx, a timeout, a dropped
+or reset connection, an answer broken off part-way."""
+TRANSIENT_BACKOFF_S = 0.5
+"""The wait before the second of those attempts; it doubles before each next one."""
+MAX_ASSIGNMENTS = 10_000_000
+"""More assignments than any app has: a listing that pages past this many is refused as runaway."""
+MAX_EMPTY_PAGES_IN_A_ROW = 10
+"""Empty pages that each point to yet another page: a listing that does not end."""
+MAX_RESPONSE_SETTING = "okta.max_response_mb"
 
 
 class OktaSource:
@@ -118,7 +142,11 @@ class OktaSource:
         profile_fields: ProfileFields = KEEP_ALL,
         progress: ProgressListener = NO_PROGRESS,
         on_page: Callable[[list[OktaAssignment]], None] | None = None,
+        ca_bundle: Path | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
+        """``ca_bundle``: a PEM file of the CAs to trust instead of the system's; ``max_response_bytes``:
+        the largest answer read (a larger one fails the listing unread)."""
         self.org_url, loopback_http = checked_org_url(org_url)
         if not app_id:
             raise SourceError("okta app id is empty")
@@ -140,6 +168,8 @@ class OktaSource:
         self._profile_fields = profile_fields
         self._progress = progress
         self._on_page = on_page
+        self._ca_bundle = ca_bundle
+        self._max_response_bytes = max_response_bytes
         self.rate_limited = 0
         """429 answers met (each waited out)."""
 
@@ -176,12 +206,20 @@ class OktaSource:
 
     async def _list_pages(self) -> list[OktaAssignment]:
         assignments: list[OktaAssignment] = []
-        async for page, body in self._page_bodies():
-            found = self._convert_page(page, body)
-            assignments.extend(found)
-            self._progress.okta_page(len(found))
-            if self._on_page is not None:
-                self._on_page(found)
+        empty_in_a_row = 0
+        async with contextlib.aclosing(self._page_bodies()) as pages:
+            async for page, body in pages:
+                found = self._convert_page(page, body)
+                empty_in_a_row = 0 if found else empty_in_a_row + 1
+                if empty_in_a_row > MAX_EMPTY_PAGES_IN_A_ROW:
+                    raise self._error(
+                        f"Okta listing of app {self.app_id} does not end: {empty_in_a_row} empty pages in a row, "
+                        f"each pointing to another (page {page})"
+                    )
+                assignments.extend(found)
+                self._progress.okta_page(len(found))
+                if self._on_page is not None:
+                    self._on_page(found)
         return assignments
 
     async def _page_bodies(self) -> AsyncIterator[tuple[int, bytes | str]]:
@@ -191,6 +229,7 @@ class OktaSource:
         decoding of a page overlaps the round trip of the next.
         """
         seen_cursors: set[str] = set()
+        max_pages = -(-MAX_ASSIGNMENTS // self.page_size)
         page = 1
         pending = asyncio.ensure_future(self._fetch_page(page, None))
         try:
@@ -205,6 +244,11 @@ class OktaSource:
                         f"Okta listing of app {self.app_id} loops: page {page} points back to cursor {cursor}"
                     )
                 seen_cursors.add(cursor)
+                if page >= max_pages:
+                    raise self._error(
+                        f"Okta listing of app {self.app_id} keeps paging past {page:,} pages of {self.page_size}: "
+                        f"more than {MAX_ASSIGNMENTS:,} assignments, so it is refused as runaway"
+                    )
                 pending = asyncio.ensure_future(self._fetch_page(page + 1, cursor))
                 await _let_run(pending)
                 yield page, body
@@ -217,6 +261,24 @@ class OktaSource:
     # -- one page ------------------------------------------------------------
 
     async def _fetch_page(self, page: int, cursor: str | None) -> tuple[bytes | str, Mapping[str, Any]]:
+        """One page's raw body and headers, transient failures retried with backoff; SourceError on any failure.
+
+        A page is a GET, so sending it again is harmless. A refused connection
+        or an unknown host is not retried: it is a wrong ``okta.org_url`` far
+        more often than a blip, and the next run tries again anyway.
+        """
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                return await self._fetch_page_once(page, cursor)
+            except _TransientSourceError as failure:
+                if attempt == TRANSIENT_ATTEMPTS:
+                    raise SourceError(f"{failure} (gave up after {attempt} attempts)") from None
+                wait_s = TRANSIENT_BACKOFF_S * 2 ** (attempt - 1)
+                log.warning("%s; retrying in %.2f s (attempt %d of %d)", failure, wait_s, attempt, TRANSIENT_ATTEMPTS)
+                await asyncio.sleep(wait_s)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _fetch_page_once(self, page: int, cursor: str | None) -> tuple[bytes | str, Mapping[str, Any]]:
         """One page's raw body and headers, waiting out the rate limit; SourceError on any failure."""
         for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
             await self._budget.acquire()
@@ -229,7 +291,15 @@ class OktaSource:
             waited = await self._budget.after_429(headers, retry_after)
             log.warning("Okta answered 429 on %s; waited %.1f s for its rate limit to reset", self._where(page), waited)
         if not 200 <= status < 300:
-            raise self._error(self._okta_failure(okta_api_error(self.org_url, status, headers, body), page))
+            masked = self._masked(body)  # before any cut: no prefix of a credential Okta echoed may survive
+            message = self._okta_failure(okta_api_error(self.org_url, status, headers, masked), page)
+            raise self._transient(message) if _is_transient_status(status) else self._error(message)
+        content_type = header_value(headers, "Content-Type")
+        if not is_json_media_type(content_type):
+            raise self._error(
+                f"Okta listing failed on {self._where(page)}: the answer is not JSON (HTTP {status}, Content-Type "
+                f"{content_type!r}): is okta.org_url the Okta org, not a sign-in page or a proxy?"
+            )
         return body, headers
 
     async def _send_page_request(self, page: int, cursor: str | None) -> tuple[int, Mapping[str, Any], str]:
@@ -244,8 +314,11 @@ class OktaSource:
             _, response, body, error = await executor.fire_request_helper(request, 0, time.time())
         except SourceError:
             raise
+        except ResponseTooLarge as exc:
+            raise self._error(f"Okta's answer to {self._where(page)}: {exc}") from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise self._error(self._transport_failure(exc, page)) from exc
+            message = self._transport_failure(exc, page)
+            raise (self._transient(message) if _is_transient_transport_error(exc) else self._error(message)) from exc
         except Exception as exc:  # the SDK fails in its own code on some answers
             raise self._error(self._sdk_failure(exc, page)) from exc
         if response is None or error is not None:
@@ -266,12 +339,20 @@ class OktaSource:
     def _transport_failure(self, exc: BaseException, page: int) -> str:
         if isinstance(exc, TimeoutError):
             return f"Okta at {self.org_url} did not answer within {self.timeout_s:g} s ({self._where(page)})"
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            return (
+                f"Okta at {self.org_url}: its TLS certificate does not verify ({exc.certificate_error}) "
+                f"({self._where(page)}): if a private CA or a TLS-inspecting proxy signed it, set okta.ca_bundle "
+                "to the PEM file of that CA"
+            )
         if isinstance(exc, aiohttp.ClientConnectorError):
             refused = isinstance(exc.os_error, ConnectionRefusedError) or exc.os_error.errno == errno.ECONNREFUSED
             reason = "connection refused" if refused else (exc.os_error.strerror or str(exc.os_error))
             return f"cannot reach Okta at {self.org_url}: {reason} ({self._where(page)})"
         if isinstance(exc, aiohttp.ServerDisconnectedError):
             return f"Okta at {self.org_url} closed the connection without answering ({self._where(page)})"
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return f"Okta at {self.org_url} broke off its answer part-way: {_exception_text(exc)} ({self._where(page)})"
         return f"cannot talk to Okta at {self.org_url}: {_exception_text(exc)} ({self._where(page)})"
 
     def _sdk_failure(self, exc: Exception, page: int) -> str:
@@ -306,9 +387,16 @@ class OktaSource:
 
     def _error(self, message: str) -> SourceError:
         """A SourceError whose message cannot carry a credential, even if Okta echoed one."""
+        return SourceError(self._masked(message))
+
+    def _transient(self, message: str) -> _TransientSourceError:
+        """A failure that may pass (:meth:`_fetch_page` retries it), masked like :meth:`_error`."""
+        return _TransientSourceError(self._masked(message))
+
+    def _masked(self, text: str) -> str:
         for secret in self._secrets:
-            message = message.replace(secret.reveal(), "********")
-        return SourceError(message)
+            text = text.replace(secret.reveal(), "********")
+        return text
 
     # -- setup ---------------------------------------------------------------
 
@@ -339,9 +427,74 @@ class OktaSource:
             raise self._error(f"the okta SDK refused its configuration: {_exception_text(exc)}") from None
 
     def _open_session(self) -> None:
+        """One session for the SDK's requests (OAuth token requests included): TLS verified, answers capped."""
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=ssl_context_for(self._ca_bundle)),
+                response_class=_capped_response_class(self._max_response_bytes),
+            )
             self._executor.set_session(self._session)
+
+
+class _CappedResponse(aiohttp.ClientResponse):
+    """An answer whose body is read in chunks and refused past ``limit_bytes`` (set by a subclass).
+
+    The okta SDK reads each body whole with ``response.text()``, which reads
+    through :meth:`read`: without this, a huge (or endless) answer would be held
+    in memory entire. The chunks are decompressed ones, so a compression bomb
+    stops at the cap too.
+    """
+
+    limit_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+    async def read(self) -> bytes:
+        if self._body is None:
+            try:
+                self._body = await self._read_capped()
+            except BaseException:
+                self.close()
+                raise
+        return await super().read()
+
+    async def _read_capped(self) -> bytes:
+        limit = self.limit_bytes
+        if declared_too_large(self.headers.get("Content-Length"), limit):
+            raise ResponseTooLarge(limit, MAX_RESPONSE_SETTING)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self.content.iter_chunked(READ_CHUNK_BYTES):
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLarge(limit, MAX_RESPONSE_SETTING)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _capped_response_class(limit_bytes: int) -> type[aiohttp.ClientResponse]:
+    return type("CappedResponse", (_CappedResponse,), {"limit_bytes": limit_bytes})
+
+
+class _TransientSourceError(SourceError):
+    """A page request that failed in a way that may pass; :meth:`OktaSource._fetch_page` retries it."""
+
+
+def _is_transient_status(status: int) -> bool:
+    """The 5xx that may pass; 501 Not Implemented and 505 never will. (429 is paced separately.)"""
+    return 500 <= status < 600 and status not in (HTTPStatus.NOT_IMPLEMENTED, HTTPStatus.HTTP_VERSION_NOT_SUPPORTED)
+
+
+def _is_transient_transport_error(exc: BaseException) -> bool:
+    """A timeout, or a connection made and then lost (dropped, reset, answer broken off); not a refused one."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return False
+    return isinstance(
+        exc,
+        TimeoutError
+        | aiohttp.ServerDisconnectedError
+        | aiohttp.ClientPayloadError
+        | aiohttp.ClientOSError
+        | ConnectionResetError,
+    )
 
 
 class _RaisingHTTPClient(HTTPClient):
@@ -377,7 +530,7 @@ def okta_api_error(url: str, status: int, headers: Mapping[str, Any], body: str)
     """The SDK's error object for a failed answer: an OktaAPIError for an Okta error body, else an HTTPError."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         payload = None
     answer = _Answer(status, headers)
     if isinstance(payload, dict) and payload.get("errorCode"):
@@ -443,16 +596,6 @@ def checked_org_url(org_url: str) -> tuple[str, bool]:
             "use https:// (http is allowed only for a loopback host such as a local emulator)"
         )
     return url, parts.scheme == "http"
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ::1."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _links_with_rel(headers: Mapping[str, Any], rel: str) -> Iterator[str]:

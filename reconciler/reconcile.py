@@ -75,6 +75,8 @@ def okta_source(
         profile_fields=profile_fields(config.mapping),
         progress=progress,
         on_page=on_page,
+        ca_bundle=okta.ca_bundle,
+        max_response_bytes=okta.max_response_bytes,
     )
 
 
@@ -88,6 +90,8 @@ def scim_reader(config: Config, progress: ProgressListener = NO_PROGRESS) -> Sci
         read_concurrency=scim.read_concurrency,
         progress=progress,
         keep_attributes=resource_attributes(config.mapping),
+        ca_bundle=scim.ca_bundle,
+        max_response_bytes=scim.max_response_bytes,
     )
 
 
@@ -145,6 +149,12 @@ def _tell_platform_read(done: asyncio.Task[list[PlatformUser]], lookahead: Looka
         lookahead.platform_read(done.result())
 
 
+NESTED_TOO_DEEP = (
+    "an answer from Okta or the platform holds a value nested too deeply to compare (hundreds of levels; "
+    "no real user attribute is): the run stops"
+)
+
+
 @dataclass
 class Failure:
     error: str | None = None
@@ -163,6 +173,11 @@ def failures_recorded(store: Store, run_id: int) -> Iterator[Failure]:
         yield failure
     except ReconcileError as error:
         failure.error = str(error)
+    except RecursionError:
+        # Answers are decoded within the recursion limit, but a value nested hundreds deep (no real
+        # attribute is) can still be too deep to compare or record: a hostile answer, not a bug.
+        failure.error = NESTED_TOO_DEEP
+        log.error("run %s failed: %s", run_id, NESTED_TOO_DEEP)
     except Exception as error:
         log.exception("run %s failed unexpectedly", run_id)
         failure.error = f"unexpected {type(error).__name__}: {error}"

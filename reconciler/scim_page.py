@@ -19,6 +19,7 @@ from typing import Any, Final
 import msgspec
 
 from reconciler.records import PlatformUser
+from reconciler.transport import NESTING_MESSAGE
 
 IDENTITY_ATTRIBUTES: Final = frozenset({"id", "userName", "externalId", "active"})
 """Kept in every listed resource, whatever the mapping. (Not ``schemas``: only a PUT needs it, and a PUT
@@ -90,6 +91,8 @@ class PageDecoder:
             raise PageError(f"a malformed ListResponse: {error}") from None
         except msgspec.DecodeError as error:
             raise PageError(f"malformed JSON: {error}") from None
+        except RecursionError:
+            raise PageError(NESTING_MESSAGE) from None
         total = page.totalResults
         if total is None:
             raise PageError("a ListResponse without totalResults")

@@ -23,10 +23,12 @@ import asyncio
 import copy
 import json
 import logging
+import ssl
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import quote
@@ -37,6 +39,7 @@ import tenacity
 from scim2_models import Error, ServiceProviderConfig
 
 from reconciler.errors import TargetConflict, TargetError, TargetNotFound
+from reconciler.logs import redact
 from reconciler.mapping import CORE_USER_URN, ENTERPRISE_URN, TargetPath, parse_target_path, set_value
 from reconciler.metrics import observe_http
 from reconciler.pacing import parse_retry_after
@@ -44,6 +47,20 @@ from reconciler.progress import NO_PROGRESS, ProgressListener
 from reconciler.records import PlatformUser
 from reconciler.scim_page import PageError, page_decoder, to_platform_user
 from reconciler.secret import Secret
+from reconciler.transport import (
+    ACCEPT_ENCODING,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    READ_CHUNK_BYTES,
+    CappedBody,
+    JsonError,
+    ResponseTooLarge,
+    UnreadableBody,
+    declared_too_large,
+    decode_json,
+    is_json_media_type,
+    is_loopback_host,
+    ssl_context_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +77,17 @@ PATCH_OPS: Final = frozenset({"add", "replace", "remove"})
 DIRECT_PATHS: Final = frozenset({"active", "externalId"})
 """Top-level attributes the reconciler owns, which the mapping's path parser refuses on purpose."""
 
+LISTING_ATTEMPTS: Final = 3
+"""Listings read at most while ``totalResults`` keeps changing between pages."""
 PAGE_LOOP_SLACK: Final = 10
 """Pages allowed beyond ``totalResults`` (the worst case, one user per page) before the listing
 is declared runaway."""
+MAX_LISTED_USERS: Final = 10_000_000
+"""A ``totalResults`` above this is not a user count this reconciler can hold: the listing is refused
+before its second page (a server answering 10**12 would otherwise be asked for billions of pages)."""
+MAX_LISTING_PAGES: Final = 100_000
+"""Pages one listing may take at most (100,000 users at one user per page)."""
+MAX_RESPONSE_SETTING: Final = "scim.max_response_mb"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,32 +160,33 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _scim_error_detail(response: httpx.Response) -> tuple[str | None, str | None]:
-    """The ``(scimType, detail)`` of an error answer, read leniently; a non-SCIM body gives a snippet."""
+def _scim_error_detail(response: httpx.Response, token: Secret) -> tuple[str | None, str | None]:
+    """The ``(scimType, detail)`` of an error answer, read leniently; a non-SCIM body gives a snippet.
+
+    Credentials are masked before anything is cut short, so that no prefix of the token survives.
+    """
     try:
-        payload = response.json()
-    except ValueError:
-        return None, _short(response.text) or None
+        payload = decode_json(response.content)
+    except JsonError:
+        return None, _short(redact(response.text, [token.reveal()])) or None
     if not isinstance(payload, dict):
-        return None, _short(str(payload))
+        return None, _short(redact(str(payload), [token.reveal()]))
     fields = {key: payload[key] for key in ("status", "scimType", "detail") if key in payload}
     try:
         error = Error.model_validate(fields)
     except pydantic.ValidationError:
-        return None, _short(str(payload.get("detail") or payload))
-    return error.scim_type, error.detail
+        return None, _short(redact(str(payload.get("detail") or payload), [token.reveal()]))
+    return error.scim_type, redact(error.detail, [token.reveal()]) if error.detail else error.detail
 
 
 def _failure_for(method: str, path: str, response: httpx.Response, token: Secret) -> TargetError:
     """The error a non-2xx answer stands for.
 
     The detail is the server's; should a debugging proxy echo the request
-    headers in it, the token is masked all the same.
+    headers in it, the token is masked all the same (as ``********``).
     """
     status = response.status_code
-    scim_type, detail = _scim_error_detail(response)
-    if detail:
-        detail = detail.replace(token.reveal(), str(token))
+    scim_type, detail = _scim_error_detail(response, token)
     message = f"SCIM {method} {path} answered {_reason(status)}"
     if scim_type:
         message += f" ({scim_type})"
@@ -177,17 +203,9 @@ def _failure_for(method: str, path: str, response: httpx.Response, token: Secret
     return TargetError(message, status, scim_type)
 
 
-def _is_json_media_type(content_type: str | None) -> bool:
-    """application/json, application/scim+json or another ``+json``; an absent type gets the benefit of the doubt."""
-    if not content_type:
-        return True
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or media_type.endswith("+json")
-
-
 def _check_json_media_type(method: str, path: str, response: httpx.Response) -> None:
     content_type = response.headers.get("Content-Type")
-    if not _is_json_media_type(content_type):
+    if not is_json_media_type(content_type):
         raise TargetError(
             f"SCIM {method} {path} answered {response.status_code} with Content-Type {content_type!r} "
             "where SCIM JSON was expected",
@@ -200,16 +218,37 @@ def _json_object(method: str, path: str, response: httpx.Response) -> dict[str, 
     where = f"SCIM {method} {path} answered {response.status_code}"
     _check_json_media_type(method, path, response)
     try:
-        payload = response.json()
-    except ValueError as error:
-        raise TargetError(f"{where} with malformed JSON: {error}", response.status_code) from error
+        payload = decode_json(response.content)
+    except JsonError as error:
+        raise TargetError(f"{where} with {error}", response.status_code) from None
     if not isinstance(payload, dict):
         raise TargetError(f"{where} with JSON that is not an object", response.status_code)
     return payload
 
 
+def checked_base_url(base_url: str) -> str:
+    """The base URL without trailing slash; TargetError for plain http to anything but a loopback host."""
+    url = base_url.rstrip("/")
+    try:
+        parts = httpx.URL(url)
+    except httpx.InvalidURL:
+        raise TargetError(f"scim.base_url {base_url!r} is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.host:
+        raise TargetError(f"scim.base_url {base_url!r} is not an http(s) URL such as https://scim.example.com/scim")
+    if parts.scheme == "http" and not is_loopback_host(parts.host):
+        raise TargetError(
+            f"refusing plain http:// for SCIM at {url}: the bearer token would travel unencrypted; use https:// "
+            "in scim.base_url (http is allowed only for a loopback host such as a local test server)"
+        )
+    return url
+
+
 class _ScimHttp:
-    """Sends one SCIM request with auth, retries, error mapping and counting. Shared by reader and writer."""
+    """Sends one SCIM request with auth, retries, error mapping and counting. Shared by reader and writer.
+
+    TLS is verified (against ``ca_bundle`` alone when given), and each answer is
+    read up to ``max_response_bytes``: what the platform sends is not trusted.
+    """
 
     def __init__(
         self,
@@ -219,16 +258,21 @@ class _ScimHttp:
         retry: RetryPolicy,
         client: httpx.AsyncClient | None,
         transport: httpx.AsyncBaseTransport | None,
+        ca_bundle: Path | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = checked_base_url(base_url)
         self._token = token
         self._retry = retry
+        self._max_response_bytes = max_response_bytes
         self._backoff = tenacity.wait_exponential_jitter(
             multiplier=retry.backoff_multiplier_s, max=retry.max_backoff_s, jitter=retry.jitter_s
         )
         self._timeout = httpx.Timeout(timeout_s)
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=self._timeout, transport=transport)
+        self._client = client or httpx.AsyncClient(
+            timeout=self._timeout, transport=transport, verify=_verify(ca_bundle)
+        )
         self.request_counts: Counter[str] = Counter()
         self.on_throttled: Callable[[float | None], None] | None = None
         """Told of every 429 (with its Retry-After), so that a caller can send less."""
@@ -269,22 +313,31 @@ class _ScimHttp:
         body: Mapping[str, Any] | None,
         extra_headers: Mapping[str, str] | None,
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self._token.reveal()}", "Accept": ACCEPT, **(extra_headers or {})}
+        headers = {
+            "Authorization": f"Bearer {self._token.reveal()}",
+            "Accept": ACCEPT,
+            "Accept-Encoding": ACCEPT_ENCODING,  # what CappedBody inflates, within the size cap
+            **(extra_headers or {}),
+        }
         content = None
         if body is not None:
             headers["Content-Type"] = SCIM_MEDIA_TYPE
             content = json.dumps(body).encode()
         self.request_counts[method] += 1
+        request = self._client.build_request(
+            method, self.base_url + path, params=params, content=content, headers=headers, timeout=self._timeout
+        )
         try:
-            response = await self._client.request(
-                method, self.base_url + path, params=params, content=content, headers=headers, timeout=self._timeout
-            )
+            response = await self._read_capped(request)
+        except (ResponseTooLarge, UnreadableBody) as error:
+            observe_http("scim", None)
+            raise TargetError(f"SCIM {method} {path}: {error}") from None
         except httpx.TransportError as error:
             observe_http("scim", None)
             where = f"{self.base_url}{path}"
-            raise _RetryableFailure(
-                f"cannot reach SCIM at {where} ({method}): {type(error).__name__}: {error}"
-            ) from error
+            if _is_certificate_failure(error):
+                raise TargetError(_certificate_message(where, error)) from error
+            raise _RetryableFailure(_transport_failure(method, where, error, self._timeout.read)) from error
         except httpx.HTTPError as error:
             observe_http("scim", None)
             raise TargetError(f"SCIM {method} {path} failed: {type(error).__name__}: {error}") from error
@@ -295,6 +348,28 @@ class _ScimHttp:
                 self.on_throttled(getattr(failure, "retry_after_s", None))
             raise failure
         return response
+
+    async def _read_capped(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and read its answer whole, refusing (unread) any answer over the size cap.
+
+        The body is read in chunks as it is decompressed, so neither a huge body
+        nor a compression bomb can take more than the cap in memory.
+        """
+        response = await self._client.send(request, stream=True)
+        limit = self._max_response_bytes
+        try:
+            if response.is_stream_consumed:  # read whole already (vcrpy replaying or recording a cassette)
+                if len(response.content) > limit:
+                    raise ResponseTooLarge(limit, MAX_RESPONSE_SETTING)
+                return response
+            if declared_too_large(response.headers.get("Content-Length"), limit):
+                raise ResponseTooLarge(limit, MAX_RESPONSE_SETTING)
+            body = CappedBody(response.headers.get("Content-Encoding"), limit, MAX_RESPONSE_SETTING)
+            async for raw in response.aiter_raw(READ_CHUNK_BYTES):
+                body.feed(raw)
+            return _with_body(response, body.finish())
+        finally:
+            await response.aclose()
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         """The server's ``Retry-After`` when it gave one (capped), else exponential backoff with jitter."""
@@ -309,6 +384,62 @@ class _ScimHttp:
         log.warning(
             "%s; retrying in %.2f s (attempt %d of %d)", failure, wait_s, state.attempt_number, self._retry.attempts
         )
+
+
+def _verify(ca_bundle: Path | None) -> Any:
+    """httpx's ``verify``: its default (certifi's CAs) or an SSL context trusting the CA bundle alone."""
+    return ssl_context_for(ca_bundle)
+
+
+def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A complete response with ``body`` (already decoded) as its content, for the readers of answers."""
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code, headers=headers, content=body, request=response.request, extensions=response.extensions
+    )
+
+
+def _transport_failure(method: str, where: str, error: httpx.TransportError, timeout_s: float | None) -> str:
+    """What went wrong on the wire, in words: no connection, no answer in time, or an answer broken off.
+
+    httpx's own messages are often empty (``ReadTimeout:``), so the kind is
+    spelled out and the cause (``Connection reset by peer``) added.
+    """
+    if isinstance(error, httpx.TimeoutException):  # its causes say only that a deadline passed
+        kind = type(error).__name__
+        return f"SCIM {method} {where} timed out: no answer within {timeout_s:g} s (scim.timeout_s) ({kind})"
+    cause = next((str(link) for link in _exception_chain(error) if str(link)), "")
+    detail = f"{type(error).__name__}: {cause}" if cause else type(error).__name__
+    if isinstance(error, httpx.ConnectError):
+        return f"cannot reach SCIM at {where} ({method}): {detail}"
+    return f"SCIM {method} {where}: the connection broke before the answer was complete ({detail})"
+
+
+def _exception_chain(error: BaseException, depth: int = 5) -> Iterator[BaseException]:
+    """``error``, then what caused it, and so on (``depth`` links at most)."""
+    link: BaseException | None = error
+    for _ in range(depth):
+        if link is None:
+            return
+        yield link
+        link = link.__cause__ or link.__context__
+
+
+def _is_certificate_failure(error: httpx.TransportError) -> bool:
+    """A server certificate that does not verify: retrying will not change it."""
+    cause = error.__cause__ or error.__context__
+    return isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
+def _certificate_message(where: str, error: httpx.TransportError) -> str:
+    return (
+        f"SCIM at {where}: the server's TLS certificate does not verify ({error}): if the platform uses a "
+        "private CA, set scim.ca_bundle to the PEM file of that CA"
+    )
 
 
 def _validation_summary(error: pydantic.ValidationError) -> str:
@@ -367,8 +498,14 @@ class ScimReader:
         read_concurrency: int = 4,
         progress: ProgressListener = NO_PROGRESS,
         keep_attributes: frozenset[str] | None = None,
+        ca_bundle: Path | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        """``keep_attributes``: the top-level attributes worth keeping of each listed user (None: all)."""
+        """``keep_attributes``: the top-level attributes worth keeping of each listed user (None: all).
+
+        ``ca_bundle``: a PEM file of the CAs to trust instead of the default ones; ``max_response_bytes``:
+        the largest answer read (a larger one fails the request unread).
+        """
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
         if read_concurrency < 1:
@@ -377,7 +514,7 @@ class ScimReader:
         self.read_concurrency = read_concurrency
         self._progress = progress
         self._keep = keep_attributes
-        self._http = _ScimHttp(base_url, token, timeout_s, retry, client, transport)
+        self._http = _ScimHttp(base_url, token, timeout_s, retry, client, transport, ca_bundle, max_response_bytes)
         self._capabilities: ScimCapabilities | None = None
 
     async def __aenter__(self) -> Self:
@@ -463,6 +600,34 @@ class ScimReader:
         return _same_user_name(await self._list_users(), user_name)
 
     async def _list_users(self, filter_expression: str | None = None) -> list[PlatformUser]:
+        """Every user, read again from the start while ``totalResults`` changes between pages.
+
+        A user added or removed while the pages are read shifts the users after
+        it by one position: a removal can move a user from a page not read yet
+        into one already read, and the listing would miss that user (who would
+        then be planned as missing). So only a listing whose pages all agree on
+        ``totalResults`` is used; after LISTING_ATTEMPTS that do not, TargetError.
+        """
+        for attempt in range(1, LISTING_ATTEMPTS + 1):
+            try:
+                return await self._read_listing(filter_expression)
+            except _TotalChanged as change:
+                if attempt == LISTING_ATTEMPTS:
+                    raise TargetError(
+                        f"SCIM GET /Users: totalResults changed between pages ({change}) in {attempt} listings in "
+                        "a row: users are being added or removed on the platform while it is read, and a listing "
+                        "read across such changes can miss users, so none is used"
+                    ) from None
+                log.warning(
+                    "SCIM GET /Users: totalResults changed between pages (%s): users were added or removed on the "
+                    "platform meanwhile; reading the listing again (attempt %d of %d)",
+                    change,
+                    attempt + 1,
+                    LISTING_ATTEMPTS,
+                )
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _read_listing(self, filter_expression: str | None) -> list[PlatformUser]:
         """Every user, the first page alone and then the rest ``read_concurrency`` pages at a time.
 
         The first page tells ``totalResults`` and how many users the server
@@ -472,13 +637,14 @@ class ScimReader:
         server that pages irregularly is still read whole. A partial listing
         must never drive a plan: an empty page inside ``totalResults`` raises,
         and so does a page holding only users already listed (a server ignoring
-        startIndex). Users listed twice, as concurrent changes can shift pages,
-        are kept once.
+        startIndex). A page whose ``totalResults`` differs from the first
+        page's raises _TotalChanged.
         """
         capabilities = await self.capabilities()
         listing = _Listing(min(self.page_size, capabilities.max_results or self.page_size), filter_expression)
         first = await self._listing_page(listing, 1)
         step = listing.page_size if len(first) >= listing.page_size else max(1, len(first))
+        _check_page_count(listing.total, len(first), step)
         await self._read_pages_at(listing, range(1 + len(first), listing.total + 1, step))
         while (gap := listing.first_gap()) is not None:
             await self._read_pages_at(listing, [gap])
@@ -522,6 +688,20 @@ class ScimReader:
             raise TargetError(f"SCIM GET /Users answered an unusable User: {error}") from None
 
 
+def _check_page_count(total: int, first_page: int, step: int) -> None:
+    """Refuse, before the second request, a listing that would take more than MAX_LISTING_PAGES pages."""
+    pages = 1 + -(-max(0, total - first_page) // step)
+    if pages > MAX_LISTING_PAGES:
+        raise TargetError(
+            f"SCIM GET /Users announces totalResults={total} in pages of {step}: {pages:,} requests, more than "
+            f"the {MAX_LISTING_PAGES:,} one listing may take; check the server (or raise scim.page_size)"
+        )
+
+
+class _TotalChanged(Exception):
+    """A listing page's ``totalResults`` differs from the first page's: the listing is read again."""
+
+
 class _Listing:
     """The pages of one listing as they arrive, in any order, and what they leave uncovered."""
 
@@ -533,6 +713,15 @@ class _Listing:
         self._seen: set[str] = set()
 
     def add(self, start_index: int, total: int, users: list[PlatformUser]) -> None:
+        if total > MAX_LISTED_USERS:
+            raise TargetError(
+                f"SCIM GET /Users answered totalResults={total} at startIndex={start_index}: more than the "
+                f"{MAX_LISTED_USERS:,} users a listing may hold, so it is not read"
+            )
+        if len(self._pages) >= MAX_LISTING_PAGES:
+            raise TargetError(f"SCIM GET /Users kept paging past {MAX_LISTING_PAGES:,} pages: the listing is refused")
+        if self._pages and total != self.total:
+            raise _TotalChanged(f"{self.total} on the first page, {total} at startIndex={start_index}")
         if not users and start_index <= total:
             raise TargetError(
                 f"SCIM GET /Users answered an empty page at startIndex={start_index} although totalResults "
@@ -545,7 +734,7 @@ class _Listing:
             )
         if len(self._pages) > self.total + PAGE_LOOP_SLACK and self._pages:
             raise TargetError(f"SCIM GET /Users kept paging past {len(self._pages)} pages for {self.total} users")
-        self.total = total  # the latest word: users come and go while a listing is read
+        self.total = total
         self._pages[start_index] = users
         self._seen.update(user.scim_id for user in users)
 
@@ -622,10 +811,35 @@ class ScimWriter:
 
         A user listed ``partial`` is read whole first: a PUT replaces every
         attribute, and those the listing left out must be sent back as they are.
+        A 412 (the user changed on the platform since it was read) gets the user
+        read again and the operations replayed over that version, once: the
+        change is kept where it does not touch what the operations set. A second
+        412 raises TargetError.
         """
-        capabilities = await self._reader.capabilities()
         if user.partial:
             user = await self._reader.get_user(user.scim_id)
+        try:
+            return await self._put_over(user, operations)
+        except TargetError as error:
+            if error.status != HTTPStatus.PRECONDITION_FAILED:
+                raise
+            log.info("%s: platform user %s changed since it was read; reading it again", error, user.scim_id)
+        fresh = await self._reader.get_user(user.scim_id)
+        try:
+            return await self._put_over(fresh, operations)
+        except TargetError as error:
+            if error.status != HTTPStatus.PRECONDITION_FAILED:
+                raise
+            raise TargetError(
+                f"{error}: platform user {user.scim_id} changed on the platform again after it was read a second "
+                "time; not retried further",
+                error.status,
+                error.scim_type,
+            ) from error
+
+    async def _put_over(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None:
+        """PUT ``user`` with ``operations`` applied, with ``If-Match`` its version where the server has ETags."""
+        capabilities = await self._reader.capabilities()
         resource = apply_operations(user.resource, operations)
         path = _user_path(user)
         headers = {"If-Match": user.version} if capabilities.etag_supported and user.version else None

@@ -122,6 +122,7 @@ def test_private_key_jwt_auth_from_a_config_file(okta: Okta, scim_url: str, tmp_
     key_file.write_text(service_app.private_key_pem)
     key_file.chmod(0o600)
     (tmp_path / "scim.token").write_text(SCIM_TOKEN)
+    (tmp_path / "scim.token").chmod(0o600)
     config_file = tmp_path / "config.toml"
     config_file.write_text(
         f'[okta]\norg_url = "{okta.org_url}"\napp_id = "{okta.app_id}"\nauth = "private_key"\n'

@@ -41,6 +41,16 @@ MINIMAL = OKTA + SCIM
 WriteConfig = Callable[[str], Path]
 
 
+def write_secret(path: Path, text: str | bytes) -> Path:
+    """A secret file as it must be: private to its owner (the configuration refuses a looser mode)."""
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> WriteConfig:
     def write(text: str) -> Path:
@@ -78,7 +88,7 @@ def test_the_example_config_loads_as_shipped() -> None:
 
 def test_the_example_private_key_mode_loads_once_uncommented(tmp_path: Path) -> None:
     key_file = tmp_path / "okta-private-key.pem"
-    key_file.write_text(PRIVATE_KEY)
+    write_secret(key_file, PRIVATE_KEY)
     text = (REPO / "config.example.toml").read_text()
     text = text.replace('auth = "api_token"', 'auth = "private_key"')
     text = text.replace('token_env = "OKTA_API_TOKEN"', "")
@@ -250,7 +260,7 @@ def test_private_key_mode_needs_client_id_and_key_file_and_no_token(write_config
 
 
 def test_a_public_key_is_not_a_private_key(write_config: WriteConfig, tmp_path: Path) -> None:
-    (tmp_path / "key.pem").write_text("-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n")
+    write_secret(tmp_path / "key.pem", "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n")
     okta = OKTA.replace('"api_token"', '"private_key"').replace(
         'token_env = "OKTA_API_TOKEN"', 'client_id = "0oa9"\nprivate_key_file = "key.pem"'
     )
@@ -281,7 +291,7 @@ def test_a_token_pasted_into_token_env_is_not_echoed(write_config: WriteConfig) 
 
 def test_token_file_is_read_relative_to_the_config_and_stripped(write_config: WriteConfig, tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "scim-token").write_text(SCIM_TOKEN + "\n")
+    write_secret(tmp_path / "secrets" / "scim-token", SCIM_TOKEN + "\n")
     text = MINIMAL.replace('token_env = "SCIM_TOKEN"', 'token_file = "secrets/scim-token"')
     config = load(write_config, text, {"OKTA_API_TOKEN": OKTA_TOKEN})
     assert config.scim.token.reveal() == SCIM_TOKEN
@@ -292,8 +302,8 @@ def test_token_file_is_read_relative_to_the_config_and_stripped(write_config: Wr
     [
         (lambda path: None, "cannot read {path}: No such file or directory"),
         (lambda path: path.mkdir(), "cannot read {path}: Is a directory"),
-        (lambda path: path.write_text("\n"), "{path} is empty"),
-        (lambda path: path.write_bytes(b"\xff\xfe\x00"), "{path} is not UTF-8 text"),
+        (lambda path: write_secret(path, "\n"), "{path} is empty"),
+        (lambda path: write_secret(path, b"\xff\xfe\x00"), "{path} is not UTF-8 text"),
     ],
     ids=["missing", "unreadable", "empty", "not text"],
 )
@@ -309,7 +319,7 @@ def test_an_unusable_token_file_names_the_key_and_the_path(
 
 def test_secrets_never_appear_in_the_config_repr(write_config: WriteConfig, tmp_path: Path) -> None:
     key_file = tmp_path / "key.pem"
-    key_file.write_text(PRIVATE_KEY)
+    write_secret(key_file, PRIVATE_KEY)
     okta = OKTA.replace('"api_token"', '"private_key"').replace(
         'token_env = "OKTA_API_TOKEN"', f'client_id = "0oa9"\nprivate_key_file = "{key_file}"'
     )
@@ -323,7 +333,7 @@ def test_secrets_never_appear_in_the_config_repr(write_config: WriteConfig, tmp_
 
 
 def test_secrets_never_appear_in_error_messages(write_config: WriteConfig, tmp_path: Path) -> None:
-    (tmp_path / "scim-token").write_text(SCIM_TOKEN)
+    write_secret(tmp_path / "scim-token", SCIM_TOKEN)
     text = (
         MINIMAL.replace('token_env = "SCIM_TOKEN"', 'token_file = "scim-token"\npage_size = "x"')
         + '[policy]\nunmanaged = "nope"\n[mapping]\nuserName = ""\n'

@@ -493,6 +493,58 @@ async def test_dropped_connection_and_non_json_answers(org: Org, http: aiohttp.C
     assert [r.status for r in org.emulator.requests] == [None, None, 200]
 
 
+async def test_truncated_and_reset_answers(org: Org, http: aiohttp.ClientSession) -> None:
+    org.emulator.add_assigned_users(org.app_id, 3)
+    users_url = f"{org.url}/api/v1/apps/{org.app_id}/users"
+    async with http.get(users_url) as response:
+        whole = await response.read()
+    org.emulator.inject_fault("/api/v1/apps/*/users", kind=FaultKind.TRUNCATED)
+
+    async with http.get(users_url) as response:
+        assert (response.status, response.content_type) == (200, "application/json")
+        cut = await response.read()
+    assert cut == whole[: len(whole) // 2] and int(response.headers["Content-Length"]) == len(cut)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cut)
+
+    org.emulator.inject_fault("/api/v1/apps/*/users", kind=FaultKind.RESET, keep_bytes=10)
+    async with http.get(users_url) as response:
+        assert response.status == 200 and int(response.headers["Content-Length"]) == len(whole)
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
+    assert [r.status for r in org.emulator.requests] == [200, 200, None]
+
+
+async def test_a_delay_beyond_the_client_timeout_is_a_read_timeout(org: Org, http: aiohttp.ClientSession) -> None:
+    rule = org.emulator.inject_fault("/api/v1/apps/*/users", kind=FaultKind.DELAY, delay_s=0.5)
+    users_url = f"{org.url}/api/v1/apps/{org.app_id}/users"
+
+    with pytest.raises(TimeoutError):
+        async with http.get(users_url, timeout=aiohttp.ClientTimeout(total=0.1)):
+            pass
+    async with http.get(users_url, timeout=aiohttp.ClientTimeout(total=5)) as response:
+        assert response.status == 200  # the rule fired once
+    assert (rule.seen, rule.fired) == (2, 1)
+
+
+async def test_a_token_revoked_between_pages(org: Org, http: aiohttp.ClientSession) -> None:
+    """A CALL fault runs its action after answering: here the first page is served, the second refused."""
+    org.emulator.add_assigned_users(org.app_id, 3)
+    org.emulator.inject_fault(
+        "/api/v1/apps/*/users", kind=FaultKind.CALL, action=lambda: org.emulator.revoke_api_token(API_TOKEN)
+    )
+    users_url = f"{org.url}/api/v1/apps/{org.app_id}/users"
+
+    async with http.get(users_url, params={"limit": "2"}) as first:
+        assert first.status == 200 and len(await first.json()) == 2
+        next_url = next(link for link in page_links(first) if 'rel="next"' in link)[1:].partition(">")[0]
+    async with http.get(next_url) as second:
+        assert second.status == 401
+        assert (await second.json())["errorCode"] == "E0000011"
+    with pytest.raises(ValueError, match="needs an action"):
+        org.emulator.inject_fault("/api/v1/apps/*/users", kind=FaultKind.CALL)
+
+
 async def test_latency_delays_answers(org: Org, http: aiohttp.ClientSession) -> None:
     org.emulator.set_latency(150)
     started = time.perf_counter()

@@ -56,6 +56,12 @@ class Org:
         return OktaSource(**settings)
 
 
+@pytest.fixture(autouse=True)
+def fast_page_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Transient failures are retried as in production, without its half-second backoff."""
+    monkeypatch.setattr("reconciler.okta_source.TRANSIENT_BACKOFF_S", 0.01)
+
+
 @pytest.fixture
 async def org() -> AsyncIterator[Org]:
     emulator = OktaEmulator(seed=11, api_tokens=[API_TOKEN])
@@ -197,7 +203,7 @@ async def test_unknown_app_is_a_source_error(org: Org) -> None:
 
 async def test_failure_on_page_3_fails_the_whole_listing(org: Org) -> None:
     org.emulator.add_assigned_users(org.app_id, 1100)
-    org.emulator.inject_fault(LISTING, status=500, nth=3)
+    org.emulator.inject_fault(LISTING, status=500, nth=3, times=None)
     source = org.source()
     result: list[OktaAssignment] | None = None
 
@@ -205,12 +211,39 @@ async def test_failure_on_page_3_fails_the_whole_listing(org: Org) -> None:
         result = await list_all(source)
 
     assert result is None
-    assert [r.status for r in org.emulator.requests] == [200, 200, 500]
+    assert [r.status for r in org.emulator.requests] == [200, 200, 500, 500, 500]  # page 3 tried 3 times
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 503},
+        {"kind": FaultKind.DELAY, "delay_s": 0.5},
+        {"kind": FaultKind.RESET},
+        {"kind": FaultKind.DROP, "times": 2},
+    ],
+    ids=["503", "read-timeout", "reset-mid-body", "dropped"],
+)
+async def test_a_transient_failure_on_a_page_is_retried(org: Org, fault: dict[str, Any]) -> None:
+    org.emulator.add_assigned_users(org.app_id, 3)
+    rule = org.emulator.inject_fault(LISTING, nth=2, **{"times": 1, **fault})
+
+    assert len(await list_all(org.source(page_size=2, timeout_s=0.2))) == 3
+    assert rule.times is not None and rule.fired == rule.times
+    assert rule.seen == 2 + rule.times  # page 1, then page 2 until it came through
+
+
+async def test_a_transient_failure_that_persists_fails_after_bounded_attempts(org: Org) -> None:
+    org.emulator.inject_fault(LISTING, status=502, times=None)
+
+    with pytest.raises(SourceError, match=r"HTTP 502 .*\(gave up after 3 attempts\)"):
+        await list_all(org.source())
+    assert org.emulator.request_count(LISTING) == 3
 
 
 async def test_503_without_date_or_rate_limit_headers(org: Org) -> None:
     org.emulator.add_assigned_users(org.app_id, 2)
-    org.emulator.inject_fault(LISTING, status=503, rate_limit_headers=False)
+    org.emulator.inject_fault(LISTING, status=503, rate_limit_headers=False, times=None)
 
     with pytest.raises(SourceError, match=r"page 1 of app \w+: HTTP 503 E0000009: Service Unavailable"):
         await list_all(org.source())
@@ -267,9 +300,10 @@ async def test_a_429_that_persists_is_a_source_error() -> None:
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
-        ({"kind": FaultKind.DROP, "times": 2}, r"closed the connection without answering \(page 1"),
+        ({"kind": FaultKind.DROP, "times": None}, r"closed the connection without answering \(page 1"),
         ({"kind": FaultKind.NON_JSON, "status": 200}, r"page 1 of app \w+: the answer is not JSON"),
-        ({"kind": FaultKind.NON_JSON, "status": 502}, r"page 1 of app \w+: HTTP 502: <html>"),
+        ({"kind": FaultKind.NON_JSON, "status": 502, "times": None}, r"page 1 of app \w+: HTTP 502: <html>"),
+        ({"kind": FaultKind.TRUNCATED}, r"page 1 of app \w+: the answer is not JSON"),
     ],
 )
 async def test_broken_answers_are_source_errors(org: Org, fault: dict[str, Any], expected: str) -> None:

@@ -221,6 +221,26 @@ async def test_a_listing_that_cannot_be_read_whole_is_an_error(replies: list[Rep
                 await reader.list_users()
 
 
+async def test_a_listing_whose_total_changes_between_pages_is_read_again() -> None:
+    """User 3 removed between pages 1 and 2 would carry user 4 out of sight: the listing is read again."""
+    async with FaultServer(users=[scim_user(i) for i in range(1, 5)]) as server:
+        server.script("GET", "/Users", _page(4, scim_user(1), scim_user(2)), _page(3, scim_user(4)))
+        async with reader_for(server.base_url, page_size=2) as reader:
+            listed = await reader.list_users()
+        start_indexes = [int(r.query["startIndex"]) for r in server.seen("GET", "/Users")]
+    assert [u.scim_id for u in listed] == ["id-1", "id-2", "id-3", "id-4"]
+    assert start_indexes == [1, 3, 1, 3]
+
+
+async def test_a_total_that_keeps_changing_is_an_error() -> None:
+    async with FaultServer(users=[scim_user(i) for i in range(1, 5)]) as server:
+        server.script("GET", "/Users", *[_page(4, scim_user(1), scim_user(2)), _page(5, scim_user(3))] * 3)
+        async with reader_for(server.base_url, page_size=2) as reader:
+            with pytest.raises(TargetError, match=r"totalResults changed between pages \(4 on the first page, 5 at"):
+                await reader.list_users()
+        assert len(server.seen("GET", "/Users")) == 6  # three listings, each given up at its second page
+
+
 async def test_a_reader_issues_only_gets(scim_server: RunningScimServer) -> None:
     async with reader_for(scim_server.base_url) as reader:
         await reader.discover()
@@ -369,16 +389,32 @@ async def test_a_listing_keeps_only_what_is_compared_and_a_put_reads_the_user_wh
     assert stored[ENTERPRISE_URN] == {"department": "Platform-owned"}
 
 
-async def test_a_put_over_a_stale_version_is_refused(put_only_server: RunningScimServer) -> None:
+async def test_a_put_over_a_stale_version_reads_the_user_again_and_keeps_the_other_change(
+    put_only_server: RunningScimServer,
+) -> None:
     stale = await create(put_only_server.base_url, new_user("stale@example.com", title="first"))
     async with reader_for(put_only_server.base_url) as reader:
         writer = ScimWriter(reader)
         await writer.patch_user(stale, [{"op": "replace", "path": "title", "value": "second"}])
-        with pytest.raises(TargetError) as raised:
-            await writer.patch_user(stale, DEACTIVATE)
-        assert reader.request_counts["PUT"] == 2
+        await writer.patch_user(stale, DEACTIVATE)  # 412 over the stale version, then again over the new one
+        assert reader.request_counts["PUT"] == 3 and reader.request_counts["GET"] == 2  # discovery, the re-read
+    stored = (await read_back(put_only_server.base_url, "stale@example.com")).resource
+    assert stored["title"] == "second" and stored["active"] is False
+
+
+async def test_a_put_refused_412_twice_fails_clearly() -> None:
+    config = {"patch": {"supported": False}, "etag": {"supported": True}}
+    user = scim_user(1, meta={"version": 'W/"1"'})
+    async with FaultServer(service_provider_config=config) as server:
+        stale = scim_error(412, "Resource has changed on the server")
+        server.script("PUT", "/Users/id-1", stale, stale)
+        server.script("GET", "/Users/id-1", Reply(200, scim_user(1, meta={"version": 'W/"2"'})))
+        async with reader_for(server.base_url) as reader:
+            with pytest.raises(TargetError, match="changed on the platform again") as raised:
+                await ScimWriter(reader).patch_user(_platform(user), DEACTIVATE)
+        if_match = [r.headers.get("If-Match") for r in server.seen("PUT", "/Users/id-1")]
     assert raised.value.status == 412
-    assert (await read_back(put_only_server.base_url, "stale@example.com")).resource["title"] == "second"
+    assert if_match == [None, 'W/"2"']  # the listed user carried no version; the re-read one does
 
 
 async def test_patching_a_missing_user_is_not_found(scim_server: RunningScimServer) -> None:
