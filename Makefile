@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench install postgres-binaries cassettes clean
+.PHONY: demo test test-slow chaos bench install postgres-binaries cassettes clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP) postgres-binaries
 ## Long-running tests, not part of `make test`.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+## Crash safety, the long version: applies SIGKILLed at 300 random points per store backend
+## (tests/test_crash_safety.py; CHAOS_KILLS=N for another count, CRASH_SEED=N for another seed). About 11 minutes.
+chaos: $(STAMP) postgres-binaries
+	$(BIN)/python -m pytest -m chaos -s $(PYTEST_ARGS)
 
 ## Requests, wall time, CPU and memory at N = 10,000 and 100,000 (benchmarks/bench.py); not part of `make test`.
 ## `make bench N=10000` runs one size only. About 10 minutes in all.

@@ -149,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, config: Config, store: Store, log_level: str, json_output: bool) -> int:
+    if args.command in ("history", "show"):
+        store.settle_abandoned_runs(fingerprint(config))  # a killed run shows as interrupted, not running
     if args.command == "history":
         return _history(store, config, args.limit, json_output)
     if args.command == "show":

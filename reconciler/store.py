@@ -4,8 +4,10 @@ A run row is written when the run starts and completed when it ends. Each
 action is recorded as an *intent* (pending) and committed before its request
 is sent, then completed with its *outcome*; each write is its own short
 transaction, so a crash loses at most the outcome of the requests in flight.
-Those stay pending and the next start marks them interrupted: the next plan,
-computed from live state, redoes whatever they did not do.
+Those stay pending, with their run 'running', until the next run of the target
+starts, or ``history`` or ``show`` looks while no run of it is alive; either marks
+them interrupted (:meth:`Store.settle_abandoned_runs`). The next plan, computed
+from live state, redoes whatever they did not do.
 
 SQLite by default (WAL mode, so readers such as ``reconcile history`` do not
 block a running apply), or PostgreSQL (``postgresql+psycopg://``; a plain
@@ -390,6 +392,30 @@ class Store:
                 _interrupt(session, run)
             session.commit()
             return [run.id for run in runs if run.id is not None]
+
+    def settle_abandoned_runs(self, fingerprint: str) -> list[int]:
+        """Mark this target's runs left 'running' by a dead process interrupted, unless a run is in progress now.
+
+        A process killed outright (SIGKILL, OOM killer, power loss) has no chance
+        to record its run's end: its row stays 'running' and its in-flight
+        actions 'pending'. Every run marks such leftovers when it starts, under
+        the target's run lock (:meth:`mark_interrupted`); this does the same for
+        the commands that only look (``history``, ``show``), so that a dead run is
+        reported as interrupted at once rather than as still running until the
+        next run. The lock is tried without waiting: held, it proves that no
+        process runs this target, so whatever is still 'running' was abandoned;
+        busy, a run is alive and nothing is touched. Like a stale state that
+        Terraform detects and reports, it is best effort: a store this process may
+        not write to (a read-only copy, a lock file it cannot create) is left as
+        it is. Returns the ids of the runs marked.
+        """
+        from reconciler.locks import LockBusy
+
+        try:
+            with self.run_lock(fingerprint):
+                return self.mark_interrupted(fingerprint=fingerprint)
+        except (LockBusy, StoreError, SQLAlchemyError):
+            return []
 
     def recent_runs(self, limit: int = 20) -> list[Run]:
         """The latest runs first."""
