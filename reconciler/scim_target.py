@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import logging
 import ssl
@@ -388,7 +389,19 @@ class _ScimHttp:
 
 def _verify(ca_bundle: Path | None) -> Any:
     """httpx's ``verify``: its default (certifi's CAs) or an SSL context trusting the CA bundle alone."""
-    return ssl_context_for(ca_bundle)
+    context = ssl_context_for(ca_bundle)
+    return _default_tls_context() if context is True else context
+
+
+@functools.cache
+def _default_tls_context() -> ssl.SSLContext:
+    """httpx's default verifying context, built once per process.
+
+    Building it loads certifi's whole CA bundle, about 0.1 s, which every run's
+    client (each tick of ``serve``) would otherwise pay again. The context is
+    only read once built, so clients can share it.
+    """
+    return httpx.create_ssl_context()
 
 
 def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
