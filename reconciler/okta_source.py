@@ -53,6 +53,7 @@ from typing import Any, Literal, Self
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import aiohttp
+import tenacity
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from jwt.algorithms import RSAAlgorithm
@@ -267,16 +268,17 @@ class OktaSource:
         or an unknown host is not retried: it is a wrong ``okta.org_url`` far
         more often than a blip, and the next run tries again anyway.
         """
-        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
-            try:
-                return await self._fetch_page_once(page, cursor)
-            except _TransientSourceError as failure:
-                if attempt == TRANSIENT_ATTEMPTS:
-                    raise SourceError(f"{failure} (gave up after {attempt} attempts)") from None
-                wait_s = TRANSIENT_BACKOFF_S * 2 ** (attempt - 1)
-                log.warning("%s; retrying in %.2f s (attempt %d of %d)", failure, wait_s, attempt, TRANSIENT_ATTEMPTS)
-                await asyncio.sleep(wait_s)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(TRANSIENT_ATTEMPTS),
+            wait=tenacity.wait_exponential_jitter(multiplier=TRANSIENT_BACKOFF_S, jitter=TRANSIENT_BACKOFF_S / 2),
+            retry=tenacity.retry_if_exception_type(_TransientSourceError),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            return await retrying(self._fetch_page_once, page, cursor)
+        except _TransientSourceError as failure:
+            raise SourceError(f"{failure} (gave up after {TRANSIENT_ATTEMPTS} attempts)") from None
 
     async def _fetch_page_once(self, page: int, cursor: str | None) -> tuple[bytes | str, Mapping[str, Any]]:
         """One page's raw body and headers, waiting out the rate limit; SourceError on any failure."""
@@ -476,6 +478,12 @@ def _capped_response_class(limit_bytes: int) -> type[aiohttp.ClientResponse]:
 
 class _TransientSourceError(SourceError):
     """A page request that failed in a way that may pass; :meth:`OktaSource._fetch_page` retries it."""
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    failure = state.outcome.exception() if state.outcome else None
+    wait_s = state.next_action.sleep if state.next_action else 0.0
+    log.warning("%s; retrying in %.2f s (attempt %d of %d)", failure, wait_s, state.attempt_number, TRANSIENT_ATTEMPTS)
 
 
 def _is_transient_status(status: int) -> bool:
