@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="the store's schema: upgrade it, or show its status")
     _add_common(db, argparse.SUPPRESS)
     db.add_argument("db_action", choices=("upgrade", "status"), metavar="upgrade|status")
+    check = commands.add_parser(
+        "check", help="test the Okta and SCIM connections and show what the platform supports; writes nothing"
+    )
+    _add_common(check, argparse.SUPPRESS)
     serve = commands.add_parser("serve", help="reconcile on the [schedule] as a service (systemd Type=notify)")
     _add_common(serve, argparse.SUPPRESS)
     return parser
@@ -139,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_output = args.output == "json"
     if args.command == "db":
         return _db(config, args.db_action)
+    if args.command == "check":
+        return _check(config, json_output)
     try:
         store = Store(config.store.url, config_path=config.source_path)
     except StoreError as error:
@@ -188,6 +194,18 @@ def _db(config: Config, action: str) -> int:
     except StoreError as error:
         print(f"reconcile: {error}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _check(config: Config, json_output: bool) -> int:
+    """``reconcile check``: both connections, without a store (there is no run to record)."""
+    from reconciler.check import check_document, render_check, run_check
+
+    report = asyncio.run(run_check(config))
+    if json_output:
+        _print_json(check_document(report))
+    else:
+        render_check(Console(), config, report)
+    return EXIT_OK if report.ok else EXIT_FAILURE
 
 
 def _secrets_of(config: Config) -> list[Secret]:

@@ -111,6 +111,22 @@ MAX_EMPTY_PAGES_IN_A_ROW = 10
 MAX_RESPONSE_SETTING = "okta.max_response_mb"
 
 
+@dataclass(frozen=True, slots=True)
+class OktaAppSummary:
+    """The app as Okta describes it (``GET /api/v1/apps/{id}``), for ``reconcile check``."""
+
+    label: str
+    name: str
+    status: str
+    """ACTIVE or INACTIVE: Okta pushes nothing for an inactive app."""
+    sign_on_mode: str
+    features: tuple[str, ...]
+    """Provisioning features turned on, e.g. PUSH_NEW_USERS, PUSH_USER_DEACTIVATION."""
+    has_assignments: bool
+    rate_limit: int | None
+    """``X-Rate-Limit-Limit`` of the app users listing: requests per minute."""
+
+
 class OktaSource:
     """The Okta side of a run: lists one app's assignments.
 
@@ -156,6 +172,7 @@ class OktaSource:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise SourceError(f"okta page size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
         self.app_id = app_id
+        self._app_url = f"{self.org_url}/api/v1/apps/{quote(app_id, safe='')}"
         self.auth = auth
         self.timeout_s = timeout_s
         self.page_size = page_size
@@ -204,6 +221,30 @@ class OktaSource:
             return await self._list_pages()
         async with self:
             return await self._list_pages()
+
+    async def describe_app(self) -> OktaAppSummary:
+        """The app's own record and its first assignment: what ``reconcile check`` shows of the Okta side.
+
+        Two requests, the very ones a run depends on (the app, and its users
+        with ``expand=user``), so that a credential lacking a scope fails here
+        as it would in a run.
+        """
+        if self._session is None:
+            async with self:
+                return await self.describe_app()
+        body, _ = await self._fetch(self._app_url, f"the record of app {self.app_id}")
+        app = _json_object_of(body)
+        query = urlencode({"limit": 1, "expand": "user"})
+        first_page, headers = await self._fetch(f"{self._app_url}/users?{query}", self._where(1))
+        return OktaAppSummary(
+            label=str(app.get("label") or ""),
+            name=str(app.get("name") or ""),
+            status=str(app.get("status") or ""),
+            sign_on_mode=str(app.get("signOnMode") or ""),
+            features=tuple(str(f) for f in app.get("features") or () if isinstance(f, str)),
+            has_assignments=bool(self._convert_page(1, first_page)),
+            rate_limit=_int_header(headers, "X-Rate-Limit-Limit"),
+        )
 
     async def _list_pages(self) -> list[OktaAssignment]:
         assignments: list[OktaAssignment] = []
@@ -262,11 +303,16 @@ class OktaSource:
     # -- one page ------------------------------------------------------------
 
     async def _fetch_page(self, page: int, cursor: str | None) -> tuple[bytes | str, Mapping[str, Any]]:
-        """One page's raw body and headers, transient failures retried with backoff; SourceError on any failure.
+        """One page of the app's users, raw body and headers (see :meth:`_fetch`)."""
+        query = {"limit": self.page_size, "expand": "user", **({"after": cursor} if cursor else {})}
+        return await self._fetch(f"{self._app_url}/users?{urlencode(query)}", self._where(page))
 
-        A page is a GET, so sending it again is harmless. A refused connection
-        or an unknown host is not retried: it is a wrong ``okta.org_url`` far
-        more often than a blip, and the next run tries again anyway.
+    async def _fetch(self, url: str, where: str) -> tuple[bytes | str, Mapping[str, Any]]:
+        """One GET's raw body and headers, transient failures retried with backoff; SourceError on any failure.
+
+        A GET can be sent again harmlessly. A refused connection or an unknown
+        host is not retried: it is a wrong ``okta.org_url`` far more often than
+        a blip, and the next run tries again anyway.
         """
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(TRANSIENT_ATTEMPTS),
@@ -276,55 +322,53 @@ class OktaSource:
             reraise=True,
         )
         try:
-            return await retrying(self._fetch_page_once, page, cursor)
+            return await retrying(self._fetch_once, url, where)
         except _TransientSourceError as failure:
             raise SourceError(f"{failure} (gave up after {TRANSIENT_ATTEMPTS} attempts)") from None
 
-    async def _fetch_page_once(self, page: int, cursor: str | None) -> tuple[bytes | str, Mapping[str, Any]]:
-        """One page's raw body and headers, waiting out the rate limit; SourceError on any failure."""
+    async def _fetch_once(self, url: str, where: str) -> tuple[bytes | str, Mapping[str, Any]]:
+        """One GET's raw body and headers, waiting out the rate limit; SourceError on any failure."""
         for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
             await self._budget.acquire()
-            status, headers, body = await self._send_page_request(page, cursor)
+            status, headers, body = await self._send_get(url, where)
             self._budget.observe(headers)
             if status != HTTPStatus.TOO_MANY_REQUESTS or attempt == RATE_LIMIT_ATTEMPTS:
                 break
             self.rate_limited += 1
             retry_after = parse_retry_after(header_value(headers, "Retry-After"))
             waited = await self._budget.after_429(headers, retry_after)
-            log.warning("Okta answered 429 on %s; waited %.1f s for its rate limit to reset", self._where(page), waited)
+            log.warning("Okta answered 429 on %s; waited %.1f s for its rate limit to reset", where, waited)
         if not 200 <= status < 300:
             masked = self._masked(body)  # before any cut: no prefix of a credential Okta echoed may survive
-            message = self._okta_failure(okta_api_error(self.org_url, status, headers, masked), page)
+            message = self._okta_failure(okta_api_error(self.org_url, status, headers, masked), where)
             raise self._transient(message) if _is_transient_status(status) else self._error(message)
         content_type = header_value(headers, "Content-Type")
         if not is_json_media_type(content_type):
             raise self._error(
-                f"Okta listing failed on {self._where(page)}: the answer is not JSON (HTTP {status}, Content-Type "
+                f"Okta listing failed on {where}: the answer is not JSON (HTTP {status}, Content-Type "
                 f"{content_type!r}): is okta.org_url the Okta org, not a sign-in page or a proxy?"
             )
         return body, headers
 
-    async def _send_page_request(self, page: int, cursor: str | None) -> tuple[int, Mapping[str, Any], str]:
+    async def _send_get(self, url: str, where: str) -> tuple[int, Mapping[str, Any], str]:
         """Send through the SDK's request executor (its auth, OAuth tokens, session) without its model parsing."""
-        query = {"limit": self.page_size, "expand": "user", **({"after": cursor} if cursor else {})}
-        url = f"{self.org_url}/api/v1/apps/{quote(self.app_id, safe='')}/users?{urlencode(query)}"
         executor = self._executor
         try:
             request, error = await executor.create_request("GET", url, None, {"Accept": "application/json"})
             if error is not None:
-                raise self._error(self._okta_failure(error, page))
+                raise self._error(self._okta_failure(error, where))
             _, response, body, error = await executor.fire_request_helper(request, 0, time.time())
         except SourceError:
             raise
         except ResponseTooLarge as exc:
-            raise self._error(f"Okta's answer to {self._where(page)}: {exc}") from None
+            raise self._error(f"Okta's answer to {where}: {exc}") from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            message = self._transport_failure(exc, page)
+            message = self._transport_failure(exc, where)
             raise (self._transient(message) if _is_transient_transport_error(exc) else self._error(message)) from exc
         except Exception as exc:  # the SDK fails in its own code on some answers
-            raise self._error(self._sdk_failure(exc, page)) from exc
+            raise self._error(self._sdk_failure(exc, where)) from exc
         if response is None or error is not None:
-            raise self._error(self._sdk_failure(error or RuntimeError("no answer"), page))
+            raise self._error(self._sdk_failure(error or RuntimeError("no answer"), where))
         return response.status, response.headers, body or ""
 
     def _convert_page(self, page: int, body: bytes | str) -> list[OktaAssignment]:
@@ -338,29 +382,29 @@ class OktaSource:
     def _where(self, page: int) -> str:
         return f"page {page} of app {self.app_id}"
 
-    def _transport_failure(self, exc: BaseException, page: int) -> str:
+    def _transport_failure(self, exc: BaseException, where: str) -> str:
         if isinstance(exc, TimeoutError):
-            return f"Okta at {self.org_url} did not answer within {self.timeout_s:g} s ({self._where(page)})"
+            return f"Okta at {self.org_url} did not answer within {self.timeout_s:g} s ({where})"
         if isinstance(exc, aiohttp.ClientConnectorCertificateError):
             return (
                 f"Okta at {self.org_url}: its TLS certificate does not verify ({exc.certificate_error}) "
-                f"({self._where(page)}): if a private CA or a TLS-inspecting proxy signed it, set okta.ca_bundle "
+                f"({where}): if a private CA or a TLS-inspecting proxy signed it, set okta.ca_bundle "
                 "to the PEM file of that CA"
             )
         if isinstance(exc, aiohttp.ClientConnectorError):
             refused = isinstance(exc.os_error, ConnectionRefusedError) or exc.os_error.errno == errno.ECONNREFUSED
             reason = "connection refused" if refused else (exc.os_error.strerror or str(exc.os_error))
-            return f"cannot reach Okta at {self.org_url}: {reason} ({self._where(page)})"
+            return f"cannot reach Okta at {self.org_url}: {reason} ({where})"
         if isinstance(exc, aiohttp.ServerDisconnectedError):
-            return f"Okta at {self.org_url} closed the connection without answering ({self._where(page)})"
+            return f"Okta at {self.org_url} closed the connection without answering ({where})"
         if isinstance(exc, aiohttp.ClientPayloadError):
-            return f"Okta at {self.org_url} broke off its answer part-way: {_exception_text(exc)} ({self._where(page)})"
-        return f"cannot talk to Okta at {self.org_url}: {_exception_text(exc)} ({self._where(page)})"
+            return f"Okta at {self.org_url} broke off its answer part-way: {_exception_text(exc)} ({where})"
+        return f"cannot talk to Okta at {self.org_url}: {_exception_text(exc)} ({where})"
 
-    def _sdk_failure(self, exc: Exception, page: int) -> str:
-        return f"Okta listing failed on {self._where(page)}: the okta SDK failed: {_exception_text(exc)}"
+    def _sdk_failure(self, exc: Exception, where: str) -> str:
+        return f"Okta listing failed on {where}: the okta SDK failed: {_exception_text(exc)}"
 
-    def _okta_failure(self, error: Exception, page: int) -> str:
+    def _okta_failure(self, error: Exception, where: str) -> str:
         status = getattr(error, "status", None)
         code = getattr(error, "error_code", None)
         detail = _okta_error_detail(error)
@@ -385,7 +429,7 @@ class OktaSource:
             )
         if status == 404:
             return f"Okta has no app {self.app_id} ({detail}): check okta.app_id"
-        return f"Okta listing failed on {self._where(page)}: {detail}"
+        return f"Okta listing failed on {where}: {detail}"
 
     def _error(self, message: str) -> SourceError:
         """A SourceError whose message cannot carry a credential, even if Okta echoed one."""
@@ -604,6 +648,21 @@ def checked_org_url(org_url: str) -> tuple[str, bool]:
             "use https:// (http is allowed only for a loopback host such as a local emulator)"
         )
     return url, parts.scheme == "http"
+
+
+def _json_object_of(body: bytes | str) -> Mapping[str, Any]:
+    try:
+        value = json.loads(body)
+    except ValueError as error:
+        raise SourceError(f"Okta answered JSON it cannot parse: {error}") from None
+    if not isinstance(value, dict):
+        raise SourceError(f"Okta answered a JSON {type(value).__name__} where an object was expected")
+    return value
+
+
+def _int_header(headers: Mapping[str, Any], name: str) -> int | None:
+    value = header_value(headers, name)
+    return int(value) if value is not None and value.strip().isdigit() else None
 
 
 def _links_with_rel(headers: Mapping[str, Any], rel: str) -> Iterator[str]:

@@ -25,8 +25,9 @@ import functools
 import json
 import logging
 import ssl
+import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -37,7 +38,7 @@ from urllib.parse import quote
 import httpx
 import pydantic
 import tenacity
-from scim2_models import Error, ServiceProviderConfig
+from scim2_models import Error
 
 from reconciler.errors import TargetConflict, TargetError, TargetNotFound
 from reconciler.logs import redact
@@ -46,6 +47,14 @@ from reconciler.metrics import observe_http
 from reconciler.pacing import parse_retry_after
 from reconciler.progress import NO_PROGRESS, ProgressListener
 from reconciler.records import PlatformUser
+from reconciler.scim_discovery import (
+    DEFAULT_CAPABILITIES,
+    ScimCapabilities,
+    UserSchema,
+    capabilities_from,
+    schema_attributes,
+    user_extensions,
+)
 from reconciler.scim_page import PageError, page_decoder, to_platform_user
 from reconciler.secret import Secret
 from reconciler.transport import (
@@ -104,28 +113,6 @@ class RetryPolicy:
     """A random 0..jitter_s added to each backoff, so that workers do not retry in step."""
     retry_after_cap_s: float = 60.0
     """The longest ``Retry-After`` honoured; a longer one is cut to this."""
-
-
-@dataclass(frozen=True, slots=True)
-class ScimCapabilities:
-    """What the server announces in ``GET /ServiceProviderConfig`` (RFC 7643 §5)."""
-
-    patch_supported: bool = True
-    filter_supported: bool = False
-    max_results: int | None = None
-    """``filter.maxResults``: the most resources the server returns in one page."""
-    etag_supported: bool = False
-
-
-DEFAULT_CAPABILITIES: Final = ScimCapabilities()
-"""Assumed when a server has no usable ServiceProviderConfig.
-
-PATCH is assumed supported: Okta itself (de)activates users with PATCH, so any
-platform that takes Okta's pushes accepts it, and a PATCH changes only what it
-names where a PUT rewrites the whole user from a possibly stale read. Filtering
-is assumed unsupported, so a lookup by userName scans the listing, which is
-right on every server. No page cap is assumed (the page size applies, and short
-pages are read correctly anyway), nor ETags (no ``If-Match`` is sent)."""
 
 
 class _RetryableFailure(TargetError):
@@ -469,23 +456,6 @@ def _user_from_answer(method: str, path: str, payload: Mapping[str, Any]) -> Pla
         raise TargetError(f"SCIM {method} {path} answered an unusable User: {error}") from error
 
 
-def _capabilities_from(payload: Mapping[str, Any]) -> ScimCapabilities:
-    """Read only the flags used here, so vendor additions elsewhere do not fail validation."""
-    subset = {
-        name: {key: part[key] for key in ("supported", "maxResults") if key in part}
-        for name in ("patch", "filter", "etag")
-        if isinstance(part := payload.get(name), Mapping)
-    }
-    config = ServiceProviderConfig.model_validate(subset)
-    max_results = config.filter.max_results if config.filter else None
-    return ScimCapabilities(
-        patch_supported=config.patch.supported is not False if config.patch else DEFAULT_CAPABILITIES.patch_supported,
-        filter_supported=bool(config.filter and config.filter.supported),
-        max_results=max_results if max_results and max_results > 0 else None,
-        etag_supported=bool(config.etag and config.etag.supported),
-    )
-
-
 def filter_string(value: str) -> str:
     """``value`` as a quoted SCIM filter string (RFC 7644 §3.4.2.2 uses JSON string syntax)."""
     return json.dumps(value, ensure_ascii=False)
@@ -562,7 +532,7 @@ class ScimReader:
         """
         try:
             payload = await self._get("/ServiceProviderConfig")
-            capabilities = _capabilities_from(payload)
+            capabilities = capabilities_from(payload)
         except TargetError as error:
             if error.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN) or error.status is None:
                 raise
@@ -575,6 +545,52 @@ class ScimReader:
             capabilities = DEFAULT_CAPABILITIES
         self._capabilities = capabilities
         return capabilities
+
+    async def discover_user_schema(self) -> UserSchema:
+        """Read ``/ResourceTypes`` and ``/Schemas`` (for ``reconcile check``; a run does not need them).
+
+        Either one missing or unreadable leaves its part unknown (None); a
+        refused token or an unreachable server raises, as in :meth:`discover`.
+        """
+        resource_types, schemas = await asyncio.gather(
+            self._optional_document("/ResourceTypes"), self._optional_document("/Schemas")
+        )
+        return UserSchema(
+            extensions=None if resource_types is None else user_extensions(resource_types),
+            attributes=None if schemas is None else schema_attributes(schemas) or None,
+        )
+
+    async def count_users(self) -> int:
+        """``totalResults`` of the user listing, from a one-user page."""
+        total, _ = await self._read_page({"startIndex": 1, "count": 1})
+        return total
+
+    async def filter_works(self) -> bool:
+        """Whether a ``userName eq`` filter is answered (a nobody's name, so nothing is listed).
+
+        False when the server refuses it (400/501): lookups then scan the listing.
+        """
+        params = {"filter": f"userName eq {filter_string(f'okta-reconciler-check-{uuid.uuid4().hex}')}", "count": 1}
+        try:
+            await self._read_page(params)
+        except TargetError as error:
+            if error.status in (HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_IMPLEMENTED):
+                return False
+            raise
+        return True
+
+    async def _optional_document(self, path: str) -> Any:
+        """A discovery document's JSON (object or array), or None when the server has no usable one."""
+        try:
+            response = await self._http.send("GET", path)
+            return decode_json(response.content)
+        except TargetError as error:
+            if error.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN) or error.status is None:
+                raise
+            log.info("no %s (%s)", path, error)
+        except JsonError as error:
+            log.info("unreadable %s (%s)", path, error)
+        return None
 
     async def capabilities(self) -> ScimCapabilities:
         """The discovered capabilities, discovering them on first use."""
@@ -807,39 +823,38 @@ class ScimWriter:
     async def patch_user(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None:
         """Apply PATCH operations; where the server does not support PATCH, PUT the patched resource.
 
-        Returns the updated user when the server answers with it (200), None when
-        it answers 204 No Content (or 200 with no body). A 404 raises TargetNotFound.
+        Where the server has ETags, the write carries ``If-Match`` the version
+        read, so a concurrent edit on the platform is not overwritten blindly
+        (see :meth:`_over_current_version`). Returns the updated user when the
+        server answers with it (200), None when it answers 204 No Content (or
+        200 with no body). A 404 raises TargetNotFound.
         """
         _check_operations(operations)
-        path = _user_path(user)
         capabilities = await self._reader.capabilities()
         if capabilities.patch_supported:
-            body = {"schemas": [PATCH_OP_URN], "Operations": [dict(op) for op in operations]}
-            response = await self._http.send("PATCH", path, body=body)
-            return self._user_or_none("PATCH", path, response)
-        return await self._put(user, operations)
-
-    async def _put(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None:
-        """PUT the whole resource; with ETags, only over the version read, so a concurrent edit is not lost.
-
-        A user listed ``partial`` is read whole first: a PUT replaces every
-        attribute, and those the listing left out must be sent back as they are.
-        A 412 (the user changed on the platform since it was read) gets the user
-        read again and the operations replayed over that version, once: the
-        change is kept where it does not touch what the operations set. A second
-        412 raises TargetError.
-        """
-        if user.partial:
+            return await self._over_current_version(user, functools.partial(self._patch_over, operations=operations))
+        if user.partial:  # a PUT replaces every attribute: those the listing left out must be sent back as they are
             user = await self._reader.get_user(user.scim_id)
+        return await self._over_current_version(user, functools.partial(self._put_over, operations=operations))
+
+    async def _over_current_version(
+        self, user: PlatformUser, write: Callable[[PlatformUser], Awaitable[PlatformUser | None]]
+    ) -> PlatformUser | None:
+        """``write(user)``; on 412 (the user changed since it was read) read it again and write once more.
+
+        The operations set only attributes Okta owns, so they are still right
+        over the newer version: the platform's change is kept where it does not
+        touch them. A second 412 raises TargetError.
+        """
         try:
-            return await self._put_over(user, operations)
+            return await write(user)
         except TargetError as error:
             if error.status != HTTPStatus.PRECONDITION_FAILED:
                 raise
             log.info("%s: platform user %s changed since it was read; reading it again", error, user.scim_id)
         fresh = await self._reader.get_user(user.scim_id)
         try:
-            return await self._put_over(fresh, operations)
+            return await write(fresh)
         except TargetError as error:
             if error.status != HTTPStatus.PRECONDITION_FAILED:
                 raise
@@ -850,14 +865,24 @@ class ScimWriter:
                 error.scim_type,
             ) from error
 
+    async def _patch_over(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None:
+        path = _user_path(user)
+        body = {"schemas": [PATCH_OP_URN], "Operations": [dict(op) for op in operations]}
+        response = await self._http.send("PATCH", path, body=body, headers=await self._if_match(user))
+        return self._user_or_none("PATCH", path, response)
+
     async def _put_over(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None:
-        """PUT ``user`` with ``operations`` applied, with ``If-Match`` its version where the server has ETags."""
-        capabilities = await self._reader.capabilities()
+        """PUT ``user`` with ``operations`` applied over it."""
         resource = apply_operations(user.resource, operations)
         path = _user_path(user)
-        headers = {"If-Match": user.version} if capabilities.etag_supported and user.version else None
-        response = await self._http.send("PUT", path, body=resource, headers=headers)
+        response = await self._http.send("PUT", path, body=resource, headers=await self._if_match(user))
         return self._user_or_none("PUT", path, response)
+
+    async def _if_match(self, user: PlatformUser) -> dict[str, str] | None:
+        """``If-Match`` the version read, where the server has ETags and the user carried one."""
+        if user.version and (await self._reader.capabilities()).etag_supported:
+            return {"If-Match": user.version}
+        return None
 
     @staticmethod
     def _user_or_none(method: str, path: str, response: httpx.Response) -> PlatformUser | None:

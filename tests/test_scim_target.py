@@ -554,3 +554,92 @@ async def test_a_long_retry_after_is_capped() -> None:
             started = time.monotonic()
             assert len(await reader.list_users()) == 1
     assert time.monotonic() - started < 1.5
+
+
+# --- ETags on PATCH ------------------------------------------------------------------------------
+
+
+async def test_a_patch_carries_if_match_and_a_stale_one_is_read_again_and_sent_once_more(
+    scim_server: RunningScimServer,
+) -> None:
+    stale = await create(scim_server.base_url, new_user("stale.patch@example.com", title="first"))
+    assert stale.version, "scim2-server versions its users"
+    async with reader_for(scim_server.base_url) as reader:
+        writer = ScimWriter(reader)
+        await writer.patch_user(stale, [{"op": "replace", "path": "title", "value": "second"}])
+        await writer.patch_user(stale, DEACTIVATE)  # 412 over the stale version, then again over the new one
+        assert reader.request_counts["PATCH"] == 3 and reader.request_counts["GET"] == 2  # discovery, the re-read
+    stored = (await read_back(scim_server.base_url, "stale.patch@example.com")).resource
+    assert stored["title"] == "second" and stored["active"] is False
+
+
+async def test_a_patch_refused_412_twice_fails_clearly_with_each_version_sent() -> None:
+    config = {"patch": {"supported": True}, "etag": {"supported": True}}
+    user = scim_user(1, meta={"version": 'W/"1"'})
+    async with FaultServer(service_provider_config=config) as server:
+        stale = scim_error(412, "Resource has changed on the server")
+        server.script("PATCH", "/Users/id-1", stale, stale)
+        server.script("GET", "/Users/id-1", Reply(200, scim_user(1, meta={"version": 'W/"2"'})))
+        async with reader_for(server.base_url) as reader:
+            with pytest.raises(TargetError, match="changed on the platform again") as raised:
+                await ScimWriter(reader).patch_user(to_platform_user(user), DEACTIVATE)
+        if_match = [r.headers.get("If-Match") for r in server.seen("PATCH", "/Users/id-1")]
+    assert raised.value.status == 412
+    assert if_match == ['W/"1"', 'W/"2"']
+
+
+async def test_no_if_match_is_sent_where_the_server_has_no_etags() -> None:
+    config = {"patch": {"supported": True}, "etag": {"supported": False}}
+    user = scim_user(1, meta={"version": 'W/"1"'})
+    async with FaultServer(service_provider_config=config) as server:
+        server.script("PATCH", "/Users/id-1", Reply(204))
+        async with reader_for(server.base_url) as reader:
+            assert await ScimWriter(reader).patch_user(to_platform_user(user), DEACTIVATE) is None
+        (patch,) = server.seen("PATCH", "/Users/id-1")
+    assert "If-Match" not in patch.headers
+
+
+# --- /ResourceTypes, /Schemas and the filter probe ----------------------------------------------
+
+
+async def test_the_user_schema_of_scim2_server_lists_core_and_enterprise_attributes(
+    scim_server: RunningScimServer,
+) -> None:
+    async with reader_for(scim_server.base_url) as reader:
+        schema = await reader.discover_user_schema()
+    assert schema.extensions == (ENTERPRISE_URN,)
+    assert schema.attributes is not None
+    assert {"username", "name.givenname", "emails.value", "title"} <= schema.attributes[CORE_USER.lower()]
+    assert {"department", "manager.value"} <= schema.attributes[ENTERPRISE_URN.lower()]
+
+
+async def test_a_server_without_discovery_documents_leaves_the_user_schema_unknown() -> None:
+    async with FaultServer() as server:  # 404 on both
+        server.script("GET", "/Schemas", Reply(200, "<html>nope</html>", content_type="text/html"))
+        async with reader_for(server.base_url) as reader:
+            schema = await reader.discover_user_schema()
+    assert (schema.extensions, schema.attributes) == (None, None)
+    assert "not announced" in schema.describe()
+
+
+async def test_discovery_documents_as_bare_arrays_with_vendor_fields_are_read() -> None:
+    resource_types = [
+        {"id": "User", "endpoint": "/Users", "x-vendor": 1, "schemaExtensions": [{"schema": "urn:acme:User"}]}
+    ]
+    schemas = [{"id": CORE_USER, "attributes": [{"name": "userName", "x-vendor": True}, {"name": "title"}]}]
+    async with FaultServer() as server:
+        server.script("GET", "/ResourceTypes", Reply(200, resource_types))
+        server.script("GET", "/Schemas", Reply(200, schemas))
+        async with reader_for(server.base_url) as reader:
+            schema = await reader.discover_user_schema()
+    assert schema.extensions == ("urn:acme:User",)
+    assert schema.attributes == {CORE_USER.lower(): frozenset({"username", "title"})}
+
+
+async def test_the_filter_probe_tells_a_refused_filter_from_a_working_one(scim_server: RunningScimServer) -> None:
+    async with reader_for(scim_server.base_url) as reader:
+        assert await reader.filter_works() is True
+    async with FaultServer() as server:
+        server.script("GET", "/Users", scim_error(400, "filter not supported", "invalidFilter"))
+        async with reader_for(server.base_url) as reader:
+            assert await reader.filter_works() is False

@@ -215,7 +215,7 @@ def quick_okta_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_command_leaks_no_credential(okta: Okta, scim_url: str, tmp_path: Path, echoes: Echoes) -> None:
-    """dry-run (text, JSON, JSON logs), save-plan, apply PLAN, apply, history, show, db, serve: all at DEBUG."""
+    """dry-run (text, JSON, JSON logs), save-plan, apply PLAN, apply, history, show, db, check, serve: all at DEBUG."""
     service = '[schedule]\ninterval = "1h"\njitter = 0\n[metrics]\nlisten = ""\n'
     extra = alerts_section(echoes.alert_url) + service
     config = write_local_config(tmp_path / "state", okta.org_url, okta.app_id, scim_url, OKTA_TOKEN, SCIM_TOKEN, extra)
@@ -242,6 +242,8 @@ def test_every_command_leaks_no_credential(okta: Okta, scim_url: str, tmp_path: 
             assert sinks.add(f"show {run_id}", reconcile(*debug, "show", str(run_id), "--output", output)).code == 0
     assert sinks.add("db status", reconcile(*debug, "db", "status")).code == 0
     assert sinks.add("db upgrade", reconcile(*debug, "db", "upgrade")).code == 0
+    for output in ("text", "json"):
+        assert sinks.add(f"check {output}", reconcile(*debug, "check", "--output", output)).code == 0
     sinks.add("serve", serve_briefly(config, sqlite_path(config), runs_before=len(run_ids(config))))
     sinks.texts += [("alert", body) for body in echoes.inbox.bodies]
 
