@@ -34,6 +34,16 @@ def scim_url(scim_server: RunningScimServer) -> str:
     return scim_server.base_url.removesuffix("/v2") + f"/t{uuid.uuid4().hex}/v2"
 
 
+PEERS = ("scim2-server",)
+"""Independently written SCIM servers that the scenarios of tests/test_peers.py (and the end-to-end suite) run on."""
+
+
+@pytest.fixture(params=PEERS)
+def peer_url(request: pytest.FixtureRequest) -> str:
+    """The base URL of an empty user store on each peer server in turn."""
+    return str(request.getfixturevalue("scim_url"))
+
+
 @pytest.fixture
 def platform(scim_url: str) -> Iterator[httpx.Client]:
     """A plain HTTP client on the tenant, to seed it and to look at it as a person would."""
