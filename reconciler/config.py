@@ -23,7 +23,14 @@ each answer is read up to ``max_response_mb``.
 ``[mapping]`` is merged over :data:`~reconciler.mapping.DEFAULT_MAPPING`: a key
 given in the file replaces the default mapping of that SCIM path (matched
 without regard to case), a new key adds a mapping, and a key set to ``""``
-removes a default mapping.
+removes a default mapping. A value is an Okta source path or an inline table
+(``{ source = ... }``, ``{ constant = ... }``, ``{ join = [...] }``, with
+``transform`` and ``default``; transforms run first, then the default fills an
+empty result; see :mod:`reconciler.mapping`). A table is kept read-only (its
+lists as tuples); it is told apart from the nested tables of unquoted dotted
+keys (``name.givenName = ...``) by its keys, and a near miss (``sorce``) is
+refused rather than read as a sub-attribute. ``externalId`` and ``active`` are
+the reconciler's own and cannot be mapped.
 """
 
 from __future__ import annotations
@@ -47,7 +54,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from reconciler.errors import ConfigError
-from reconciler.mapping import DEFAULT_MAPPING, mapping_problems
+from reconciler.mapping import (
+    DEFAULT_MAPPING,
+    SPEC_KEYS,
+    SourceSpec,
+    looks_like_spec_typo,
+    mapping_key,
+    mapping_problems,
+    unknown_spec_key_problem,
+)
 from reconciler.secret import Secret
 from reconciler.transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -204,8 +219,8 @@ class MetricsConfig:
 class Config:
     okta: OktaConfig
     scim: ScimConfig
-    mapping: Mapping[str, str]
-    """``{SCIM attribute path: Okta source path}``, the defaults merged with the file's."""
+    mapping: Mapping[str, SourceSpec]
+    """``{SCIM attribute path: source path or read-only table}``, the defaults merged with the file's."""
     policy: PolicyConfig
     store: StoreConfig
     source_path: Path | None = None
@@ -845,29 +860,49 @@ def _drift_by_kind(table: _Table) -> dict[str, int] | None:
     return dict(value)
 
 
-def _mapping(values: Mapping[str, Any], problems: list[str]) -> Mapping[str, str] | None:
+def _mapping(values: Mapping[str, Any], problems: list[str]) -> Mapping[str, SourceSpec] | None:
     """The default mapping with the file's ``[mapping]`` merged over it."""
     merged: dict[str, Any] = dict(DEFAULT_MAPPING)
     default_by_folded = {path.casefold(): path for path in DEFAULT_MAPPING}
-    for target, source in _flatten(values).items():
+    found: list[str] = []
+    for target, source in _flatten(values, found).items():
         default_path = default_by_folded.get(target.casefold())
         if source == "":
             if default_path is None:
-                problems.append(f'mapping.{target!r}: set to "" to remove a default mapping, but there is none')
+                found.append(f'mapping.{mapping_key(target)}: set to "" to remove a default mapping, but there is none')
             merged.pop(default_path or target, None)
         else:
-            merged[default_path or target] = source
-    found = mapping_problems(merged)
+            merged[default_path or target] = _frozen(source)
+    found.extend(mapping_problems(merged))
     problems.extend(found)
     return None if found else MappingProxyType(merged)
 
 
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Unquoted dotted keys (``name.givenName = ...``) are nested tables in TOML: join them back."""
+def _is_spec_table(value: Mapping[str, Any]) -> bool:
+    """An inline table such as ``{ source = ... }``, as opposed to the nesting of a dotted key."""
+    return not value or any(key in SPEC_KEYS for key in value)
+
+
+def _frozen(value: Any) -> Any:
+    """A mapping table read-only, its lists as tuples; anything else as it is."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+    return value
+
+
+def _flatten(values: Mapping[str, Any], problems: list[str], prefix: str = "") -> dict[str, Any]:
+    """Unquoted dotted keys (``name.givenName = ...``) are nested tables in TOML: join them back.
+
+    A table with a mapping-table key (``source``, ``join``, ...) is a value, not a nesting.
+    """
     flat: dict[str, Any] = {}
     for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+        if isinstance(value, dict) and not _is_spec_table(value):
+            typos = [k for k in value if not isinstance(value[k], dict) and looks_like_spec_typo(k)]
+            if typos:
+                problems.append(f"mapping.{mapping_key(prefix + key)}: {unknown_spec_key_problem(typos[0])}")
+                continue
+            flat.update(_flatten(value, problems, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal, Protocol
 
-from reconciler.mapping import UNKNOWN, CompiledMapping, compile_mapping, desired_attributes, values_equal
+from reconciler.mapping import (
+    UNKNOWN,
+    CompiledMapping,
+    SourceSpec,
+    compile_mapping,
+    desired_attributes,
+    values_equal,
+)
 from reconciler.records import Action, ActionKind, Change, OktaAssignment, Plan, PlatformUser
 
 INACTIVE_APP_STATUSES = frozenset({"INACTIVE", "DEPROVISIONED", "UNASSIGNED"})
@@ -298,7 +305,7 @@ PairDecisions = dict[str, tuple[PlatformUser, Action | None]]
 def pair_actions(
     assignments: Iterable[OktaAssignment],
     users_by_scim_id: Mapping[str, PlatformUser],
-    mapping: Mapping[str, str],
+    mapping: Mapping[str, SourceSpec],
     policy: PlanPolicy,
 ) -> PairDecisions:
     """What :func:`plan` would decide for each assignment paired with the user its stored SCIM id names.
@@ -322,7 +329,7 @@ def pair_actions(
 def plan(
     desired: Sequence[OktaAssignment],
     actual: Sequence[PlatformUser],
-    mapping: Mapping[str, str],
+    mapping: Mapping[str, SourceSpec],
     policy: PlanPolicy,
     ahead: Mapping[str, tuple[PlatformUser, Action | None]] | None = None,
 ) -> Plan:

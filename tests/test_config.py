@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,8 +230,15 @@ PROBLEMS = {
         in_scim('[store]\nurl = "mysql://db/reconciler"'),
         "store.url: expected a sqlite:/// or postgresql:// URL",
     ),
-    "bad mapping source": (in_scim('[mapping]\ntitle = "profile.a.b"'), "mapping.'title': source 'profile.a.b'"),
-    "reserved mapping path": (in_scim('[mapping]\nexternalId = "id"'), "mapping: 'externalId' is managed by the"),
+    "bad mapping source": (in_scim('[mapping]\ntitle = "profile.a.b"'), 'mapping."title": source "profile.a.b"'),
+    "reserved mapping path": (
+        in_scim('[mapping]\nexternalId = "id"'),
+        'mapping."externalId": the reconciler always sets externalId to the Okta user id',
+    ),
+    "bad mapping transform": (
+        in_scim('[mapping]\ntitle = { source = "profile.title", transform = "capitalize" }'),
+        'mapping."title": unknown transform "capitalize"; use lower, upper, trim',
+    ),
 }
 
 
@@ -365,7 +374,7 @@ def test_an_empty_source_removes_a_default_mapping(write_config: WriteConfig) ->
 
 def test_removing_a_mapping_that_is_not_there_is_a_problem(write_config: WriteConfig) -> None:
     [line] = problems_of(write_config(MINIMAL + '[mapping]\nnickName = ""\n'))
-    assert line.startswith("mapping.'nickName': set to \"\" to remove a default mapping")
+    assert line.startswith('mapping."nickName": set to "" to remove a default mapping')
 
 
 def test_username_cannot_be_removed(write_config: WriteConfig) -> None:
@@ -389,6 +398,137 @@ def test_the_mapping_is_read_only(write_config: WriteConfig) -> None:
     mapping = load(write_config, MINIMAL).mapping
     with pytest.raises(TypeError):
         mapping["title"] = "profile.title"  # type: ignore[index]
+
+
+MAPPING_PROBLEMS = {
+    "externalId": (
+        'externalId = "id"',
+        'mapping."externalId": the reconciler always sets externalId to the Okta user id'
+        " (the link between the two sides); it cannot be mapped",
+    ),
+    "active": (
+        "active = { constant = true }",
+        'mapping."active": the reconciler sets active to follow'
+        " the user's assignment status in Okta; it cannot be mapped",
+    ),
+    "active in any case": ('Active = "profile.active"', 'mapping."Active": the reconciler sets active'),
+    "unknown transform": (
+        'title = { source = "profile.title", transform = ["trim", "capitalize"] }',
+        'mapping."title": unknown transform "capitalize"; use lower, upper, trim',
+    ),
+    "transform not a name": (
+        'title = { source = "profile.title", transform = 3 }',
+        'mapping."title": transform must be one of lower, upper, trim or a list of them',
+    ),
+    "unknown key": (
+        'title = { source = "profile.title", transfrom = "trim" }',
+        'mapping."title": unknown key "transfrom"; did you mean transform?',
+    ),
+    "typo of the form key": (
+        'title = { sorce = "profile.title" }',
+        'mapping."title": unknown key "sorce"; did you mean source?',
+    ),
+    "no form": ('title = { transform = "trim" }', 'mapping."title": give one of source, constant or join'),
+    "empty table": ("title = {}", 'mapping."title": give one of source, constant or join'),
+    "two forms": (
+        'title = { source = "profile.title", constant = "x" }',
+        'mapping."title": set both source and constant; keep only one',
+    ),
+    "bad constant": (
+        "title = { constant = 1.5 }",
+        'mapping."title": constant must be a string, true/false or an integer',
+    ),
+    "constant with transform": (
+        'title = { constant = "x", transform = "trim" }',
+        'mapping."title": transform does not go with constant',
+    ),
+    "separator without join": (
+        'title = { source = "profile.title", separator = "-" }',
+        'mapping."title": separator only goes with join',
+    ),
+    "join of one": (
+        'displayName = { join = ["profile.firstName"] }',
+        'mapping."displayName": join needs a list of at least two sources',
+    ),
+    "join of a string": (
+        'displayName = { join = "profile.firstName" }',
+        'mapping."displayName": join needs a list of at least two sources',
+    ),
+    "bad join source": (
+        'displayName = { join = ["profile.a", "name"] }',
+        'mapping."displayName": join source "name" is not one of credentials.userName, id',
+    ),
+    "bad separator": (
+        'displayName = { join = ["profile.a", "profile.b"], separator = 1 }',
+        'mapping."displayName": separator must be a string',
+    ),
+    "bad table source": (
+        'title = { source = "title" }',
+        'mapping."title": source "title" is not one of credentials.userName',
+    ),
+    "empty default": (
+        'title = { source = "profile.title", default = "" }',
+        'mapping."title": default must be a non-empty string',
+    ),
+    "not a spec": ("title = 3", 'mapping."title": expected a source path such as "profile.title" or a table'),
+    "quoted path key": (
+        """'emails[type eq "home"].value' = { source = "profile.x", transform = "up" }""",
+        """mapping.'emails[type eq "home"].value': unknown transform "up"; use lower""",
+    ),
+}
+
+
+@pytest.mark.parametrize(("line", "expected"), MAPPING_PROBLEMS.values(), ids=MAPPING_PROBLEMS.keys())
+def test_each_mapping_problem_names_its_key_and_the_fix(write_config: WriteConfig, line: str, expected: str) -> None:
+    problems = problems_of(write_config(MINIMAL + f"[mapping]\n{line}\n"))
+    assert any(problem.startswith(expected) for problem in problems), problems
+    assert all("\n" not in problem and problem.startswith("mapping") for problem in problems)
+
+
+def test_mapping_tables_are_kept_read_only_and_plain(write_config: WriteConfig) -> None:
+    text = MINIMAL + (
+        "[mapping]\n"
+        'userType = { constant = "Employee" }\n'
+        'displayName = { join = ["user.profile.firstName", "user.profile.lastName"], transform = "trim" }\n'
+        'title = { source = "user.profile.title", default = "Staff" }\n'
+        'name.givenName = { source = "profile.givenName", transform = ["trim"] }\n'
+        'nickName = "profile.nickName"\n'
+    )
+    mapping = load(write_config, text).mapping
+    assert mapping["userType"] == {"constant": "Employee"}
+    assert mapping["displayName"] == {
+        "join": ("user.profile.firstName", "user.profile.lastName"),
+        "transform": "trim",
+    }
+    assert mapping["title"] == {"source": "user.profile.title", "default": "Staff"}
+    assert mapping["name.givenName"] == {"source": "profile.givenName", "transform": ("trim",)}
+    assert mapping["nickName"] == "profile.nickName"
+    with pytest.raises(TypeError):
+        mapping["title"]["default"] = "x"  # type: ignore[index]
+    plain = {key: value if isinstance(value, str) else dict(value) for key, value in mapping.items()}
+    assert json.loads(json.dumps(plain))["displayName"]["join"] == ["user.profile.firstName", "user.profile.lastName"]
+
+
+def test_a_bad_mapping_table_stops_before_any_network_call(write_config: WriteConfig) -> None:
+    """Every problem at once, from the file alone (load_config does no I/O beyond it)."""
+    text = MINIMAL + '[mapping]\ntitle = { source = "profile.title", transform = "capitalize" }\nactive = "id"\n'
+    problems = problems_of(write_config(text))
+    assert len(problems) == 2
+
+
+def _example_mapping_lines() -> list[str]:
+    """The mapping examples config.example.toml shows in comments: ``key = value`` after a ``#``."""
+    text = (REPO / "config.example.toml").read_text()
+    block = text[text.index("# --- Mapping") : text.index("# --- Policy")]
+    return re.findall(r"""^#\s+((?:'[^']*'|"[^"]*"|\w+) = .+)$""", block, flags=re.MULTILINE)
+
+
+def test_every_mapping_example_in_the_example_config_loads(write_config: WriteConfig) -> None:
+    lines = _example_mapping_lines()
+    assert len(lines) >= 7 and any("join" in line for line in lines) and any("constant" in line for line in lines)
+    for line in lines:
+        mapping = load(write_config, MINIMAL + f"[mapping]\n{line}\n").mapping
+        assert len(mapping) == len(DEFAULT_MAPPING) + (0 if line.startswith("displayName") else 1), line
 
 
 # --- fingerprint ------------------------------------------------------------------------------
