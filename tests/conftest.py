@@ -14,6 +14,7 @@ from reconciler.demo import write_local_config
 from reconciler.local_scim_server import RunningScimServer, run_scim2_server
 from reconciler.okta_emulator import OktaEmulator, okta_emulator_in_thread
 from reconciler.store import Store
+from tests.django_peer_server import DjangoScimServer, run_django_scim_server
 from tests.postgres import BACKENDS, database_url
 
 OKTA_TOKEN = "okta-api-token-7c1e5a9d3f0b42e8"
@@ -31,17 +32,40 @@ def scim_server() -> Iterator[RunningScimServer]:
 @pytest.fixture
 def scim_url(scim_server: RunningScimServer) -> str:
     """The base URL of a fresh, empty SCIM tenant."""
+    return fresh_tenant(scim_server)
+
+
+def fresh_tenant(scim_server: RunningScimServer) -> str:
     return scim_server.base_url.removesuffix("/v2") + f"/t{uuid.uuid4().hex}/v2"
 
 
-PEERS = ("scim2-server",)
+@pytest.fixture(scope="session")
+def django_scim_server() -> Iterator[DjangoScimServer]:
+    """One django-scim2 peer (tests/django_peer) for the session; ``reset()`` empties it for each test."""
+    with run_django_scim_server(SCIM_TOKEN) as server:
+        yield server
+
+
+PEERS = ("scim2-server", "django-scim2")
 """Independently written SCIM servers that the scenarios of tests/test_peers.py (and the end-to-end suite) run on."""
 
 
 @pytest.fixture(params=PEERS)
 def peer_url(request: pytest.FixtureRequest) -> str:
     """The base URL of an empty user store on each peer server in turn."""
-    return str(request.getfixturevalue("scim_url"))
+    return empty_user_store(request, request.param)
+
+
+def empty_user_store(request: pytest.FixtureRequest, peer: str) -> str:
+    """The base URL of an empty user store on ``peer`` (one of PEERS), for a fixture of any scope.
+
+    The django peer is started on first use only, and emptied for each caller.
+    """
+    if peer == "django-scim2":
+        server = request.getfixturevalue("django_scim_server")
+        server.reset()
+        return str(server.base_url)
+    return fresh_tenant(request.getfixturevalue("scim_server"))
 
 
 @pytest.fixture

@@ -306,3 +306,49 @@ def test_a_custom_extension_is_created_updated_and_kept_in_sync(
         assert updated.plan is not None and updated.plan.summary()["update"] == 1, updated.error
         assert world.user("custom")[ACME_URN] == {"trainingTrack": "Phishing 201", "site": "Lyon"}
         world.assert_in_sync()
+
+
+# --- mapping tables: constant, transform, join, default -------------------------------------------
+
+TABLE_MAPPING = """
+[mapping]
+nickName = { constant = "Staffer" }
+'emails[type eq "work"].value' = { source = "profile.email", transform = ["trim", "lower"] }
+displayName = { join = ["user.profile.firstName", "user.profile.lastName"] }
+title = { source = "user.profile.title", default = "Staff" }
+"""
+
+
+def test_mapping_tables_reach_the_platform_and_stay_in_sync(tmp_path: Path, okta: Okta, peer_url: str) -> None:
+    config = write_local_config(
+        tmp_path / "state", okta.org_url, okta.app_id, peer_url, OKTA_TOKEN, SCIM_TOKEN, TABLE_MAPPING
+    )
+    with httpx.Client(base_url=peer_url, headers={"Authorization": f"Bearer {SCIM_TOKEN}"}) as platform:
+        world = World(okta, platform, config)
+        ada = okta.emulator.create_user(login="ada@example.com", first_name="Ada", last_name="Lovelace")
+        okta.emulator.assign_user(okta.app_id, ada.id, profile={"email": " Ada@Example.COM "})
+        grace = okta.emulator.create_user(
+            login="grace@example.com", first_name="Grace", last_name="Hopper", title="Rear Admiral"
+        )
+        okta.emulator.assign_user(okta.app_id, grace.id)
+
+        created = world.run()
+
+        assert created.status is RunStatus.SUCCEEDED, created.error
+        assert created.plan is not None and created.plan.summary()["create"] == 2
+        user = world.user("ada")
+        assert user["nickName"] == "Staffer" and user["displayName"] == "Ada Lovelace"
+        assert [email["value"] for email in user["emails"]] == ["ada@example.com"]
+        assert user["title"] == "Staff", "the default stands for a title Okta does not have"
+        assert world.user("grace")["title"] == "Rear Admiral"
+        world.assert_in_sync()
+
+        okta.emulator.update_user_profile(ada.id, lastName="King", title="Countess")
+        updated = world.run()
+
+        assert updated.plan is not None and updated.plan.summary()["update"] == 1, updated.error
+        (update,) = updated.plan.actions
+        assert set(update.changes) == {"displayName", "title", "name.familyName"}, "the default mapping too"
+        user = world.user("ada")
+        assert (user["displayName"], user["title"], user["nickName"]) == ("Ada King", "Countess", "Staffer")
+        world.assert_in_sync()

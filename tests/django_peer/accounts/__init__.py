@@ -1,0 +1,1 @@
+"""The platform's user store: a custom user model as a security-awareness platform keeps it."""
