@@ -18,6 +18,7 @@ from reconciler.local_scim_server import RunningScimServer, run_scim2_server
 from reconciler.mapping import ENTERPRISE_URN
 from tests.cli_runner import reconcile
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users
+from tests.django_peer_server import DjangoScimServer
 from tests.test_scim_target import PUT_ONLY_CONFIG
 
 ACME_URN = "urn:ietf:params:scim:schemas:extension:acme:2.0:User"
@@ -131,3 +132,19 @@ def test_a_wrong_app_id_fails_the_check_naming_the_setting(tmp_path: Path, okta:
     assert "check okta.app_id" in out
     assert "PATCH: supported" in out, "the SCIM side is still checked"
     assert OKTA_TOKEN not in result.stdout + result.stderr
+
+
+def test_check_on_django_scim2_shows_its_quirks(
+    tmp_path: Path, okta: Okta, django_scim_server: DjangoScimServer
+) -> None:
+    django_scim_server.reset()
+    extra = f'[mapping]\n"{ENTERPRISE_URN}:department" = "user.profile.department"\n'
+    result = reconcile("check", "--config", _config(tmp_path, okta, django_scim_server.base_url, extra=extra))
+
+    assert result.code == 0, result.stdout + result.stderr
+    out = " ".join(result.stdout.split())
+    assert "PATCH: supported" in out
+    assert "filter: not supported (a lookup by userName scans the listing)" in out
+    assert "page size: 50 (scim.page_size 100; the server returns at most 50)" in out
+    assert "ETag: not supported" in out
+    assert f"mapping: {ENTERPRISE_URN}:department: the User resource type has no extension {ENTERPRISE_URN}" in out
