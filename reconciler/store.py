@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -592,11 +594,33 @@ def _tune_sqlite(connection: Any, _record: Any, foreign_keys: bool = True) -> No
     which made 1,000 writes wait 8 s on the disk.
     """
     cursor = connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: switching to WAL may wait for a lock
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while the database is locked, up to the busy timeout.
+
+    On a new file still in rollback mode, the switch needs an exclusive lock,
+    and when another connection holds one (several stores starting together,
+    one creating the schema) SQLite answers "database is locked" at once: its
+    busy handler is not called for this lock, so busy_timeout does not help.
+    Once the file is in WAL mode the pragma changes nothing and never waits.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause_s = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause_s)
+        pause_s = min(pause_s * 2, 0.1)
 
 
 @contextmanager
