@@ -9,6 +9,9 @@ on, so this one implements exactly those, shaped like real Okta answers (see
   (``rel="self"`` then ``rel="next"``, two separate headers, as Okta sends them);
 - ``GET /api/v1/apps/{appId}/users/{userId}``, ``GET /api/v1/apps/{appId}``,
   ``GET /api/v1/users/{idOrLogin}``;
+- ``GET /api/v1/apps/{appId}/groups`` (``limit`` 20..200, default 20, ``after``,
+  ``expand=group``), ``GET /api/v1/groups/{groupId}`` and
+  ``GET /api/v1/groups/{groupId}/users`` (``limit`` 1..1000, default 1000, ``after``);
 - ``Authorization: SSWS <api token>``, and OAuth 2.0 for service apps:
   ``POST /oauth2/v1/token`` (client_credentials + private_key_jwt, verified
   with PyJWT) issuing opaque ``Bearer`` access tokens. DPoP is not emulated:
@@ -72,6 +75,11 @@ SYNC_STATES = frozenset({"DISABLED", "ERROR", "OUT_OF_SYNC", "SYNCHRONIZED", "SY
 
 APP_USERS_DEFAULT_LIMIT = 50
 APP_USERS_MAX_LIMIT = 500
+APP_GROUPS_DEFAULT_LIMIT = 20
+APP_GROUPS_MIN_LIMIT = 20  # the spec's queryGroupAssignmentLimit: minimum 20, maximum 200, default 20
+APP_GROUPS_MAX_LIMIT = 200
+GROUP_USERS_DEFAULT_LIMIT = 1000  # the spec's default (and what Okta's recorded Link shows); it recommends 200
+GROUP_USERS_MAX_LIMIT = 1000
 RATE_LIMIT_WINDOW_S = 60
 DEFAULT_RATE_LIMIT = 600
 ACCESS_TOKEN_LIFETIME_S = 3600
@@ -82,6 +90,7 @@ SCIM_TEST_APP_LABEL = "SCIM 2.0 Test App (OAuth Bearer Token)"
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _USER_ID = re.compile(r"00u[A-Za-z0-9]{17}")
+_GROUP_ID = re.compile(r"00g[A-Za-z0-9]{17}")
 _JSON = "application/json"
 _WARM_CHUNK = 1000
 _OKTA_ERROR_CODES = {400: "E0000001", 401: "E0000011", 403: "E0000006", 404: "E0000007", 429: "E0000047"}
@@ -93,6 +102,13 @@ _USER_LIFECYCLE_LINKS = {
     "PROVISIONED": ("activate", "deactivate"),
     "DEPROVISIONED": ("activate",),
 }
+_GROUP_LOGOS = (
+    (
+        "medium",
+        "https://ok11static.oktacdn.com/assets/img/logos/groups/okta-medium.d7fb831bc4e7e1a5d8bd35dfaf405d9e.png",
+    ),
+    ("large", "https://ok11static.oktacdn.com/assets/img/logos/groups/okta-large.511fcb0de9da185b52589cb14d581c2c.png"),
+)
 _SAMPLE_FIRST_NAMES = ("Ada", "Alan", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances", "Edsger")
 _SAMPLE_LAST_NAMES = ("Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie", "Allen")
 _SAMPLE_DEPARTMENTS = ("Engineering", "Finance", "Sales", "Support", "Legal")
@@ -123,6 +139,9 @@ class EmulatedGroup:
     name: str
     description: str
     member_ids: list[str] = field(default_factory=list)
+    created: float = 0.0
+    last_updated: float = 0.0
+    last_membership_updated: float = 0.0
 
 
 @dataclass
@@ -157,6 +176,8 @@ class EmulatedApp:
     created: float
     app_users: dict[str, AppUserState] = field(default_factory=dict)
     group_ids: list[str] = field(default_factory=list)
+    group_assigned_at: dict[str, float] = field(default_factory=dict)
+    """When each assigned group was assigned (its ApplicationGroupAssignment's ``lastUpdated``)."""
 
 
 @dataclass(frozen=True)
@@ -348,6 +369,32 @@ def user_json(user: EmulatedUser, base_url: str, user_type_id: str) -> dict[str,
     }
 
 
+def group_json(group: EmulatedGroup, base_url: str) -> dict[str, Any]:
+    """A group as ``GET /api/v1/groups/{id}`` and ``_embedded.group`` show it (an ``OKTA_GROUP``)."""
+    group_path = f"/api/v1/groups/{group.id}"
+    return {
+        "id": group.id,
+        "created": _timestamp(group.created),
+        "lastUpdated": _timestamp(group.last_updated),
+        "lastMembershipUpdated": _timestamp(group.last_membership_updated),
+        "objectClass": ["okta:user_group"],
+        "type": "OKTA_GROUP",
+        "profile": {"name": group.name, "description": group.description or None},
+        "_links": {
+            "logo": [{"name": name, "href": href, "type": "image/png"} for name, href in _GROUP_LOGOS],
+            "users": _href(base_url, f"{group_path}/users"),
+            "apps": _href(base_url, f"{group_path}/apps"),
+        },
+    }
+
+
+def group_member_json(user: EmulatedUser, base_url: str, user_type_id: str) -> dict[str, Any]:
+    """A user as ``GET /api/v1/groups/{id}/users`` lists it: :func:`user_json` with only the ``self`` link."""
+    body = user_json(user, base_url, user_type_id)
+    body["_links"] = {"self": body["_links"]["self"]}
+    return body
+
+
 def mapped_app_profile(user_profile: Mapping[str, Any]) -> dict[str, Any]:
     """The app profile the SCIM 2.0 app's default mappings derive from an Okta user profile."""
     return {
@@ -399,7 +446,9 @@ class OktaEmulator:
     # "caches" below for who drops what):
     # - ``_member_sets``: group id -> its member ids, so membership tests are O(1);
     # - ``_listings``: app id -> the sorted ids its listing shows;
-    # - ``_rendered``: app id -> (expand, base URL, user type id) -> user id -> the app user's JSON.
+    # - ``_rendered``: app id -> (expand, base URL, user type id) -> user id -> the app user's JSON;
+    # - ``_member_listings``: group id -> its member ids, sorted (what its member listing pages over);
+    # - ``_rendered_members``: (base URL, user type id) -> user id -> the user's JSON as a group member.
 
     def __init__(
         self,
@@ -427,6 +476,8 @@ class OktaEmulator:
         self._member_sets: dict[str, set[str]] = {}
         self._listings: dict[str, list[str]] = {}
         self._rendered: dict[str, dict[tuple[bool, str, str], dict[str, bytes]]] = {}
+        self._member_listings: dict[str, list[str]] = {}
+        self._rendered_members: dict[tuple[str, str], dict[str, bytes]] = {}
         self._default_rate_limit = rate_limit
         self._rate_limits = dict(rate_limits or {})
         self._buckets: dict[str, _RateLimitBucket] = {}
@@ -535,11 +586,27 @@ class OktaEmulator:
             self._drop_rendered_user(user_id)
 
     def create_group(self, name: str, description: str = "") -> EmulatedGroup:
+        now = self._clock()
         with self._lock:
-            group = EmulatedGroup(self.new_id("00g"), name, description)
+            group = EmulatedGroup(self.new_id("00g"), name, description, created=now, last_updated=now)
+            group.last_membership_updated = now
             self._groups[group.id] = group
             self._member_sets[group.id] = set()
             return group
+
+    def group(self, group_id: str) -> EmulatedGroup:
+        with self._lock:
+            return self._groups[group_id]
+
+    def rename_group(self, group_id: str, name: str) -> None:
+        """Change a group's ``profile.name``; the ``_links.group.name`` of the app users it assigns follows."""
+        with self._lock:
+            group = self._groups[group_id]
+            group.name = name
+            group.last_updated = self._clock()
+            for app in self._apps.values():
+                if group_id in app.group_ids:
+                    self._drop_group_assignment(app.id, group_id)
 
     def add_group_member(self, group_id: str, user_id: str) -> None:
         with self._lock:
@@ -549,12 +616,15 @@ class OktaEmulator:
             if user_id not in self._member_sets[group_id]:
                 group.member_ids.append(user_id)
                 self._member_sets[group_id].add(user_id)
+                group.last_membership_updated = self._clock()
                 self._drop_membership_change(group_id, user_id)
 
     def remove_group_member(self, group_id: str, user_id: str) -> None:
         with self._lock:
-            self._groups[group_id].member_ids.remove(user_id)
+            group = self._groups[group_id]
+            group.member_ids.remove(user_id)
             self._member_sets[group_id].discard(user_id)
+            group.last_membership_updated = self._clock()
             self._drop_membership_change(group_id, user_id)
             for app in self._apps.values():
                 self._forget_unlisted(app, user_id)
@@ -613,12 +683,14 @@ class OktaEmulator:
                 raise KeyError(f"no Okta group {group_id}")
             if group_id not in app.group_ids:
                 app.group_ids.append(group_id)
+                app.group_assigned_at[group_id] = self._clock()
                 self._drop_group_assignment(app_id, group_id)
 
     def unassign_group(self, app_id: str, group_id: str) -> None:
         with self._lock:
             app = self._apps[app_id]
             app.group_ids.remove(group_id)
+            app.group_assigned_at.pop(group_id, None)
             self._drop_group_assignment(app_id, group_id)
             for member_id in self._groups[group_id].member_ids:
                 self._forget_unlisted(app, member_id)
@@ -801,7 +873,10 @@ class OktaEmulator:
         app.router.add_get("/api/v1/apps/{app_id}", self._get_app)
         app.router.add_get("/api/v1/apps/{app_id}/users", self._list_app_users)
         app.router.add_get("/api/v1/apps/{app_id}/users/{user_id}", self._get_app_user)
+        app.router.add_get("/api/v1/apps/{app_id}/groups", self._list_app_groups)
         app.router.add_get("/api/v1/users/{id_or_login}", self._get_user)
+        app.router.add_get("/api/v1/groups/{group_id}", self._get_group)
+        app.router.add_get("/api/v1/groups/{group_id}/users", self._list_group_users)
         return app
 
     @web.middleware
@@ -979,9 +1054,7 @@ class OktaEmulator:
 
     async def _list_app_users(self, request: web.Request) -> web.Response:
         limit = _parse_limit(request.query.get("limit"))
-        after = request.query.get("after")
-        if after is not None and not _USER_ID.fullmatch(after):
-            raise _OktaHTTPError(400, okta_error("E0000029", "Invalid paging request.", ["Invalid cursor."]))
+        after = _parse_cursor(request.query.get("after"), _USER_ID)
         expand = request.query.get("expand") == "user"
         base_url = _base_url(request)
         with self._lock:
@@ -1015,7 +1088,88 @@ class OktaEmulator:
                 raise _not_found(wanted, "User")
             return web.json_response(user_json(user, _base_url(request), self.user_type_id))
 
+    async def _list_app_groups(self, request: web.Request) -> web.Response:
+        limit = _parse_limit(
+            request.query.get("limit"), APP_GROUPS_DEFAULT_LIMIT, APP_GROUPS_MAX_LIMIT, APP_GROUPS_MIN_LIMIT
+        )
+        after = _parse_cursor(request.query.get("after"), _GROUP_ID)
+        expand = request.query.get("expand") == "group"
+        base_url = _base_url(request)
+        with self._lock:
+            app = self._app_or_404(request.match_info["app_id"])
+            listed = sorted(app.group_ids)
+            start = 0 if after is None else bisect.bisect_right(listed, after)
+            page = listed[start : start + limit]
+            body = [self._app_group_json(app, group_id, base_url, expand) for group_id in page]
+        response = web.json_response(body)
+        for link in _page_links(request, base_url, limit, page[-1] if start + limit < len(listed) else None):
+            response.headers.add("Link", link)
+        return response
+
+    async def _get_group(self, request: web.Request) -> web.Response:
+        with self._lock:
+            group = self._group_or_404(request.match_info["group_id"])
+            return web.json_response(group_json(group, _base_url(request)))
+
+    async def _list_group_users(self, request: web.Request) -> web.Response:
+        limit = _parse_limit(request.query.get("limit"), GROUP_USERS_DEFAULT_LIMIT, GROUP_USERS_MAX_LIMIT)
+        after = _parse_cursor(request.query.get("after"), _USER_ID)
+        base_url = _base_url(request)
+        with self._lock:
+            group = self._group_or_404(request.match_info["group_id"])
+            listed = self._member_listing(group)
+            start = 0 if after is None else bisect.bisect_right(listed, after)
+            page = listed[start : start + limit]
+            parts = self._rendered_group_members(page, base_url)
+        response = web.Response(body=_json_array(parts), content_type=_JSON, charset="utf-8")
+        for link in _page_links(request, base_url, limit, page[-1] if start + limit < len(listed) else None):
+            response.headers.add("Link", link)
+        return response
+
     # -- state helpers (call with the lock held) -----------------------------
+
+    def _group_or_404(self, group_id: str) -> EmulatedGroup:
+        group = self._groups.get(group_id)
+        if group is None:
+            raise _not_found(group_id, "UserGroup")
+        return group
+
+    def _app_group_json(self, app: EmulatedApp, group_id: str, base_url: str, expand: bool) -> dict[str, Any]:
+        """An ApplicationGroupAssignment; the newest assignment has priority 0, as Okta numbers them."""
+        app_path = f"/api/v1/apps/{app.id}"
+        body: dict[str, Any] = {
+            "id": group_id,
+            "lastUpdated": _timestamp(app.group_assigned_at.get(group_id, app.created)),
+            "priority": len(app.group_ids) - 1 - app.group_ids.index(group_id),
+            "profile": {},
+            "_links": {
+                "app": _href(base_url, app_path),
+                "self": _href(base_url, f"{app_path}/groups/{group_id}"),
+                "group": _href(base_url, f"/api/v1/groups/{group_id}"),
+            },
+        }
+        if expand:
+            body["_embedded"] = {"group": group_json(self._groups[group_id], base_url)}
+        return body
+
+    def _member_listing(self, group: EmulatedGroup) -> list[str]:
+        """The group's member ids, sorted (the cached list itself: do not change it)."""
+        listed = self._member_listings.get(group.id)
+        if listed is None:
+            listed = self._member_listings[group.id] = sorted(self._member_sets[group.id])
+        return listed
+
+    def _rendered_group_members(self, user_ids: list[str], base_url: str) -> list[bytes]:
+        """:func:`group_member_json` serialised, cached until the user changes."""
+        rendered = self._rendered_members.setdefault((base_url, self.user_type_id), {})
+        parts = []
+        for user_id in user_ids:
+            body = rendered.get(user_id)
+            if body is None:
+                user_body = group_member_json(self._users[user_id], base_url, self.user_type_id)
+                body = rendered[user_id] = json.dumps(user_body).encode()
+            parts.append(body)
+        return parts
 
     def _app_or_404(self, app_id: str) -> EmulatedApp:
         app = self._apps.get(app_id)
@@ -1134,12 +1288,15 @@ class OktaEmulator:
             rendered.pop(user_id, None)
 
     def _drop_rendered_user(self, user_id: str) -> None:
-        """The user changed: its JSON is stale in every app."""
+        """The user changed: its JSON is stale in every app and in every group member listing."""
         for app_id in self._apps:
             self._drop_rendered(app_id, user_id)
+        for rendered in self._rendered_members.values():
+            rendered.pop(user_id, None)
 
     def _drop_membership_change(self, group_id: str, user_id: str) -> None:
-        """The user joined or left the group: stale in the apps the group is assigned to."""
+        """The user joined or left the group: stale in its member listing and in the apps it is assigned to."""
+        self._member_listings.pop(group_id, None)
         for app in self._apps.values():
             if group_id in app.group_ids:
                 self._drop_listing(app.id)
@@ -1201,23 +1358,35 @@ def _base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
-def _parse_limit(raw: str | None) -> int:
+def _parse_limit(
+    raw: str | None,
+    default: int = APP_USERS_DEFAULT_LIMIT,
+    maximum: int = APP_USERS_MAX_LIMIT,
+    minimum: int = 1,
+) -> int:
     if raw is None:
-        return APP_USERS_DEFAULT_LIMIT
+        return default
     try:
         limit = int(raw)
     except ValueError:
         limit = 0
-    if not 1 <= limit <= APP_USERS_MAX_LIMIT:
+    if not minimum <= limit <= maximum:
         raise _OktaHTTPError(
             400,
             okta_error(
                 "E0000001",
                 "Api validation failed: limit",
-                [f"limit: The value must be between 1 and {APP_USERS_MAX_LIMIT}."],
+                [f"limit: The value must be between {minimum} and {maximum}."],
             ),
         )
     return limit
+
+
+def _parse_cursor(raw: str | None, pattern: re.Pattern[str]) -> str | None:
+    """The ``after`` cursor (the last id of the previous page); 400 E0000029 when it cannot be one."""
+    if raw is not None and not pattern.fullmatch(raw):
+        raise _OktaHTTPError(400, okta_error("E0000029", "Invalid paging request.", ["Invalid cursor."]))
+    return raw
 
 
 def _json_array(items: list[bytes]) -> bytes:
