@@ -15,17 +15,22 @@ Situations:
   RENAME_GROUP     matched, but the platform's displayName differs
   ADD_MEMBERS      matched, and members are missing on the platform
   REMOVE_MEMBERS   matched, and the platform group holds users that are not members in Okta
+  LINK_GROUP       matched by name: the platform group's ``externalId`` is set to the Okta group id
   CONFLICT         more than one platform group could be this Okta group
+  DELETE_GROUP     a platform group Okta pushed once (its ``externalId`` is an Okta group id) that is no
+                   longer pushed, only with ``delete_unpushed``; without it, such a group is UNMANAGED
   UNMANAGED        a platform group no pushed Okta group matched: reported, never touched
 
 Members are named by Okta user id; a member whose user is not on the platform
 yet (the user plan creates it) is resolved to its SCIM id at apply time, after
 the users' actions, so a group never waits for a second run. Groups are never
-deleted here.
+deleted unless the caller asks for DELETE_GROUP (``[groups] delete_unpushed``),
+and never one Okta did not push.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,11 +39,33 @@ from enum import StrEnum
 
 class GroupActionKind(StrEnum):
     CREATE_GROUP = "create_group"
+    LINK_GROUP = "link_group"
     RENAME_GROUP = "rename_group"
     ADD_MEMBERS = "add_members"
     REMOVE_MEMBERS = "remove_members"
+    DELETE_GROUP = "delete_group"
     CONFLICT = "conflict"
     UNMANAGED = "unmanaged"
+
+
+GROUP_WRITE_KINDS = frozenset(
+    {
+        GroupActionKind.CREATE_GROUP,
+        GroupActionKind.LINK_GROUP,
+        GroupActionKind.RENAME_GROUP,
+        GroupActionKind.ADD_MEMBERS,
+        GroupActionKind.REMOVE_MEMBERS,
+        GroupActionKind.DELETE_GROUP,
+    }
+)
+"""Kinds that change the platform's groups. CONFLICT and UNMANAGED are only reported."""
+
+_OKTA_GROUP_ID = re.compile(r"00g[A-Za-z0-9]{17}")
+
+
+def looks_like_okta_group_id(value: str | None) -> bool:
+    """Whether a platform group's externalId is an Okta group id, i.e. Okta pushed that group."""
+    return value is not None and _OKTA_GROUP_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +98,10 @@ class GroupAction:
     """Okta user ids to add (CREATE_GROUP, ADD_MEMBERS); SCIM user ids to remove (REMOVE_MEMBERS)."""
     reason: str = ""
 
+    @property
+    def writes(self) -> bool:
+        return self.kind in GROUP_WRITE_KINDS
+
 
 @dataclass(frozen=True)
 class GroupPlan:
@@ -79,11 +110,22 @@ class GroupPlan:
     unresolved_members: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Okta group id → members whose user is neither on the platform nor created by this run (left out)."""
 
+    @property
+    def writes(self) -> tuple[GroupAction, ...]:
+        return tuple(a for a in self.actions if a.writes)
+
     def summary(self) -> dict[str, int]:
         counts = {kind.value: 0 for kind in GroupActionKind}
         for action in self.actions:
             counts[action.kind.value] += 1
         return counts | {"in_sync": self.in_sync}
+
+    def member_counts(self) -> dict[str, int]:
+        """Members each membership kind adds or removes in all: what the gate's member limits weigh."""
+        return {
+            kind.value: sum(len(a.members) for a in self.actions if a.kind is kind)
+            for kind in (GroupActionKind.CREATE_GROUP, GroupActionKind.ADD_MEMBERS, GroupActionKind.REMOVE_MEMBERS)
+        }
 
 
 def plan_groups(
@@ -91,12 +133,15 @@ def plan_groups(
     actual: Sequence[PlatformGroup],
     user_links: Mapping[str, str],
     users_to_create: frozenset[str] = frozenset(),
+    *,
+    delete_unpushed: bool = False,
 ) -> GroupPlan:
     """The actions that make the platform's groups match Okta's pushed groups.
 
     ``user_links`` maps an Okta user id to its platform user's SCIM id (users
     this run manages and keeps); ``users_to_create`` are Okta user ids the
     user plan creates. A member in neither is left out and reported.
+    ``delete_unpushed`` turns the unmatched groups Okta once pushed into DELETE_GROUP.
     """
     matches, conflicts = _match(desired, actual)
     actions: list[GroupAction] = list(conflicts)
@@ -117,11 +162,25 @@ def plan_groups(
         in_sync += not found
     claimed = {g.scim_id for g in matches.values()} | {c.scim_id for c in conflicts if c.scim_id}
     actions.extend(
-        GroupAction(GroupActionKind.UNMANAGED, g.display_name, scim_id=g.scim_id, reason="no pushed Okta group")
+        _unmatched(g, delete_unpushed)
         for g in actual
         if g.scim_id not in claimed and not _is_conflict_candidate(g, conflicts)
     )
     return GroupPlan(tuple(actions), in_sync, unresolved)
+
+
+def _unmatched(group: PlatformGroup, delete_unpushed: bool) -> GroupAction:
+    if delete_unpushed and looks_like_okta_group_id(group.external_id):
+        return GroupAction(
+            GroupActionKind.DELETE_GROUP,
+            group.display_name,
+            group.external_id,
+            group.scim_id,
+            reason=f"pushed from Okta group {group.external_id}, which is no longer pushed",
+        )
+    return GroupAction(
+        GroupActionKind.UNMANAGED, group.display_name, scim_id=group.scim_id, reason="no pushed Okta group"
+    )
 
 
 def _match(
@@ -176,6 +235,16 @@ def _differences(
 ) -> list[GroupAction]:
     actions = []
     common = {"okta_group_id": group.okta_group_id, "scim_id": platform_group.scim_id}
+    if platform_group.external_id != group.okta_group_id:
+        was = platform_group.external_id
+        actions.append(
+            GroupAction(
+                GroupActionKind.LINK_GROUP,
+                group.name,
+                **common,
+                reason=f"matched by name; externalId was {was!r}" if was else "matched by name; no externalId",
+            )
+        )
     if platform_group.display_name != group.name:
         actions.append(
             GroupAction(

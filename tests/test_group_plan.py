@@ -47,7 +47,34 @@ def test_a_matched_group_gets_renamed_and_its_members_added_and_removed() -> Non
 
 def test_a_group_is_matched_by_name_regardless_of_case_when_it_has_no_external_id() -> None:
     plan = plan_groups([okta("00g1", "Engineering", "00u1")], [platform("g-1", "ENGINEERING", "s1")], LINKS)
-    assert kinds(plan) == ["rename_group"] and plan.in_sync == 0
+    assert kinds(plan) == ["link_group", "rename_group"] and plan.in_sync == 0
+    assert {a.scim_id for a in plan.actions} == {"g-1"}
+
+
+def test_a_group_matched_by_name_with_another_external_id_is_linked() -> None:
+    actual = [platform("g-1", "Eng", "s1", external_id="hr-42")]
+    plan = plan_groups([okta("00g1", "Eng", "00u1")], actual, LINKS)
+    (link,) = plan.actions
+    assert (link.kind, link.okta_group_id) == (GroupActionKind.LINK_GROUP, "00g1")
+    assert "'hr-42'" in link.reason
+
+
+def test_an_unpushed_group_okta_pushed_once_is_deleted_only_with_delete_unpushed() -> None:
+    once_pushed = platform("g-1", "Old team", "s1", external_id="00gAAAAAAAAAAAAAAAAA")
+    hand_made = platform("g-2", "Hand made", external_id="hr-42")
+    kept = plan_groups([], [once_pushed, hand_made], LINKS)
+    assert kinds(kept) == ["unmanaged", "unmanaged"]
+    deleting = plan_groups([], [once_pushed, hand_made], LINKS, delete_unpushed=True)
+    assert kinds(deleting) == ["delete_group", "unmanaged"]
+    delete = next(a for a in deleting.actions if a.kind is GroupActionKind.DELETE_GROUP)
+    assert (delete.scim_id, delete.writes) == ("g-1", True)
+
+
+def test_member_counts_weigh_membership_actions_by_their_members() -> None:
+    desired = [okta("00g1", "Eng", "00u1", "00u2"), okta("00g2", "Ops", "00u3")]
+    actual = [platform("g-1", "Eng", "s3", "s9", external_id="00g1")]
+    counts = plan_groups(desired, actual, LINKS).member_counts()
+    assert counts == {"create_group": 1, "add_members": 2, "remove_members": 2}
 
 
 def test_two_platform_groups_with_one_name_are_a_conflict_and_neither_is_touched() -> None:
@@ -64,7 +91,8 @@ def test_a_platform_group_okta_does_not_push_is_reported_only() -> None:
 
 
 def test_a_group_in_line_with_okta_is_in_sync() -> None:
-    plan = plan_groups([okta("00g1", "Eng", "00u1", "00u2")], [platform("g-1", "Eng", "s1", "s2")], LINKS)
+    actual = [platform("g-1", "Eng", "s1", "s2", external_id="00g1")]
+    plan = plan_groups([okta("00g1", "Eng", "00u1", "00u2")], actual, LINKS)
     assert plan.actions == () and plan.in_sync == 1
 
 
@@ -115,14 +143,16 @@ def _apply(plan: GroupPlan, actual: list[PlatformGroup], links: dict[str, str]) 
         if action.scim_id is None or action.kind in (GroupActionKind.CONFLICT, GroupActionKind.UNMANAGED):
             continue
         group = groups[action.scim_id]
-        name, members = group.display_name, set(group.member_ids)
-        if action.kind is GroupActionKind.RENAME_GROUP:
+        name, members, external_id = group.display_name, set(group.member_ids), group.external_id
+        if action.kind is GroupActionKind.LINK_GROUP:
+            external_id = action.okta_group_id
+        elif action.kind is GroupActionKind.RENAME_GROUP:
             name = action.name
         elif action.kind is GroupActionKind.ADD_MEMBERS:
             members |= {links[m] for m in action.members}
         else:
             members -= set(action.members)
-        groups[action.scim_id] = PlatformGroup(group.scim_id, name, group.external_id, frozenset(members))
+        groups[action.scim_id] = PlatformGroup(group.scim_id, name, external_id, frozenset(members))
     return list(groups.values())
 
 
