@@ -1,4 +1,4 @@
-"""Reads the desired state: the Okta app's assignments, through the official ``okta`` SDK.
+"""Reads the desired state: the Okta app's assignments and pushed groups, through the official ``okta`` SDK.
 
 :class:`OktaSource` pages ``GET /api/v1/apps/{appId}/users?expand=user&limit=500``
 in its own loop, following the ``after`` value of the ``Link: rel="next"``
@@ -6,6 +6,15 @@ header, and turns every AppUser into an :class:`OktaAssignment` as soon as the
 page arrives. Any failure, on any page, raises one :class:`SourceError` that
 says what failed: a partial listing is never returned, because a partial
 desired state would drive deactivations.
+
+:meth:`OktaSource.list_pushed_groups` reads the groups Group Push follows (see
+:mod:`reconciler.group_plan`): those assigned to the app
+(``GET /api/v1/apps/{appId}/groups?expand=group``), and those ``groups.push``
+names by id (``GET /api/v1/groups/{groupId}``) or by the name of an assigned
+group, each with its members (``GET /api/v1/groups/{groupId}/users``), a few
+groups at a time. Every request, for users or groups, goes through one path
+(:meth:`OktaSource._fetch`): the same pacing, one budget per rate-limit
+family, retries, answer cap, error messages and credential masking.
 
 Things about okta 3.4.6 this module works around (each verified against its source):
 
@@ -43,16 +52,17 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import aiohttp
+import msgspec
 import tenacity
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -67,6 +77,7 @@ from okta.http_client import HTTPClient
 from okta.request_executor import RequestExecutor
 
 from reconciler.errors import SourceError
+from reconciler.group_plan import OktaGroup, looks_like_okta_group_id
 from reconciler.metrics import observe_http
 from reconciler.okta_page import KEEP_ALL, decode_app_users
 from reconciler.pacing import RateLimitBudget, header_value, parse_retry_after
@@ -75,6 +86,7 @@ from reconciler.records import OktaAssignment, ProfileFields
 from reconciler.secret import Secret
 from reconciler.transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
+    NESTING_MESSAGE,
     READ_CHUNK_BYTES,
     ResponseTooLarge,
     declared_too_large,
@@ -109,6 +121,19 @@ MAX_ASSIGNMENTS = 10_000_000
 MAX_EMPTY_PAGES_IN_A_ROW = 10
 """Empty pages that each point to yet another page: a listing that does not end."""
 MAX_RESPONSE_SETTING = "okta.max_response_mb"
+GROUP_PAGE_SIZE = 200
+"""Okta's ceiling for ``limit`` on ``/api/v1/apps/{appId}/groups`` (its floor is 20)."""
+MEMBER_PAGE_SIZE = 1000
+"""Okta's ceiling for ``limit`` on ``/api/v1/groups/{groupId}/users``."""
+MAX_GROUPS = 1_000_000
+"""More groups than any app is assigned: a group listing that pages past this many is refused as runaway."""
+MAX_GROUP_MEMBERS = 10_000_000
+"""More members than any group has: a member listing that pages past this many is refused as runaway."""
+GROUP_READS_AT_ONCE = 4
+"""Groups read at the same time: each member listing is a chain of pages, one in flight at a time,
+so a few chains overlap their round trips while staying well inside the rate limit's share."""
+GROUPS_FAMILY = "/api/v1/groups"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +207,9 @@ class OktaSource:
         credentials = _credentials_config(auth, token, client_id, private_key, self._scopes, key_id)
         self._executor = self._build_executor(credentials, loopback_http)
         self._session: aiohttp.ClientSession | None = None
-        self._budget = RateLimitBudget(rate_limit_share)
+        self._rate_limit_share = rate_limit_share
+        self._budgets = {"/api/v1/apps": RateLimitBudget(rate_limit_share)}
+        """One per rate-limit family (Okta counts ``/api/v1/apps``, ``/api/v1/groups``… in windows of their own)."""
         self._profile_fields = profile_fields
         self._progress = progress
         self._on_page = on_page
@@ -194,7 +221,7 @@ class OktaSource:
     @property
     def rate_limit_waited_s(self) -> float:
         """Seconds spent waiting for Okta's rate-limit windows to reset."""
-        return self._budget.waited_s
+        return sum(budget.waited_s for budget in self._budgets.values())
 
     async def __aenter__(self) -> Self:
         self._open_session()
@@ -247,33 +274,50 @@ class OktaSource:
         )
 
     async def _list_pages(self) -> list[OktaAssignment]:
-        assignments: list[OktaAssignment] = []
+        query = urlencode({"limit": self.page_size, "expand": "user"})
+        listing = _Listing(
+            f"{self._app_url}/users?{query}", f"app {self.app_id}", self.page_size, MAX_ASSIGNMENTS, "assignments"
+        )
+        return await self._read_listing(listing, self._convert_page, self._assignments_read)
+
+    def _assignments_read(self, found: list[OktaAssignment]) -> None:
+        self._progress.okta_page(len(found))
+        if self._on_page is not None:
+            self._on_page(found)
+
+    async def _read_listing(
+        self,
+        listing: _Listing,
+        decode: Callable[[int, bytes | str], list[_T]],
+        on_page: Callable[[list[_T]], None] | None = None,
+    ) -> list[_T]:
+        """Every item of a paged listing, each page decoded as it arrives; SourceError on any failure."""
+        items: list[_T] = []
         empty_in_a_row = 0
-        async with contextlib.aclosing(self._page_bodies()) as pages:
+        async with contextlib.aclosing(self._page_bodies(listing)) as pages:
             async for page, body in pages:
-                found = self._convert_page(page, body)
+                found = decode(page, body)
                 empty_in_a_row = 0 if found else empty_in_a_row + 1
                 if empty_in_a_row > MAX_EMPTY_PAGES_IN_A_ROW:
                     raise self._error(
-                        f"Okta listing of app {self.app_id} does not end: {empty_in_a_row} empty pages in a row, "
+                        f"Okta listing of {listing.name} does not end: {empty_in_a_row} empty pages in a row, "
                         f"each pointing to another (page {page})"
                     )
-                assignments.extend(found)
-                self._progress.okta_page(len(found))
-                if self._on_page is not None:
-                    self._on_page(found)
-        return assignments
+                items.extend(found)
+                if on_page is not None:
+                    on_page(found)
+        return items
 
-    async def _page_bodies(self) -> AsyncIterator[tuple[int, bytes | str]]:
+    async def _page_bodies(self, listing: _Listing) -> AsyncIterator[tuple[int, bytes | str]]:
         """Each page's body in order, the next page already requested while the caller decodes this one.
 
         Okta pages are chained by cursor, so only one can be in flight; the
         decoding of a page overlaps the round trip of the next.
         """
         seen_cursors: set[str] = set()
-        max_pages = -(-MAX_ASSIGNMENTS // self.page_size)
+        max_pages = -(-listing.max_items // listing.page_size)
         page = 1
-        pending = asyncio.ensure_future(self._fetch_page(page, None))
+        pending = asyncio.ensure_future(self._fetch(listing.page_url(None), listing.where(page)))
         try:
             while True:
                 body, headers = await pending
@@ -283,15 +327,15 @@ class OktaSource:
                     return
                 if cursor in seen_cursors:
                     raise self._error(
-                        f"Okta listing of app {self.app_id} loops: page {page} points back to cursor {cursor}"
+                        f"Okta listing of {listing.name} loops: page {page} points back to cursor {cursor}"
                     )
                 seen_cursors.add(cursor)
                 if page >= max_pages:
                     raise self._error(
-                        f"Okta listing of app {self.app_id} keeps paging past {page:,} pages of {self.page_size}: "
-                        f"more than {MAX_ASSIGNMENTS:,} assignments, so it is refused as runaway"
+                        f"Okta listing of {listing.name} keeps paging past {page:,} pages of {listing.page_size}: "
+                        f"more than {listing.max_items:,} {listing.items}, so it is refused as runaway"
                     )
-                pending = asyncio.ensure_future(self._fetch_page(page + 1, cursor))
+                pending = asyncio.ensure_future(self._fetch(listing.page_url(cursor), listing.where(page + 1)))
                 await _let_run(pending)
                 yield page, body
                 page += 1
@@ -300,12 +344,83 @@ class OktaSource:
                 pending.cancel()
                 await asyncio.gather(pending, return_exceptions=True)
 
-    # -- one page ------------------------------------------------------------
+    # -- groups --------------------------------------------------------------
 
-    async def _fetch_page(self, page: int, cursor: str | None) -> tuple[bytes | str, Mapping[str, Any]]:
-        """One page of the app's users, raw body and headers (see :meth:`_fetch`)."""
-        query = {"limit": self.page_size, "expand": "user", **({"after": cursor} if cursor else {})}
-        return await self._fetch(f"{self._app_url}/users?{urlencode(query)}", self._where(page))
+    async def list_pushed_groups(self, push: Sequence[str], push_assigned: bool) -> list[OktaGroup]:
+        """The groups Group Push follows, each once, sorted by id, with their members' Okta user ids.
+
+        ``push`` holds group ids (``00g…``: any group of the org, assigned to
+        the app or not) and names (of groups assigned to the app: exactly, else
+        the one matching without regard to case); ``push_assigned`` adds every
+        group assigned to the app. Raises :class:`SourceError` if any read
+        fails or an entry of ``push`` names no group: never a partial list.
+        Outside ``async with``, a session is opened for this listing only.
+        """
+        if self._session is None:
+            async with self:
+                return await self.list_pushed_groups(push, push_assigned)
+        ids = [entry for entry in push if looks_like_okta_group_id(entry)]
+        names = [entry for entry in push if not looks_like_okta_group_id(entry)]
+        assigned = await self._assigned_groups() if push_assigned or names else {}
+        pushed = dict(assigned) if push_assigned else {}
+        for name in names:
+            group_id = group_named(name, assigned, self.app_id)
+            pushed[group_id] = assigned[group_id]
+        pushed.update({group_id: assigned[group_id] for group_id in ids if group_id in assigned})
+        unread = sorted({group_id for group_id in ids if group_id not in pushed})
+        pushed.update(zip(unread, await _gather_bounded(self._group_name, unread, GROUP_READS_AT_ONCE), strict=True))
+        group_ids = sorted(pushed)
+        members = await _gather_bounded(self._member_ids, group_ids, GROUP_READS_AT_ONCE)
+        return [
+            OktaGroup(group_id, pushed[group_id], member_ids)
+            for group_id, member_ids in zip(group_ids, members, strict=True)
+        ]
+
+    async def _assigned_groups(self) -> dict[str, str]:
+        """The id and name of every group assigned to the app."""
+        query = urlencode({"limit": GROUP_PAGE_SIZE, "expand": "group"})
+        path = f"/api/v1/apps/{self.app_id}/groups"
+        listing = _Listing(f"{self._app_url}/groups?{query}", path, GROUP_PAGE_SIZE, MAX_GROUPS, "groups")
+        decode = self._decoder(listing, decode_app_groups)
+        return dict(await self._read_listing(listing, decode))
+
+    async def _group_name(self, group_id: str) -> str:
+        """The name of a group ``groups.push`` lists by id (``GET /api/v1/groups/{groupId}``)."""
+        path = f"{GROUPS_FAMILY}/{group_id}"
+        try:
+            body, _ = await self._fetch(f"{self.org_url}{GROUPS_FAMILY}/{quote(group_id, safe='')}", path)
+        except _NotFound as missing:
+            raise self._error(
+                f"groups.push lists Okta group {group_id}, which Okta does not have ({missing.detail}): "
+                "check the id in groups.push"
+            ) from None
+        try:
+            return decode_group_name(body, group_id)
+        except SourceError as exc:
+            raise self._error(f"Okta listing failed on {path}: {exc}") from None
+
+    async def _member_ids(self, group_id: str) -> frozenset[str]:
+        """The Okta user ids of a group's members (``GET /api/v1/groups/{groupId}/users``)."""
+        query = urlencode({"limit": MEMBER_PAGE_SIZE})
+        path = f"{GROUPS_FAMILY}/{group_id}/users"
+        url = f"{self.org_url}{GROUPS_FAMILY}/{quote(group_id, safe='')}/users?{query}"
+        listing = _Listing(url, path, MEMBER_PAGE_SIZE, MAX_GROUP_MEMBERS, "members")
+        return frozenset(await self._read_listing(listing, self._decoder(listing, decode_group_members)))
+
+    def _decoder(
+        self, listing: _Listing, decode: Callable[[bytes | str], list[_T]]
+    ) -> Callable[[int, bytes | str], list[_T]]:
+        """``decode`` for :meth:`_read_listing`: a malformed page fails naming the page and the endpoint."""
+
+        def decode_page(page: int, body: bytes | str) -> list[_T]:
+            try:
+                return decode(body)
+            except SourceError as exc:
+                raise self._error(f"Okta listing failed on {listing.where(page)}: {exc}") from None
+
+        return decode_page
+
+    # -- one request ---------------------------------------------------------
 
     async def _fetch(self, url: str, where: str) -> tuple[bytes | str, Mapping[str, Any]]:
         """One GET's raw body and headers, transient failures retried with backoff; SourceError on any failure.
@@ -328,19 +443,23 @@ class OktaSource:
 
     async def _fetch_once(self, url: str, where: str) -> tuple[bytes | str, Mapping[str, Any]]:
         """One GET's raw body and headers, waiting out the rate limit; SourceError on any failure."""
+        budget = self._budget_for(url)
         for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
-            await self._budget.acquire()
+            await budget.acquire()
             status, headers, body = await self._send_get(url, where)
-            self._budget.observe(headers)
+            budget.observe(headers)
             if status != HTTPStatus.TOO_MANY_REQUESTS or attempt == RATE_LIMIT_ATTEMPTS:
                 break
             self.rate_limited += 1
             retry_after = parse_retry_after(header_value(headers, "Retry-After"))
-            waited = await self._budget.after_429(headers, retry_after)
+            waited = await budget.after_429(headers, retry_after)
             log.warning("Okta answered 429 on %s; waited %.1f s for its rate limit to reset", where, waited)
         if not 200 <= status < 300:
             masked = self._masked(body)  # before any cut: no prefix of a credential Okta echoed may survive
-            message = self._okta_failure(okta_api_error(self.org_url, status, headers, masked), where)
+            error = okta_api_error(self.org_url, status, headers, masked)
+            message = self._okta_failure(error, where, url)
+            if status == HTTPStatus.NOT_FOUND:
+                raise _NotFound(self._masked(message), self._masked(_okta_error_detail(error)))
             raise self._transient(message) if _is_transient_status(status) else self._error(message)
         content_type = header_value(headers, "Content-Type")
         if not is_json_media_type(content_type):
@@ -349,6 +468,14 @@ class OktaSource:
                 f"{content_type!r}): is okta.org_url the Okta org, not a sign-in page or a proxy?"
             )
         return body, headers
+
+    def _budget_for(self, url: str) -> RateLimitBudget:
+        """The budget of the URL's rate-limit family: the groups' answers say nothing of the apps' window."""
+        family = _rate_limit_family(url)
+        budget = self._budgets.get(family)
+        if budget is None:
+            budget = self._budgets[family] = RateLimitBudget(self._rate_limit_share)
+        return budget
 
     async def _send_get(self, url: str, where: str) -> tuple[int, Mapping[str, Any], str]:
         """Send through the SDK's request executor (its auth, OAuth tokens, session) without its model parsing."""
@@ -404,7 +531,7 @@ class OktaSource:
     def _sdk_failure(self, exc: Exception, where: str) -> str:
         return f"Okta listing failed on {where}: the okta SDK failed: {_exception_text(exc)}"
 
-    def _okta_failure(self, error: Exception, where: str) -> str:
+    def _okta_failure(self, error: Exception, where: str, url: str = "") -> str:
         status = getattr(error, "status", None)
         code = getattr(error, "error_code", None)
         detail = _okta_error_detail(error)
@@ -423,10 +550,15 @@ class OktaSource:
             return f"Okta rejected the API token ({detail}): check okta.token_env (or okta.token_file)"
         if status == 401:
             return f"Okta rejected service app {self._client_id}'s access token ({detail})"
+        reads_groups = _rate_limit_family(url) == GROUPS_FAMILY
+        if status == 403 and reads_groups:
+            return f"Okta denied reading {where} ({detail}): the credential needs okta.groups.read"
         if status == 403:
             return (
                 f"Okta denied reading app {self.app_id}'s assignments ({detail}): the credential needs okta.apps.read"
             )
+        if status == 404 and reads_groups:
+            return f"Okta answered {detail} on {where}: was the group deleted while the run read it?"
         if status == 404:
             return f"Okta has no app {self.app_id} ({detail}): check okta.app_id"
         return f"Okta listing failed on {where}: {detail}"
@@ -521,7 +653,37 @@ def _capped_response_class(limit_bytes: int) -> type[aiohttp.ClientResponse]:
 
 
 class _TransientSourceError(SourceError):
-    """A page request that failed in a way that may pass; :meth:`OktaSource._fetch_page` retries it."""
+    """A request that failed in a way that may pass; :meth:`OktaSource._fetch` retries it."""
+
+
+class _NotFound(SourceError):
+    """A 404, with its message for the endpoint; a caller that knows what is missing says it better."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+        """``HTTP 404 E0000007: Not found: …``"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """One paged Okta listing, as :meth:`OktaSource._page_bodies` follows it."""
+
+    url: str
+    """The first page; each next one adds the ``after`` cursor of the previous page's ``rel="next"`` link."""
+    name: str
+    """What messages call it: ``app 0oa…``, ``/api/v1/groups/00g…/users``."""
+    page_size: int
+    max_items: int
+    """More than any real listing holds: one that pages past this many is refused as runaway."""
+    items: str
+    """What it lists, for the runaway message: ``assignments``, ``members``."""
+
+    def page_url(self, cursor: str | None) -> str:
+        return self.url if cursor is None else f"{self.url}&{urlencode({'after': cursor})}"
+
+    def where(self, page: int) -> str:
+        return f"page {page} of {self.name}"
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:
@@ -611,6 +773,139 @@ def app_user_as_dict(app_user: Any) -> Mapping[str, Any]:
         return app_user
     dumped: dict[str, Any] = app_user.model_dump(by_alias=True, mode="json")
     return dumped
+
+
+class _GroupProfile(msgspec.Struct):
+    name: str | None = None
+
+
+class _Group(msgspec.Struct):
+    """A Group as ``GET /api/v1/groups/{groupId}`` and ``_embedded.group`` hold it: only what is read."""
+
+    id: str | None = None
+    profile: _GroupProfile | None = None
+
+
+class _AppGroupEmbedded(msgspec.Struct):
+    group: _Group | None = None
+
+
+class _AppGroup(msgspec.Struct):
+    """An ApplicationGroupAssignment with ``expand=group``: its id is the group's."""
+
+    id: str | None = None
+    embedded: _AppGroupEmbedded | None = msgspec.field(default=None, name="_embedded")
+
+
+class _GroupMember(msgspec.Struct):
+    id: str | None = None
+
+
+_APP_GROUPS_DECODER = msgspec.json.Decoder(list[_AppGroup])
+_GROUP_DECODER = msgspec.json.Decoder(_Group)
+_GROUP_MEMBERS_DECODER = msgspec.json.Decoder(list[_GroupMember])
+
+
+def decode_app_groups(body: bytes | str) -> list[tuple[str, str]]:
+    """The group id and name of each assignment on a page of ``GET /api/v1/apps/{appId}/groups?expand=group``."""
+    groups: list[_AppGroup] = _decoded(_APP_GROUPS_DECODER, body, "application group assignments")
+    return [_id_and_name(group) for group in groups]
+
+
+def _id_and_name(group: _AppGroup) -> tuple[str, str]:
+    if not group.id:
+        raise SourceError("an application group assignment has no id")
+    embedded = group.embedded.group if group.embedded else None
+    name = embedded.profile.name if embedded and embedded.profile else None
+    if not name:
+        raise SourceError(f"Okta group {group.id} has no _embedded.group.profile.name")
+    return group.id, name
+
+
+def decode_group_name(body: bytes | str, group_id: str) -> str:
+    """The ``profile.name`` of ``GET /api/v1/groups/{groupId}``."""
+    group: _Group = _decoded(_GROUP_DECODER, body, "a group")
+    if group.id != group_id:
+        raise SourceError(f"the answer is group {group.id!r}, not {group_id}")
+    if not group.profile or not group.profile.name:
+        raise SourceError(f"Okta group {group_id} has no profile.name")
+    return group.profile.name
+
+
+def decode_group_members(body: bytes | str) -> list[str]:
+    """The Okta user ids on a page of ``GET /api/v1/groups/{groupId}/users``."""
+    members: list[_GroupMember] = _decoded(_GROUP_MEMBERS_DECODER, body, "group members")
+    ids: list[str] = []
+    for member in members:
+        if not member.id:
+            raise SourceError("a group member has no id")
+        ids.append(member.id)
+    return ids
+
+
+def _decoded(decoder: msgspec.json.Decoder[Any], body: bytes | str, what: str) -> Any:
+    """``decoder.decode(body)``; SourceError says what does not parse, as :func:`decode_app_users` does."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as error:
+        raise SourceError(f"the answer does not parse as {what} ({error})") from None
+    except msgspec.DecodeError as error:
+        raise SourceError(f"the answer is not JSON ({error})") from None
+    except RecursionError:
+        raise SourceError(f"the answer is {NESTING_MESSAGE}") from None
+
+
+def group_named(name: str, assigned: Mapping[str, str], app_id: str) -> str:
+    """The id of the assigned group ``groups.push`` names: its exact name, else the one equal without regard to case.
+
+    ``assigned`` maps each group assigned to the app to its name. Okta keeps
+    its own groups' names unique, but not those of imported (AD, LDAP)
+    groups, and ``Engineering`` and ``engineering`` may both exist: a name
+    that does not pick one group is refused rather than guessed.
+    """
+    for how, matches in (
+        ("", sorted(group_id for group_id, group_name in assigned.items() if group_name == name)),
+        (
+            " without regard to case",
+            sorted(group_id for group_id, group_name in assigned.items() if group_name.casefold() == name.casefold()),
+        ),
+    ):
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            listed = ", ".join(f"{group_id} ({assigned[group_id]!r})" for group_id in matches)
+            raise SourceError(
+                f"groups.push names Okta group {name!r}, but {len(matches)} groups assigned to app {app_id} "
+                f"have that name{how}: {listed}; list the one meant by its id (00g…)"
+            )
+    raise SourceError(
+        f"groups.push names Okta group {name!r}, but no group assigned to app {app_id} has that name: "
+        "assign the group to the app, or list it by its id (00g…)"
+    )
+
+
+async def _gather_bounded(read: Callable[[str], Awaitable[_T]], keys: Sequence[str], at_once: int) -> list[_T]:
+    """``read`` of each key, at most ``at_once`` at a time, in the keys' order; the first failure cancels the rest."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def gated(key: str) -> _T:
+        async with gate:
+            return await read(key)
+
+    tasks = [asyncio.ensure_future(gated(key)) for key in keys]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _rate_limit_family(url: str) -> str:
+    """``/api/v1/apps``, ``/api/v1/groups``…: the endpoint family whose window Okta counts a request in."""
+    parts = urlsplit(url).path.split("/")
+    return "/".join(parts[:4]) if len(parts) >= 4 and parts[1:3] == ["api", "v1"] else "/api/v1"
 
 
 def next_cursor(headers: Mapping[str, Any]) -> str | None:
