@@ -1,13 +1,15 @@
 """The store: every run and every action it took, as an audit trail.
 
 A run row is written when the run starts and completed when it ends. Each
-action is recorded as an *intent* (pending) and committed before its request
-is sent, then completed with its *outcome*; each write is its own short
-transaction, so a crash loses at most the outcome of the requests in flight.
-Those stay pending, with their run 'running', until the next run of the target
-starts, or ``history`` or ``show`` looks while no run of it is alive; either marks
-them interrupted (:meth:`Store.settle_abandoned_runs`). The next plan, computed
-from live state, redoes whatever they did not do.
+action, a user's (``actions``) or a group's (``group_actions``, from
+:mod:`reconciler.group_plan`), is recorded as an *intent* (pending) and
+committed before its request is sent, then completed with its *outcome*; each
+write is its own short transaction, so a crash loses at most the outcome of the
+requests in flight. Those stay pending, with their run 'running', until the next
+run of the target starts, or ``history`` or ``show`` looks while no run of it is
+alive; either marks them interrupted (:meth:`Store.settle_abandoned_runs`), and
+the run's ``applied``/``failed`` count user and group actions alike. The next
+plan, computed from live state, redoes whatever they did not do.
 
 SQLite by default (WAL mode, so readers such as ``reconcile history`` do not
 block a running apply), or PostgreSQL (``postgresql+psycopg://``; a plain
@@ -15,12 +17,16 @@ block a running apply), or PostgreSQL (``postgresql+psycopg://``; a plain
 carry no secret.
 
 The schema is versioned with alembic (the revisions ship in
-``reconciler/migrations``). Opening a :class:`Store`:
+``reconciler/migrations/versions``): 0001 made ``runs``, ``actions`` and
+``alert_states`` (the tables as they were before versioning); 0002 added
+``group_actions`` and the group plan's counts (``runs.planned_groups``).
+Opening a :class:`Store`:
 
 - on an empty database (a new SQLite file, a new PostgreSQL database), creates
   the schema at the newest revision: zero set-up;
 - on a database made before the schema was versioned (its tables, no version
-  table), stamps it at the first revision when its tables match it;
+  table), stamps it at the first revision when its tables match it (it is then
+  behind, as below, until upgraded);
 - on a database at an older revision, refuses with :class:`SchemaError`
   naming the revisions and the command that upgrades it (:func:`db_upgrade`,
   ``reconcile db upgrade``): an upgrade is an operator's decision, taken once,
@@ -53,6 +59,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from reconciler.errors import ReconcileError
+from reconciler.group_plan import GroupAction, GroupActionKind
 from reconciler.records import SUMMARY_KEYS, Action, ActionKind
 
 if TYPE_CHECKING:
@@ -162,6 +169,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+GROUP_SUMMARY_KEYS: Final = (*(kind.value for kind in GroupActionKind), "in_sync")
+"""The keys of :meth:`reconciler.group_plan.GroupPlan.summary`, as ``runs.planned_groups`` keeps them."""
+
+
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
 
@@ -190,6 +201,9 @@ class Run(SQLModel, table=True):
     failed: int = 0
     """Actions that failed, counted when the run ends."""
     error: str | None = Field(default=None, sa_type=sa.Text)
+    planned_groups: dict[str, int] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
+    """The group plan's counts (``GroupPlan.summary()``, every key of :data:`GROUP_SUMMARY_KEYS`); SQL NULL
+    when the run planned no groups (groups not configured, or not reached). Added by revision 0002."""
 
     @property
     def summary(self) -> dict[str, int] | None:
@@ -197,6 +211,13 @@ class Run(SQLModel, table=True):
         if self.planned_in_sync is None:
             return None
         return {key: getattr(self, f"planned_{key}") or 0 for key in SUMMARY_KEYS}
+
+    @property
+    def group_summary(self) -> dict[str, int] | None:
+        """The group plan summary as :meth:`reconciler.group_plan.GroupPlan.summary` gives it; None if none."""
+        if self.planned_groups is None:
+            return None
+        return {key: int(self.planned_groups.get(key) or 0) for key in GROUP_SUMMARY_KEYS}
 
 
 class ActionRecord(SQLModel, table=True):
@@ -211,6 +232,30 @@ class ActionRecord(SQLModel, table=True):
     reason: str = Field(sa_type=sa.Text)
     changes: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     """``{SCIM path: {"before": ..., "after": ...}}``, as in :meth:`Action.to_json`."""
+    status: ActionStatus = Field(sa_type=_text_enum(ActionStatus), index=True)
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class GroupActionRecord(SQLModel, table=True):
+    """A group action of a run (:class:`reconciler.group_plan.GroupAction`), as :class:`ActionRecord` is a user's."""
+
+    __tablename__ = "group_actions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    kind: GroupActionKind = Field(sa_type=_text_enum(GroupActionKind))
+    group_name: str
+    """The Okta group's name (the platform's displayName for UNMANAGED)."""
+    okta_group_id: str | None = None
+    scim_id: str | None = None
+    """The platform group's id: the planned one, or the one a CREATE_GROUP learned."""
+    members: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    """As in :attr:`GroupAction.members`: Okta user ids to add, or SCIM user ids to remove."""
+    member_count: int = 0
+    """``len(members)``, so that a listing need not read the members."""
+    reason: str = Field(sa_type=sa.Text)
     status: ActionStatus = Field(sa_type=_text_enum(ActionStatus), index=True)
     error: str | None = Field(default=None, sa_type=sa.Text)
     created_at: datetime = Field(sa_type=UtcDateTime)
@@ -315,6 +360,16 @@ class Store:
             run = _existing(session, Run, run_id)
             for key in SUMMARY_KEYS:
                 setattr(run, f"planned_{key}", summary.get(key, 0))
+            session.commit()
+
+    def record_group_plan_counts(self, run_id: int, summary: dict[str, int]) -> None:
+        """Keep the group plan's counts (``GroupPlan.summary()``) on the run; a kind not given counts 0."""
+        unknown = set(summary) - set(GROUP_SUMMARY_KEYS)
+        if unknown:
+            raise ValueError(f"unknown group summary keys: {sorted(unknown)}")
+        with self._session() as session:
+            run = _existing(session, Run, run_id)
+            run.planned_groups = {key: int(summary.get(key, 0)) for key in GROUP_SUMMARY_KEYS}
             session.commit()
 
     def record_populations(self, run_id: int, source_count: int, managed_count: int) -> None:
@@ -471,6 +526,48 @@ class Store:
         """The run's actions in the order they were recorded."""
         with self._session() as session:
             query = select(ActionRecord).where(ActionRecord.run_id == run_id).order_by(col(ActionRecord.id))
+            return list(session.exec(query).all())
+
+    # --- group actions -----------------------------------------------------------------------
+
+    def record_group_intent(self, run_id: int, action: GroupAction) -> int:
+        """Record the group ``action`` as pending before its request is sent (plain SQL, as :meth:`record_intent`)."""
+        record = _group_action_record(run_id, action, ActionStatus.PENDING)
+        with self.engine.begin() as connection:
+            inserted = connection.execute(_INSERT_GROUP_ACTION, record.model_dump(exclude={"id"})).inserted_primary_key
+        assert inserted is not None
+        return int(inserted[0])
+
+    def record_group_outcome(
+        self, action_id: int, succeeded: bool, error: str | None = None, scim_id: str | None = None
+    ) -> None:
+        """Complete a recorded group intent; ``scim_id`` is the id a CREATE_GROUP learned (None: keep the planned one).
+
+        As :meth:`record_outcome`, one plain SQL statement.
+        """
+        values = {
+            "action_id": action_id,
+            "new_status": ActionStatus.SUCCEEDED if succeeded else ActionStatus.FAILED,
+            "new_error": error,
+            "new_finished_at": utc_now(),
+            "new_scim_id": scim_id,
+        }
+        with self.engine.begin() as connection:
+            if connection.execute(_COMPLETE_GROUP_ACTION, values).rowcount == 0:
+                raise LookupError(f"no {GroupActionRecord.__tablename__} row with id {action_id}")
+
+    def record_group_skipped(self, run_id: int, actions: Iterable[GroupAction], why: str | None = None) -> None:
+        """Record, in one transaction, group actions that will not be sent; ``why`` as in :meth:`record_skipped`."""
+        with self._session() as session:
+            session.add_all(_group_action_record(run_id, action, ActionStatus.SKIPPED, why) for action in actions)
+            session.commit()
+
+    def group_actions_of(self, run_id: int) -> list[GroupActionRecord]:
+        """The run's group actions in the order they were recorded."""
+        with self._session() as session:
+            query = (
+                select(GroupActionRecord).where(GroupActionRecord.run_id == run_id).order_by(col(GroupActionRecord.id))
+            )
             return list(session.exec(query).all())
 
     # --- alert state -------------------------------------------------------------------------
@@ -833,6 +930,17 @@ _COMPLETE_ACTION: Final = (
     )
 )
 """Built once, so that recording each write reuses one compiled statement."""
+_INSERT_GROUP_ACTION: Final = sa.insert(GroupActionRecord)
+_COMPLETE_GROUP_ACTION: Final = (
+    sa.update(GroupActionRecord)
+    .where(col(GroupActionRecord.id) == sa.bindparam("action_id"))
+    .values(
+        status=sa.bindparam("new_status"),
+        error=sa.bindparam("new_error"),
+        finished_at=sa.bindparam("new_finished_at"),
+        scim_id=func.coalesce(sa.bindparam("new_scim_id", type_=sa.String), col(GroupActionRecord.scim_id)),
+    )
+)
 
 
 def _action_record(run_id: int, action: Action, status: ActionStatus, error: str | None = None) -> ActionRecord:
@@ -850,11 +958,36 @@ def _action_record(run_id: int, action: Action, status: ActionStatus, error: str
     )
 
 
+def _group_action_record(
+    run_id: int, action: GroupAction, status: ActionStatus, error: str | None = None
+) -> GroupActionRecord:
+    return GroupActionRecord(
+        error=error,
+        run_id=run_id,
+        kind=action.kind,
+        group_name=action.name,
+        okta_group_id=action.okta_group_id,
+        scim_id=action.scim_id,
+        members=list(action.members),
+        member_count=len(action.members),
+        reason=action.reason,
+        status=status,
+        created_at=utc_now(),
+    )
+
+
+_ACTION_TABLES: Final = (ActionRecord, GroupActionRecord)
+"""The tables of a run's actions: a run's outcome counts, and its interruption, cover both."""
+
+
 def _count_outcomes(session: Session, run: Run) -> None:
-    query = select(ActionRecord.status, func.count()).where(ActionRecord.run_id == run.id).group_by(ActionRecord.status)
-    counts = dict(session.exec(query).all())
-    run.applied = counts.get(ActionStatus.SUCCEEDED, 0)
-    run.failed = counts.get(ActionStatus.FAILED, 0)
+    """``applied`` and ``failed``: the run's user and group actions that succeeded, or failed."""
+    run.applied = run.failed = 0
+    for model in _ACTION_TABLES:
+        query = sa.select(model.status, func.count()).where(model.run_id == run.id).group_by(model.status)
+        counts = {ActionStatus(status): count for status, count in session.execute(query).all()}
+        run.applied += counts.get(ActionStatus.SUCCEEDED, 0)
+        run.failed += counts.get(ActionStatus.FAILED, 0)
 
 
 def _interrupt(session: Session, run: Run) -> None:
@@ -864,9 +997,9 @@ def _interrupt(session: Session, run: Run) -> None:
 
 
 def _interrupt_pending_actions(session: Session, run: Run) -> None:
-    pending = session.exec(
-        select(ActionRecord).where(ActionRecord.run_id == run.id, ActionRecord.status == ActionStatus.PENDING)
-    ).all()
-    for record in pending:
-        record.status, record.error = ActionStatus.INTERRUPTED, INTERRUPTED_ACTION_ERROR
+    """The run's user and group actions still pending become interrupted: their outcome is unknown."""
+    for model in _ACTION_TABLES:
+        pending = session.exec(select(model).where(model.run_id == run.id, model.status == ActionStatus.PENDING)).all()
+        for record in pending:
+            record.status, record.error = ActionStatus.INTERRUPTED, INTERRUPTED_ACTION_ERROR
     session.flush()
