@@ -156,12 +156,28 @@ DEFAULT_LIMITS: Final[Mapping[str, KindLimit]] = MappingProxyType(
 )
 """Safe for 50 to 100,000 users: a routine run stays well below, a mass event trips."""
 
+GROUP_LIMITS: Final[Mapping[str, KindLimit]] = MappingProxyType(
+    {
+        "create_group": KindLimit(100, 0.5),
+        "link_group": KindLimit(100, 0.5),
+        "rename_group": KindLimit(100, 0.5),
+        "delete_group": KindLimit(10, 0.1),
+        "add_members": KindLimit(10_000, 1.0),
+        "remove_members": KindLimit(500, 0.1),
+    }
+)
+"""The group kinds' limits. ``add_members`` and ``remove_members`` count members, not
+requests: one action can empty a 5,000-member group, and that is what must trip.
+Additions have no ratio by default (1.0): a newly pushed group adds all of its members,
+every time, and an addition takes nothing from anyone; their count still has a ceiling."""
+
 OnThreshold = Literal["stop", "skip_gated"]
 
 
 @dataclass(frozen=True)
 class ThresholdsConfig:
     limits: Mapping[str, KindLimit] = field(default_factory=lambda: DEFAULT_LIMITS)
+    group_limits: Mapping[str, KindLimit] = field(default_factory=lambda: GROUP_LIMITS)
     min_count_for_ratio: int = 10
     """The ``max_<kind>_ratio`` limits apply from this many actions of a kind: in a small
     population a ratio alone would block routine runs (1 leaver of 5 is 20 %)."""
@@ -170,7 +186,7 @@ class ThresholdsConfig:
     on_threshold: OnThreshold = "stop"
     """"stop": apply nothing when a limit trips; "skip_gated": apply the kinds that did not trip."""
     max_error_ratio: float = 0.2
-    """Stop sending once more than this share of a run's writes failed (see apply.ErrorBreaker)."""
+    """Stop sending once more than this share of a run's writes failed (see apply.ApplyResult.check_error_ratio)."""
     quarantine_after: int = 3
     """Consecutive failed runs after which the service slows down to ``quarantine_interval_s``."""
     quarantine_interval_s: float = 6 * 3600.0
@@ -186,6 +202,24 @@ class AlertsConfig:
     """Per-kind drift limits, e.g. ``{"deactivate": 10}``."""
     consecutive_failures: int = 3
     realert_after_s: float = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class GroupsConfig:
+    """Group Push reconciliation: which Okta groups the platform's groups follow."""
+
+    push: tuple[str, ...] = ()
+    """Okta groups to push: an id (``00g…``) names any group of the org; a name, one assigned to the app."""
+    push_assigned: bool = False
+    """Push every group assigned to the app."""
+    delete_unpushed: bool = False
+    """Delete a platform group Okta pushed once and pushes no more; otherwise it is only reported."""
+    member_batch: int = 100
+    """Members named in one SCIM PATCH."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.push) or self.push_assigned
 
 
 @dataclass(frozen=True)
@@ -228,6 +262,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    groups: GroupsConfig = field(default_factory=GroupsConfig)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -292,7 +327,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: not valid TOML: the file is not UTF-8 text"]) from None
 
 
-SECTIONS: Final = ("okta", "scim", "mapping", "policy", "store", "thresholds", "alerts", "schedule", "metrics")
+SECTIONS: Final = (
+    "okta", "scim", "mapping", "policy", "store", "thresholds", "alerts", "schedule", "metrics", "groups",
+)  # fmt: skip
 
 
 class _NoSecrets(dict[str, str]):
@@ -315,11 +352,12 @@ def _build(document: Mapping[str, Any], source_path: Path, environ: Mapping[str,
     alerts = _alerts(_Table("alerts", tables.get("alerts") or {}, problems), base_dir, environ)
     schedule = _schedule(_Table("schedule", tables.get("schedule") or {}, problems))
     metrics = _metrics(_Table("metrics", tables.get("metrics") or {}, problems))
+    groups = _groups(_Table("groups", tables.get("groups") or {}, problems))
     if problems:
         raise ConfigError(problems)
     assert okta and scim and mapping is not None and policy and store and thresholds and alerts and schedule
-    assert metrics
-    return Config(okta, scim, mapping, policy, store, source_path, thresholds, alerts, schedule, metrics)
+    assert metrics and groups
+    return Config(okta, scim, mapping, policy, store, source_path, thresholds, alerts, schedule, metrics, groups)
 
 
 def _sections(document: Mapping[str, Any], problems: list[str]) -> dict[str, Mapping[str, Any]]:
@@ -616,7 +654,7 @@ MAX_CONCURRENCY: Final = 64
 POLICY_KEYS: Final = ("unmanaged", "suspended")
 STORE_KEYS: Final = ("url",)
 THRESHOLD_KEYS: Final = (
-    *(key for kind in DEFAULT_LIMITS for key in (f"max_{kind}", f"max_{kind}_ratio")),
+    *(key for kind in (*DEFAULT_LIMITS, *GROUP_LIMITS) for key in (f"max_{kind}", f"max_{kind}_ratio")),
     "min_count_for_ratio",
     "max_source_drop_ratio",
     "on_threshold",
@@ -626,6 +664,7 @@ THRESHOLD_KEYS: Final = (
 )
 SCHEDULE_KEYS: Final = ("interval", "cron", "jitter", "run_at_start", "stop_timeout")
 METRICS_KEYS: Final = ("listen",)
+GROUPS_KEYS: Final = ("push", "push_assigned", "delete_unpushed", "member_batch")
 ALERT_KEYS: Final = (
     "urls",
     "urls_file",
@@ -747,14 +786,20 @@ def _store(table: _Table) -> StoreConfig | None:
     return StoreConfig(url)
 
 
-def _thresholds(table: _Table) -> ThresholdsConfig | None:
-    table.check_keys(THRESHOLD_KEYS)
+def _kind_limits(table: _Table, defaults: Mapping[str, KindLimit]) -> dict[str, KindLimit]:
     limits = {}
-    for kind, default in DEFAULT_LIMITS.items():
+    for kind, default in defaults.items():
         count = table.integer(f"max_{kind}", default.count, 0, 10_000_000)
         ratio = table.ratio(f"max_{kind}_ratio", default.ratio)
         if count is not None and ratio is not None:
             limits[kind] = KindLimit(count, ratio)
+    return limits
+
+
+def _thresholds(table: _Table) -> ThresholdsConfig | None:
+    table.check_keys(THRESHOLD_KEYS)
+    limits = _kind_limits(table, DEFAULT_LIMITS)
+    group_limits = _kind_limits(table, GROUP_LIMITS)
     min_for_ratio = table.integer("min_count_for_ratio", 10, 0, 10_000_000)
     drop = table.ratio("max_source_drop_ratio", 0.2)
     on_threshold = table.choice("on_threshold", ("stop", "skip_gated"), "stop")
@@ -767,6 +812,7 @@ def _thresholds(table: _Table) -> ThresholdsConfig | None:
     assert min_for_ratio is not None
     return ThresholdsConfig(
         MappingProxyType(limits),
+        MappingProxyType(group_limits),
         min_for_ratio,
         drop,
         cast(OnThreshold, on_threshold),
@@ -774,6 +820,40 @@ def _thresholds(table: _Table) -> ThresholdsConfig | None:
         quarantine_after,
         quarantine_interval,
     )
+
+
+def _groups(table: _Table) -> GroupsConfig | None:
+    table.check_keys(GROUPS_KEYS)
+    push = _group_names(table)
+    flags = {key: table.values.get(key, False) for key in ("push_assigned", "delete_unpushed")}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            table.note(key, f"expected true or false, got {_show(value)}")
+    member_batch = table.integer("member_batch", 100, 1, 1000)
+    if flags["delete_unpushed"] is True and not push and flags["push_assigned"] is not True:
+        table.note(
+            "delete_unpushed",
+            "set without push or push_assigned: with no group pushed, every group Okta once pushed would be "
+            "deleted — list the groups to push, or set push_assigned = true",
+        )
+    if not table.clean:
+        return None
+    assert push is not None and member_batch
+    return GroupsConfig(push, bool(flags["push_assigned"]), bool(flags["delete_unpushed"]), member_batch)
+
+
+def _group_names(table: _Table) -> tuple[str, ...] | None:
+    """``push``: Okta group names or ids, each once."""
+    value = table.values.get("push", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        table.note(
+            "push",
+            f'expected a list of Okta group names or ids, e.g. ["Engineering", "00g1a2b3c4d5e6f7g8h9"], '
+            f"got {_show(value)}",
+        )
+        return None
+    names = tuple(dict.fromkeys(v.strip() for v in value))
+    return names
 
 
 def _alerts(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> AlertsConfig | None:
@@ -851,7 +931,7 @@ def _metrics(table: _Table) -> MetricsConfig | None:
 
 def _drift_by_kind(table: _Table) -> dict[str, int] | None:
     value = table.values.get("alert_drift_by_kind", {})
-    kinds = ("create", "update", "deactivate", "reactivate", "link", "conflict", "unmanaged")
+    kinds = ("create", "update", "deactivate", "reactivate", "link", "conflict", "unmanaged", *GROUP_LIMITS)
     if not isinstance(value, dict) or not all(
         k in kinds and isinstance(v, int) and not isinstance(v, bool) and v >= 1 for k, v in value.items()
     ):

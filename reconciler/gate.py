@@ -16,6 +16,11 @@ Okta answered with an empty or wrong list. So, before anything is sent:
 
 Entra calls the per-kind part "accidental deletions prevention"; this gate
 applies it to every kind, and adds the source guard.
+
+Group actions (``[groups]``) pass the same gate, with their own per-kind
+limits (``max_create_group``, ``max_remove_members``, ...): the group kinds
+are weighed against the pushed groups, the platform's pushed groups, or, for
+``add_members`` and ``remove_members``, against memberships, counted in members.
 """
 
 from __future__ import annotations
@@ -24,8 +29,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.config import ThresholdsConfig
+from reconciler.group_plan import (
+    GROUP_WRITE_KINDS,
+    GroupActionKind,
+    GroupPlan,
+    OktaGroup,
+    PlatformGroup,
+    looks_like_okta_group_id,
+)
 from reconciler.plan import looks_like_okta_user_id
 from reconciler.records import WRITE_KINDS, ActionKind, OktaAssignment, Plan, PlatformUser
+
+_USER_KINDS = frozenset(kind.value for kind in ActionKind)
 
 SOURCE = "source"
 """The ``kind`` of a trip of the source-shrink guard."""
@@ -58,6 +73,39 @@ class Populations:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupPopulations:
+    """What the group kinds' ratios are taken of."""
+
+    pushed: int
+    """Okta groups pushed in this run."""
+    managed: int
+    """Platform groups Okta pushed (their externalId is an Okta group id)."""
+    wanted_members: int
+    """Memberships Okta's pushed groups hold."""
+    platform_members: int
+    """Memberships the platform's pushed groups hold."""
+
+    @classmethod
+    def of(cls, desired: Sequence[OktaGroup], actual: Sequence[PlatformGroup]) -> GroupPopulations:
+        managed = [g for g in actual if looks_like_okta_group_id(g.external_id)]
+        return cls(
+            len(desired),
+            len(managed),
+            sum(len(g.member_ids) for g in desired),
+            sum(len(g.member_ids) for g in managed),
+        )
+
+    def of_kind(self, kind: GroupActionKind) -> int:
+        if kind is GroupActionKind.ADD_MEMBERS:
+            return self.wanted_members
+        if kind is GroupActionKind.REMOVE_MEMBERS:
+            return self.platform_members
+        if kind is GroupActionKind.DELETE_GROUP:
+            return self.managed
+        return self.pushed
+
+
+@dataclass(frozen=True, slots=True)
 class GateDecision:
     trips: tuple[Trip, ...] = ()
     stop_all: bool = False
@@ -69,12 +117,21 @@ class GateDecision:
 
     @property
     def gated_kinds(self) -> frozenset[ActionKind]:
-        """The kinds of write that may not be sent."""
+        """The kinds of user write that may not be sent."""
         if self.stop_all:
             return WRITE_KINDS
-        return frozenset(ActionKind(t.kind) for t in self.trips if t.kind != SOURCE)
+        return frozenset(ActionKind(t.kind) for t in self.trips if t.kind in _USER_KINDS)
 
-    def allows(self, kind: ActionKind) -> bool:
+    @property
+    def gated_group_kinds(self) -> frozenset[GroupActionKind]:
+        """The kinds of group write that may not be sent."""
+        if self.stop_all:
+            return GROUP_WRITE_KINDS
+        return frozenset(GroupActionKind(t.kind) for t in self.trips if t.kind in GroupActionKind.__members__.values())
+
+    def allows(self, kind: ActionKind | GroupActionKind) -> bool:
+        if isinstance(kind, GroupActionKind):
+            return kind in GROUP_WRITE_KINDS and kind not in self.gated_group_kinds
         return kind in WRITE_KINDS and kind not in self.gated_kinds
 
     @property
@@ -128,10 +185,46 @@ def kind_trips(plan: Plan, populations: Populations, thresholds: ThresholdsConfi
     return trips
 
 
-def evaluate(plan: Plan, populations: Populations, thresholds: ThresholdsConfig) -> GateDecision:
-    """What the gate lets through for this plan."""
+def group_trips(plan: GroupPlan, populations: GroupPopulations, thresholds: ThresholdsConfig) -> list[Trip]:
+    """The group kinds' limits; ``add_members`` and ``remove_members`` weigh members, the others groups."""
+    counts = _group_counts(plan)
+    trips = []
+    for kind, limit in thresholds.group_limits.items():
+        count, population = counts.get(kind, 0), populations.of_kind(GroupActionKind(kind))
+        unit = "members" if kind.endswith("_members") else "groups"
+        if count > limit.count:
+            trips.append(Trip(kind, f"{kind}: {count} {unit} planned, above max_{kind} = {limit.count}"))
+        elif population and count >= thresholds.min_count_for_ratio and count / population > limit.ratio:
+            trips.append(
+                Trip(
+                    kind,
+                    f"{kind}: {count} {unit} planned, {count / population:.1%} of {population}, "
+                    f"above max_{kind}_ratio = {limit.ratio:g}",
+                )
+            )
+    return trips
+
+
+def _group_counts(plan: GroupPlan) -> dict[str, int]:
+    """Groups per kind, but members for the membership kinds (a new group's members are additions too)."""
+    members = plan.member_counts()
+    return plan.summary() | {
+        "add_members": members["add_members"] + members["create_group"],
+        "remove_members": members["remove_members"],
+    }
+
+
+def evaluate(
+    plan: Plan,
+    populations: Populations,
+    thresholds: ThresholdsConfig,
+    groups: tuple[GroupPlan, GroupPopulations] | None = None,
+) -> GateDecision:
+    """What the gate lets through for this plan (and its group plan, when groups are pushed)."""
     from_source = source_trips(populations, thresholds)
     by_kind = kind_trips(plan, populations, thresholds)
+    if groups is not None:
+        by_kind += group_trips(*groups, thresholds)
     stop_all = bool(from_source) or (bool(by_kind) and thresholds.on_threshold == "stop")
     return GateDecision(tuple(from_source + by_kind), stop_all)
 

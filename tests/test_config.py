@@ -561,3 +561,45 @@ def test_tokens_from_systemd_credentials(tmp_path: Path) -> None:
         load_config(path, {})
     assert "okta.token_credential: $CREDENTIALS_DIRECTORY is not set" in str(raised.value)
     assert "outside systemd use okta.token_file" in str(raised.value)
+
+
+# --- [groups] ---------------------------------------------------------------------------------
+
+
+def test_groups_are_off_unless_pushed(write_config: WriteConfig) -> None:
+    groups = load(write_config, MINIMAL).groups
+    assert (groups.enabled, groups.push, groups.push_assigned, groups.delete_unpushed) == (False, (), False, False)
+
+
+def test_groups_push_names_and_ids_once_each_with_delete_and_batch(write_config: WriteConfig) -> None:
+    text = MINIMAL + (
+        '[groups]\npush = ["Engineering", " Engineering ", "00g1a2b3c4d5e6f7g8h9"]\n'
+        "delete_unpushed = true\nmember_batch = 50\n"
+        "[thresholds]\nmax_remove_members = 20\nmax_delete_group_ratio = 0.05\n"
+    )
+    config = load(write_config, text)
+    assert config.groups.push == ("Engineering", "00g1a2b3c4d5e6f7g8h9")
+    assert (config.groups.enabled, config.groups.delete_unpushed, config.groups.member_batch) == (True, True, 50)
+    assert config.thresholds.group_limits["remove_members"].count == 20
+    assert config.thresholds.group_limits["delete_group"].ratio == 0.05
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ('push = "Engineering"', "groups.push: expected a list of Okta group names or ids"),
+        ('push = [""]', "groups.push: expected a list of Okta group names or ids"),
+        ('push_assigned = "yes"', "groups.push_assigned: expected true or false"),
+        ("member_batch = 0", "groups.member_batch: expected an integer from 1 to 1000"),
+        ("delete_unpushed = true", "groups.delete_unpushed: set without push or push_assigned"),
+        ("pushed = []", "groups.pushed: unknown key — did you mean push?"),
+    ],
+)
+def test_groups_problems_name_the_key_and_the_fix(write_config: WriteConfig, table: str, expected: str) -> None:
+    problems = problems_of(write_config(MINIMAL + f"[groups]\n{table}\n"))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_group_kinds_can_raise_their_own_drift_alert(write_config: WriteConfig) -> None:
+    text = MINIMAL + "[alerts]\nalert_drift_by_kind = {remove_members = 1, create = 5}\n"
+    assert load(write_config, text).alerts.alert_drift_by_kind == {"remove_members": 1, "create": 5}

@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from reconciler.config import DEFAULT_LIMITS, KindLimit, ThresholdsConfig
-from reconciler.gate import SOURCE, Populations, evaluate, scheduled_interval_s
+from reconciler.config import DEFAULT_LIMITS, GROUP_LIMITS, KindLimit, ThresholdsConfig
+from reconciler.gate import SOURCE, GroupPopulations, Populations, evaluate, scheduled_interval_s
+from reconciler.group_plan import GroupAction, GroupActionKind, GroupPlan
 from reconciler.records import WRITE_KINDS, ActionKind
 from tests.factories import plan_of
 
@@ -95,3 +96,73 @@ def test_the_service_slows_down_while_quarantined_and_resumes_after_a_success() 
     assert scheduled_interval_s(1800, 3, thresholds) == 6 * 3600
     assert scheduled_interval_s(1800, 0, thresholds) == 1800, "a success ends the quarantine"
     assert scheduled_interval_s(12 * 3600, 5, thresholds) == 12 * 3600, "never faster than the schedule"
+
+
+# --- group kinds ---------------------------------------------------------------------------------
+
+GROUP_KINDS = sorted(GROUP_LIMITS)
+GROUP_THRESHOLDS = replace(THRESHOLDS, group_limits={kind: KindLimit(count=20, ratio=0.1) for kind in GROUP_KINDS})
+
+
+def group_plan_of(kind: str, count: int) -> GroupPlan:
+    """``count`` groups of ``kind``, or, for the membership kinds, one action naming ``count`` members."""
+    if kind in ("add_members", "remove_members"):
+        members = tuple(f"00u{n:017d}" for n in range(count))
+        return GroupPlan((GroupAction(GroupActionKind(kind), "Eng", "00g1", "g-1", members),))
+    return GroupPlan(tuple(GroupAction(GroupActionKind(kind), f"G{n}", f"00g{n}", f"g-{n}") for n in range(count)))
+
+
+def group_populations(size: int) -> GroupPopulations:
+    return GroupPopulations(pushed=size, managed=size, wanted_members=size, platform_members=size)
+
+
+@pytest.mark.parametrize("kind", GROUP_KINDS)
+def test_each_group_kind_trips_above_its_absolute_limit(kind: str) -> None:
+    big = group_populations(1_000_000)
+    decision = evaluate(plan_of(), populations(), GROUP_THRESHOLDS, (group_plan_of(kind, 21), big))
+    assert [t.kind for t in decision.trips] == [kind]
+    assert f"max_{kind} = 20" in decision.reason
+    assert not evaluate(plan_of(), populations(), GROUP_THRESHOLDS, (group_plan_of(kind, 20), big)).blocked
+
+
+@pytest.mark.parametrize("kind", GROUP_KINDS)
+def test_each_group_kind_trips_above_its_ratio(kind: str) -> None:
+    decision = evaluate(plan_of(), populations(), GROUP_THRESHOLDS, (group_plan_of(kind, 11), group_populations(100)))
+    assert [t.kind for t in decision.trips] == [kind]
+    assert f"max_{kind}_ratio = 0.1" in decision.reason
+
+
+def test_emptying_one_large_group_trips_remove_members_though_it_is_one_action() -> None:
+    """One REMOVE_MEMBERS action of 5,000 members is weighed as 5,000, against the platform's memberships."""
+    plan = group_plan_of("remove_members", 5000)
+    decision = evaluate(plan_of(), populations(), ThresholdsConfig(), (plan, group_populations(5000)))
+    assert [t.kind for t in decision.trips] == ["remove_members"]
+    assert "5000 members planned" in decision.reason
+    assert decision.stop_all and not decision.allows(ActionKind.CREATE)
+
+
+def test_a_new_groups_members_count_as_additions() -> None:
+    created = GroupPlan((GroupAction(GroupActionKind.CREATE_GROUP, "Eng", "00g1", members=("00u1",) * 30),))
+    decision = evaluate(plan_of(), populations(), GROUP_THRESHOLDS, (created, group_populations(1000)))
+    assert [t.kind for t in decision.trips] == ["add_members"]
+
+
+def test_skip_gated_holds_only_the_tripped_group_kind_and_lets_users_through() -> None:
+    thresholds = replace(GROUP_THRESHOLDS, on_threshold="skip_gated")
+    decision = evaluate(
+        plan_of(create=3), populations(), thresholds, (group_plan_of("delete_group", 21), group_populations(10**6))
+    )
+    assert decision.gated_group_kinds == {GroupActionKind.DELETE_GROUP}
+    assert decision.allows(ActionKind.CREATE) and decision.allows(GroupActionKind.ADD_MEMBERS)
+    assert not decision.allows(GroupActionKind.DELETE_GROUP)
+    assert not decision.allows(GroupActionKind.UNMANAGED)
+
+
+def test_a_user_trip_with_stop_holds_group_writes_too() -> None:
+    decision = evaluate(
+        plan_of(deactivate=21),
+        populations(),
+        GROUP_THRESHOLDS,
+        (group_plan_of("add_members", 1), group_populations(100)),
+    )
+    assert decision.stop_all and not decision.allows(GroupActionKind.ADD_MEMBERS)
