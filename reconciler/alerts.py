@@ -3,7 +3,8 @@
 The conditions, by key:
 
 - ``drift``: the run found more drift (writes and conflicts) than ``alert_drift``;
-- ``drift:<kind>``: more actions of one kind than ``alert_drift_by_kind[kind]``;
+- ``drift:<kind>``: more actions of one kind than ``alert_drift_by_kind[kind]`` (group kinds too);
+- ``drift:groups``: more group drift (group writes and conflicts) than ``alert_drift``;
 - ``blocked``: the safety gate stopped the run;
 - ``failed``: the run failed, or some of its writes did (``partial``);
 - ``consecutive_failures``: the latest ``consecutive_failures`` runs all failed.
@@ -51,6 +52,7 @@ from urllib.parse import urlsplit
 import apprise
 
 from reconciler.config import AlertsConfig, Config, fingerprint
+from reconciler.group_plan import GROUP_WRITE_KINDS, GroupActionKind, GroupPlan
 from reconciler.logs import redact
 from reconciler.records import WRITE_KINDS, ActionKind, Plan
 from reconciler.secret import Secret
@@ -70,6 +72,10 @@ MAX_EXAMPLES: Final = 10
 SEND_TIMEOUT_S: Final = 30.0
 DRIFT_KINDS: Final = tuple(kind for kind in ActionKind if kind in WRITE_KINDS or kind is ActionKind.CONFLICT)
 """What counts as drift: what needs a write, or a person (conflicts); not unmanaged users."""
+GROUP_DRIFT_KINDS: Final = tuple(
+    kind for kind in GroupActionKind if kind in GROUP_WRITE_KINDS or kind is GroupActionKind.CONFLICT
+)
+GROUP_DRIFT: Final = "drift:groups"
 
 _FINISHED: Final = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.DRIFT, RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.BLOCKED}
@@ -151,6 +157,8 @@ def conditions_of(outcome: RunOutcome, alerts: AlertsConfig, consecutive_failure
     found: list[Condition] = []
     if outcome.plan is not None:
         found += drift_conditions(outcome.plan, alerts, outcome.run_id)
+    if outcome.group_plan is not None:
+        found += group_drift_conditions(outcome.group_plan, alerts, outcome.run_id)
     if outcome.status is RunStatus.BLOCKED:
         found.append(_blocked(outcome))
     if outcome.status in (RunStatus.FAILED, RunStatus.PARTIAL):
@@ -168,6 +176,8 @@ def drift_conditions(plan: Plan, alerts: AlertsConfig, run_id: int) -> list[Cond
         title = f"Drift: {total} users out of line with Okta, above alert_drift = {alerts.alert_drift}"
         found.append(Condition(DRIFT, title, run_id, counts, _examples(plan, DRIFT_KINDS)))
     for kind, limit in alerts.alert_drift_by_kind.items():
+        if kind not in ActionKind.__members__.values():
+            continue  # a group kind: see group_drift_conditions
         of_kind = _counts(plan, (ActionKind(kind),))
         if of_kind.get(kind, 0) > limit:
             title = f"Drift: {of_kind[kind]} {kind}, above alert_drift_by_kind.{kind} = {limit}"
@@ -175,11 +185,43 @@ def drift_conditions(plan: Plan, alerts: AlertsConfig, run_id: int) -> list[Cond
     return found
 
 
+def group_drift_conditions(plan: GroupPlan, alerts: AlertsConfig, run_id: int) -> list[Condition]:
+    """Group drift against ``alert_drift`` (key ``drift:groups``) and the group kinds of ``alert_drift_by_kind``."""
+    counts = _group_counts(plan, GROUP_DRIFT_KINDS)
+    total = sum(counts.values())
+    found = []
+    if total > alerts.alert_drift:
+        title = f"Group drift: {total} group changes out of line with Okta, above alert_drift = {alerts.alert_drift}"
+        found.append(Condition(GROUP_DRIFT, title, run_id, counts, _group_examples(plan, GROUP_DRIFT_KINDS)))
+    for kind, limit in alerts.alert_drift_by_kind.items():
+        if kind not in GROUP_WRITE_KINDS:
+            continue
+        group_kind = GroupActionKind(kind)
+        if counts.get(kind, 0) > limit:
+            title = f"Group drift: {counts[kind]} {kind}, above alert_drift_by_kind.{kind} = {limit}"
+            examples = _group_examples(plan, (group_kind,))
+            found.append(Condition(f"{DRIFT}:{kind}", title, run_id, {kind: counts[kind]}, examples))
+    return found
+
+
+def _group_counts(plan: GroupPlan | None, kinds: Iterable[GroupActionKind]) -> dict[str, int]:
+    if plan is None:
+        return {}
+    wanted = {kind.value for kind in kinds}
+    return {kind: count for kind, count in plan.summary().items() if kind in wanted and count}
+
+
+def _group_examples(plan: GroupPlan, kinds: Collection[GroupActionKind]) -> tuple[str, ...]:
+    return tuple(action.name for action in plan.actions if action.kind in kinds)[:MAX_EXAMPLES]
+
+
 def _blocked(outcome: RunOutcome) -> Condition:
     gate = outcome.gate
     held = gate.gated_kinds if gate is not None else WRITE_KINDS
     reasons = tuple(trip.reason for trip in gate.trips) if gate is not None else (outcome.error or "",)
     counts = _counts(outcome.plan, held)
+    if gate is not None:
+        counts |= _group_counts(outcome.group_plan, gate.gated_group_kinds)
     title = f"Blocked by the safety gate: {sum(counts.values())} writes held back"
     return Condition(BLOCKED, title, outcome.run_id, counts, _examples(outcome.plan, held), reasons)
 

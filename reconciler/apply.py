@@ -69,10 +69,32 @@ class ApplyResult:
     """One line per failed action: who, what, why."""
     breaker: str | None = None
     """Why sending stopped early (the error-rate breaker, or the platform refusing the token); None if it did not."""
+    created: dict[str, str] = field(default_factory=dict)
+    """Okta user id → SCIM id of each user this run created (or found already there and linked)."""
 
     @property
     def attempted(self) -> int:
         return self.succeeded + self.failed
+
+    def stop_sending(self, why: str) -> None:
+        """Send no more writes in this run (those in flight finish): every next one would fail the same way."""
+        if self.breaker is None:
+            self.breaker = why
+            log.error("%s; sending no more writes in this run", why)
+
+    def check_error_ratio(self, max_error_ratio: float) -> None:
+        """Stop sending once too large a share of the writes failed (after their retries)."""
+        if self.breaker is None and self.attempted >= BREAKER_MIN_ATTEMPTS:
+            if self.failed / self.attempted > max_error_ratio:
+                self.stop_sending(
+                    f"error-rate breaker: {self.failed} of {self.attempted} writes failed, "
+                    f"above max_error_ratio = {max_error_ratio:g}"
+                )
+
+    def failed_on(self, error: TargetError) -> None:
+        """A 401 stops sending: every next write would meet it too."""
+        if error.status == HTTPStatus.UNAUTHORIZED:
+            self.stop_sending(f"sending stopped at the first 401 (every next write would meet it too): {error}")
 
 
 def patch_operations(resource: Mapping[str, Any], changes: Mapping[str, Change]) -> list[dict[str, Any]]:
@@ -153,13 +175,14 @@ class Applier:
             scim_id = await self._send(action)
         except TargetError as error:
             self._fail(action_id, action, str(error))
-            if error.status == HTTPStatus.UNAUTHORIZED:
-                self._stop_sending(f"sending stopped at the first 401 (every next write would meet it too): {error}")
+            self.result.failed_on(error)
         except Exception as error:  # a bug must not stop the other actions; it is recorded
             log.exception("unexpected error applying %s", _describe(action))
             self._fail(action_id, action, f"{type(error).__name__}: {error}")
         else:
             self._journal.record_outcome(action_id, True, None, scim_id)
+            if action.kind is ActionKind.CREATE and action.okta_user_id and scim_id:
+                self.result.created[action.okta_user_id] = scim_id
             self.result.succeeded += 1
             self._limit.succeeded()
             self._progress.write_done(True)
@@ -170,24 +193,7 @@ class Applier:
         self.result.failed += 1
         self.result.errors.append(f"{_describe(action)}: {error}")
         log.warning("failed to %s: %s", _describe(action), error)
-        self._check_breaker()
-
-    def _stop_sending(self, why: str) -> None:
-        """Send no more writes in this run (those in flight finish): every next one would fail the same way."""
-        if self.result.breaker is None:
-            self.result.breaker = why
-            log.error("%s; sending no more writes in this run", why)
-
-    def _check_breaker(self) -> None:
-        """Stop sending once too large a share of the writes failed (after their retries)."""
-        result = self.result
-        if result.breaker is None and result.attempted >= BREAKER_MIN_ATTEMPTS:
-            if result.failed / result.attempted > self._max_error_ratio:
-                result.breaker = (
-                    f"error-rate breaker: {result.failed} of {result.attempted} writes failed, "
-                    f"above max_error_ratio = {self._max_error_ratio:g}"
-                )
-                log.error("%s; sending no more writes in this run", result.breaker)
+        self.result.check_error_ratio(self._max_error_ratio)
 
     async def _send(self, action: Action) -> str | None:
         if action.kind is ActionKind.CREATE:

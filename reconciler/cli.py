@@ -34,7 +34,15 @@ from reconciler.gate import quarantined
 from reconciler.locks import LockBusy
 from reconciler.logs import LOG_FORMATS, setup_logging
 from reconciler.progress_display import progress_for
-from reconciler.report import plan_document, render_history, render_plan, render_run, run_document
+from reconciler.report import (
+    group_plan_document,
+    plan_document,
+    render_group_plan,
+    render_history,
+    render_plan,
+    render_run,
+    run_document,
+)
 from reconciler.secret import Secret
 from reconciler.store import RunStatus, Store, StoreError, db_upgrade, schema_status
 
@@ -252,7 +260,7 @@ def exit_code(outcome: RunOutcome, dry_run: bool) -> int:
         return EXIT_FAILURE
     if outcome.status is RunStatus.BLOCKED:
         return EXIT_BLOCKED
-    if dry_run and outcome.plan is not None and needs_attention(outcome.plan):
+    if dry_run and outcome.plan is not None and needs_attention(outcome.plan, outcome.group_plan):
         return EXIT_DRIFT
     return EXIT_OK
 
@@ -264,6 +272,8 @@ def _outcome_document(outcome: RunOutcome) -> dict:
         "applied": outcome.applied.succeeded,
         "failed": outcome.applied.failed,
     }
+    if outcome.group_plan is not None:
+        extra["groups"] = group_plan_document(outcome.group_plan)
     if outcome.plan is None:
         return {"summary": None, "actions": [], "run_id": outcome.run_id, **extra}
     return plan_document(outcome.plan, outcome.run_id, **extra)
@@ -272,6 +282,8 @@ def _outcome_document(outcome: RunOutcome) -> dict:
 def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool) -> None:
     if outcome.plan is not None:
         render_plan(console, outcome.plan, f"Plan (run {outcome.run_id}{', dry-run' if dry_run else ''})")
+    if outcome.group_plan is not None:
+        render_group_plan(console, outcome.group_plan)
     if not dry_run and outcome.plan is not None:
         console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
     if outcome.error:
@@ -282,7 +294,7 @@ def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool) -> None
 def _history(store: Store, config: Config, limit: int, json_output: bool) -> int:
     runs = store.recent_runs(limit)
     if json_output:
-        _print_json([run_document(run, []) | {"actions": None} for run in runs])
+        _print_json([run_document(run, []) | {"actions": None, "group_actions": None} for run in runs])
         return EXIT_OK
     console = Console()
     render_history(console, runs)
@@ -301,11 +313,11 @@ def _show(store: Store, run_id: int, json_output: bool) -> int:
     if run is None:
         print(f"reconcile: no run {run_id} in the store (see `reconcile history`)", file=sys.stderr)
         return EXIT_FAILURE
-    actions = store.actions_of(run_id)
+    actions, group_actions = store.actions_of(run_id), store.group_actions_of(run_id)
     if json_output:
-        _print_json(run_document(run, actions))
+        _print_json(run_document(run, actions, group_actions))
     else:
-        render_run(Console(), run, actions)
+        render_run(Console(), run, actions, group_actions)
     return EXIT_OK
 
 

@@ -5,8 +5,10 @@ loopback ports, plays Okta's own SCIM pushes for most of ~200 assigned users
 (some assigned through a group), then breaks things the ways push breaks in
 real life: users assigned before provisioning was on, hand edits, renames,
 missed deactivations, users disabled on the platform, a hand-made account, a
-duplicate, service accounts. Then it shows the dry-run plan, applies it, and
-shows a second dry-run that is in sync.
+duplicate, service accounts. Groups drift too (``[groups] push_assigned``): a
+group never pushed, one renamed in Okta, members removed and added by hand on
+the platform, a hand-made platform group. Then it shows the dry-run plan,
+applies it, and shows a second dry-run that is in sync.
 
 State (config, token files, the SQLite store) stays in ``./demo-state`` so that
 ``reconcile --config demo-state/config.toml history`` works afterwards.
@@ -31,11 +33,16 @@ from reconciler.local_scim_server import run_scim2_server
 from reconciler.mapping import CORE_USER_URN
 from reconciler.okta_emulator import EmulatedUser, OktaEmulator, run_okta_emulator
 from reconciler.reconcile import RunOutcome, reconcile
-from reconciler.report import render_plan
+from reconciler.report import render_group_plan, render_plan
+from reconciler.scim_groups import GROUP_URN
 from reconciler.store import Store
 
 DEMO_STATE = Path("demo-state")
 GROUP_NAME = "Security Awareness Trainees"
+NEVER_PUSHED_GROUP = "Phishing Drill Q4"
+RENAMED_GROUP = ("Finance Team", "Finance")
+HAND_MADE_GROUP = "Book club"
+GROUPS_CONFIG = "[groups]\npush_assigned = true\n"
 
 
 @dataclass(frozen=True)
@@ -76,9 +83,14 @@ async def _patch(client: httpx.AsyncClient, scim_id: str, operations: list[dict[
 
 
 async def seed_scenario(
-    emulator: OktaEmulator, client: httpx.AsyncClient, users: int, drift: DriftCounts = DriftCounts()
+    emulator: OktaEmulator,
+    client: httpx.AsyncClient,
+    users: int,
+    drift: DriftCounts = DriftCounts(),
+    *,
+    groups: bool = False,
 ) -> str:
-    """Build the drifted org and platform; returns the app id."""
+    """Build the drifted org and platform, with drifted pushed groups if ``groups``; returns the app id."""
     app = emulator.create_app()
     people = emulator.add_assigned_users(app.id, users)
     group = emulator.create_group(GROUP_NAME)
@@ -95,7 +107,59 @@ async def seed_scenario(
     for person in pushed:
         emulator.mark_provisioned(app.id, person.id, scim_ids[person.id])
     await _break_things(emulator, client, app.id, pushed, scim_ids, drift)
+    if groups:
+        await _drifted_groups(emulator, client, app.id, group.id, people, scim_ids)
     return app.id
+
+
+async def push_group_like_okta(client: httpx.AsyncClient, name: str, okta_group_id: str, members: list[str]) -> str:
+    """POST a group as Okta's Group Push does: its name, its Okta id as externalId, its members' SCIM ids."""
+    body = {
+        "schemas": [GROUP_URN],
+        "displayName": name,
+        "externalId": okta_group_id,
+        "members": [{"value": member} for member in members],
+    }
+    response = await client.post("/Groups", json=body)
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+async def _drifted_groups(
+    emulator: OktaEmulator,
+    client: httpx.AsyncClient,
+    app_id: str,
+    trainees_id: str,
+    people: Sequence[EmulatedUser],
+    scim_ids: dict[str, str],
+) -> None:
+    """Group Push drift: a group never pushed, a rename not pushed, hand edits of members, a hand-made group."""
+    trainees = [m for m in emulator.group(trainees_id).member_ids if m in scim_ids]
+    trainees_scim = await push_group_like_okta(client, GROUP_NAME, trainees_id, [scim_ids[m] for m in trainees])
+    removed_by_hand = [{"op": "remove", "path": f'members[value eq "{scim_ids[m]}"]'} for m in trainees[:3]]
+    stranger = next(p for p in people if p.id in scim_ids and p.id not in trainees)
+    added_by_hand = {"op": "add", "path": "members", "value": [{"value": scim_ids[stranger.id]}]}
+    await _patch_group(client, trainees_scim, [*removed_by_hand, added_by_hand])
+
+    drill = emulator.create_group(NEVER_PUSHED_GROUP)
+    for person in people[:8]:  # some of them were never pushed either: created first, then added
+        emulator.add_group_member(drill.id, person.id)
+    emulator.assign_group(app_id, drill.id)
+
+    finance = emulator.create_group(RENAMED_GROUP[0])
+    members = [p.id for p in people[50:60] if p.id in scim_ids]  # users left in line with Okta
+    for member in members:
+        emulator.add_group_member(finance.id, member)
+    emulator.assign_group(app_id, finance.id)
+    await push_group_like_okta(client, RENAMED_GROUP[0], finance.id, [scim_ids[m] for m in members])
+    emulator.rename_group(finance.id, RENAMED_GROUP[1])
+
+    await push_group_like_okta(client, HAND_MADE_GROUP, "hand-made", [scim_ids[stranger.id]])
+
+
+async def _patch_group(client: httpx.AsyncClient, scim_id: str, operations: list[dict[str, Any]]) -> None:
+    body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations}
+    (await client.patch(f"/Groups/{scim_id}", json=body)).raise_for_status()
 
 
 async def _break_things(
@@ -213,9 +277,15 @@ async def _demo(console: Console, users: int, state: Path) -> int:
         ):
             console.rule("[bold]okta-reconciler demo")
             console.print(f"Okta emulator on {org_url}, scim2-server on {scim.base_url}")
-            app_id = await seed_scenario(emulator, client, users)
-            console.print(f"Seeded {users} assigned users (a quarter through the group {GROUP_NAME!r}) and drift.")
-            config = load_config(write_local_config(state, org_url, app_id, scim.base_url, okta_token, scim_token))
+            app_id = await seed_scenario(emulator, client, users, groups=True)
+            console.print(
+                f"Seeded {users} assigned users (a quarter through the group {GROUP_NAME!r}), 3 pushed groups, "
+                "and drift."
+            )
+            config_path = write_local_config(
+                state, org_url, app_id, scim.base_url, okta_token, scim_token, GROUPS_CONFIG
+            )
+            config = load_config(config_path)
             with Store(config.store.url) as store:
                 before = await _step(console, store, config, dry_run=True, title="1. Dry-run: what drifted")
                 applied = await _step(console, store, config, dry_run=False, title="2. Apply")
@@ -227,6 +297,8 @@ async def _step(console: Console, store: Store, config: Any, *, dry_run: bool, t
     outcome = await reconcile(config, store, dry_run=dry_run)
     if outcome.plan is not None and (dry_run or not outcome.plan.actions):
         render_plan(console, outcome.plan, f"{title} (run {outcome.run_id})")
+        if outcome.group_plan is not None:
+            render_group_plan(console, outcome.group_plan)
     elif outcome.plan is not None:
         console.rule(f"[bold]{title} (run {outcome.run_id})")
         console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
@@ -236,7 +308,8 @@ async def _step(console: Console, store: Store, config: Any, *, dry_run: bool, t
 
 
 def _conclude(console: Console, state: Path, before: RunOutcome, applied: RunOutcome, after: RunOutcome) -> int:
-    converged = after.plan is not None and not after.plan.writes and not applied.applied.failed
+    groups_left = after.group_plan is not None and bool(after.group_plan.writes)
+    converged = after.plan is not None and not after.plan.writes and not groups_left and not applied.applied.failed
     console.rule()
     if converged:
         console.print("[green]In sync:[/] what is left is for a person (conflicts) or reported only (unmanaged).")

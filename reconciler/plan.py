@@ -386,4 +386,24 @@ def plan(
             actions.append(found)
 
     actions.sort(key=lambda a: (_KIND_ORDER[a.kind], a.user_name.casefold(), a.scim_id or ""))
-    return Plan(tuple(actions), in_sync)
+    pairs = {okta_user_id: user.scim_id for okta_user_id, user in matching.pairs.items()}
+    return Plan(tuple(actions), in_sync, pairs)
+
+
+def group_member_links(
+    result: Plan, desired: Sequence[OktaAssignment], policy: PlanPolicy
+) -> tuple[dict[str, str], frozenset[str]]:
+    """Who can be a member of a pushed group: (Okta user id → SCIM id, Okta ids of users this plan creates).
+
+    A user counts once the plan leaves it active on the platform or creates it;
+    a user the plan deactivates (or leaves inactive) is no member: Okta's
+    Group Push pushes only the members it provisions.
+    """
+    by_id = {a.okta_user_id: a for a in desired}
+    links = {
+        okta_user_id: scim_id
+        for okta_user_id, scim_id in result.pairs.items()
+        if intended_lifecycle(by_id[okta_user_id], policy).lifecycle is not Lifecycle.INACTIVE
+    }
+    created = frozenset(a.okta_user_id for a in result.actions if a.kind is ActionKind.CREATE and a.okta_user_id)
+    return links, created

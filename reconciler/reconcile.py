@@ -6,6 +6,9 @@ This is the only module that wires the stages together::
                  ├─▶ plan (pure) ─▶ safety gate ─▶ apply ─▶ store ─▶ alerts
     scim target ─┘
 
+With ``[groups]`` set, each side's groups are read after its users, the group
+plan follows the user plan (it names members by the users' links), both pass
+the one gate, and group writes are applied after every user write.
 A dry-run never builds a writer, so it cannot write. Any error while reading
 either side fails the whole run before planning: a partial listing never
 drives a plan.
@@ -26,13 +29,16 @@ from reconciler.alerts import alert_after_run
 from reconciler.apply import Applier, ApplyResult
 from reconciler.config import Config, fingerprint
 from reconciler.errors import ReconcileError
-from reconciler.gate import GateDecision, Populations, evaluate
+from reconciler.gate import GateDecision, GroupPopulations, Populations, evaluate
+from reconciler.group_apply import GroupApplier
+from reconciler.group_plan import GroupPlan, OktaGroup, PlatformGroup, plan_groups
 from reconciler.mapping import profile_fields, resource_attributes
 from reconciler.okta_source import OktaSource
 from reconciler.pacing import AdaptiveLimit
-from reconciler.plan import PairDecisions, pair_actions, plan
+from reconciler.plan import PairDecisions, group_member_links, pair_actions, plan
 from reconciler.progress import NO_PROGRESS, ProgressListener
 from reconciler.records import Action, OktaAssignment, Plan, PlatformUser
+from reconciler.scim_groups import ScimGroups
 from reconciler.scim_target import ScimReader, ScimWriter
 from reconciler.store import RunMode, RunStatus, Store
 
@@ -54,6 +60,12 @@ class RunOutcome:
     """429 answers Okta gave despite the pacing (each waited out)."""
     okta_paced_s: float = 0.0
     """Seconds spent waiting for Okta rate-limit windows to reset."""
+    group_plan: GroupPlan | None = None
+    """The group plan; None when no group is pushed (``[groups]`` unset)."""
+    desired_groups: list[OktaGroup] = field(default_factory=list, repr=False)
+    actual_groups: list[PlatformGroup] = field(default_factory=list, repr=False)
+    group_links: dict[str, str] = field(default_factory=dict, repr=False)
+    """Okta user id → SCIM id of the users a group may name as members."""
 
 
 def okta_source(
@@ -144,6 +156,22 @@ async def read_both_sides(
     return desired, actual
 
 
+async def read_groups(
+    config: Config, source: OktaSource, reader: ScimReader
+) -> tuple[list[OktaGroup], list[PlatformGroup]]:
+    """Okta's pushed groups with their members, and the platform's groups, read concurrently."""
+    groups = config.groups
+    okta = asyncio.create_task(source.list_pushed_groups(groups.push, groups.push_assigned))
+    scim = asyncio.create_task(ScimGroups(reader, groups.member_batch).list_groups())
+    try:
+        return await asyncio.gather(okta, scim)
+    except BaseException:
+        for task in (okta, scim):
+            task.cancel()
+        await asyncio.gather(okta, scim, return_exceptions=True)
+        raise
+
+
 def _tell_platform_read(done: asyncio.Task[list[PlatformUser]], lookahead: Lookahead) -> None:
     if not done.cancelled() and done.exception() is None:
         lookahead.platform_read(done.result())
@@ -221,6 +249,8 @@ async def reconcile(
             started = time.perf_counter()
             try:
                 outcome.desired, outcome.actual = await read_both_sides(source, reader, lookahead)
+                if config.groups.enabled:
+                    outcome.desired_groups, outcome.actual_groups = await read_groups(config, source, reader)
             finally:
                 outcome.okta_429s, outcome.okta_paced_s = source.rate_limited, source.rate_limit_waited_s
             read_s = time.perf_counter() - started
@@ -238,7 +268,9 @@ async def reconcile(
             progress.planned(len(outcome.plan.actions) + outcome.plan.in_sync)  # distinct users, whichever side
             if dry_run:
                 store.record_skipped(run_id, outcome.plan.actions)
-                outcome.status = _dry_run_status(outcome.plan, outcome.gate)
+                if outcome.group_plan is not None:
+                    store.record_group_skipped(run_id, outcome.group_plan.actions)
+                outcome.status = _dry_run_status(outcome.plan, outcome.gate, outcome.group_plan)
             else:
                 await _apply(config, store, outcome, reader, progress)
     if failure.error is not None:
@@ -257,9 +289,28 @@ def _plan_and_gate(config: Config, store: Store, outcome: RunOutcome, ahead: Pai
     populations = Populations.of(outcome.desired, outcome.actual, previous)
     store.record_populations(outcome.run_id, populations.assignments, populations.managed)
     store.record_plan_counts(outcome.run_id, outcome.plan.summary())
-    outcome.gate = evaluate(outcome.plan, populations, config.thresholds)
+    groups = _plan_groups(config, store, outcome) if config.groups.enabled else None
+    outcome.gate = evaluate(outcome.plan, populations, config.thresholds, groups)
     if outcome.gate.blocked:
         log.warning("safety gate: %s", outcome.gate.reason)
+
+
+def _plan_groups(config: Config, store: Store, outcome: RunOutcome) -> tuple[GroupPlan, GroupPopulations]:
+    """The group plan, from the user plan's links; its counts are kept on the run."""
+    assert outcome.plan is not None
+    outcome.group_links, created = group_member_links(outcome.plan, outcome.desired, config.policy)
+    outcome.group_plan = plan_groups(
+        outcome.desired_groups,
+        outcome.actual_groups,
+        outcome.group_links,
+        created,
+        delete_unpushed=config.groups.delete_unpushed,
+    )
+    store.record_group_plan_counts(outcome.run_id, outcome.group_plan.summary())
+    if outcome.group_plan.unresolved_members:
+        left_out = sum(len(m) for m in outcome.group_plan.unresolved_members.values())
+        log.info("%d group member(s) left out: their users are not provisioned by this app", left_out)
+    return outcome.group_plan, GroupPopulations.of(outcome.desired_groups, outcome.actual_groups)
 
 
 async def _apply(
@@ -274,8 +325,29 @@ async def _apply(
     store.record_skipped(outcome.run_id, held, f"not sent: blocked by the safety gate ({gate.reason})")
     applier = applier_for(config, store, outcome.run_id, reader, outcome.actual, progress)
     outcome.applied = await applier.apply(allowed)
+    if outcome.group_plan is not None:
+        await _apply_groups(config, store, outcome, reader)
     outcome.status = _apply_status(outcome.applied, gate)
     outcome.error = _apply_error(outcome.applied)
+
+
+async def _apply_groups(config: Config, store: Store, outcome: RunOutcome, reader: ScimReader) -> None:
+    """Send the group writes the gate allows, after every user write; members created this run resolve now."""
+    assert outcome.group_plan is not None and outcome.gate is not None
+    gate, actions = outcome.gate, outcome.group_plan.actions
+    store.record_group_skipped(outcome.run_id, [a for a in actions if not a.writes])
+    held = [a for a in actions if a.writes and not gate.allows(a.kind)]
+    store.record_group_skipped(outcome.run_id, held, f"not sent: blocked by the safety gate ({gate.reason})")
+    applier = GroupApplier(
+        ScimGroups(reader, config.groups.member_batch),
+        store,
+        outcome.run_id,
+        outcome.group_links | outcome.applied.created,
+        limit=AdaptiveLimit(config.scim.write_concurrency),
+        result=outcome.applied,
+        max_error_ratio=config.thresholds.max_error_ratio,
+    )
+    await applier.apply(a for a in actions if gate.allows(a.kind))
 
 
 def applier_for(
@@ -312,18 +384,21 @@ def _apply_status(result: ApplyResult, gate: GateDecision) -> RunStatus:
     return RunStatus.PARTIAL if result.failed else RunStatus.SUCCEEDED
 
 
-def _dry_run_status(result: Plan, gate: GateDecision) -> RunStatus:
+def _dry_run_status(result: Plan, gate: GateDecision, groups: GroupPlan | None = None) -> RunStatus:
     if gate.blocked:
         return RunStatus.BLOCKED
-    return RunStatus.DRIFT if needs_attention(result) else RunStatus.SUCCEEDED
+    return RunStatus.DRIFT if needs_attention(result, groups) else RunStatus.SUCCEEDED
 
 
-def needs_attention(result: Plan) -> bool:
+def needs_attention(result: Plan, groups: GroupPlan | None = None) -> bool:
     """Drift worth a non-zero exit: something to write, or a conflict for a person to resolve.
 
     UNMANAGED platform users alone are not drift: with ``policy.unmanaged =
-    "report"`` they are expected (service accounts, users of other sources).
+    "report"`` they are expected (service accounts, users of other sources);
+    the same holds for unmanaged platform groups.
     """
+    if groups is not None and (groups.writes or groups.summary()["conflict"] > 0):
+        return True
     return bool(result.writes) or result.summary()["conflict"] > 0
 
 

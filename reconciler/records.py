@@ -129,6 +129,8 @@ SUMMARY_KEYS = ("create", "update", "deactivate", "reactivate", "link", "conflic
 class Plan:
     actions: tuple[Action, ...]
     in_sync: int
+    pairs: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    """Okta user id → the SCIM id of the platform user it was matched with (what group members resolve by)."""
 
     @property
     def writes(self) -> tuple[Action, ...]:

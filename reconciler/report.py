@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from reconciler.group_plan import GroupAction, GroupActionKind, GroupPlan
 from reconciler.records import Action, ActionKind, Plan
-from reconciler.store import ActionRecord, Run
+from reconciler.store import ActionRecord, GroupActionRecord, Run
 
 MAX_ACTIONS_SHOWN_PER_KIND = 50
 """The text plan shows this many actions per kind; ``--output json`` shows all."""
@@ -29,6 +30,19 @@ _KIND_STYLE = {
     ActionKind.CONFLICT: ("!", "magenta"),
     ActionKind.UNMANAGED: ("?", "dim"),
 }
+
+
+_GROUP_KIND_STYLE = {
+    GroupActionKind.CREATE_GROUP: ("+", "green"),
+    GroupActionKind.LINK_GROUP: ("=", "cyan"),
+    GroupActionKind.RENAME_GROUP: ("~", "yellow"),
+    GroupActionKind.ADD_MEMBERS: ("+", "green"),
+    GroupActionKind.REMOVE_MEMBERS: ("-", "yellow"),
+    GroupActionKind.DELETE_GROUP: ("-", "red"),
+    GroupActionKind.CONFLICT: ("!", "magenta"),
+    GroupActionKind.UNMANAGED: ("?", "dim"),
+}
+MEMBERS_SHOWN = 5
 
 
 def _value(value: Any) -> str:
@@ -66,9 +80,65 @@ def render_plan(console: Console, plan: Plan, title: str) -> None:
     render_summary(console, plan.summary())
 
 
-def render_summary(console: Console, summary: dict[str, int]) -> None:
+def _members_text(members: Sequence[str]) -> str:
+    shown = ", ".join(members[:MEMBERS_SHOWN])
+    return shown + (f" and {len(members) - MEMBERS_SHOWN} more" if len(members) > MEMBERS_SHOWN else "")
+
+
+def _render_group_action(console: Console, action: GroupAction) -> None:
+    sign, style = _GROUP_KIND_STYLE[action.kind]
+    ids = ", ".join(
+        f"{label} {value}" for label, value in (("scim", action.scim_id), ("okta", action.okta_group_id)) if value
+    )
+    why = f" — {escape(action.reason)}" if action.reason else ""
+    console.print(f"  [{style}]{sign} {escape(action.name)}[/] [dim]({ids or 'new'})[/]{why}")
+    if action.members:
+        console.print(f"      [dim]{len(action.members)} member(s): {escape(_members_text(action.members))}[/]")
+
+
+def render_group_plan(console: Console, plan: GroupPlan) -> None:
+    """The group plan, by kind, with the members each membership action names."""
+    console.rule("[bold]Groups")
+    for kind in GroupActionKind:
+        actions = [a for a in plan.actions if a.kind is kind]
+        if not actions:
+            continue
+        sign, style = _GROUP_KIND_STYLE[kind]
+        console.print(f"[bold {style}]{kind.value.upper()}[/] ({len(actions)})")
+        for action in actions[:MAX_ACTIONS_SHOWN_PER_KIND]:
+            _render_group_action(console, action)
+        if len(actions) > MAX_ACTIONS_SHOWN_PER_KIND:
+            console.print(f"  [dim]… and {len(actions) - MAX_ACTIONS_SHOWN_PER_KIND} more (see --output json)[/]")
+    left_out = sum(len(members) for members in plan.unresolved_members.values())
+    if left_out:
+        console.print(
+            f"[dim]{left_out} Okta group member(s) left out: not assigned to the app, so not on the platform[/]"
+        )
+    render_summary(console, plan.summary(), "Group summary")
+
+
+def group_plan_document(plan: GroupPlan) -> dict[str, Any]:
+    """The ``groups`` part of the ``--output json`` document."""
+    return {
+        "summary": plan.summary(),
+        "actions": [
+            {
+                "kind": a.kind.value,
+                "name": a.name,
+                "okta_group_id": a.okta_group_id,
+                "scim_id": a.scim_id,
+                "members": list(a.members),
+                "reason": a.reason,
+            }
+            for a in plan.actions
+        ],
+        "unresolved_members": {group: list(members) for group, members in plan.unresolved_members.items()},
+    }
+
+
+def render_summary(console: Console, summary: dict[str, int], label: str = "Summary") -> None:
     parts = [f"{key.replace('_', ' ')} {count}" for key, count in summary.items()]
-    console.print("[bold]Summary:[/] " + ", ".join(parts))
+    console.print(f"[bold]{label}:[/] " + ", ".join(parts))
 
 
 def plan_document(plan: Plan, run_id: int | None, **extra: Any) -> dict[str, Any]:
@@ -110,8 +180,10 @@ def render_history(console: Console, runs: Sequence[Run]) -> None:
     console.print(table)
 
 
-def render_run(console: Console, run: Run, actions: Sequence[ActionRecord]) -> None:
-    """One run: its status and counts, then each action with its outcome."""
+def render_run(
+    console: Console, run: Run, actions: Sequence[ActionRecord], group_actions: Sequence[GroupActionRecord] = ()
+) -> None:
+    """One run: its status and counts, then each action with its outcome, then each group action."""
     finished = run.finished_at.strftime("%Y-%m-%d %H:%M:%S") if run.finished_at else "-"
     console.print(
         f"[bold]Run {run.id}[/] {run.mode.value}, {run.status.value}; "
@@ -130,9 +202,25 @@ def render_run(console: Console, run: Run, actions: Sequence[ActionRecord]) -> N
         )
         for path, change in record.changes.items():
             console.print(f"      {escape(path)}: {_value(change.get('before'))} → {_value(change.get('after'))}")
+    if run.group_summary:
+        render_summary(console, run.group_summary, "Group summary")
+    for group_record in group_actions:
+        _render_group_record(console, group_record)
 
 
-def run_document(run: Run, actions: Sequence[ActionRecord]) -> dict[str, Any]:
+def _render_group_record(console: Console, record: GroupActionRecord) -> None:
+    sign, style = _GROUP_KIND_STYLE[record.kind]
+    why = escape(record.error or record.reason)
+    members = f", {record.member_count} member(s)" if record.member_count else ""
+    console.print(
+        f"  [{style}]{sign} {record.kind.value} {escape(record.group_name)}[/] "
+        f"[dim]({record.scim_id or 'new'}{members})[/] [bold]{record.status.value}[/] — {why}"
+    )
+
+
+def run_document(
+    run: Run, actions: Sequence[ActionRecord], group_actions: Sequence[GroupActionRecord] = ()
+) -> dict[str, Any]:
     return {
         "run_id": run.id,
         "mode": run.mode.value,
@@ -155,5 +243,19 @@ def run_document(run: Run, actions: Sequence[ActionRecord]) -> dict[str, Any]:
                 "error": r.error,
             }
             for r in actions
+        ],
+        "group_summary": run.group_summary,
+        "group_actions": [
+            {
+                "kind": r.kind.value,
+                "name": r.group_name,
+                "okta_group_id": r.okta_group_id,
+                "scim_id": r.scim_id,
+                "members": r.members,
+                "reason": r.reason,
+                "status": r.status.value,
+                "error": r.error,
+            }
+            for r in group_actions
         ],
     }

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
-from reconciler.errors import TargetError
+from reconciler.errors import TargetError, TargetNotFound
 from reconciler.group_plan import PlatformGroup
 from reconciler.scim_target import PATCH_OP_URN, ScimReader, filter_string
 from reconciler.transport import decode_json
@@ -71,6 +71,17 @@ class ScimGroups:
 
     async def rename_group(self, scim_id: str, name: str) -> None:
         await self._patch(scim_id, [{"op": "replace", "path": "displayName", "value": name}])
+
+    async def link_group(self, scim_id: str, okta_group_id: str) -> None:
+        """Set ``externalId`` to the Okta group id, so the group stays matched through renames."""
+        await self._patch(scim_id, [{"op": "replace", "path": "externalId", "value": okta_group_id}])
+
+    async def delete_group(self, scim_id: str) -> None:
+        """DELETE the group (only ever for ``[groups] delete_unpushed``); one already gone counts as deleted."""
+        try:
+            await self._http.send("DELETE", f"/Groups/{quote(scim_id, safe='')}")
+        except TargetNotFound:
+            return
 
     async def add_members(self, scim_id: str, member_ids: Sequence[str]) -> int:
         """PATCH ``add`` of members, a batch per request; returns the requests sent."""

@@ -29,6 +29,7 @@ from reconciler.alerts import (
     CONSECUTIVE_FAILURES,
     DRIFT,
     FAILED,
+    GROUP_DRIFT,
     Condition,
     Event,
     Notification,
@@ -43,6 +44,7 @@ from reconciler.apply import ApplyResult
 from reconciler.config import AlertsConfig, Config, fingerprint, load_config
 from reconciler.demo import write_local_config
 from reconciler.gate import GateDecision, Trip
+from reconciler.group_plan import GroupAction, GroupActionKind, GroupPlan
 from reconciler.local_scim_server import free_loopback_port
 from reconciler.reconcile import RunOutcome, reconcile
 from reconciler.records import Plan
@@ -161,6 +163,25 @@ def test_drift_alerts_above_the_total_and_per_kind_limits() -> None:
     assert "6 users" in found[DRIFT].title and "alert_drift = 5" in found[DRIFT].title
     assert found[f"{DRIFT}:deactivate"].counts == {"deactivate": 3}
     assert found[f"{DRIFT}:deactivate"].examples == tuple(f"deactivate{n}@example.com" for n in range(3))
+
+
+def test_group_drift_alerts_on_its_own_and_by_group_kind() -> None:
+    groups = GroupPlan(
+        (
+            GroupAction(GroupActionKind.CREATE_GROUP, "Phishing drill", "00g1"),
+            GroupAction(GroupActionKind.REMOVE_MEMBERS, "Engineering", "00g2", "g-2", ("s1", "s2")),
+            GroupAction(GroupActionKind.CONFLICT, "Sales", "00g3"),
+            GroupAction(GroupActionKind.UNMANAGED, "Book club", scim_id="g-9"),
+        )
+    )
+    outcome = replace(outcome_of(RunStatus.DRIFT, plan_of(create=1)), group_plan=groups)
+    alerts = AlertsConfig(alert_drift=2, alert_drift_by_kind={"remove_members": 0, "create": 5})
+    found = conditions_of(outcome, alerts, 0)
+    assert set(found) == {GROUP_DRIFT, f"{DRIFT}:remove_members"}
+    assert found[GROUP_DRIFT].counts == {"create_group": 1, "remove_members": 1, "conflict": 1}
+    assert "3 group changes" in found[GROUP_DRIFT].title, "unmanaged groups are not drift"
+    assert found[f"{DRIFT}:remove_members"].examples == ("Engineering",)
+    assert judged_by(outcome) >= {DRIFT}, "a run that planned its groups judges their drift, and clears it"
 
 
 def test_examples_stop_at_ten() -> None:

@@ -59,7 +59,7 @@ from reconciler.store import (
 from tests.cli_runner import reconcile
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 from tests.crash_zygote import REPO, ChildEnded, ChildStarted, Zygote
-from tests.wire_recorder import Exchange, RecordingProxy
+from tests.wire_recorder import Exchange, RecordingProxy, proxied
 
 SEED = int(os.environ.get("CRASH_SEED", "2026"))
 DEFAULT_KILLS = {"sqlite": 50, "postgresql": 10}
@@ -456,11 +456,6 @@ def write_config(
         "max_reactivate_ratio = 1.0\nmax_link_ratio = 1.0\nmax_source_drop_ratio = 0.9\n"
     )
     return config
-
-
-def proxied(scim_url: str, proxy: RecordingProxy) -> str:
-    """The tenant's URL through the proxy (same path: the proxy relays paths as they are)."""
-    return proxy.url + httpx.URL(scim_url).raw_path.decode()
 
 
 @pytest.fixture(scope="module")

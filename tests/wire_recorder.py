@@ -121,6 +121,11 @@ class RecordingProxy:
         return self.write_latency_s if method in WRITE_METHODS else self.read_latency_s
 
 
+def proxied(url: str, proxy: RecordingProxy) -> str:
+    """``url`` through the proxy (same path: the proxy relays paths as they are)."""
+    return proxy.url + urlsplit(url).path
+
+
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
