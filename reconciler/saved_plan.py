@@ -23,6 +23,7 @@ Format, version 1::
       "summary": {"create": 3, ..., "in_sync": 80},
       "gate": {"blocked": false, "stop_all": false, "trips": [{"kind": ..., "reason": ...}]},
       "actions": [{<Action.to_json()>, "subject_digest": "<sha256 hex>"}, ...],
+      "groups": {...},                   # with [groups] only: see reconciler.saved_group_plan
       "signature": {"algorithm": "HMAC-SHA256", "value": "<hex>"}
     }
 
@@ -55,8 +56,14 @@ from rich.markup import escape
 from reconciler.alerts import alert_after_run
 from reconciler.apply import ApplyResult
 from reconciler.config import Config, fingerprint
+from reconciler.digest import canonical_json, digest_of
 from reconciler.errors import ReconcileError
-from reconciler.gate import GateDecision, Populations, Trip, evaluate
+from reconciler.gate import GateDecision, GroupPopulations, Populations, Trip, evaluate
+from reconciler.group_apply import GroupApplier
+from reconciler.group_plan import GroupAction
+from reconciler.okta_source import OktaSource
+from reconciler.pacing import AdaptiveLimit
+from reconciler.plan import group_member_links, plan
 from reconciler.progress import NO_PROGRESS, ProgressListener
 from reconciler.reconcile import (
     RunOutcome,
@@ -64,9 +71,21 @@ from reconciler.reconcile import (
     failures_recorded,
     okta_source,
     read_both_sides,
+    read_groups,
     scim_reader,
 )
 from reconciler.records import Action, ActionKind, Change, OktaAssignment, Plan, PlatformUser
+from reconciler.saved_group_plan import (
+    GroupLiveState,
+    SavedGroups,
+    StaleGroupAction,
+    group_action_json,
+    groups_document,
+    parse_groups,
+    split_stale_groups,
+)
+from reconciler.scim_groups import ScimGroups
+from reconciler.scim_target import ScimReader
 from reconciler.store import RunMode, RunStatus, Store
 
 log = logging.getLogger(__name__)
@@ -86,11 +105,6 @@ class SavedPlanError(ReconcileError):
 
 
 # --- canonical JSON and digests ---------------------------------------------------------------
-
-
-def canonical_json(value: Any) -> bytes:
-    """One byte string per JSON value: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def _plain(value: Any) -> Any:
@@ -155,7 +169,7 @@ class LiveState:
         return state
 
     def subject_digest(self, action: Action) -> str:
-        return hashlib.sha256(canonical_json(self.subject_state(action))).hexdigest()
+        return digest_of(self.subject_state(action))
 
 
 # --- signing ----------------------------------------------------------------------------------
@@ -237,6 +251,9 @@ def plan_document(config: Config, outcome: RunOutcome, created_at: datetime | No
             for action in outcome.plan.actions
         ],
     }
+    if outcome.group_plan is not None:
+        group_live = GroupLiveState(outcome.desired_groups, outcome.actual_groups, outcome.group_links)
+        document["groups"] = groups_document(outcome.group_plan, group_live)
     document["signature"] = {"algorithm": SIGNATURE_ALGORITHM, "value": signature_of(document, signing_key(config))}
     return document
 
@@ -295,6 +312,8 @@ class SavedPlan:
     actions: tuple[SavedAction, ...]
     trips: tuple[Trip, ...]
     """What the gate said when the plan was made (the reviewer saw it)."""
+    groups: SavedGroups | None = None
+    """The group actions, when the plan was made with ``[groups]``."""
 
     @property
     def plan(self) -> Plan:
@@ -303,6 +322,11 @@ class SavedPlan:
     @property
     def writes(self) -> list[SavedAction]:
         return [saved for saved in self.actions if saved.action.writes]
+
+    @property
+    def write_count(self) -> int:
+        """User and group writes."""
+        return len(self.writes) + (len(self.groups.writes) if self.groups is not None else 0)
 
 
 def load_plan(path: Path, config: Config) -> SavedPlan:
@@ -398,6 +422,7 @@ def _parse(path: Path, document: Mapping[str, Any]) -> SavedPlan:
         in_sync=int(document["summary"]["in_sync"]),
         actions=tuple(_saved_action(item) for item in document["actions"]),
         trips=tuple(Trip(str(t["kind"]), str(t["reason"])) for t in document["gate"]["trips"]),
+        groups=parse_groups(document["groups"]) if "groups" in document else None,
     )
 
 
@@ -433,6 +458,7 @@ class PlanApplyOutcome:
     """How many writes the saved plan holds."""
     applied: ApplyResult = field(default_factory=ApplyResult)
     stale: list[StaleAction] = field(default_factory=list)
+    stale_groups: list[StaleGroupAction] = field(default_factory=list)
     gate: GateDecision | None = None
     confirmed: bool = True
     """False when the plan exceeded thresholds and the apply was not confirmed."""
@@ -489,21 +515,23 @@ async def apply_saved_plan(
     Applier as a normal run, intent before and outcome after.
     """
     run_id = store.start_run(RunMode.APPLY_PLAN, fingerprint(config))
-    outcome = PlanApplyOutcome(run_id, RunStatus.RUNNING, len(saved.writes))
+    outcome = PlanApplyOutcome(run_id, RunStatus.RUNNING, saved.write_count)
     with failures_recorded(store, run_id) as failure:
         async with okta_source(config, progress) as source, scim_reader(config, progress) as reader:
             desired, actual = await read_both_sides(source, reader)
             live = LiveState(desired, actual)
+            group_live = await _group_live_state(config, saved, source, reader, live)
             current, outcome.stale = split_stale(saved, live)
-            outcome.gate = _gate_for(config, store, run_id, saved, live)
-            store.record_skipped(run_id, [a for a in saved.plan.actions if not a.writes])
-            for stale in outcome.stale:
-                store.record_skipped(run_id, [stale.action], stale.why)
+            current_groups = _current_groups(saved, group_live, outcome)
+            outcome.gate = _gate_for(config, store, run_id, saved, live, group_live)
+            _record_unsent(store, saved, outcome)
             if outcome.gate.blocked and not confirm(threshold_question(outcome.gate, len(current))):
-                _hold_unconfirmed(store, outcome, current)
+                _hold_unconfirmed(store, outcome, current, current_groups)
             else:
                 applier = applier_for(config, store, run_id, reader, actual, progress)
                 outcome.applied = await applier.apply(current)
+                if group_live is not None:
+                    await _apply_groups(config, store, outcome, reader, group_live, current_groups)
                 outcome.status, outcome.error = _applied_status(outcome)
     if failure.error is not None:
         outcome.status, outcome.error = RunStatus.FAILED, failure.error
@@ -515,20 +543,97 @@ async def apply_saved_plan(
     return outcome
 
 
-def _gate_for(config: Config, store: Store, run_id: int, saved: SavedPlan, live: LiveState) -> GateDecision:
+async def _group_live_state(
+    config: Config, saved: SavedPlan, source: OktaSource, reader: ScimReader, live: LiveState
+) -> GroupLiveState | None:
+    """Both sides' groups now, and who their members resolve to now; None for a plan without groups."""
+    if saved.groups is None:
+        return None
+    if not config.groups.enabled:
+        raise SavedPlanError(
+            f"{saved.path}: the plan holds group actions, but this config pushes no group: set [groups] as when "
+            "the plan was made, or make a new plan"
+        )
+    desired_groups, actual_groups = await read_groups(config, source, reader)
+    now = plan(live.desired, live.actual, config.mapping, config.policy)
+    links, _created = group_member_links(now, live.desired, config.policy)
+    return GroupLiveState(desired_groups, actual_groups, links)
+
+
+def _current_groups(
+    saved: SavedPlan, group_live: GroupLiveState | None, outcome: PlanApplyOutcome
+) -> list[GroupAction]:
+    if saved.groups is None or group_live is None:
+        return []
+    current, outcome.stale_groups = split_stale_groups(saved.groups, group_live)
+    return current
+
+
+def _record_unsent(store: Store, saved: SavedPlan, outcome: PlanApplyOutcome) -> None:
+    """Report-only actions, and stale writes with why, as skipped."""
+    store.record_skipped(outcome.run_id, [a for a in saved.plan.actions if not a.writes])
+    for stale in outcome.stale:
+        store.record_skipped(outcome.run_id, [stale.action], stale.why)
+    if saved.groups is not None:
+        store.record_group_skipped(outcome.run_id, [a for a in saved.groups.plan.actions if not a.writes])
+        for stale_group in outcome.stale_groups:
+            store.record_group_skipped(outcome.run_id, [stale_group.action], stale_group.why)
+
+
+async def _apply_groups(
+    config: Config,
+    store: Store,
+    outcome: PlanApplyOutcome,
+    reader: ScimReader,
+    group_live: GroupLiveState,
+    current: list[GroupAction],
+) -> None:
+    """The plan's current group writes, after its user writes; members created just now resolve too."""
+    assert outcome.gate is not None
+    held = [a for a in current if not outcome.gate.allows(a.kind)]
+    if held:  # skip_gated, confirmed: only what the gate allows, as for users
+        store.record_group_skipped(
+            outcome.run_id, held, f"not sent: blocked by the safety gate ({outcome.gate.reason})"
+        )
+    applier = GroupApplier(
+        ScimGroups(reader, config.groups.member_batch),
+        store,
+        outcome.run_id,
+        group_live.links | outcome.applied.created,
+        limit=AdaptiveLimit(config.scim.write_concurrency),
+        result=outcome.applied,
+        max_error_ratio=config.thresholds.max_error_ratio,
+    )
+    await applier.apply(current)
+
+
+def _gate_for(
+    config: Config,
+    store: Store,
+    run_id: int,
+    saved: SavedPlan,
+    live: LiveState,
+    group_live: GroupLiveState | None = None,
+) -> GateDecision:
     """The gate on the saved plan, with today's populations; a reviewed plan may still pass it only if confirmed."""
     previous = store.last_trusted_source_count(fingerprint(config), run_id)
     populations = Populations.of(live.desired, live.actual, previous)
     store.record_populations(run_id, populations.assignments, populations.managed)
     store.record_plan_counts(run_id, saved.plan.summary())
-    return evaluate(saved.plan, populations, config.thresholds)
+    groups = None
+    if saved.groups is not None and group_live is not None:
+        store.record_group_plan_counts(run_id, saved.groups.plan.summary())
+        groups = (saved.groups.plan, GroupPopulations.of(group_live.desired, group_live.actual))
+    return evaluate(saved.plan, populations, config.thresholds, groups)
 
 
-def _hold_unconfirmed(store: Store, outcome: PlanApplyOutcome, current: Iterable[Action]) -> None:
+def _hold_unconfirmed(
+    store: Store, outcome: PlanApplyOutcome, current: Iterable[Action], current_groups: Iterable[GroupAction] = ()
+) -> None:
     assert outcome.gate is not None
-    store.record_skipped(
-        outcome.run_id, current, "not sent: the plan exceeds thresholds and applying it was not confirmed"
-    )
+    why = "not sent: the plan exceeds thresholds and applying it was not confirmed"
+    store.record_skipped(outcome.run_id, current, why)
+    store.record_group_skipped(outcome.run_id, current_groups, why)
     outcome.confirmed = False
     outcome.status = RunStatus.BLOCKED
     outcome.error = f"blocked by the safety gate: {outcome.gate.reason}; the reviewed plan was not confirmed"
@@ -543,8 +648,9 @@ def _applied_status(outcome: PlanApplyOutcome) -> tuple[RunStatus, str | None]:
         shown = "; ".join(result.errors[:5])
         more = f" (and {result.failed - 5} more)" if result.failed > 5 else ""
         problems.append(f"{result.failed} action(s) failed: {shown}{more}")
-    if outcome.stale:
-        problems.append(f"{len(outcome.stale)} action(s) stale: make a new plan for them")
+    stale = len(outcome.stale) + len(outcome.stale_groups)
+    if stale:
+        problems.append(f"{stale} action(s) stale: make a new plan for them")
     if result.breaker is not None:
         return RunStatus.FAILED, "; ".join(problems)
     if problems:
@@ -591,6 +697,8 @@ def save_after_dry_run(path: Path, config: Config, outcome: RunOutcome, console:
         Console(stderr=True).print(f"[red]{escape(str(error))}[/]")
         return False
     writes = sum(1 for a in outcome.plan.actions if a.writes)
+    if outcome.group_plan is not None:
+        writes += len(outcome.group_plan.writes)
     config_arg = f"--config {config.source_path} " if config.source_path else ""
     console.print(f"Plan saved to {escape(str(path))} ({writes} write(s)); apply it with:")
     console.print(f"  reconcile {escape(config_arg)}apply {escape(str(path))}")
@@ -626,6 +734,7 @@ def outcome_document(saved: SavedPlan, outcome: PlanApplyOutcome) -> dict[str, A
         "applied": outcome.applied.succeeded,
         "failed": outcome.applied.failed,
         "stale": [stale.action.to_json() | {"why": stale.why} for stale in outcome.stale],
+        "stale_groups": [group_action_json(stale.action) | {"why": stale.why} for stale in outcome.stale_groups],
     }
 
 
@@ -639,13 +748,17 @@ def render_apply(console: Console, saved: SavedPlan, outcome: PlanApplyOutcome) 
     for stale in outcome.stale:
         action = stale.action
         console.print(f"  [yellow]skipped[/] {action.kind.value} {escape(action.user_name)} — {escape(stale.why)}")
+    for stale_group in outcome.stale_groups:
+        action = stale_group.action
+        console.print(f"  [yellow]skipped[/] {action.kind.value} {escape(action.name)} — {escape(stale_group.why)}")
     for line in outcome.applied.errors:
         console.print(f"  [red]failed[/] {escape(line)}")
     console.print(
-        f"Applied {outcome.applied.succeeded}, failed {outcome.applied.failed}, stale {len(outcome.stale)} "
+        f"Applied {outcome.applied.succeeded}, failed {outcome.applied.failed}, "
+        f"stale {len(outcome.stale) + len(outcome.stale_groups)} "
         f"(of {outcome.writes} write(s))."
     )
-    if outcome.stale:
+    if outcome.stale or outcome.stale_groups:
         console.print("Stale actions were not applied: make a new plan for them (reconcile --dry-run --save-plan).")
     if outcome.error:
         Console(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")

@@ -14,6 +14,7 @@ from reconciler.config import fingerprint, load_config
 from reconciler.demo import write_local_config
 from reconciler.records import Action, ActionKind, PlatformUser
 from reconciler.saved_plan import LiveState, terminal_confirmation
+from reconciler.scim_groups import GROUP_URN
 from tests.cli_runner import Result, reconcile
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 
@@ -294,3 +295,60 @@ def test_the_subject_digest_ignores_meta_and_sees_attribute_changes() -> None:
     assert LiveState([], [user("A", "2025-02-02")]).subject_digest(action) == base
     assert LiveState([], [user("B", "2025-01-01")]).subject_digest(action) != base
     assert LiveState([], []).subject_digest(action) != base
+
+
+def test_a_saved_plan_applies_its_group_actions_after_its_users_and_skips_a_group_changed_since(
+    okta: Okta, config_file: Path, platform: httpx.Client
+) -> None:
+    user_ids = [u.id for u in okta.emulator.add_assigned_users(okta.app_id, 4)]
+    scim_ids = provision(okta, platform, user_ids)
+    newcomer = okta.emulator.add_assigned_users(okta.app_id, 1, domain="new.example.com")[0].id
+    engineering, ops = okta.emulator.create_group("Engineering"), okta.emulator.create_group("Ops")
+    for group, members in ((engineering, [*user_ids[:2], newcomer]), (ops, user_ids[2:])):
+        for member in members:
+            okta.emulator.add_group_member(group.id, member)
+        okta.emulator.assign_group(okta.app_id, group.id)
+    ops_body = {"schemas": [GROUP_URN], "displayName": "Ops", "externalId": ops.id}
+    ops_scim = platform.post("/Groups", json=ops_body | {"members": [{"value": scim_ids[user_ids[2]]}]}).json()["id"]
+    with config_file.open("a") as file:
+        file.write("[groups]\npush_assigned = true\n")
+    plan_file = config_file.parent / "plan.json"
+
+    assert _save(config_file, plan_file).code == 2
+    document = json.loads(plan_file.read_text())
+    assert [(a["kind"], a["name"]) for a in document["groups"]["actions"]] == [
+        ("create_group", "Engineering"),
+        ("add_members", "Ops"),
+    ]
+    assert all(len(a["subject_digest"]) == 64 for a in document["groups"]["actions"])
+    # meanwhile someone changes Ops by hand: its planned addition is stale
+    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}
+    operation = {"op": "add", "path": "members", "value": [{"value": scim_ids[user_ids[0]]}]}
+    platform.patch(f"/Groups/{ops_scim}", json=patch | {"Operations": [operation]}).raise_for_status()
+
+    applied = _apply(config_file, plan_file, "--output", "json").json()
+    assert applied["status"] == "partial" and applied["failed"] == 0
+    assert [(a["kind"], a["name"]) for a in applied["stale_groups"]] == [("add_members", "Ops")]
+    groups = {g["displayName"]: g for g in platform.get("/Groups").json()["Resources"]}
+    links = {u["externalId"]: u["id"] for u in all_users(platform) if u.get("externalId")}
+    assert {m["value"] for m in groups["Engineering"]["members"]} == {links[m] for m in (*user_ids[:2], newcomer)}
+    assert {m["value"] for m in groups["Ops"]["members"]} == {scim_ids[user_ids[2]], scim_ids[user_ids[0]]}
+
+
+def test_a_plan_with_group_actions_is_refused_by_a_config_that_pushes_no_group(
+    okta: Okta, config_file: Path, platform: httpx.Client
+) -> None:
+    user_ids = [u.id for u in okta.emulator.add_assigned_users(okta.app_id, 2)]
+    provision(okta, platform, user_ids)
+    group = okta.emulator.create_group("Engineering")
+    okta.emulator.add_group_member(group.id, user_ids[0])
+    okta.emulator.assign_group(okta.app_id, group.id)
+    plain = config_file.read_text()
+    config_file.write_text(plain + "[groups]\npush_assigned = true\n")
+    plan_file = config_file.parent / "plan.json"
+    assert _save(config_file, plan_file).code == 2
+    config_file.write_text(plain)
+    applied = _apply(config_file, plan_file)
+    assert applied.code == 1
+    assert "the plan holds group actions, but this config pushes no group" in applied.stderr
+    assert platform.get("/Groups").json().get("Resources", []) == []
