@@ -4,6 +4,9 @@ Like Okta's "Test API Credentials" button, plus what a run will do with
 what it finds: PATCH or PUT, filtered lookups or a listing scan, the page
 cap, ``If-Match``, and which mapped attributes the server's User resource
 does not announce (those would be sent, dropped, and sent again every run).
+With ``[groups]``, it also reads the pushed groups on both sides (a name in
+``groups.push`` that matches no group, or a credential without
+``okta.groups.read``, fails the check as it would fail a run).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from reconciler.config import Config
 from reconciler.errors import ReconcileError
 from reconciler.mapping import parse_target_path
 from reconciler.okta_source import OktaAppSummary
-from reconciler.reconcile import okta_source, scim_reader
+from reconciler.reconcile import okta_source, read_groups, scim_reader
 from reconciler.scim_discovery import ScimCapabilities, UserSchema, unannounced_paths
 
 
@@ -40,15 +43,28 @@ class ScimSide:
 
 
 @dataclass(frozen=True)
+class GroupsSide:
+    pushed: list[str] = field(default_factory=list)
+    """The pushed Okta groups' names."""
+    members: int = 0
+    """Memberships of the pushed groups in Okta."""
+    platform_groups: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class CheckReport:
     okta: OktaSide
     scim: ScimSide
     page_size: int
     mapping_warnings: list[str] = field(default_factory=list)
+    groups: GroupsSide | None = None
+    """None without ``[groups]``."""
 
     @property
     def ok(self) -> bool:
-        return self.okta.error is None and self.scim.error is None
+        groups_ok = self.groups is None or self.groups.error is None
+        return self.okta.error is None and self.scim.error is None and groups_ok
 
     def effective_page_size(self) -> int:
         """The page size a run asks for: ``scim.page_size``, cut to the server's ``filter.maxResults``."""
@@ -62,7 +78,17 @@ async def run_check(config: Config) -> CheckReport:
     warnings: list[str] = []
     if scim.user_schema is not None:
         warnings = unannounced_paths((parse_target_path(text) for text in config.mapping), scim.user_schema)
-    return CheckReport(okta, scim, config.scim.page_size, warnings)
+    groups = await _check_groups(config) if config.groups.enabled else None
+    return CheckReport(okta, scim, config.scim.page_size, warnings, groups)
+
+
+async def _check_groups(config: Config) -> GroupsSide:
+    try:
+        async with okta_source(config) as source, scim_reader(config) as reader:
+            desired, actual = await read_groups(config, source, reader)
+    except ReconcileError as error:
+        return GroupsSide(error=str(error))
+    return GroupsSide([g.name for g in desired], sum(len(g.member_ids) for g in desired), len(actual))
 
 
 async def _check_okta(config: Config) -> OktaSide:
@@ -106,6 +132,7 @@ def check_document(report: CheckReport) -> dict[str, Any]:
             ),
         },
         "mapping_warnings": report.mapping_warnings,
+        "groups": asdict(report.groups) if report.groups is not None else None,
     }
 
 
@@ -118,10 +145,23 @@ def render_check(console: Console, config: Config, report: CheckReport) -> None:
         console.print(f"  {line}")
     for warning in report.mapping_warnings:
         console.print(f"  [yellow]mapping:[/] {escape(warning)}")
+    if report.groups is not None:
+        console.print("[bold]Groups[/]")
+        console.print(f"  {_groups_line(report.groups)}")
     if report.ok:
         console.print("[green]Both connections work.[/]")
     else:
         console.print("[red]A connection failed: see above.[/]")
+
+
+def _groups_line(side: GroupsSide) -> str:
+    if side.error is not None:
+        return f"[red]✗[/] {escape(side.error)}"
+    names = ", ".join(side.pushed) or "none (no group assigned to the app yet)"
+    return (
+        f"[green]✓[/] {len(side.pushed)} pushed ({escape(names)}), {side.members} memberships in Okta; "
+        f"{side.platform_groups} groups on the platform"
+    )
 
 
 def _okta_lines(side: OktaSide) -> list[str]:

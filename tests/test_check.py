@@ -148,3 +148,22 @@ def test_check_on_django_scim2_shows_its_quirks(
     assert "page size: 50 (scim.page_size 100; the server returns at most 50)" in out
     assert "ETag: not supported" in out
     assert f"mapping: {ENTERPRISE_URN}:department: the User resource type has no extension {ENTERPRISE_URN}" in out
+
+
+def test_check_with_groups_reads_the_pushed_groups_and_names_a_wrong_one(
+    tmp_path: Path, okta: Okta, scim_url: str
+) -> None:
+    user = okta.emulator.create_user(login="grace@example.com", first_name="Grace", last_name="Hopper")
+    group = okta.emulator.create_group("Engineering")
+    okta.emulator.add_group_member(group.id, user.id)
+    okta.emulator.assign_group(okta.app_id, group.id)
+    good = reconcile("check", "--config", _config(tmp_path, okta, scim_url, '[groups]\npush = ["engineering"]\n'))
+    assert good.code == 0, good.stdout + good.stderr
+    assert "1 pushed (Engineering), 1 memberships in Okta; 0 groups on the platform" in good.stdout
+
+    wrong = _config(tmp_path, okta, scim_url, '[groups]\npush = ["Marketing"]\n')
+    result = reconcile("check", "--config", wrong, "--output", "json")
+    assert result.code == 1
+    error = result.json()["groups"]["error"]
+    assert "groups.push" in error and "Marketing" in error
+    assert result.json()["okta"]["error"] is None, "the rest of the check still shows"

@@ -34,6 +34,7 @@ from reconciler.group_plan import GroupActionKind
 from reconciler.okta_emulator import OktaEmulator, okta_emulator_in_thread
 from reconciler.reconcile import RunOutcome, reconcile
 from reconciler.store import ActionStatus, RunStatus, Store
+from tests.cli_runner import reconcile as reconcile_cli
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 from tests.wire_recorder import Exchange, RecordingProxy, proxied
 
@@ -446,3 +447,20 @@ def reconcile_large(
     config = load_config(path)
     with Store(config.store.url) as store:
         return run(config, store, dry_run=dry_run)
+
+
+def test_group_drift_alone_makes_a_dry_run_exit_2_and_shows_in_json_and_show(world: World) -> None:
+    users = world.users(2)
+    world.okta_group("Engineering", users)
+    config = world.config()
+    assert config.source_path is not None
+    result = reconcile_cli("--config", config.source_path, "--dry-run", "--output", "json")
+    assert result.code == 2, result.stderr
+    document = result.json()
+    assert document["summary"]["in_sync"] == 2, "the users are in line: the drift is the group's"
+    assert [(a["kind"], a["name"]) for a in document["groups"]["actions"]] == [("create_group", "Engineering")]
+    shown = reconcile_cli("--config", config.source_path, "show", str(document["run_id"]), "--output", "json").json()
+    assert shown["group_summary"]["create_group"] == 1
+    assert [(a["kind"], a["status"]) for a in shown["group_actions"]] == [("create_group", "skipped")]
+    text = reconcile_cli("--config", config.source_path, "--dry-run")
+    assert "CREATE_GROUP (1)" in text.stdout and "Engineering" in text.stdout
