@@ -9,6 +9,8 @@ Metrics (all prefixed ``reconciler_``):
 ``in_sync_users``                           gauge      users the last plan found in sync
 ``actions_total{kind,outcome}``             counter    recorded actions by kind and outcome (succeeded,
                                                        failed, skipped, interrupted), read from the store
+``group_drift{kind}``                       gauge      what the last group plan found (with ``[groups]``)
+``group_actions_total{kind,outcome}``       counter    recorded group actions by kind and outcome
 ``http_requests_total{service,status}``     counter    requests to ``okta`` and ``scim`` by HTTP status;
                                                        ``error`` when no answer came (refused, timeout)
 ``run_duration_seconds``                    histogram  how long runs take
@@ -41,12 +43,14 @@ from typing import TYPE_CHECKING, Final
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from reconciler.group_plan import GroupActionKind
 from reconciler.records import SUMMARY_KEYS
 from reconciler.store import RunStatus
 
 if TYPE_CHECKING:
+    from reconciler.group_plan import GroupPlan
     from reconciler.records import Plan
-    from reconciler.store import ActionRecord
+    from reconciler.store import ActionRecord, GroupActionRecord
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,12 @@ class ServiceMetrics:
         self.actions = Counter(
             f"{PREFIX}_actions", "Recorded actions by kind and outcome.", ["kind", "outcome"], registry=r
         )
+        self.group_drift = Gauge(
+            f"{PREFIX}_group_drift", "Group drift found by the last plan, by group action kind.", ["kind"], registry=r
+        )
+        self.group_actions = Counter(
+            f"{PREFIX}_group_actions", "Recorded group actions by kind and outcome.", ["kind", "outcome"], registry=r
+        )
         self.http_requests = Counter(
             f"{PREFIX}_http_requests",
             "HTTP requests sent to Okta and to the SCIM platform, by HTTP status ('error': no answer).",
@@ -132,8 +142,11 @@ class ServiceMetrics:
         plan: Plan | None = None,
         actions: Iterable[ActionRecord] = (),
         ended_at: float | None = None,
+        *,
+        group_plan: GroupPlan | None = None,
+        group_actions: Iterable[GroupActionRecord] = (),
     ) -> None:
-        """Count one finished run; ``plan`` (when one was made) replaces the drift gauges."""
+        """Count one finished run; ``plan`` and ``group_plan`` (when made) replace the drift gauges."""
         self.runs.labels(status.value).inc()
         self.duration.observe(duration_s)
         if plan is not None:
@@ -144,6 +157,14 @@ class ServiceMetrics:
         outcomes = Tally((record.kind.value, record.status.value) for record in actions)
         for (kind, outcome), count in outcomes.items():
             self.actions.labels(kind, outcome).inc(count)
+        if group_plan is not None:
+            group_summary = group_plan.summary()
+            for kind in GroupActionKind:
+                if kind is not GroupActionKind.UNMANAGED:
+                    self.group_drift.labels(kind.value).set(group_summary[kind.value])
+        group_outcomes = Tally((record.kind.value, record.status.value) for record in group_actions)
+        for (kind, outcome), count in group_outcomes.items():
+            self.group_actions.labels(kind, outcome).inc(count)
         if status in SUCCESSFUL:
             self.last_success.set(ended_at if ended_at is not None else time.time())
 

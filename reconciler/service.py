@@ -417,7 +417,16 @@ class Service:
     ) -> None:
         now = self.clock()
         actions = self.store.actions_of(run_id) if run_id is not None else []
-        self.metrics.run_finished(status, duration_s, outcome.plan if outcome else None, actions, now)
+        group_actions = self.store.group_actions_of(run_id) if run_id is not None else []
+        self.metrics.run_finished(
+            status,
+            duration_s,
+            outcome.plan if outcome else None,
+            actions,
+            now,
+            group_plan=outcome.group_plan if outcome else None,
+            group_actions=group_actions,
+        )
         if status in SUCCESSFUL:
             self.health.last_success_at = now
         self.last_outcome = outcome

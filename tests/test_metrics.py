@@ -35,12 +35,15 @@ def value(scraped: dict, name: str, **labels: str) -> float | None:
 async def test_metrics_and_health_after_a_run_with_drift(
     tmp_path: Path, okta: Okta, scim_url: str, platform: httpx.Client
 ) -> None:
-    """3 users to create and 1 to deactivate; then /healthz goes stale when the clock moves on 3 intervals."""
+    """3 users to create, 1 to deactivate, a group to push; then /healthz goes stale 3 intervals on."""
     people = okta.emulator.add_assigned_users(okta.app_id, 5)
     provision(okta, platform, [p.id for p in people[:2]])
     okta.emulator.unassign_user(okta.app_id, people[1].id)
+    group = okta.emulator.create_group("Engineering")
+    okta.emulator.add_group_member(group.id, people[0].id)
     port = free_loopback_port()
-    config = load_config(service_config(tmp_path, okta, scim_url, interval="1h", metrics_listen=f"127.0.0.1:{port}"))
+    listen, groups = f"127.0.0.1:{port}", f'[groups]\npush = ["{group.id}"]\n'
+    config = load_config(service_config(tmp_path, okta, scim_url, interval="1h", metrics_listen=listen, extra=groups))
     skew = [0.0]
     with Store(config.store.url) as store:
         service = Service(config, store, environ={}, clock=lambda: time.time() + skew[0])
@@ -63,6 +66,9 @@ async def test_metrics_and_health_after_a_run_with_drift(
     assert value(scraped, "reconciler_in_sync_users") == 1
     assert value(scraped, "reconciler_actions_total", kind="create", outcome="succeeded") == 3
     assert value(scraped, "reconciler_actions_total", kind="deactivate", outcome="succeeded") == 1
+    assert value(scraped, "reconciler_group_drift", kind="create_group") == 1
+    assert value(scraped, "reconciler_group_drift", kind="remove_members") == 0
+    assert value(scraped, "reconciler_group_actions_total", kind="create_group", outcome="succeeded") == 1
     assert value(scraped, "reconciler_runs_total", status="succeeded") == 1
     assert value(scraped, "reconciler_runs_total", status="failed") == 0
     assert value(scraped, "reconciler_run_duration_seconds_count") == 1
@@ -73,8 +79,8 @@ async def test_metrics_and_health_after_a_run_with_drift(
     assert okta_ok is not None and okta_ok >= 1
     scim = {labels: n for (name, labels), n in scraped.items() if name == "reconciler_http_requests_total"}
     scim_statuses = {dict(labels)["status"] for labels in scim if dict(labels)["service"] == "scim"}
-    assert {"200", "201"} <= scim_statuses  # the listing, and the three POSTs
-    assert sum(n for labels, n in scim.items() if dict(labels) == {"service": "scim", "status": "201"}) == 3
+    assert {"200", "201"} <= scim_statuses  # the listings, and the POSTs of three users and one group
+    assert sum(n for labels, n in scim.items() if dict(labels) == {"service": "scim", "status": "201"}) == 4
     assert len([u for u in all_users(platform) if u["active"]]) == 4
 
     assert health.status_code == 200 and health.text.startswith("ok: last successful run ended")
