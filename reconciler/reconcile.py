@@ -338,16 +338,23 @@ async def _apply_groups(config: Config, store: Store, outcome: RunOutcome, reade
     store.record_group_skipped(outcome.run_id, [a for a in actions if not a.writes])
     held = [a for a in actions if a.writes and not gate.allows(a.kind)]
     store.record_group_skipped(outcome.run_id, held, f"not sent: blocked by the safety gate ({gate.reason})")
-    applier = GroupApplier(
+    applier = group_applier_for(config, store, outcome.run_id, reader, outcome.group_links, outcome.applied)
+    await applier.apply(a for a in actions if gate.allows(a.kind))
+
+
+def group_applier_for(
+    config: Config, store: Store, run_id: int, reader: ScimReader, links: dict[str, str], result: ApplyResult
+) -> GroupApplier:
+    """The GroupApplier of a run, after its users: members resolve through ``links`` and the users just created."""
+    return GroupApplier(
         ScimGroups(reader, config.groups.member_batch),
         store,
-        outcome.run_id,
-        outcome.group_links | outcome.applied.created,
+        run_id,
+        links | result.created,
         limit=AdaptiveLimit(config.scim.write_concurrency),
-        result=outcome.applied,
+        result=result,
         max_error_ratio=config.thresholds.max_error_ratio,
     )
-    await applier.apply(a for a in actions if gate.allows(a.kind))
 
 
 def applier_for(

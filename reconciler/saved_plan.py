@@ -59,16 +59,15 @@ from reconciler.config import Config, fingerprint
 from reconciler.digest import canonical_json, digest_of
 from reconciler.errors import ReconcileError
 from reconciler.gate import GateDecision, GroupPopulations, Populations, Trip, evaluate
-from reconciler.group_apply import GroupApplier
 from reconciler.group_plan import GroupAction
 from reconciler.okta_source import OktaSource
-from reconciler.pacing import AdaptiveLimit
 from reconciler.plan import group_member_links, plan
 from reconciler.progress import NO_PROGRESS, ProgressListener
 from reconciler.reconcile import (
     RunOutcome,
     applier_for,
     failures_recorded,
+    group_applier_for,
     okta_source,
     read_both_sides,
     read_groups,
@@ -84,7 +83,6 @@ from reconciler.saved_group_plan import (
     parse_groups,
     split_stale_groups,
 )
-from reconciler.scim_groups import ScimGroups
 from reconciler.scim_target import ScimReader
 from reconciler.store import RunMode, RunStatus, Store
 
@@ -588,22 +586,11 @@ async def _apply_groups(
     group_live: GroupLiveState,
     current: list[GroupAction],
 ) -> None:
-    """The plan's current group writes, after its user writes; members created just now resolve too."""
-    assert outcome.gate is not None
-    held = [a for a in current if not outcome.gate.allows(a.kind)]
-    if held:  # skip_gated, confirmed: only what the gate allows, as for users
-        store.record_group_skipped(
-            outcome.run_id, held, f"not sent: blocked by the safety gate ({outcome.gate.reason})"
-        )
-    applier = GroupApplier(
-        ScimGroups(reader, config.groups.member_batch),
-        store,
-        outcome.run_id,
-        group_live.links | outcome.applied.created,
-        limit=AdaptiveLimit(config.scim.write_concurrency),
-        result=outcome.applied,
-        max_error_ratio=config.thresholds.max_error_ratio,
-    )
+    """The plan's current group writes, after its user writes; members created just now resolve too.
+
+    All of them, as for users: the plan was reviewed, and confirmed if it exceeds thresholds.
+    """
+    applier = group_applier_for(config, store, outcome.run_id, reader, group_live.links, outcome.applied)
     await applier.apply(current)
 
 

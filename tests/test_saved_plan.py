@@ -352,3 +352,23 @@ def test_a_plan_with_group_actions_is_refused_by_a_config_that_pushes_no_group(
     assert applied.code == 1
     assert "the plan holds group actions, but this config pushes no group" in applied.stderr
     assert platform.get("/Groups").json().get("Resources", []) == []
+
+
+def test_a_confirmed_plan_above_a_group_limit_sends_its_group_writes_once(
+    okta: Okta, config_file: Path, platform: httpx.Client
+) -> None:
+    user_ids = [u.id for u in okta.emulator.add_assigned_users(okta.app_id, 2)]
+    provision(okta, platform, user_ids)
+    group = okta.emulator.create_group("Engineering")
+    okta.emulator.add_group_member(group.id, user_ids[0])
+    okta.emulator.assign_group(okta.app_id, group.id)
+    with config_file.open("a") as file:
+        file.write("[groups]\npush_assigned = true\n[thresholds]\nmax_create_group = 0\n")
+    plan_file = config_file.parent / "plan.json"
+    assert _save(config_file, plan_file).code == 3, "blocked: above max_create_group"
+
+    applied = _apply(config_file, plan_file, "--yes", "--output", "json").json()
+    assert applied["status"] == "succeeded" and applied["applied"] == 1
+    assert [g["displayName"] for g in platform.get("/Groups").json()["Resources"]] == ["Engineering"]
+    run = _latest_run(config_file)
+    assert [(a["kind"], a["status"]) for a in run["group_actions"]] == [("create_group", "succeeded")]
