@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.config import ThresholdsConfig
+from reconciler.config import KindLimit, ThresholdsConfig
 from reconciler.group_plan import (
     GROUP_WRITE_KINDS,
     GroupActionKind,
@@ -170,19 +170,23 @@ def kind_trips(plan: Plan, populations: Populations, thresholds: ThresholdsConfi
     summary = plan.summary()
     trips = []
     for kind, limit in thresholds.limits.items():
-        count = summary.get(kind, 0)
         population = populations.assignments if kind == ActionKind.CREATE else populations.managed
-        if count > limit.count:
-            trips.append(Trip(kind, f"{count} {kind} planned, above max_{kind} = {limit.count}"))
-        elif population and count >= thresholds.min_count_for_ratio and count / population > limit.ratio:
-            trips.append(
-                Trip(
-                    kind,
-                    f"{count} {kind} planned, {count / population:.1%} of {population}, "
-                    f"above max_{kind}_ratio = {limit.ratio:g}",
-                )
-            )
+        trip = _limit_trip(kind, kind, summary.get(kind, 0), population, limit, thresholds)
+        trips += [trip] if trip else []
     return trips
+
+
+def _limit_trip(
+    kind: str, what: str, count: int, population: int, limit: KindLimit, thresholds: ThresholdsConfig
+) -> Trip | None:
+    """A trip when ``count`` is above the kind's count, or (from min_count_for_ratio on) above its ratio."""
+    planned = f"{count} {what} planned"
+    if count > limit.count:
+        return Trip(kind, f"{planned}, above max_{kind} = {limit.count}")
+    if population and count >= thresholds.min_count_for_ratio and count / population > limit.ratio:
+        share = f"{count / population:.1%} of {population}"
+        return Trip(kind, f"{planned}, {share}, above max_{kind}_ratio = {limit.ratio:g}")
+    return None
 
 
 def group_trips(plan: GroupPlan, populations: GroupPopulations, thresholds: ThresholdsConfig) -> list[Trip]:
@@ -190,18 +194,10 @@ def group_trips(plan: GroupPlan, populations: GroupPopulations, thresholds: Thre
     counts = _group_counts(plan)
     trips = []
     for kind, limit in thresholds.group_limits.items():
-        count, population = counts.get(kind, 0), populations.of_kind(GroupActionKind(kind))
         unit = "members" if kind.endswith("_members") else "groups"
-        if count > limit.count:
-            trips.append(Trip(kind, f"{kind}: {count} {unit} planned, above max_{kind} = {limit.count}"))
-        elif population and count >= thresholds.min_count_for_ratio and count / population > limit.ratio:
-            trips.append(
-                Trip(
-                    kind,
-                    f"{kind}: {count} {unit} planned, {count / population:.1%} of {population}, "
-                    f"above max_{kind}_ratio = {limit.ratio:g}",
-                )
-            )
+        population = populations.of_kind(GroupActionKind(kind))
+        trip = _limit_trip(kind, unit, counts.get(kind, 0), population, limit, thresholds)
+        trips += [Trip(kind, f"{kind}: {trip.reason}")] if trip else []
     return trips
 
 
