@@ -80,7 +80,7 @@ from reconciler.errors import SourceError
 from reconciler.group_plan import OktaGroup, looks_like_okta_group_id
 from reconciler.metrics import observe_http
 from reconciler.okta_page import KEEP_ALL, decode_app_users
-from reconciler.pacing import RateLimitBudget, header_value, parse_retry_after
+from reconciler.pacing import RateLimitBudget, all_or_cancel, header_value, parse_retry_after
 from reconciler.progress import NO_PROGRESS, ProgressListener
 from reconciler.records import OktaAssignment, ProfileFields
 from reconciler.secret import Secret
@@ -892,14 +892,7 @@ async def _gather_bounded(read: Callable[[str], Awaitable[_T]], keys: Sequence[s
         async with gate:
             return await read(key)
 
-    tasks = [asyncio.ensure_future(gated(key)) for key in keys]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+    return await all_or_cancel(*(asyncio.ensure_future(gated(key)) for key in keys))
 
 
 def _rate_limit_family(url: str) -> str:

@@ -212,3 +212,17 @@ def _server_time(headers: Mapping[str, Any]) -> float | None:
         return email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError):
         return None
+
+
+async def all_or_cancel(*tasks: asyncio.Future[Any]) -> list[Any]:
+    """Every task's result, in order; the first failure cancels the others (awaited) and is raised.
+
+    So that no read keeps running on a client that is about to be closed.
+    """
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

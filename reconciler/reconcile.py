@@ -34,7 +34,7 @@ from reconciler.group_apply import GroupApplier
 from reconciler.group_plan import GroupPlan, OktaGroup, PlatformGroup, plan_groups
 from reconciler.mapping import profile_fields, resource_attributes
 from reconciler.okta_source import OktaSource
-from reconciler.pacing import AdaptiveLimit
+from reconciler.pacing import AdaptiveLimit, all_or_cancel
 from reconciler.plan import PairDecisions, group_member_links, pair_actions, plan
 from reconciler.progress import NO_PROGRESS, ProgressListener
 from reconciler.records import Action, OktaAssignment, Plan, PlatformUser
@@ -146,13 +146,7 @@ async def read_both_sides(
     scim = asyncio.create_task(reader.list_users())
     if lookahead is not None:
         scim.add_done_callback(lambda done: _tell_platform_read(done, lookahead))
-    try:
-        desired, actual = await asyncio.gather(okta, scim)
-    except BaseException:
-        for task in (okta, scim):
-            task.cancel()
-        await asyncio.gather(okta, scim, return_exceptions=True)
-        raise
+    desired, actual = await all_or_cancel(okta, scim)
     return desired, actual
 
 
@@ -163,13 +157,8 @@ async def read_groups(
     groups = config.groups
     okta = asyncio.create_task(source.list_pushed_groups(groups.push, groups.push_assigned))
     scim = asyncio.create_task(ScimGroups(reader, groups.member_batch).list_groups())
-    try:
-        return await asyncio.gather(okta, scim)
-    except BaseException:
-        for task in (okta, scim):
-            task.cancel()
-        await asyncio.gather(okta, scim, return_exceptions=True)
-        raise
+    desired, actual = await all_or_cancel(okta, scim)
+    return desired, actual
 
 
 def _tell_platform_read(done: asyncio.Task[list[PlatformUser]], lookahead: Lookahead) -> None:
