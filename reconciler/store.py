@@ -491,26 +491,13 @@ class Store:
         This and :meth:`record_outcome` run once per write, so they use plain
         SQL statements: the ORM's unit of work costs milliseconds per row.
         """
-        record = _action_record(run_id, action, ActionStatus.PENDING)
-        with self.engine.begin() as connection:
-            inserted = connection.execute(_INSERT_ACTION, record.model_dump(exclude={"id"})).inserted_primary_key
-        assert inserted is not None
-        return int(inserted[0])
+        return self._insert(_INSERT_ACTION, _action_record(run_id, action, ActionStatus.PENDING))
 
     def record_outcome(
         self, action_id: int, succeeded: bool, error: str | None = None, scim_id: str | None = None
     ) -> None:
         """Complete a recorded intent; ``scim_id`` is the id a create or a link learned."""
-        values = {
-            "action_id": action_id,
-            "new_status": ActionStatus.SUCCEEDED if succeeded else ActionStatus.FAILED,
-            "new_error": error,
-            "new_finished_at": utc_now(),
-            "new_scim_id": scim_id,
-        }
-        with self.engine.begin() as connection:
-            if connection.execute(_COMPLETE_ACTION, values).rowcount == 0:
-                raise LookupError(f"no {ActionRecord.__tablename__} row with id {action_id}")
+        self._complete(_COMPLETE_ACTION, ActionRecord.__tablename__, action_id, succeeded, error, scim_id)
 
     def record_skipped(self, run_id: int, actions: Iterable[Action], why: str | None = None) -> None:
         """Record, in one transaction, actions that will not be sent (see ActionStatus.SKIPPED).
@@ -532,11 +519,7 @@ class Store:
 
     def record_group_intent(self, run_id: int, action: GroupAction) -> int:
         """Record the group ``action`` as pending before its request is sent (plain SQL, as :meth:`record_intent`)."""
-        record = _group_action_record(run_id, action, ActionStatus.PENDING)
-        with self.engine.begin() as connection:
-            inserted = connection.execute(_INSERT_GROUP_ACTION, record.model_dump(exclude={"id"})).inserted_primary_key
-        assert inserted is not None
-        return int(inserted[0])
+        return self._insert(_INSERT_GROUP_ACTION, _group_action_record(run_id, action, ActionStatus.PENDING))
 
     def record_group_outcome(
         self, action_id: int, succeeded: bool, error: str | None = None, scim_id: str | None = None
@@ -545,6 +528,18 @@ class Store:
 
         As :meth:`record_outcome`, one plain SQL statement.
         """
+        table = GroupActionRecord.__tablename__
+        self._complete(_COMPLETE_GROUP_ACTION, table, action_id, succeeded, error, scim_id)
+
+    def _insert(self, statement: sa.Insert, record: ActionRecord | GroupActionRecord) -> int:
+        with self.engine.begin() as connection:
+            inserted = connection.execute(statement, record.model_dump(exclude={"id"})).inserted_primary_key
+        assert inserted is not None
+        return int(inserted[0])
+
+    def _complete(
+        self, statement: sa.Update, table: str, action_id: int, succeeded: bool, error: str | None, scim_id: str | None
+    ) -> None:
         values = {
             "action_id": action_id,
             "new_status": ActionStatus.SUCCEEDED if succeeded else ActionStatus.FAILED,
@@ -553,8 +548,8 @@ class Store:
             "new_scim_id": scim_id,
         }
         with self.engine.begin() as connection:
-            if connection.execute(_COMPLETE_GROUP_ACTION, values).rowcount == 0:
-                raise LookupError(f"no {GroupActionRecord.__tablename__} row with id {action_id}")
+            if connection.execute(statement, values).rowcount == 0:
+                raise LookupError(f"no {table} row with id {action_id}")
 
     def record_group_skipped(self, run_id: int, actions: Iterable[GroupAction], why: str | None = None) -> None:
         """Record, in one transaction, group actions that will not be sent; ``why`` as in :meth:`record_skipped`."""
@@ -918,29 +913,25 @@ def _existing(session: Session, model: type[_Row], row_id: int) -> _Row:
     return row
 
 
+def _completion(model: type[ActionRecord] | type[GroupActionRecord]) -> sa.Update:
+    """The UPDATE that completes an intent of ``model``; ``scim_id`` is kept unless a new one is given."""
+    return (
+        sa.update(model)
+        .where(col(model.id) == sa.bindparam("action_id"))
+        .values(
+            status=sa.bindparam("new_status"),
+            error=sa.bindparam("new_error"),
+            finished_at=sa.bindparam("new_finished_at"),
+            scim_id=func.coalesce(sa.bindparam("new_scim_id", type_=sa.String), col(model.scim_id)),
+        )
+    )
+
+
 _INSERT_ACTION: Final = sa.insert(ActionRecord)
-_COMPLETE_ACTION: Final = (
-    sa.update(ActionRecord)
-    .where(col(ActionRecord.id) == sa.bindparam("action_id"))
-    .values(
-        status=sa.bindparam("new_status"),
-        error=sa.bindparam("new_error"),
-        finished_at=sa.bindparam("new_finished_at"),
-        scim_id=func.coalesce(sa.bindparam("new_scim_id", type_=sa.String), col(ActionRecord.scim_id)),
-    )
-)
-"""Built once, so that recording each write reuses one compiled statement."""
+_COMPLETE_ACTION: Final = _completion(ActionRecord)
 _INSERT_GROUP_ACTION: Final = sa.insert(GroupActionRecord)
-_COMPLETE_GROUP_ACTION: Final = (
-    sa.update(GroupActionRecord)
-    .where(col(GroupActionRecord.id) == sa.bindparam("action_id"))
-    .values(
-        status=sa.bindparam("new_status"),
-        error=sa.bindparam("new_error"),
-        finished_at=sa.bindparam("new_finished_at"),
-        scim_id=func.coalesce(sa.bindparam("new_scim_id", type_=sa.String), col(GroupActionRecord.scim_id)),
-    )
-)
+_COMPLETE_GROUP_ACTION: Final = _completion(GroupActionRecord)
+"""Built once, so that recording each write reuses one compiled statement."""
 
 
 def _action_record(run_id: int, action: Action, status: ActionStatus, error: str | None = None) -> ActionRecord:
