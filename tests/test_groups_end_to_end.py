@@ -31,11 +31,12 @@ from reconciler.demo import (
     write_local_config,
 )
 from reconciler.group_plan import GroupActionKind
+from reconciler.local_scim_server import RunningScimServer
 from reconciler.okta_emulator import OktaEmulator, okta_emulator_in_thread
 from reconciler.reconcile import RunOutcome, reconcile
 from reconciler.store import ActionStatus, RunStatus, Store
 from tests.cli_runner import reconcile as reconcile_cli
-from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
+from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, fresh_tenant, provision
 from tests.wire_recorder import Exchange, RecordingProxy, proxied
 
 USERS = 80
@@ -96,9 +97,7 @@ class Scenario:
 
 
 @pytest.fixture(scope="module")
-def scenario(scim_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:  # noqa: ANN001
-    from tests.conftest import fresh_tenant
-
+def scenario(scim_server: RunningScimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     scim_url = fresh_tenant(scim_server)
     emulator = OktaEmulator(seed=8, api_tokens=[OKTA_TOKEN])
     headers = {"Authorization": f"Bearer {SCIM_TOKEN}"}

@@ -335,14 +335,19 @@ def test_a_saved_plan_applies_its_group_actions_after_its_users_and_skips_a_grou
     assert {m["value"] for m in groups["Ops"]["members"]} == {scim_ids[user_ids[2]], scim_ids[user_ids[0]]}
 
 
-def test_a_plan_with_group_actions_is_refused_by_a_config_that_pushes_no_group(
-    okta: Okta, config_file: Path, platform: httpx.Client
-) -> None:
+def _one_pushed_group(okta: Okta, platform: httpx.Client) -> None:
+    """Two users on the platform, and an Okta group of one of them, assigned to the app and not yet pushed."""
     user_ids = [u.id for u in okta.emulator.add_assigned_users(okta.app_id, 2)]
     provision(okta, platform, user_ids)
     group = okta.emulator.create_group("Engineering")
     okta.emulator.add_group_member(group.id, user_ids[0])
     okta.emulator.assign_group(okta.app_id, group.id)
+
+
+def test_a_plan_with_group_actions_is_refused_by_a_config_that_pushes_no_group(
+    okta: Okta, config_file: Path, platform: httpx.Client
+) -> None:
+    _one_pushed_group(okta, platform)
     plain = config_file.read_text()
     config_file.write_text(plain + "[groups]\npush_assigned = true\n")
     plan_file = config_file.parent / "plan.json"
@@ -357,11 +362,7 @@ def test_a_plan_with_group_actions_is_refused_by_a_config_that_pushes_no_group(
 def test_a_confirmed_plan_above_a_group_limit_sends_its_group_writes_once(
     okta: Okta, config_file: Path, platform: httpx.Client
 ) -> None:
-    user_ids = [u.id for u in okta.emulator.add_assigned_users(okta.app_id, 2)]
-    provision(okta, platform, user_ids)
-    group = okta.emulator.create_group("Engineering")
-    okta.emulator.add_group_member(group.id, user_ids[0])
-    okta.emulator.assign_group(okta.app_id, group.id)
+    _one_pushed_group(okta, platform)
     with config_file.open("a") as file:
         file.write("[groups]\npush_assigned = true\n[thresholds]\nmax_create_group = 0\n")
     plan_file = config_file.parent / "plan.json"
