@@ -31,6 +31,19 @@ lists as tuples); it is told apart from the nested tables of unquoted dotted
 keys (``name.givenName = ...``) by its keys, and a near miss (``sorce``) is
 refused rather than read as a sub-attribute. ``externalId`` and ``active`` are
 the reconciler's own and cannot be mapped.
+
+Many tenants: a file with ``[[tenants]]`` reconciles several Okta apps, each
+to its own SCIM tenant (:func:`load_fleet`). Each entry has a unique ``name``
+and its own ``[tenants.okta]``, ``[tenants.scim]``, ``[tenants.mapping]``, ...;
+the top-level tables of those names are then defaults, merged under each
+tenant's key by key (``[mapping]`` by attribute path). A tenant that names any
+of a set of alternatives (a token or key source, the alert URLs, interval or
+cron) takes none of that set from the defaults, so that a default never clashes
+with the tenant's choice. ``[store]``, ``[metrics]`` and ``[service]`` are shared
+by every tenant and allowed only at the top level. Each tenant's problems are
+named ``tenants[NAME].section.key``, with ``(from the top-level [section])`` when
+the value came from the defaults; two tenants reconciling the same pair are
+refused, as they would race.
 """
 
 from __future__ import annotations
@@ -263,6 +276,44 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
+    tenant: str | None = None
+    """The name of its ``[[tenants]]`` entry; None for a single-tenant file."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """``[service]``: how one ``reconcile serve`` replica of a multi-tenant file works."""
+
+    concurrency: int = 4
+    """Tenant runs one replica does at once (1..64)."""
+    tick_s: float = 5.0
+    """How often a replica looks for tenants that are due."""
+    replica: str | None = None
+    """A name for this replica in ``reconcile status``; None: the host name and pid, chosen elsewhere."""
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """A whole file: its tenants (one, named None, for a single-tenant file) and what they share."""
+
+    tenants: tuple[Config, ...]
+    """In file order."""
+    store: StoreConfig
+    metrics: MetricsConfig
+    service: ServiceConfig
+    source_path: Path | None
+    multi_tenant: bool
+    """True when the file has ``[[tenants]]``."""
+
+    def tenant(self, name: str) -> Config:
+        """The tenant named ``name``; a ConfigError naming the known tenants if there is none."""
+        where = self.source_path or "the configuration"
+        if not self.multi_tenant:
+            raise ConfigError([_no_tenants(where, name)])
+        for config in self.tenants:
+            if config.tenant == name:
+                return config
+        raise ConfigError([f'no tenant "{name}" in {where}; its tenants: {_names(self.tenants)}'])
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -288,7 +339,11 @@ def fingerprint(config: Config) -> str:
 
 
 def load_config(
-    path: str | Path | None, environ: Mapping[str, str] = os.environ, *, read_secrets: bool = True
+    path: str | Path | None,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    read_secrets: bool = True,
+    tenant: str | None = None,
 ) -> Config:
     """Read and validate the configuration at ``path`` (else ``$RECONCILER_CONFIG``).
 
@@ -296,10 +351,40 @@ def load_config(
     (commands that only read the store: history, show, db) no secret is read and
     every Secret in the result is empty: a service's credentials, which only
     systemd hands to the service, are not needed to look at its history.
+
+    A file with ``[[tenants]]`` needs ``tenant``: the whole file is validated, but
+    only that tenant's secrets are read (an operator working on one customer
+    need not hold every customer's tokens).
     """
     config_path = _config_path(path, environ)
     document = _read_toml(config_path)
-    return _build(document, config_path, environ if read_secrets else _NO_SECRETS)
+    secrets_environ = environ if read_secrets else _NO_SECRETS
+    if "tenants" not in document:
+        if tenant is not None:
+            raise ConfigError([_no_tenants(config_path, tenant)])
+        return _build(document, config_path, secrets_environ)
+    if tenant is None:
+        fleet = _build_fleet(document, config_path, _NO_SECRETS)
+        raise ConfigError(
+            [f"this file has {len(fleet.tenants)} tenants ([[tenants]]: {_names(fleet.tenants)}): pass --tenant NAME"]
+        )
+    return _build_fleet(document, config_path, secrets_environ, only=tenant).tenant(tenant)
+
+
+def load_fleet(
+    path: str | Path | None, environ: Mapping[str, str] = os.environ, *, read_secrets: bool = True
+) -> FleetConfig:
+    """Read and validate a whole file, single- or multi-tenant, with every tenant's secrets.
+
+    A file without ``[[tenants]]`` gives one tenant, named None, as :func:`load_config` reads it.
+    """
+    config_path = _config_path(path, environ)
+    document = _read_toml(config_path)
+    secrets_environ = environ if read_secrets else _NO_SECRETS
+    if "tenants" not in document:
+        config = _build(document, config_path, secrets_environ)
+        return FleetConfig((config,), config.store, config.metrics, ServiceConfig(), config_path, False)
+    return _build_fleet(document, config_path, secrets_environ)
 
 
 # --- the file ---------------------------------------------------------------------------------
@@ -328,8 +413,29 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 SECTIONS: Final = (
-    "okta", "scim", "mapping", "policy", "store", "thresholds", "alerts", "schedule", "metrics", "groups",
+    "okta", "scim", "mapping", "policy", "store", "thresholds", "alerts", "schedule", "metrics", "groups", "service",
 )  # fmt: skip
+TENANT_SECTIONS: Final = ("okta", "scim", "mapping", "policy", "thresholds", "alerts", "schedule", "groups")
+"""The tables a ``[[tenants]]`` entry may have; at the top level, they are every tenant's defaults."""
+SHARED_SECTIONS: Final = ("store", "metrics", "service")
+"""The tables every tenant shares: one database, one /metrics endpoint, one way to serve."""
+TENANT_KEYS: Final = ("name", *TENANT_SECTIONS)
+TENANT_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+EXCLUSIVE_KEYS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
+    {
+        "okta": frozenset(
+            ("token_env", "token_file", "token_credential", "client_id", "private_key_file", "private_key_credential")
+        ),
+        "scim": frozenset(("token_env", "token_file", "token_credential")),
+        "alerts": frozenset(("urls", "urls_file", "urls_credential")),
+        "schedule": frozenset(("interval", "cron")),
+    }
+)
+"""Alternatives: a tenant that sets any key of a set inherits none of that set from the defaults.
+
+Without this a default ``token_env`` and a tenant's ``token_file`` would be "set
+together", and a default interval would clash with a tenant's cron.
+"""
 
 
 class _NoSecrets(dict[str, str]):
@@ -340,40 +446,249 @@ _NO_SECRETS: Final = _NoSecrets()
 
 
 def _build(document: Mapping[str, Any], source_path: Path, environ: Mapping[str, str]) -> Config:
+    """A single-tenant file."""
     problems: list[str] = []
-    tables = _sections(document, problems)
-    base_dir = source_path.parent
-    okta = _okta(_Table("okta", tables.get("okta"), problems), environ, base_dir)
-    scim = _scim(_Table("scim", tables.get("scim"), problems), environ, base_dir)
-    mapping = _mapping(tables.get("mapping") or {}, problems)
-    policy = _policy(_Table("policy", tables.get("policy") or {}, problems))
+    tables = _sections(document, problems, multi_tenant=False)
+    parts = _tenant_parts(tables, {}, "", source_path.parent, environ, problems)
     store = _store(_Table("store", tables.get("store") or {}, problems))
-    thresholds = _thresholds(_Table("thresholds", tables.get("thresholds") or {}, problems))
-    alerts = _alerts(_Table("alerts", tables.get("alerts") or {}, problems), base_dir, environ)
-    schedule = _schedule(_Table("schedule", tables.get("schedule") or {}, problems))
     metrics = _metrics(_Table("metrics", tables.get("metrics") or {}, problems))
-    groups = _groups(_Table("groups", tables.get("groups") or {}, problems))
     if problems:
         raise ConfigError(problems)
-    assert okta and scim and mapping is not None and policy and store and thresholds and alerts and schedule
-    assert metrics and groups
-    return Config(okta, scim, mapping, policy, store, source_path, thresholds, alerts, schedule, metrics, groups)
+    assert parts is not None and store and metrics
+    return Config(**parts, store=store, metrics=metrics, source_path=source_path)
 
 
-def _sections(document: Mapping[str, Any], problems: list[str]) -> dict[str, Mapping[str, Any]]:
+def _tenant_parts(
+    tables: Mapping[str, Mapping[str, Any] | None],
+    inherited: Mapping[str, frozenset[str]],
+    prefix: str,
+    base_dir: Path,
+    environ: Mapping[str, str],
+    problems: list[str],
+) -> dict[str, Any] | None:
+    """The sections of one tenant as Config's keyword arguments; None when a problem was noted.
+
+    ``prefix`` (``"tenants[acme]."``) starts the name of every key in a message;
+    ``inherited`` names, per section, the keys that came from the top-level defaults.
+    """
+    before = len(problems)
+
+    def table(name: str, *, required: bool = False) -> _Table:
+        values = tables.get(name)
+        return _Table(prefix + name, values if required else values or {}, problems, inherited.get(name))
+
+    okta = _okta(table("okta", required=True), environ, base_dir)
+    scim = _scim(table("scim", required=True), environ, base_dir)
+    found: list[str] = []
+    mapping = _mapping(tables.get("mapping") or {}, found)
+    problems.extend(prefix + problem for problem in found)
+    parts = {
+        "okta": okta,
+        "scim": scim,
+        "mapping": mapping,
+        "policy": _policy(table("policy")),
+        "thresholds": _thresholds(table("thresholds")),
+        "alerts": _alerts(table("alerts"), base_dir, environ),
+        "schedule": _schedule(table("schedule")),
+        "groups": _groups(table("groups")),
+    }
+    return None if len(problems) > before else parts
+
+
+def _sections(document: Mapping[str, Any], problems: list[str], *, multi_tenant: bool) -> dict[str, Mapping[str, Any]]:
     """The known top-level tables; a problem for each unknown or mistyped one."""
     tables: dict[str, Mapping[str, Any]] = {}
     for name, value in document.items():
+        if name == "tenants" and multi_tenant:
+            continue
         if name not in SECTIONS:
-            problems.append(f"{name}: unknown section{_did_you_mean(name, SECTIONS)}")
+            problems.append(f"{name}: unknown section{_did_you_mean(name, (*SECTIONS, 'tenants'))}")
+        elif name == "service" and not multi_tenant:
+            problems.append(
+                "service: only used with [[tenants]] (it tells how a replica serves many tenants) — remove it, "
+                "or move this file's Okta app into a [[tenants]] entry"
+            )
         elif not isinstance(value, dict):
             problems.append(f"{name}: expected a table [{name}], got {_show(value)}")
         else:
             tables[name] = value
-    for required in ("okta", "scim"):
+    for required in () if multi_tenant else ("okta", "scim"):
         if required not in document:
             problems.append(f"{required}: missing section — add an [{required}] table (see config.example.toml)")
     return tables
+
+
+# --- many tenants -----------------------------------------------------------------------------
+
+
+def _build_fleet(
+    document: Mapping[str, Any], source_path: Path, environ: Mapping[str, str], *, only: str | None = None
+) -> FleetConfig:
+    """A file with ``[[tenants]]``: every tenant validated, all problems raised together.
+
+    With ``only``, the other tenants are validated without reading their secrets.
+    """
+    problems: list[str] = []
+    defaults = _sections(document, problems, multi_tenant=True)
+    store = _store(_Table("store", defaults.get("store") or {}, problems))
+    metrics = _metrics(_Table("metrics", defaults.get("metrics") or {}, problems))
+    service = _service(_Table("service", defaults.get("service") or {}, problems))
+    default_mapping = _flatten(defaults.get("mapping") or {}, problems)
+    tenants: list[Config] = []
+    for label, name, entry in _tenant_entries(document["tenants"], problems):
+        tenant_environ = environ if only is None or name == only else _NO_SECRETS
+        parts = _tenant(label, entry, defaults, default_mapping, source_path.parent, tenant_environ, problems)
+        if parts is not None and name is not None and store and metrics:
+            tenants.append(Config(**parts, store=store, metrics=metrics, source_path=source_path, tenant=name))
+    _check_distinct_pairs(tenants, problems)
+    if problems:
+        raise ConfigError(problems)
+    assert store and metrics and service
+    return FleetConfig(tuple(tenants), store, metrics, service, source_path, True)
+
+
+def _tenant_entries(value: Any, problems: list[str]) -> list[tuple[str, str | None, Mapping[str, Any]]]:
+    """``(label, name, table)`` of each ``[[tenants]]`` entry; the label names it in messages.
+
+    The label is ``tenants[NAME]``, or ``tenants[INDEX]`` (from 1) when the name is
+    missing, invalid or already taken; the name is None then.
+    """
+    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+        problems.append(f"tenants: expected an array of tables, one [[tenants]] header per tenant, got {_show(value)}")
+        return []
+    if not value:
+        problems.append("tenants: empty — add a [[tenants]] table per tenant, or remove it for a single-tenant file")
+        return []
+    entries: list[tuple[str, str | None, Mapping[str, Any]]] = []
+    first_index: dict[str, int] = {}
+    for index, entry in enumerate(value, start=1):
+        name = entry.get("name")
+        label = f"tenants[{index}]"
+        if name is None or name == "":
+            problems.append(f'{label}.name: missing — give each tenant a unique name, e.g. name = "acme"')
+            name = None
+        elif not isinstance(name, str) or not TENANT_NAME.match(name):
+            problems.append(
+                f"{label}.name: expected up to 63 lower-case letters, digits, _ . or -, starting with a letter "
+                f'or digit, e.g. "acme", got {_show(name)}'
+            )
+            name = None
+        elif name in first_index:
+            problems.append(
+                f'{label}.name: "{name}" is already the name of tenants[{first_index[name]}] — '
+                "each tenant needs its own name"
+            )
+            name = None
+        else:
+            first_index[name] = index
+            label = f"tenants[{name}]"
+        entries.append((label, name, entry))
+    return entries
+
+
+def _tenant(
+    label: str,
+    entry: Mapping[str, Any],
+    defaults: Mapping[str, Mapping[str, Any]],
+    default_mapping: Mapping[str, Any],
+    base_dir: Path,
+    environ: Mapping[str, str],
+    problems: list[str],
+) -> dict[str, Any] | None:
+    """One tenant's sections, its own tables merged over the top-level defaults.
+
+    ``default_mapping`` is the top-level ``[mapping]`` flattened (its problems noted once, by the caller).
+    """
+    before = len(problems)
+    own: dict[str, Mapping[str, Any]] = {}
+    for key, value in entry.items():
+        if key == "name":
+            continue
+        if key in SHARED_SECTIONS:
+            problems.append(
+                f"{label}.{key}: [{key}] is shared by every tenant and belongs at the top level — "
+                f"move it out of [[tenants]], above the first [[tenants]] header"
+            )
+        elif key not in TENANT_SECTIONS:
+            problems.append(f"{label}.{key}: unknown key{_did_you_mean(key, TENANT_KEYS)}")
+        elif not isinstance(value, dict):
+            problems.append(f"{label}.{key}: expected a table [tenants.{key}], got {_show(value)}")
+        else:
+            own[key] = value
+    tables: dict[str, Mapping[str, Any] | None] = {}
+    inherited: dict[str, frozenset[str]] = {}
+    for section in TENANT_SECTIONS:
+        if section == "mapping":
+            found: list[str] = []
+            tables[section] = _merged_mapping(default_mapping, _flatten(own.get(section) or {}, found))
+            problems.extend(f"{label}.{problem}" for problem in found)
+        else:
+            tables[section], inherited[section] = _merged(section, defaults.get(section), own.get(section))
+    for section, keys in (("okta", "org_url, app_id and a token"), ("scim", "base_url and a token")):
+        if tables[section] is None:
+            problems.append(
+                f"{label}.{section}: missing — add {keys} under [tenants.{section}] "
+                f"or a top-level [{section}] of defaults"
+            )
+    parts = _tenant_parts(tables, inherited, f"{label}.", base_dir, environ, problems)
+    return None if len(problems) > before else parts
+
+
+def _merged(
+    section: str, default: Mapping[str, Any] | None, own: Mapping[str, Any] | None
+) -> tuple[dict[str, Any] | None, frozenset[str]]:
+    """A tenant's table over the defaults, key by key, and the keys it took from the defaults.
+
+    None when neither has the table.
+    """
+    if default is None and own is None:
+        return None, frozenset()
+    default, own = default or {}, own or {}
+    exclusive = EXCLUSIVE_KEYS.get(section, frozenset())
+    dropped = exclusive if exclusive & own.keys() else frozenset()
+    taken = {key: value for key, value in default.items() if key not in own and key not in dropped}
+    return {**taken, **own}, frozenset(taken)
+
+
+def _merged_mapping(default: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
+    """The tenant's flattened ``[mapping]`` over the defaults' by SCIM path (matched without regard to case).
+
+    A tenant's ``""`` removes a path the defaults added as well as one of DEFAULT_MAPPING;
+    the result, flat already, goes through :func:`_mapping` like a single-tenant file's.
+    """
+    merged = dict(default)
+    builtin = {path.casefold() for path in DEFAULT_MAPPING}
+    for path, source in own.items():
+        replaced = [known for known in merged if known.casefold() == path.casefold()]
+        for known in replaced:
+            del merged[known]
+        if source == "" and replaced and path.casefold() not in builtin:
+            continue
+        merged[path] = source
+    return merged
+
+
+def _check_distinct_pairs(tenants: list[Config], problems: list[str]) -> None:
+    """Two tenants reconciling one Okta app into one SCIM endpoint would race: refuse the second."""
+    first: dict[str, Config] = {}
+    for config in tenants:
+        seen = first.setdefault(fingerprint(config), config)
+        if seen is not config:
+            problems.append(
+                f"tenants[{config.tenant}]: reconciles the same Okta app ({config.okta.org_url}, app_id "
+                f"{config.okta.app_id}) into the same SCIM base URL ({config.scim.base_url}) as "
+                f"tenants[{seen.tenant}] — two tenants would reconcile the same pair and race; keep one of them"
+            )
+
+
+def _no_tenants(where: object, name: str) -> str:
+    return f"{where} has no [[tenants]]: it configures a single Okta app — drop --tenant {name}"
+
+
+def _names(tenants: tuple[Config, ...], limit: int = 10) -> str:
+    """The tenants' names for a message: the first ``limit``, then "…"."""
+    names = [str(config.tenant) for config in tenants]
+    return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
 
 
 # --- reading one table ------------------------------------------------------------------------
@@ -386,11 +701,19 @@ class _Table:
     None when the value is unusable (the problem is noted).
     """
 
-    def __init__(self, name: str, values: Mapping[str, Any] | None, problems: list[str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        values: Mapping[str, Any] | None,
+        problems: list[str],
+        inherited: frozenset[str] | None = None,
+    ) -> None:
         self.name = name
         self.present = values is not None
         self.values: Mapping[str, Any] = values or {}
         self.problems = problems
+        self.inherited = inherited or frozenset()
+        """Keys whose value came from the top-level defaults of a multi-tenant file: a message says so."""
         self._problems_before = len(problems)
 
     @property
@@ -399,7 +722,8 @@ class _Table:
         return len(self.problems) == self._problems_before
 
     def note(self, key: str, text: str) -> None:
-        self.problems.append(f"{self.name}.{key}: {text}")
+        origin = f" (from the top-level [{self.name.rpartition('.')[2]}])" if key in self.inherited else ""
+        self.problems.append(f"{self.name}.{key}{origin}: {text}")
 
     def has(self, key: str) -> bool:
         return key in self.values
@@ -927,6 +1251,23 @@ def _metrics(table: _Table) -> MetricsConfig | None:
         table.note("listen", f'expected host:port such as "127.0.0.1:9464" (or "" to turn it off), got {_show(listen)}')
         return None
     return MetricsConfig(listen)
+
+
+SERVICE_KEYS: Final = ("concurrency", "tick", "replica")
+_REPLICA_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+
+
+def _service(table: _Table) -> ServiceConfig | None:
+    table.check_keys(SERVICE_KEYS)
+    concurrency = table.integer("concurrency", 4, 1, MAX_CONCURRENCY)
+    tick_s = table.duration("tick", 5.0)
+    replica = table.string("replica")
+    if replica is not None and not _REPLICA_NAME.match(replica):
+        table.note("replica", f"expected a name of 1 to 128 printable characters, got {_show(replica)}")
+    if not table.clean:
+        return None
+    assert concurrency and tick_s
+    return ServiceConfig(concurrency, tick_s, replica)
 
 
 def _drift_by_kind(table: _Table) -> dict[str, int] | None:
