@@ -160,23 +160,33 @@ def _drift_cell(summary: dict[str, int] | None) -> str:
 
 
 def render_history(console: Console, runs: Sequence[Run]) -> None:
+    """The runs, one a row. With tenants (any run has one), a ``tenant`` column, and a ``by`` column naming
+    the replica that ran each when they were not all run by one; a single-tenant history looks as it always did
+    (each ``reconcile`` process is a replica of its own: naming them would only show pids)."""
+    tenants = any(run.tenant for run in runs)
+    by = tenants and len({run.replica for run in runs}) > 1
     table = Table(
         title="Recent runs",
         caption="plan: +create ~update -deactivate ↑reactivate =link !conflict ?unmanaged; ok/err: writes",
     )
-    for column in ("run", "UTC", "mode", "status", "plan", "ok", "err"):
+    columns = ["run", *(["tenant"] if tenants else []), "UTC", "mode", "status", "plan", "ok", "err"]
+    columns += ["by"] if by else []
+    for column in columns:
         justify = "right" if column in ("run", "ok", "err") else "left"
         table.add_column(column, justify=justify, no_wrap=column in ("UTC", "mode", "status", "plan"))
     for run in runs:
-        table.add_row(
+        cells = [
             str(run.id),
+            *([escape(run.tenant or "-")] if tenants else []),
             run.started_at.strftime("%m-%d %H:%M"),
             run.mode.value,
             run.status.value,
             _drift_cell(run.summary),
             str(run.applied),
             str(run.failed),
-        )
+        ]
+        cells += [escape(run.replica or "-")] if by else []
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -223,6 +233,8 @@ def run_document(
 ) -> dict[str, Any]:
     return {
         "run_id": run.id,
+        "tenant": run.tenant,
+        "replica": run.replica,
         "mode": run.mode.value,
         "status": run.status.value,
         "started_at": run.started_at.isoformat(),

@@ -19,7 +19,9 @@ carry no secret.
 The schema is versioned with alembic (the revisions ship in
 ``reconciler/migrations/versions``): 0001 made ``runs``, ``actions`` and
 ``alert_states`` (the tables as they were before versioning); 0002 added
-``group_actions`` and the group plan's counts (``runs.planned_groups``).
+``group_actions`` and the group plan's counts (``runs.planned_groups``); 0003
+added the run's tenant and replica (``runs.tenant``, ``runs.replica``) and an
+index on ``runs (config_fingerprint, id)`` for :meth:`Store.tenant_states`.
 Opening a :class:`Store`:
 
 - on an empty database (a new SQLite file, a new PostgreSQL database), creates
@@ -36,12 +38,20 @@ Opening a :class:`Store`:
 
 Runs of one target (one config fingerprint) never overlap, whichever process
 or host starts them: see :meth:`Store.run_lock` and :mod:`reconciler.locks`.
+
+Several tenants (targets) served by several replicas sharing one store: each run
+records its tenant and the replica that did it (:meth:`Store.start_run`);
+:meth:`Store.tenant_states` gives every target's latest run, last success and
+failure streak in a few queries whatever their number, and
+:meth:`Store.lock_holders` which of them a process is running right now.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -131,6 +141,11 @@ baseline taken from it would let a sustained drop through on the next run.
 """
 
 
+SUCCESSFUL: Final = frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.BLOCKED})
+"""Run statuses that count as a successful run: ``last_success`` and ``/healthz`` (reconciler.metrics),
+:attr:`TenantState.last_success_at`."""
+
+
 class ActionStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -173,8 +188,13 @@ GROUP_SUMMARY_KEYS: Final = (*(kind.value for kind in GroupActionKind), "in_sync
 """The keys of :meth:`reconciler.group_plan.GroupPlan.summary`, as ``runs.planned_groups`` keeps them."""
 
 
+TENANT_NAME_LENGTH: Final = 63
+REPLICA_NAME_LENGTH: Final = 200
+
+
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
+    __table_args__ = (sa.Index("ix_runs_config_fingerprint_id", "config_fingerprint", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     started_at: datetime = Field(sa_type=UtcDateTime)
@@ -204,6 +224,10 @@ class Run(SQLModel, table=True):
     planned_groups: dict[str, int] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
     """The group plan's counts (``GroupPlan.summary()``, every key of :data:`GROUP_SUMMARY_KEYS`); SQL NULL
     when the run planned no groups (groups not configured, or not reached). Added by revision 0002."""
+    tenant: str | None = Field(default=None, max_length=TENANT_NAME_LENGTH)
+    """The ``[[tenants]]`` name the run was for; None for a single-tenant config (and every run before 0003)."""
+    replica: str | None = Field(default=None, max_length=REPLICA_NAME_LENGTH)
+    """Which process ran it (:attr:`Store.replica`); None for every run before revision 0003."""
 
     @property
     def summary(self) -> dict[str, int] | None:
@@ -289,16 +313,41 @@ INTERRUPTED_ACTION_ERROR: Final = (
 )
 
 
+def default_replica_name() -> str:
+    """Which process this is, as a run records it when no replica name is given: ``HOST pid N``."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+@dataclass(frozen=True)
+class TenantState:
+    """Where a target (a config fingerprint) stands in the store: see :meth:`Store.tenant_states`.
+
+    ``TenantState()``: a target never run.
+    """
+
+    latest: Run | None = None
+    """Its run with the highest id, whatever its status (running included); None if it never ran."""
+    last_success_at: datetime | None = None
+    """When its latest run whose status is in :data:`SUCCESSFUL` finished; None if none did."""
+    consecutive_failures: int = 0
+    """How many of its latest finished runs failed, counting back to the last that did not (running ones skipped)."""
+
+
 class Store:
     """Runs and actions in a database; every method is one short transaction.
 
     Opening it checks the schema (see the module's docstring): an empty database
     gets the newest schema, one behind raises :class:`SchemaError`, whose message
     names the upgrade command (with ``--config config_path`` when given).
+
+    ``replica`` names this process in the runs it records and in the run locks it
+    holds (default: :func:`default_replica_name`).
     """
 
-    def __init__(self, url: str, *, config_path: str | Path | None = None) -> None:
+    def __init__(self, url: str, *, config_path: str | Path | None = None, replica: str | None = None) -> None:
         self.url = normalize_url(url)
+        self.replica = replica or default_replica_name()
+        self._replica_named = bool(replica)
         self.engine = _engine(self.url)
         try:
             with _store_errors(self.url):
@@ -327,10 +376,24 @@ class Store:
         Store in this one) holds it for longer than ``wait_s`` seconds (0: do not
         wait). Released when the block ends, and by the operating system or the
         database server if the process dies. See :mod:`reconciler.locks`.
+
+        The holder that others see is ``reconcile <replica>`` when this Store was
+        given a replica name, else ``reconcile pid N on HOST`` (the same facts as
+        the default replica name).
         """
         from reconciler.locks import run_lock
 
-        return run_lock(self.url, fingerprint, wait_s)
+        holder = f"reconcile {self.replica}" if self._replica_named else None
+        return run_lock(self.url, fingerprint, wait_s, holder=holder)
+
+    def lock_holders(self, fingerprints: Iterable[str]) -> dict[str, str]:
+        """Which of these targets' run locks are held right now, and by whom (:func:`reconciler.locks.lock_holders`).
+
+        Takes no lock (but for an instant on SQLite) and waits for none.
+        """
+        from reconciler.locks import lock_holders
+
+        return lock_holders(self.url, fingerprints, engine=self.engine)
 
     def __enter__(self) -> Store:
         return self
@@ -343,8 +406,16 @@ class Store:
 
     # --- runs --------------------------------------------------------------------------------
 
-    def start_run(self, mode: RunMode | str, fingerprint: str) -> int:
-        run = Run(started_at=utc_now(), mode=RunMode(mode), status=RunStatus.RUNNING, config_fingerprint=fingerprint)
+    def start_run(self, mode: RunMode | str, fingerprint: str, tenant: str | None = None) -> int:
+        """Record a run of the target ``fingerprint`` (of the ``[[tenants]]`` entry ``tenant``, if any) as running."""
+        run = Run(
+            started_at=utc_now(),
+            mode=RunMode(mode),
+            status=RunStatus.RUNNING,
+            config_fingerprint=fingerprint,
+            tenant=tenant,
+            replica=self.replica,
+        )
         with self._session() as session:
             session.add(run)
             session.commit()
@@ -397,19 +468,42 @@ class Store:
 
     def consecutive_failures(self, fingerprint: str) -> int:
         """How many of the latest finished runs for this target failed, counting back to the last that did not."""
-        query = (
-            select(Run.status)
-            .where(Run.config_fingerprint == fingerprint, Run.status != RunStatus.RUNNING)
-            .order_by(col(Run.id).desc())
-            .limit(10_000)
+        with self._session() as session:
+            return _failure_streaks(session, [fingerprint]).get(fingerprint, 0)
+
+    def tenant_states(
+        self, fingerprints: Iterable[str], modes: Iterable[RunMode] | None = None
+    ) -> dict[str, TenantState]:
+        """Every target of ``fingerprints`` (each one a key, run or not) and where it stands (:class:`TenantState`).
+
+        Three queries in one transaction whatever the number of targets (none when
+        none is asked for): the latest run of each, its latest successful run's
+        end, its failure streak. Each uses the index on ``(config_fingerprint, id)``.
+        With ``modes``, ``latest`` is the latest run of those modes (the service's
+        schedule counts its own applies, not an operator's dry-run).
+        """
+        wanted = list(dict.fromkeys(fingerprints))
+        if not wanted:
+            return {}
+        fingerprint = col(Run.config_fingerprint)
+        newest_query = select(fingerprint, func.max(Run.id).label("id")).where(fingerprint.in_(wanted))
+        if modes is not None:
+            newest_query = newest_query.where(col(Run.mode).in_(list(modes)))
+        newest = newest_query.group_by(fingerprint).subquery()
+        succeeded = (
+            select(fingerprint, func.max(Run.id).label("id"))
+            .where(fingerprint.in_(wanted), col(Run.status).in_(SUCCESSFUL))
+            .group_by(fingerprint)
+            .subquery()
         )
         with self._session() as session:
-            failures = 0
-            for status in session.exec(query):
-                if status is not RunStatus.FAILED:
-                    break
-                failures += 1
-            return failures
+            latest = {
+                run.config_fingerprint: run for run in session.exec(select(Run).join(newest, Run.id == newest.c.id))
+            }
+            success_query = select(fingerprint, Run.finished_at).join(succeeded, Run.id == succeeded.c.id)
+            last_success = {fp: finished for fp, finished in session.execute(success_query)}
+            streaks = _failure_streaks(session, wanted)
+        return {fp: TenantState(latest.get(fp), last_success.get(fp), streaks.get(fp, 0)) for fp in wanted}
 
     def finish_run(self, run_id: int, status: RunStatus | str, error: str | None = None) -> None:
         """End the run with ``status`` and count its actions' outcomes.
@@ -474,10 +568,13 @@ class Store:
         except (LockBusy, StoreError, SQLAlchemyError):
             return []
 
-    def recent_runs(self, limit: int = 20) -> list[Run]:
-        """The latest runs first."""
+    def recent_runs(self, limit: int = 20, fingerprints: Iterable[str] | None = None) -> list[Run]:
+        """The latest runs first; with ``fingerprints``, only those targets' runs."""
+        query = select(Run).order_by(col(Run.id).desc()).limit(limit)
+        if fingerprints is not None:
+            query = query.where(col(Run.config_fingerprint).in_(list(fingerprints)))
         with self._session() as session:
-            return list(session.exec(select(Run).order_by(col(Run.id).desc()).limit(limit)).all())
+            return list(session.exec(query).all())
 
     def get_run(self, run_id: int) -> Run | None:
         with self._session() as session:
@@ -904,6 +1001,32 @@ def _preversioned_mismatch(inspector: sa.Inspector) -> str | None:
         f"its tables do not match revision {FIRST_REVISION} ({'; '.join(problems)}): it was made by an early "
         "development build. Move it aside (its history stays readable with sqlite3) and start afresh"
     )
+
+
+def _failure_streaks(session: Session, fingerprints: list[str]) -> dict[str, int]:
+    """Each target's failure streak, in one query: its failed runs newer than its newest finished run that did not fail.
+
+    The targets without one (no failed run since the last that did not fail) are left out.
+    """
+    fingerprint = col(Run.config_fingerprint)
+    barrier = (
+        select(fingerprint, func.max(Run.id).label("id"))
+        .where(fingerprint.in_(fingerprints), col(Run.status).not_in((RunStatus.RUNNING, RunStatus.FAILED)))
+        .group_by(fingerprint)
+        .subquery()
+    )
+    query = (
+        select(fingerprint, func.count())
+        .select_from(Run)
+        .outerjoin(barrier, barrier.c.config_fingerprint == fingerprint)
+        .where(
+            fingerprint.in_(fingerprints),
+            Run.status == RunStatus.FAILED,
+            col(Run.id) > func.coalesce(barrier.c.id, 0),
+        )
+        .group_by(fingerprint)
+    )
+    return {fp: int(count) for fp, count in session.execute(query)}
 
 
 def _existing(session: Session, model: type[_Row], row_id: int) -> _Row:

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ReconcileError
-from reconciler.locks import LockBusy, advisory_key, lock_path
-from reconciler.store import Store
+from reconciler.locks import LockBusy, advisory_key, lock_holders, lock_path, run_lock
+from reconciler.store import Store, is_postgresql
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = "1a2b3c4d5e6f" + "0" * 52
@@ -143,6 +143,25 @@ def test_an_in_memory_store_locks_within_the_process() -> None:
                     pass
         with store.run_lock(TARGET):
             pass
+
+
+def test_an_in_memory_store_reports_the_holders_of_this_process() -> None:
+    with Store("sqlite://", replica="replica-c") as store:
+        assert store.lock_holders([TARGET]) == {}
+        with store.run_lock(TARGET):
+            assert store.lock_holders([TARGET, OTHER_TARGET]) == {TARGET: "reconcile replica-c (this process)"}
+        assert store.lock_holders([TARGET]) == {}
+
+
+def test_the_holder_is_the_callers_text_cut_to_63_characters_by_postgresql(store_url: str) -> None:
+    holder = "reconcile " + "r" * 80
+    with run_lock(store_url, TARGET, holder=holder):
+        with pytest.raises(LockBusy) as busy:
+            with run_lock(store_url, TARGET):
+                pass
+        shown = holder[:63] if is_postgresql(store_url) else holder
+        assert busy.value.holder is not None and busy.value.holder.startswith(f"{shown}, since ")
+        assert lock_holders(store_url, [TARGET, OTHER_TARGET]) == {TARGET: busy.value.holder}
 
 
 def test_the_sqlite_lock_file_lies_beside_the_database(tmp_path: Path) -> None:

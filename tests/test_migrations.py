@@ -2,8 +2,9 @@
 
 Each test runs on a SQLite file and on PostgreSQL (tests/postgres.py). A database
 "behind" is made either by stopping at an older revision that ships (0001, below
-0002's group actions), or by giving the code a revision 0003 it does not ship (a
-copy of reconciler/migrations with one more file): the real head is then one behind.
+0002's group actions; 0002, below 0003's tenants), or by giving the code a revision
+0004 it does not ship (a copy of reconciler/migrations with one more file): the real
+head is then one behind.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -39,34 +41,34 @@ from reconciler.store import (
 from tests.postgres import BACKENDS, database_url
 
 REPO = Path(__file__).resolve().parent.parent
-HEAD = "0002"
+HEAD = "0003"
 """The newest revision reconciler/migrations ships."""
 FINGERPRINT = "a" * 64
 
-REVISION_0003 = '''"""A test revision: an index on runs.config_fingerprint."""
+REVISION_0004 = '''"""A test revision: an index on runs.started_at."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
-    op.create_index("ix_runs_config_fingerprint", "runs", ["config_fingerprint"])
+    op.create_index("ix_runs_started_at", "runs", ["started_at"])
 
 
 def downgrade():
-    op.drop_index("ix_runs_config_fingerprint", table_name="runs")
+    op.drop_index("ix_runs_started_at", table_name="runs")
 '''
 
-FAILING_0003 = '''"""A test revision that fails half-way: the table it made first must not stay."""
+FAILING_0004 = '''"""A test revision that fails half-way: the table it made first must not stay."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -94,7 +96,7 @@ def newer_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Call
     def install(revision_source: str) -> None:
         copy = tmp_path / "newer-migrations"
         shutil.copytree(original, copy, ignore=shutil.ignore_patterns("__pycache__"))
-        (copy / "versions" / "0003_test.py").write_text(revision_source)
+        (copy / "versions" / "0004_test.py").write_text(revision_source)
         monkeypatch.setattr(store_module, "MIGRATIONS_DIR", copy)
         store_module._script.cache_clear()
 
@@ -203,7 +205,8 @@ def test_the_migrations_make_exactly_the_models_schema(url: str) -> None:
             group_fks = [
                 (fk["constrained_columns"], fk["referred_table"]) for fk in inspector.get_foreign_keys("group_actions")
             ]
-            planned_groups = next(c for c in inspector.get_columns("runs") if c["name"] == "planned_groups")
+            runs_columns = {c["name"]: c for c in inspector.get_columns("runs")}
+            runs_indexes = {index["name"]: index["column_names"] for index in inspector.get_indexes("runs")}
     finally:
         engine.dispose()
     assert differences == []
@@ -211,7 +214,10 @@ def test_the_migrations_make_exactly_the_models_schema(url: str) -> None:
     # Revision 0002's objects, named: compare_metadata would flag their absence too, this says which.
     assert {"ix_group_actions_run_id", "ix_group_actions_status"} <= group_indexes
     assert group_fks == [(["run_id"], "runs")]
-    assert planned_groups["nullable"] is True
+    assert runs_columns["planned_groups"]["nullable"] is True
+    # Revision 0003's.
+    assert runs_columns["tenant"]["nullable"] is True and runs_columns["replica"]["nullable"] is True
+    assert runs_indexes["ix_runs_config_fingerprint_id"] == ["config_fingerprint", "id"]
 
 
 def test_stores_starting_together_on_an_empty_database_create_it_once(url: str) -> None:
@@ -241,20 +247,20 @@ def test_stores_starting_together_on_an_empty_database_create_it_once(url: str) 
 def test_a_store_behind_is_refused_until_db_upgrade(url: str, newer_code: Callable[[str], None]) -> None:
     with Store(url) as old_version:
         run_id = old_version.start_run("apply", FINGERPRINT)
-    newer_code(REVISION_0003)
+    newer_code(REVISION_0004)
 
     with pytest.raises(SchemaError) as refused:
         Store(url, config_path="/etc/okta-reconciler/config.toml")
 
     assert str(refused.value) == (
-        f"the store at {refused.value.status.url} is at schema revision 0002, this version of okta-reconciler "
-        "needs 0003: run `reconcile db upgrade --config /etc/okta-reconciler/config.toml` "
+        f"the store at {refused.value.status.url} is at schema revision 0003, this version of okta-reconciler "
+        "needs 0004: run `reconcile db upgrade --config /etc/okta-reconciler/config.toml` "
         "(back the database up first)"
     )
     status = schema_status(url)
-    assert (status.state, status.current, status.head, status.pending) == ("behind", "0002", "0003", ("0003",))
+    assert (status.state, status.current, status.head, status.pending) == ("behind", "0003", "0004", ("0004",))
 
-    assert db_upgrade(url) == "0003"
+    assert db_upgrade(url) == "0004"
 
     with Store(url) as upgraded:
         assert [run.id for run in upgraded.recent_runs()] == [run_id]  # the history is kept
@@ -263,18 +269,18 @@ def test_a_store_behind_is_refused_until_db_upgrade(url: str, newer_code: Callab
         indexes = {index["name"] for index in sa.inspect(engine).get_indexes("runs")}
     finally:
         engine.dispose()
-    assert "ix_runs_config_fingerprint" in indexes
+    assert "ix_runs_started_at" in indexes
 
 
 def test_a_store_ahead_of_the_code_is_refused(
     url: str, newer_code: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    newer_code(REVISION_0003)
+    newer_code(REVISION_0004)
     db_upgrade(url)
     monkeypatch.setattr(store_module, "MIGRATIONS_DIR", REPO / "reconciler" / "migrations")  # back to this version
     store_module._script.cache_clear()
 
-    with pytest.raises(SchemaError, match="at schema revision 0003, which this version of okta-reconciler does not"):
+    with pytest.raises(SchemaError, match="at schema revision 0004, which this version of okta-reconciler does not"):
         Store(url)
     with pytest.raises(SchemaError, match="does not know"):
         db_upgrade(url)
@@ -283,7 +289,7 @@ def test_a_store_ahead_of_the_code_is_refused(
 
 def test_a_failed_upgrade_changes_nothing(url: str, newer_code: Callable[[str], None]) -> None:
     db_upgrade(url)
-    newer_code(FAILING_0003)
+    newer_code(FAILING_0004)
 
     with pytest.raises(StoreError, match=r"cannot upgrade \(nothing was changed\) the store at"):
         db_upgrade(url)
@@ -295,12 +301,13 @@ def test_a_failed_upgrade_changes_nothing(url: str, newer_code: Callable[[str], 
 # --- a database at 0001, from before group actions ----------------------------------------------
 
 
-def test_a_database_at_0001_upgrades_to_0002_and_keeps_its_rows(url: str) -> None:
+def test_a_database_at_0001_upgrades_to_head_and_keeps_its_rows(url: str) -> None:
     migrate(url, "upgrade", FIRST_REVISION)
     run_id = insert_run_and_action(url)
 
     status = schema_status(url)
-    assert (status.state, status.current, status.head, status.pending) == ("behind", FIRST_REVISION, HEAD, (HEAD,))
+    assert (status.state, status.current, status.head) == ("behind", FIRST_REVISION, HEAD)
+    assert status.pending == ("0002", "0003")
     with pytest.raises(SchemaError, match=f"is at schema revision {FIRST_REVISION}, .* needs {HEAD}"):
         Store(url)
     assert "group_actions" not in tables_of(url)  # refusing changed nothing
@@ -342,7 +349,7 @@ def test_a_database_at_0001_upgrades_to_0002_and_keeps_its_rows(url: str) -> Non
         assert [record.status for record in store.actions_of(new_run)] == [ActionStatus.INTERRUPTED]
 
 
-def test_0002_downgrades_to_0001_keeping_the_runs(url: str) -> None:
+def test_head_downgrades_to_0001_keeping_the_runs(url: str) -> None:
     """Not a path the application takes (revisions are not downgraded), but a developer's: it must work."""
     migrate(url, "upgrade", FIRST_REVISION)
     run_id = insert_run_and_action(url)
@@ -359,6 +366,65 @@ def test_0002_downgrades_to_0001_keeping_the_runs(url: str) -> None:
         with engine.connect() as connection:
             assert connection.execute(sa.text("SELECT id, applied FROM runs")).all() == [(run_id, 1)]
             assert connection.execute(sa.text("SELECT count(*) FROM actions")).scalar() == 1
+    finally:
+        engine.dispose()
+    assert db_upgrade(url) == HEAD  # and up again
+
+
+# --- a database at 0002, from before tenants ---------------------------------------------------
+
+
+def test_a_database_at_0002_is_refused_then_upgrades_to_0003_keeping_its_runs(url: str) -> None:
+    migrate(url, "upgrade", "0002")
+    run_id = insert_run_and_action(url)
+
+    status = schema_status(url)
+    assert (status.state, status.current, status.head, status.pending) == ("behind", "0002", HEAD, ("0003",))
+    with pytest.raises(SchemaError, match="is at schema revision 0002, .* needs 0003: run `reconcile db upgrade"):
+        Store(url)
+    assert not {"tenant", "replica"} & columns_of(url, "runs")  # refusing changed nothing
+
+    assert db_upgrade(url) == "0003"
+
+    with Store(url, replica="replica-a") as store:
+        [run] = store.recent_runs()
+        assert (run.id, run.status, run.applied, run.tenant, run.replica) == (
+            run_id,
+            RunStatus.SUCCEEDED,
+            1,
+            None,
+            None,
+        )
+        assert [action.user_name for action in store.actions_of(run_id)] == ["ada@example.com"]
+        state = store.tenant_states([FINGERPRINT])[FINGERPRINT]
+        assert state.latest is not None and state.latest.id == run_id
+        assert state.last_success_at == datetime(2025, 1, 2, 3, 4, 9, tzinfo=UTC)
+
+        new_run = store.start_run("apply", FINGERPRINT, tenant="acme")
+        store.finish_run(new_run, RunStatus.FAILED, "boom")
+        finished = store.get_run(new_run)
+        assert finished is not None and (finished.tenant, finished.replica) == ("acme", "replica-a")
+        assert store.consecutive_failures(FINGERPRINT) == 1
+
+
+def test_0003_downgrades_to_0002_keeping_the_runs(url: str) -> None:
+    """Not a path the application takes, but a developer's: it must work on both backends."""
+    db_upgrade(url)
+    with Store(url) as store:
+        run_id = store.start_run("apply", FINGERPRINT, tenant="acme")
+        store.finish_run(run_id, RunStatus.SUCCEEDED)
+
+    migrate(url, "downgrade", "0002")
+
+    assert schema_status(url).current == "0002"
+    assert not {"tenant", "replica"} & columns_of(url, "runs")
+    engine = sa.create_engine(url)
+    try:
+        assert "ix_runs_config_fingerprint_id" not in {
+            index["name"] for index in sa.inspect(engine).get_indexes("runs")
+        }
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT id, status FROM runs")).all() == [(run_id, "succeeded")]
     finally:
         engine.dispose()
     assert db_upgrade(url) == HEAD  # and up again
