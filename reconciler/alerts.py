@@ -345,9 +345,11 @@ def compose(notifications: Sequence[Notification], config: Config, run_id: int) 
     notifications = sorted(notifications, key=_importance)
     first = notifications[0]
     more = f" (+{len(notifications) - 1} more)" if len(notifications) > 1 else ""
-    title = f"okta-reconciler: {_headline(first)}{more}"
+    tenant = f" [{config.tenant}]" if config.tenant else ""
+    title = f"okta-reconciler{tenant}: {_headline(first)}{more}"
+    run = f"Tenant {config.tenant}, run {run_id}" if config.tenant else f"Run {run_id}"
     footer = (
-        f"Run {run_id}: Okta app {config.okta.app_id} ({_public_url(config.okta.org_url)}) "
+        f"{run}: Okta app {config.okta.app_id} ({_public_url(config.okta.org_url)}) "
         f"-> SCIM {_public_url(config.scim.base_url)}\n"
         f"Inspect: {show_command(config, run_id)}"
     )

@@ -21,6 +21,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -28,11 +29,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler import __version__
-from reconciler.config import Config, fingerprint, load_config
+from reconciler.config import Config, FleetConfig, ServiceConfig, fingerprint, load_config, load_fleet
 from reconciler.errors import ConfigError
 from reconciler.gate import quarantined
 from reconciler.locks import LockBusy
-from reconciler.logs import LOG_FORMATS, setup_logging
+from reconciler.logs import LOG_FORMATS, LogFormat, setup_logging
 from reconciler.progress_display import progress_for
 from reconciler.report import (
     group_plan_document,
@@ -49,7 +50,8 @@ from reconciler.store import RunStatus, Store, StoreError, db_upgrade, schema_st
 if TYPE_CHECKING:
     from reconciler.reconcile import RunOutcome
 
-STORE_ONLY_COMMANDS = ("history", "show", "db")
+STORE_ONLY_COMMANDS = ("history", "show", "db", "status")
+"""Commands that only read the store: no secret is read, and a file of tenants needs no --tenant."""
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -71,6 +73,9 @@ class _Parser(argparse.ArgumentParser):
 def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument(
         "--config", metavar="FILE", default=default, help="configuration file (default: $RECONCILER_CONFIG)"
+    )
+    parser.add_argument(
+        "--tenant", metavar="NAME", default=default, help="with a file of [[tenants]]: the tenant a command is for"
     )
     parser.add_argument("--output", choices=("text", "json"), default=default, help="text (default) or json")
     parser.add_argument(
@@ -122,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(check, argparse.SUPPRESS)
     serve = commands.add_parser("serve", help="reconcile on the [schedule] as a service (systemd Type=notify)")
     _add_common(serve, argparse.SUPPRESS)
+    serve.add_argument(
+        "--replica", metavar="NAME", help="this replica's name in `reconcile status` (default: host name and pid)"
+    )
+    status = commands.add_parser(
+        "status", help="per tenant: last run, status, drift, next run, and which replica holds it now"
+    )
+    _add_common(status, argparse.SUPPRESS)
     return parser
 
 
@@ -139,40 +151,72 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         setup_logging(args.log_level, log_format=args.log_format or "text")
         return run_demo(Console(), users=args.users)
+    if args.command == "serve" and args.tenant is not None:
+        parser.error("serve serves every tenant of the file: --tenant is for one-off commands")
     try:
-        # history and show only read the store: a service's credentials are not needed for them.
-        config = load_config(args.config, read_secrets=args.command not in STORE_ONLY_COMMANDS)
+        fleet = _load(args)
     except ConfigError as error:
         for problem in error.problems:
             print(f"config: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     log_level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
-    setup_logging(log_level, _secrets_of(config), args.log_format or "text")
+    setup_logging(log_level, [s for config in fleet.tenants for s in _secrets_of(config)], args.log_format or "text")
     json_output = args.output == "json"
     if args.command == "db":
-        return _db(config, args.db_action)
+        return _db(fleet.store.url, args.db_action)
     if args.command == "check":
-        return _check(config, json_output)
+        return _check(fleet.tenants[0], json_output)
+    replica = getattr(args, "replica", None) or fleet.service.replica
     try:
-        store = Store(config.store.url, config_path=config.source_path)
+        store = Store(fleet.store.url, config_path=fleet.source_path, replica=replica)
     except StoreError as error:
         print(f"reconcile: {error}", file=sys.stderr)
         return EXIT_FAILURE
     with store:
-        return _dispatch(args, config, store, log_level, json_output)
+        if args.command == "serve":
+            return _serve(fleet, store, log_level, args.log_format or "text")
+        if args.command in STORE_ONLY_COMMANDS:
+            return _look(args, fleet, store, json_output)
+        return _dispatch(args, fleet.tenants[0], store, json_output)
 
 
-def _dispatch(args: argparse.Namespace, config: Config, store: Store, log_level: str, json_output: bool) -> int:
-    if args.command in ("history", "show"):
-        store.settle_abandoned_runs(fingerprint(config))  # a killed run shows as interrupted, not running
+def _load(args: argparse.Namespace) -> FleetConfig:
+    """The file, as the command needs it: every tenant, or the one ``--tenant`` names (a one-off run).
+
+    Commands that only read the store read no secret: a service's credentials,
+    which only systemd hands to the service, are not needed to look at its history.
+    """
+    if args.command in STORE_ONLY_COMMANDS:
+        fleet = load_fleet(args.config, read_secrets=False)
+        return replace(fleet, tenants=(fleet.tenant(args.tenant),)) if args.tenant else fleet
+    if args.command == "serve":
+        return load_fleet(args.config)
+    config = load_config(args.config, tenant=args.tenant)
+    return FleetConfig((config,), config.store, config.metrics, ServiceConfig(), config.source_path, False)
+
+
+def _serve(fleet: FleetConfig, store: Store, log_level: str, log_format: LogFormat) -> int:
+    if fleet.multi_tenant:
+        from reconciler.fleet import serve_fleet
+
+        return serve_fleet(fleet, store, log_level=log_level, log_format=log_format)
+    from reconciler.service import serve
+
+    return serve(fleet.tenants[0], store, log_level=log_level, log_format=log_format)
+
+
+def _look(args: argparse.Namespace, fleet: FleetConfig, store: Store, json_output: bool) -> int:
+    """history, show and status: the store as it is, a killed run shown as interrupted rather than running."""
+    for config in fleet.tenants:
+        store.settle_abandoned_runs(fingerprint(config))
     if args.command == "history":
-        return _history(store, config, args.limit, json_output)
+        return _history(store, fleet, args.limit, json_output)
     if args.command == "show":
         return _show(store, args.run_id, json_output)
-    if args.command == "serve":
-        from reconciler.service import serve
+    return _status(store, fleet, json_output)
 
-        return serve(config, store, log_level=log_level, log_format=args.log_format or "text")
+
+def _dispatch(args: argparse.Namespace, config: Config, store: Store, json_output: bool) -> int:
     try:
         with store.run_lock(fingerprint(config)):
             # Holding the lock proves any run of this target still marked running was abandoned.
@@ -189,14 +233,14 @@ def _dispatch(args: argparse.Namespace, config: Config, store: Store, log_level:
         return EXIT_BUSY
 
 
-def _db(config: Config, action: str) -> int:
+def _db(url: str, action: str) -> int:
     """``reconcile db upgrade|status``: without opening a Store, which refuses a schema that is behind."""
     try:
         if action == "upgrade":
-            revision = db_upgrade(config.store.url)
+            revision = db_upgrade(url)
             print(f"the store is at schema revision {revision}")
             return EXIT_OK
-        status = schema_status(config.store.url)
+        status = schema_status(url)
         print(status.describe())
         return EXIT_OK if status.state in ("current", "empty") else EXIT_FAILURE
     except StoreError as error:
@@ -291,20 +335,36 @@ def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool) -> None
     console.print(f"[dim]Inspect with: reconcile show {outcome.run_id}[/]")
 
 
-def _history(store: Store, config: Config, limit: int, json_output: bool) -> int:
-    runs = store.recent_runs(limit)
+def _history(store: Store, fleet: FleetConfig, limit: int, json_output: bool) -> int:
+    """Recent runs: all of the store's for a whole file, one tenant's with ``--tenant``."""
+    chosen = None if len(fleet.tenants) > 1 or not fleet.multi_tenant else [fingerprint(fleet.tenants[0])]
+    runs = store.recent_runs(limit, chosen)
     if json_output:
         _print_json([run_document(run, []) | {"actions": None, "group_actions": None} for run in runs])
         return EXIT_OK
     console = Console()
     render_history(console, runs)
-    failures = store.consecutive_failures(fingerprint(config))
-    if quarantined(failures, config.thresholds):
-        hours = config.thresholds.quarantine_interval_s / 3600
-        console.print(
-            f"[red]quarantined:[/] {failures} consecutive failed runs; the service runs every {hours:g} h "
-            "until a run succeeds (see [thresholds] quarantine_after)"
-        )
+    states = store.tenant_states([fingerprint(config) for config in fleet.tenants])
+    for config in fleet.tenants:
+        failures = states[fingerprint(config)].consecutive_failures
+        if quarantined(failures, config.thresholds):
+            hours = config.thresholds.quarantine_interval_s / 3600
+            who = f"tenant {config.tenant} " if config.tenant else ""
+            console.print(
+                f"[red]{who}quarantined:[/] {failures} consecutive failed runs; the service runs every {hours:g} h "
+                "until a run succeeds (see [thresholds] quarantine_after)"
+            )
+    return EXIT_OK
+
+
+def _status(store: Store, fleet: FleetConfig, json_output: bool) -> int:
+    from reconciler.status import render_status, status_document, tenant_statuses
+
+    statuses = tenant_statuses(fleet, store)
+    if json_output:
+        _print_json(status_document(statuses))
+    else:
+        render_status(Console(), statuses)
     return EXIT_OK
 
 

@@ -20,6 +20,13 @@ Metrics (all prefixed ``reconciler_``):
                                                        interval
 ==========================================  =========  =====================================================
 
+With a file of ``[[tenants]]`` a replica serves :class:`FleetMetrics` instead: the
+same names per tenant (``tenant_runs_total{tenant,status}``, ``tenant_drift{tenant,kind}``,
+``tenant_last_success_timestamp_seconds{tenant}``, ``tenant_consecutive_failures{tenant}``,
+``tenant_running{tenant}``) and the replica's own (``runs_in_flight``, ``claims_total{outcome}``,
+``run_duration_seconds``, ``http_requests_total``); its ``/healthz`` says whether it keeps
+looking for due tenants (:class:`reconciler.fleet.ReplicaHealth`).
+
 A run is *successful* here when it read both sides whole and did what policy
 allowed: succeeded, partial (some writes failed) or blocked (the safety gate
 held writes back and alerted). A failed or interrupted run is not.
@@ -34,29 +41,29 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from reconciler.group_plan import GroupActionKind
 from reconciler.records import SUMMARY_KEYS
-from reconciler.store import RunStatus
+from reconciler.store import SUCCESSFUL, RunStatus
 
 if TYPE_CHECKING:
+    from reconciler.config import Config
     from reconciler.group_plan import GroupPlan
+    from reconciler.reconcile import RunOutcome
     from reconciler.records import Plan
-    from reconciler.store import ActionRecord, GroupActionRecord
+    from reconciler.store import ActionRecord, GroupActionRecord, TenantState
 
 log = logging.getLogger(__name__)
 
 PREFIX: Final = "reconciler"
-SUCCESSFUL: Final = frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.BLOCKED})
-"""Run statuses that count as a successful run for ``last_success`` and ``/healthz`` (see the module docstring)."""
 STALE_AFTER_INTERVALS: Final = 3
 """``/healthz`` fails once the last successful run is older than this many schedule intervals."""
 DRIFT_KINDS: Final = tuple(key for key in SUMMARY_KEYS if key != "in_sync")
@@ -172,6 +179,96 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
+class FleetMetrics:
+    """A replica's metrics for a file of tenants (``reconcile serve`` with ``[[tenants]]``).
+
+    Per tenant, from the store (every replica shows the whole fleet, whichever
+    replica ran the tenant): ``tenant_last_success_timestamp_seconds``,
+    ``tenant_consecutive_failures``, ``tenant_running``. Per tenant, from this
+    replica's own runs: ``tenant_runs_total{tenant,status}`` and
+    ``tenant_drift{tenant,kind}`` (user and group kinds). The replica's own:
+    ``runs_in_flight``, ``claims_total{outcome}`` (started; busy: another replica
+    took it first; not_due: another replica had just run it),
+    ``run_duration_seconds`` and ``http_requests_total{service,status}``.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.runs = Counter(
+            f"{PREFIX}_tenant_runs",
+            "Runs this replica finished, by tenant and status.",
+            ["tenant", "status"],
+            registry=r,
+        )
+        self.drift = Gauge(
+            f"{PREFIX}_tenant_drift",
+            "Drift found by the tenant's last plan here, by kind.",
+            ["tenant", "kind"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            f"{PREFIX}_tenant_last_success_timestamp_seconds",
+            "When the tenant's last successful run ended, by any replica (Unix time; 0 before any).",
+            ["tenant"],
+            registry=r,
+        )
+        self.consecutive_failures = Gauge(
+            f"{PREFIX}_tenant_consecutive_failures", "The tenant's failed runs in a row.", ["tenant"], registry=r
+        )
+        self.tenant_running = Gauge(
+            f"{PREFIX}_tenant_running", "1 while a run of the tenant is recorded running.", ["tenant"], registry=r
+        )
+        self.in_flight = Gauge(f"{PREFIX}_runs_in_flight", "Tenant runs this replica is doing now.", registry=r)
+        self.claims = Counter(
+            f"{PREFIX}_claims", "Attempts to claim a due tenant, by outcome.", ["outcome"], registry=r
+        )
+        self.duration = Histogram(
+            f"{PREFIX}_run_duration_seconds", "Duration of this replica's runs.", buckets=DURATION_BUCKETS, registry=r
+        )
+        self.http_requests = Counter(
+            f"{PREFIX}_http_requests",
+            "HTTP requests sent to Okta and to the SCIM platforms, by HTTP status ('error': no answer).",
+            ["service", "status"],
+            registry=r,
+        )
+        for outcome in ("started", "busy", "not_due"):
+            self.claims.labels(outcome)
+
+    def observe_http(self, service: str, status: int | None) -> None:
+        self.http_requests.labels(service, "error" if status is None else str(status)).inc()
+
+    def tenants_seen(self, tenants: Iterable[Config], states: Mapping[str, TenantState]) -> None:
+        """Refresh the per-tenant gauges from the store's view (see :meth:`reconciler.store.Store.tenant_states`)."""
+        from reconciler.config import fingerprint
+
+        for config in tenants:
+            name = config.tenant or config.okta.app_id
+            state = states.get(fingerprint(config))
+            if state is None:
+                continue
+            success = state.last_success_at
+            self.last_success.labels(name).set(success.timestamp() if success is not None else 0)
+            self.consecutive_failures.labels(name).set(state.consecutive_failures)
+            running = state.latest is not None and state.latest.status is RunStatus.RUNNING
+            self.tenant_running.labels(name).set(int(running))
+
+    def run_finished(self, tenant: str, status: RunStatus, duration_s: float, outcome: RunOutcome | None) -> None:
+        self.runs.labels(tenant, status.value).inc()
+        self.duration.observe(duration_s)
+        if outcome is not None and outcome.plan is not None:
+            for kind, count in outcome.plan.summary().items():
+                if kind != "in_sync":
+                    self.drift.labels(tenant, kind).set(count)
+        if outcome is not None and outcome.group_plan is not None:
+            for kind, count in outcome.group_plan.summary().items():
+                if kind not in ("in_sync", GroupActionKind.UNMANAGED.value):
+                    self.drift.labels(tenant, kind).set(count)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
 # --- health ------------------------------------------------------------------------------------
 
 
@@ -220,10 +317,18 @@ def _utc(timestamp: float) -> str:
 # --- the HTTP endpoint -------------------------------------------------------------------------
 
 
+class Rendered(Protocol):
+    def render(self) -> bytes: ...
+
+
+class HealthCheck(Protocol):
+    def check(self) -> tuple[bool, str]: ...
+
+
 class MetricsServer:
     """``GET /metrics`` (Prometheus text format) and ``GET /healthz`` on exactly ``host:port``."""
 
-    def __init__(self, metrics: ServiceMetrics, health: Health, host: str, port: int) -> None:
+    def __init__(self, metrics: Rendered, health: HealthCheck, host: str, port: int) -> None:
         self.metrics, self.health = metrics, health
         self.host, self.port = host, port
         self._runner: web.AppRunner | None = None

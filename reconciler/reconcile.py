@@ -227,7 +227,7 @@ async def reconcile(
     """Run once. Errors are recorded in the store and returned, not raised."""
     _freeze_startup_objects()
     mode = RunMode.DRY_RUN if dry_run else RunMode.APPLY
-    run_id = store.start_run(mode, fingerprint(config))
+    run_id = store.start_run(mode, fingerprint(config), tenant=config.tenant)
     outcome = RunOutcome(run_id, RunStatus.RUNNING)
     with failures_recorded(store, run_id) as failure:
         lookahead = Lookahead(config)

@@ -224,6 +224,13 @@ def test_the_message_masks_secrets_and_says_how_to_inspect(tmp_path: Path) -> No
     assert SCIM_TOKEN not in message.body and "u:p" not in message.body and "x=1" not in message.body
     assert f"reconcile --config '{config_path}' show 7" in message.body
     assert message.notify_type == "failure"
+    assert message.title == "okta-reconciler: Run failed" and "Tenant" not in message.body
+
+    of_a_tenant = compose(
+        [Notification(Event.STARTED, FAILED, "Run failed", NOW, leaky)], replace(config, tenant="acme"), 7
+    )
+    assert of_a_tenant.title == "okta-reconciler [acme]: Run failed"
+    assert "Tenant acme, run 7: Okta app 0oa1" in of_a_tenant.body
 
 
 # --- receivers on 127.0.0.1 -------------------------------------------------------------------

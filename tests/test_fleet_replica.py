@@ -1,0 +1,104 @@
+"""One replica of a fleet, in the test's event loop: its slots, its fairness, its leases, its metrics.
+
+The tenants are real (an Okta emulator app and a scim2-server tenant each, tests/fleet_lab.py), the
+store is a SQLite file, and the replica is :class:`reconciler.fleet.Replica` as ``reconcile serve`` builds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from reconciler.config import fingerprint, load_fleet
+from reconciler.fleet import Replica
+from reconciler.local_scim_server import RunningScimServer
+from reconciler.store import Run, RunMode, RunStatus, Store
+from tests.cli_runner import reconcile
+from tests.fleet_lab import fleet_lab
+from tests.test_service import eventually
+from tests.wire_recorder import RecordingProxy, proxied
+
+SLOW_READ_S = 1.2
+"""Each answer of the slow tenant's platform is this late: its runs take seconds."""
+
+
+def most_at_once(runs: list[Run]) -> int:
+    """The most runs that were in flight at one moment."""
+    edges = sorted([(r.started_at, 1) for r in runs] + [(r.finished_at, -1) for r in runs if r.finished_at])
+    level = peak = 0
+    for _, step in edges:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+async def test_a_long_run_holds_one_slot_and_the_other_tenants_keep_their_schedule(
+    tmp_path: Path, scim_server: RunningScimServer
+) -> None:
+    upstream = scim_server.base_url.removesuffix("/v2")
+    with (
+        RecordingProxy(upstream, read_latency_s=SLOW_READ_S) as slow,
+        fleet_lab(
+            tmp_path,
+            scim_server,
+            f"sqlite:///{tmp_path / 'fleet.db'}",
+            tenants=4,
+            users=5,
+            interval_s=1.0,
+            tick_s=0.1,
+            concurrency=2,
+            scim_url_of=lambda number, url: proxied(url, slow) if number == 1 else url,
+        ) as lab,
+    ):
+        fleet = load_fleet(lab.config_path, lab.environment)
+        with Store(fleet.store.url, replica="solo") as store:
+            replica = Replica(fleet, store)
+            serving = asyncio.create_task(replica.run())
+            await asyncio.sleep(8)
+            replica.request_stop()
+            assert await asyncio.wait_for(serving, 30) == 0
+            runs = list(reversed(store.recent_runs(10_000)))
+            metrics = replica.metrics.render().decode()
+
+    slow_runs = [r for r in runs if r.tenant == "tenant-01"]
+    assert slow_runs and all(r.finished_at - r.started_at > timedelta(seconds=2) for r in slow_runs), slow_runs
+    assert most_at_once(runs) <= 2, "more runs at once than service.concurrency"
+    for name in ("tenant-02", "tenant-03", "tenant-04"):
+        starts = [r.started_at for r in runs if r.tenant == name]
+        gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+        # The interval, a tick and a little: never a wait behind the slow tenant's multi-second runs.
+        assert len(starts) >= 5 and max(gaps) < 1.0 + 0.1 + 0.6, (name, gaps)
+    assert all(r.status is RunStatus.SUCCEEDED for r in runs if r.tenant != "tenant-01")
+    assert 'reconciler_tenant_runs_total{status="succeeded",tenant="tenant-02"}' in metrics
+    assert 'reconciler_tenant_last_success_timestamp_seconds{tenant="tenant-03"}' in metrics
+    assert 'reconciler_claims_total{outcome="started"}' in metrics
+
+
+async def test_a_tenant_whose_lease_someone_else_holds_is_left_to_them_and_run_once_released(
+    tmp_path: Path, scim_server: RunningScimServer
+) -> None:
+    with fleet_lab(
+        tmp_path, scim_server, f"sqlite:///{tmp_path / 'fleet.db'}", tenants=2, users=3, interval_s=3600.0
+    ) as lab:
+        fleet = load_fleet(lab.config_path, lab.environment)
+        held_tenant = fleet.tenants[0]
+        with Store(fleet.store.url, replica="solo") as store, Store(fleet.store.url, replica="other") as other:
+            replica = Replica(fleet, store)
+            # An operator's audit of tenant-02 does not count as its scheduled run.
+            audit = ("--config", lab.config_path, "--tenant", "tenant-02", "--dry-run")
+            assert (await asyncio.to_thread(reconcile, *audit, env=lab.environment)).code == 2
+            with other.run_lock(fingerprint(held_tenant)):
+                assert replica.dispatch() == ["tenant-02"]
+                holders = store.lock_holders([fingerprint(held_tenant)])
+                assert "reconcile other" in holders[fingerprint(held_tenant)], holders
+                await eventually(lambda: not replica.running, 30, "tenant-02's run to end")
+                assert replica.dispatch() == [], "tenant-02 is not due for an hour, tenant-01 is still held"
+            assert replica.dispatch() == ["tenant-01"]
+            await eventually(lambda: not replica.running, 30, "tenant-01's run to end")
+            assert replica.dispatch() == []
+            runs = store.recent_runs(100)
+    assert sorted((r.tenant, r.mode, r.status, r.replica) for r in runs if r.replica == "solo") == [
+        ("tenant-01", RunMode.APPLY, RunStatus.SUCCEEDED, "solo"),
+        ("tenant-02", RunMode.APPLY, RunStatus.SUCCEEDED, "solo"),
+    ]
