@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow chaos bench install postgres-binaries cassettes clean
+.PHONY: demo test test-slow chaos bench bench-fleet install postgres-binaries cassettes clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,16 @@ test-slow: $(STAMP)
 chaos: $(STAMP) postgres-binaries
 	$(BIN)/python -m pytest -m chaos -s $(PYTEST_ARGS)
 
-## Requests, wall time, CPU and memory at N = 10,000 and 100,000 (benchmarks/bench.py); not part of `make test`.
-## `make bench N=10000` runs one size only. About 10 minutes in all.
-bench: $(STAMP)
+## Requests, wall time, CPU and memory at N = 10,000 and 100,000 (benchmarks/bench.py), then tenants reconciled
+## per minute with 1, 2 and 3 replicas (benchmarks/fleet.py); not part of `make test`.
+## `make bench N=10000` runs one size only. About 13 minutes in all.
+bench: $(STAMP) postgres-binaries
 	$(BIN)/python -m benchmarks.bench $(if $(N),--n $(N))
+	$(BIN)/python -m benchmarks.fleet
+
+## Tenants reconciled per minute with 1, 2 and 3 replicas sharing a PostgreSQL store (about 3 minutes).
+bench-fleet: $(STAMP) postgres-binaries
+	$(BIN)/python -m benchmarks.fleet
 
 ## PostgreSQL server binaries for the store tests, which start a throwaway server (tests/postgres.py).
 ## Installed with apt-get when missing and we are root (as in CI); otherwise a note says what to install

@@ -74,19 +74,25 @@ STALE_TICKS: Final = 3
 # --- when a tenant is due (pure) ---------------------------------------------------------------
 
 
-def next_due(config: Config, state: TenantState, now: datetime) -> datetime:
+def next_due(config: Config, state: TenantState, now: datetime, since: datetime | None = None) -> datetime:
     """When ``config``'s tenant should run next, from its latest run in the store.
 
     The same on every replica: it depends only on the store and the file. The
     jitter is drawn from the target and the latest run's id, so replicas agree
     on it, and hundreds of tenants on one schedule still spread their start.
+    A tenant never run is due since ``since`` (the replica's start; default
+    ``now``), or with ``run_at_start = false`` at its schedule's first time
+    after it. A tenant whose latest run was cut off is due since that run began.
+    Each answer is a fixed moment, not "now": the most overdue tenant is the one
+    due longest, and a tenant waiting for a slot cannot be overtaken forever.
     """
     latest = state.latest
     schedule = config.schedule
     if latest is None:
-        return now if schedule.run_at_start else _after(config, now, now)
+        start = since or now
+        return start if schedule.run_at_start else _after(config, start, now)
     if latest.status in RESTARTED:
-        return now
+        return latest.started_at
     period = schedule_period_s(schedule, now)
     slowed = scheduled_interval_s(period, state.consecutive_failures, config.thresholds)
     if slowed > period:
@@ -119,7 +125,11 @@ class Due:
 
 
 def due_tenants(
-    tenants: Iterable[Config], states: Mapping[str, TenantState], now: datetime, skip: Iterable[str] = ()
+    tenants: Iterable[Config],
+    states: Mapping[str, TenantState],
+    now: datetime,
+    skip: Iterable[str] = (),
+    since: datetime | None = None,
 ) -> list[Due]:
     """The tenants due by ``now``, the most overdue first; ``skip`` holds fingerprints not to offer."""
     skipped = set(skip)
@@ -128,7 +138,7 @@ def due_tenants(
         target = fingerprint(config)
         if target in skipped:
             continue
-        at = next_due(config, states.get(target, TenantState()), now)
+        at = next_due(config, states.get(target, TenantState()), now, since)
         if at <= now:
             due.append(Due(config, at))
     return sorted(due, key=lambda d: (d.at, d.name))
@@ -191,6 +201,8 @@ class Replica:
         self.metrics = metrics or FleetMetrics()
         self.clock = clock
         self.health = ReplicaHealth(fleet.service.tick_s, clock(), clock=clock)
+        self.started_at = datetime.now(UTC)
+        """A tenant never run is due since then (see :func:`next_due`)."""
         self.running: dict[str, asyncio.Task[None]] = {}
         """Fingerprint → the task running that tenant here."""
         self.last_summary: str | None = None
@@ -360,7 +372,7 @@ class Replica:
         free = self.fleet.service.concurrency - len(self.running)
         started: list[str] = []
         if free > 0:
-            due = due_tenants(tenants, states, now, skip=self.running)
+            due = due_tenants(tenants, states, now, skip=self.running, since=self.started_at)
             held = self.store.lock_holders([fingerprint(d.config) for d in due]) if due else {}
             for candidate in due:
                 if len(started) >= free:
@@ -385,7 +397,7 @@ class Replica:
         try:
             state = self.store.tenant_states([target], SCHEDULED_MODES)[target]
             now = datetime.now(UTC)
-            if next_due(config, state, now) > now:  # another replica ran it since this tick's read
+            if next_due(config, state, now, self.started_at) > now:  # another replica ran it since this tick's read
                 self.metrics.claims.labels("not_due").inc()
                 lease.close()
                 return False

@@ -12,7 +12,7 @@ import json
 import httpx
 import pytest
 
-from benchmarks import bench
+from benchmarks import bench, fleet
 from benchmarks.scenario import Drift, Minimum, okta_pages, scim_pages
 
 N = 300
@@ -57,3 +57,14 @@ def test_bench_end_to_end_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) -> 
     assert result["okta_429s"] == 0
     assert result["naive_requests"] == N + 1
     assert result["wall_s"] > 0 and result["floor_s"] > 0 and result["plan_us_per_user"] > 0
+
+
+def test_fleet_bench_end_to_end_at_a_tiny_size(postgres, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """benchmarks/fleet.py as `make bench` runs it, one replica, two tenants, a one-second window."""
+    code = fleet.main(["--max-replicas", "1", "--tenants", "2", "--users", "3", "--window-s", "1"], postgres=postgres)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    result = json.loads(next(line for line in out.splitlines() if line.startswith('{"check": "fleet"')))
+    assert result["checks_passed"] is True
+    assert result["replicas_1"]["per_minute"] > 0 and result["replicas_1"]["ratio"] == 1.0
+    assert "Fleet: 2 tenants of 3 users" in out

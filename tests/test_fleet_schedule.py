@@ -53,16 +53,20 @@ def test_a_tenant_is_due_one_interval_after_its_latest_run_started() -> None:
     assert next_due(config, state(RunStatus.FAILED, NOW - timedelta(minutes=11)), NOW) == NOW - timedelta(minutes=1)
 
 
-def test_a_tenant_never_run_is_due_at_once_unless_run_at_start_is_off() -> None:
+def test_a_tenant_never_run_is_due_since_the_replica_started_unless_run_at_start_is_off() -> None:
+    started = NOW - timedelta(minutes=2)
+    assert next_due(tenant("acme"), state(), NOW, since=started) == started
     assert next_due(tenant("acme"), state(), NOW) == NOW
-    later = next_due(tenant("acme", run_at_start=False, interval_s=300.0), state(), NOW)
-    assert later == NOW + timedelta(minutes=5)
+    later = tenant("acme", run_at_start=False, interval_s=300.0)
+    assert next_due(later, state(), NOW, since=started) == started + timedelta(minutes=5)
+    assert next_due(later, state(), NOW + timedelta(minutes=4), since=started) == started + timedelta(minutes=5)
 
 
 def test_a_run_cut_off_is_due_again_at_once() -> None:
     """Left running by a killed replica, or interrupted by a stop: another replica takes it on its next tick."""
+    began = NOW - timedelta(seconds=5)
     for status in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
-        assert next_due(tenant("acme", interval_s=3600.0), state(status, NOW - timedelta(seconds=5)), NOW) == NOW
+        assert next_due(tenant("acme", interval_s=3600.0), state(status, began), NOW) == began
 
 
 def test_a_cron_tenant_is_due_at_the_first_fire_time_after_its_latest_run() -> None:
@@ -98,3 +102,26 @@ def test_the_most_overdue_tenant_is_offered_first_and_running_ones_are_skipped()
     }
     assert [d.name for d in due_tenants(configs, states, NOW)] == ["b", "d", "a"]
     assert [d.name for d in due_tenants(configs, states, NOW, skip=[fingerprint(configs[1])])] == ["d", "a"]
+
+
+def test_tenants_never_run_are_not_overtaken_by_tenants_that_run_again_and_again() -> None:
+    """Twelve tenants, two slots, an interval shorter than a round: each waiting tenant gets its turn.
+
+    A tenant never run used to be due "now", which is later than the due time of a tenant that ran a
+    moment ago and is already due again: the first tenants ran over and over while the others never ran.
+    """
+    configs = [tenant(f"t{n:02d}", interval_s=0.5) for n in range(12)]
+    started = NOW
+    ran: list[str] = []
+    states: dict[str, TenantState] = {}
+    clock = started
+    for run_id in range(1, 25):  # two slots: each tick runs the two most overdue, for one second
+        clock += timedelta(seconds=0.5)
+        for due in due_tenants(configs, states, clock, since=started)[:2]:
+            ran.append(due.name)
+            latest = Run(
+                id=run_id, started_at=clock, mode=RunMode.APPLY, status=RunStatus.SUCCEEDED, config_fingerprint="x"
+            )
+            states[fingerprint(due.config)] = TenantState(latest=latest)
+    assert set(ran[:12]) == {f"t{n:02d}" for n in range(12)}, ran[:12]
+    assert all(ran.count(name) >= 3 for name in set(ran)), ran
