@@ -102,3 +102,47 @@ async def test_a_tenant_whose_lease_someone_else_holds_is_left_to_them_and_run_o
         ("tenant-01", RunMode.APPLY, RunStatus.SUCCEEDED, "solo"),
         ("tenant-02", RunMode.APPLY, RunStatus.SUCCEEDED, "solo"),
     ]
+
+
+async def test_sighup_adds_a_tenant_from_the_next_tick_and_a_bad_file_is_rejected(
+    tmp_path: Path, scim_server: RunningScimServer
+) -> None:
+    with fleet_lab(
+        tmp_path, scim_server, f"sqlite:///{tmp_path / 'fleet.db'}", tenants=2, users=2, interval_s=3600.0
+    ) as lab:
+        original = lab.config_path.read_text()
+        first, second = original.split("[[tenants]]\n")[1:]
+        lab.config_path.write_text(original.replace("[[tenants]]\n" + second, ""))  # only tenant-01 at first
+        with Store(load_fleet(lab.config_path, lab.environment).store.url, replica="solo") as store:
+            replica = Replica(load_fleet(lab.config_path, lab.environment), store, environ=lab.environment)
+            assert replica.dispatch() == ["tenant-01"]
+            await eventually(lambda: not replica.running, 30, "tenant-01's run to end")
+
+            lab.config_path.write_text(original.replace('name = "tenant-02"', 'name = "Tenant Two!"'))
+            assert replica.reload() is False, "a bad file must be rejected"
+            assert [t.tenant for t in replica.fleet.tenants] == ["tenant-01"], "the running file is kept"
+            assert replica.dispatch() == []
+
+            lab.config_path.write_text(original)
+            assert replica.reload() is True
+            assert replica.dispatch() == ["tenant-02"]
+            await eventually(lambda: not replica.running, 30, "tenant-02's run to end")
+    assert first  # the file had both tenants to begin with
+
+
+async def test_a_stop_lets_the_runs_in_flight_end_and_leaves_none_running(
+    tmp_path: Path, scim_server: RunningScimServer
+) -> None:
+    with fleet_lab(
+        tmp_path, scim_server, f"sqlite:///{tmp_path / 'fleet.db'}", tenants=3, users=2, okta_latency_ms=300
+    ) as lab:
+        fleet = load_fleet(lab.config_path, lab.environment)
+        with Store(fleet.store.url, replica="solo") as store:
+            replica = Replica(fleet, store)
+            serving = asyncio.create_task(replica.run())
+            await eventually(lambda: len(replica.running) == 2, 30, "two runs in flight")
+            replica.request_stop("SIGTERM")
+            assert await asyncio.wait_for(serving, 30) == 0
+            runs = store.recent_runs(100)
+    assert len(runs) == 2, "no tenant is claimed once the stop is asked for"
+    assert all(run.status is RunStatus.SUCCEEDED for run in runs), [(r.tenant, r.status) for r in runs]
