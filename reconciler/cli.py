@@ -207,13 +207,26 @@ def _serve(fleet: FleetConfig, store: Store, log_level: str, log_format: LogForm
 
 def _look(args: argparse.Namespace, fleet: FleetConfig, store: Store, json_output: bool) -> int:
     """history, show and status: the store as it is, a killed run shown as interrupted rather than running."""
-    for config in fleet.tenants:
-        store.settle_abandoned_runs(fingerprint(config))
+    _settle_abandoned(store, [fingerprint(config) for config in fleet.tenants])
     if args.command == "history":
         return _history(store, fleet, args.limit, json_output)
     if args.command == "show":
         return _show(store, args.run_id, json_output)
     return _status(store, fleet, json_output)
+
+
+def _settle_abandoned(store: Store, targets: list[str]) -> None:
+    """Settle the targets whose latest run is recorded running while nobody holds their lock.
+
+    One look at every target's state and at the held locks first: with hundreds of
+    tenants, trying each one's lock would cost a connection each.
+    """
+    states = store.tenant_states(targets)
+    suspects = [fp for fp in targets if (latest := states[fp].latest) and latest.status is RunStatus.RUNNING]
+    held = store.lock_holders(suspects) if suspects else {}
+    for target in suspects:
+        if target not in held:
+            store.settle_abandoned_runs(target)
 
 
 def _dispatch(args: argparse.Namespace, config: Config, store: Store, json_output: bool) -> int:

@@ -54,13 +54,13 @@ from reconciler.errors import ReconcileError
 from reconciler.store import StoreError, is_postgresql, masked_url, normalize_url, sqlite_path
 
 POLL_INTERVAL_S: Final = 0.2
+"""How often a waiting process tries the lock again."""
 PG_APPLICATION_NAME_LENGTH: Final = 63
 """PostgreSQL truncates ``application_name`` to this many characters (NAMEDATALEN - 1)."""
 UNKNOWN_HOLDER: Final = "a process that has not said who it is"
 """What :func:`lock_holders` reports for a lock held by a process it cannot name (a lock file not yet written)."""
 SHARED_PROBE_RETRY_S: Final = 0.005
 """A SQLite lock found busy is tried once more after this pause: :func:`lock_holders` may have probed it then."""
-"""How often a waiting process tries the lock again."""
 PG_KEEPALIVES: Final = "-c tcp_keepalives_idle=60 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=6"
 """Server-side keepalives of the lock connection: a vanished holder's lock is freed in ~2 minutes, not ~2 hours."""
 
