@@ -29,7 +29,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler import __version__
-from reconciler.config import Config, FleetConfig, ServiceConfig, fingerprint, load_config, load_fleet
+from reconciler.config import (
+    Config,
+    FleetConfig,
+    ServiceConfig,
+    fingerprint,
+    load_config,
+    load_fleet,
+    valid_replica_name,
+)
 from reconciler.errors import ConfigError
 from reconciler.gate import quarantined
 from reconciler.locks import LockBusy
@@ -153,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(Console(), users=args.users)
     if args.command == "serve" and args.tenant is not None:
         parser.error("serve serves every tenant of the file: --tenant is for one-off commands")
+    if getattr(args, "replica", None) is not None and not valid_replica_name(args.replica):
+        parser.error("--replica: expected a name of 1 to 128 printable characters")
     try:
         fleet = _load(args)
     except ConfigError as error:

@@ -1257,12 +1257,17 @@ SERVICE_KEYS: Final = ("concurrency", "tick", "replica")
 _REPLICA_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 
 
+def valid_replica_name(name: str) -> bool:
+    """1 to 128 printable characters: it is shown in ``reconcile status`` and kept with every run."""
+    return bool(_REPLICA_NAME.match(name))
+
+
 def _service(table: _Table) -> ServiceConfig | None:
     table.check_keys(SERVICE_KEYS)
     concurrency = table.integer("concurrency", 4, 1, MAX_CONCURRENCY)
     tick_s = table.duration("tick", 5.0)
     replica = table.string("replica")
-    if replica is not None and not _REPLICA_NAME.match(replica):
+    if replica is not None and not valid_replica_name(replica):
         table.note("replica", f"expected a name of 1 to 128 printable characters, got {_show(replica)}")
     if not table.clean:
         return None

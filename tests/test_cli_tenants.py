@@ -61,6 +61,8 @@ def test_a_one_off_command_needs_a_tenant_and_runs_that_one_alone(
 
         serve = run(lab, "serve", "--tenant", "tenant-01")
         assert serve.code == 64 and "every tenant" in serve.stderr
+        unnamed = run(lab, "serve", "--replica", "two\nlines")
+        assert unnamed.code == 64 and "--replica" in unnamed.stderr
 
         for secret in [t.okta_token for t in lab.tenants] + [scim_server.token]:
             for answer in (audit, applied, table, text):
