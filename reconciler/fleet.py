@@ -25,6 +25,10 @@ membership: the store is the only shared state, and a tenant's run lock (see
   tick sees those tenants due and unheld, claims them, marks the dead runs
   interrupted, and runs them.
 
+- **A lease lost under a run** (the lock's database session ended: a failover,
+  a network cut) cancels the run within a tick (at most ``LEASE_CHECK_S``); it is
+  recorded interrupted, and due again at once.
+
 Signals are as in :mod:`reconciler.service`: SIGTERM/SIGINT stop claiming and
 give the runs in flight the longest ``schedule.stop_timeout`` of their tenants,
 then cancel them (recorded interrupted: another replica takes them over at
@@ -51,7 +55,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from reconciler.config import Config, FleetConfig, fingerprint, load_fleet
 from reconciler.errors import ConfigError
 from reconciler.gate import scheduled_interval_s
-from reconciler.locks import LockBusy
+from reconciler.locks import LockBusy, RunLock
 from reconciler.logs import LogFormat, setup_logging
 from reconciler.metrics import FleetMetrics, MetricsServer, http_observer
 from reconciler.notify import Notifier, one_line, watchdog_interval_s
@@ -67,6 +71,8 @@ SCHEDULED_MODES: Final = (RunMode.APPLY,)
 """The runs a tenant's schedule counts from: applies. An operator's dry-run audit does not postpone a repair."""
 RESTARTED: Final = frozenset({RunStatus.RUNNING, RunStatus.INTERRUPTED})
 """A latest run in one of these never ended on its own: the tenant is due again at once."""
+LEASE_CHECK_S: Final = 5.0
+"""How often a run checks that its lease is still held (see :meth:`Replica._guard_lease`)."""
 STALE_TICKS: Final = 3
 """``/healthz`` fails when the replica has not looked for due tenants for this many ticks."""
 
@@ -390,7 +396,7 @@ class Replica:
         target = fingerprint(config)
         lease = ExitStack()
         try:
-            lease.enter_context(self.store.run_lock(target))
+            held = lease.enter_context(self.store.run_lock(target))
         except LockBusy:
             self.metrics.claims.labels("busy").inc()
             return False
@@ -413,29 +419,55 @@ class Replica:
             )
         self.metrics.claims.labels("started").inc()
         self.running[target] = asyncio.create_task(
-            self._run_tenant(config, lease), name=f"reconcile {tenant_name(config)}"
+            self._run_tenant(config, lease, held), name=f"reconcile {tenant_name(config)}"
         )
         return True
 
-    async def _run_tenant(self, config: Config, lease: ExitStack) -> None:
-        """The tenant's run, its lease released when it ends, however it ends."""
+    async def _run_tenant(self, config: Config, lease: ExitStack, held: RunLock) -> None:
+        """The tenant's run, its lease released when it ends, however it ends; cancelled if the lease is lost."""
         target, name = fingerprint(config), tenant_name(config)
         started = time.monotonic()
         outcome: RunOutcome | None = None
         status, error = RunStatus.FAILED, None
+        run = asyncio.ensure_future(reconcile(config, self.store, dry_run=False))
+        guard = asyncio.create_task(self._guard_lease(held, run, name), name=f"lease of {name}")
         try:
-            outcome = await reconcile(config, self.store, dry_run=False)
+            outcome = await run
             status = outcome.status
         except asyncio.CancelledError:
             status = RunStatus.INTERRUPTED
-            raise
+            if not (guard.done() and guard.result()):
+                raise  # a stop, not a lost lease: this task is cancelled too
+            error = "lost its lease"
         except Exception as failure:  # reconcile records its own errors; this is the store itself failing
             log.exception("tenant %s: run failed before it could be recorded", name)
             error = f"{type(failure).__name__}: {failure}"
         finally:
+            guard.cancel()
             lease.close()
             self.running.pop(target, None)
             self._finished(config, status, time.monotonic() - started, outcome, error)
+
+    async def _guard_lease(self, held: RunLock, run: asyncio.Future[RunOutcome], name: str) -> bool:
+        """Cancel ``run`` if its lease is lost under it; True if it was.
+
+        A PostgreSQL restart or failover, or a network cut, ends the session that
+        holds the advisory lock: the lease is gone while the run goes on, and
+        another replica may claim the tenant. Checked every ``LEASE_CHECK_S`` (or
+        tick, if shorter), which bounds how long two runs could overlap.
+        """
+        interval = min(LEASE_CHECK_S, self.fleet.service.tick_s)
+        while not run.done():
+            await asyncio.sleep(interval)
+            if not run.done() and not held.still_held():
+                log.error(
+                    "tenant %s: lost its lease (the run lock's database session ended): cancelling the run, "
+                    "which is recorded interrupted; a replica takes the tenant over at its next tick",
+                    name,
+                )
+                run.cancel()
+                return True
+        return False
 
     def _finished(
         self, config: Config, status: RunStatus, duration_s: float, outcome: RunOutcome | None, error: str | None

@@ -10,6 +10,8 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from reconciler.config import fingerprint, load_fleet
 from reconciler.fleet import Replica
 from reconciler.local_scim_server import RunningScimServer
@@ -146,3 +148,33 @@ async def test_a_stop_lets_the_runs_in_flight_end_and_leaves_none_running(
             runs = store.recent_runs(100)
     assert len(runs) == 2, "no tenant is claimed once the stop is asked for"
     assert all(run.status is RunStatus.SUCCEEDED for run in runs), [(r.tenant, r.status) for r in runs]
+
+
+async def test_a_run_whose_lease_is_lost_is_cancelled_and_the_tenant_run_again(
+    tmp_path: Path,
+    scim_server: RunningScimServer,
+    postgres,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    """The lock's PostgreSQL session ends under a run (a failover, a cut): the run must not go on unleased."""
+    url = postgres.create_database("lease")
+    with fleet_lab(tmp_path, scim_server, url, tenants=1, users=3, interval_s=3600.0, okta_latency_ms=1500) as lab:
+        fleet = load_fleet(lab.config_path, lab.environment)
+        with Store(url, replica="solo") as store:
+            replica = Replica(fleet, store)
+            assert replica.dispatch() == ["tenant-01"]
+            await asyncio.sleep(0.3)  # the run waits on Okta
+            admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                ended = connection.execute(
+                    sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+                    {"name": "reconcile solo"},
+                ).all()
+            admin.dispose()
+            assert ended == [(True,)], "exactly the lease's session"
+            await eventually(lambda: not replica.running, 30, "the unleased run to stop")
+            assert replica.dispatch() == ["tenant-01"], "a run cut off is due again at once"
+            await eventually(lambda: not replica.running, 30, "the new run to end")
+            runs = list(reversed(store.recent_runs(10)))
+    assert [run.status for run in runs] == [RunStatus.INTERRUPTED, RunStatus.SUCCEEDED]
+    assert "tenant-01: lost its lease" in caplog.text
