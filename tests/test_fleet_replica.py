@@ -7,18 +7,21 @@ store is a SQLite file, and the replica is :class:`reconciler.fleet.Replica` as 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 
-from reconciler.config import fingerprint, load_fleet
-from reconciler.fleet import Replica
-from reconciler.local_scim_server import RunningScimServer
+from reconciler.config import MetricsConfig, fingerprint, load_fleet
+from reconciler.fleet import Replica, ReplicaHealth
+from reconciler.local_scim_server import RunningScimServer, free_loopback_port
+from reconciler.notify import Notifier
 from reconciler.store import Run, RunMode, RunStatus, Store
 from tests.cli_runner import reconcile
 from tests.fleet_lab import fleet_lab
-from tests.test_service import eventually
+from tests.test_service import eventually, notify_listener, short_socket_path
 from tests.wire_recorder import RecordingProxy, proxied
 
 SLOW_READ_S = 1.2
@@ -132,22 +135,60 @@ async def test_sighup_adds_a_tenant_from_the_next_tick_and_a_bad_file_is_rejecte
     assert first  # the file had both tenants to begin with
 
 
-async def test_a_stop_lets_the_runs_in_flight_end_and_leaves_none_running(
+async def test_a_replica_serves_metrics_and_health_tells_systemd_and_its_stop_leaves_no_run_running(
     tmp_path: Path, scim_server: RunningScimServer
 ) -> None:
-    with fleet_lab(
-        tmp_path, scim_server, f"sqlite:///{tmp_path / 'fleet.db'}", tenants=3, users=2, okta_latency_ms=300
-    ) as lab:
-        fleet = load_fleet(lab.config_path, lab.environment)
+    port = free_loopback_port()
+    socket_path = short_socket_path()
+    with (
+        fleet_lab(
+            tmp_path, scim_server, f"sqlite:///{tmp_path / 'fleet.db'}", tenants=3, users=2, okta_latency_ms=600
+        ) as lab,
+        notify_listener(socket_path) as notifications,
+    ):
+        fleet = replace(load_fleet(lab.config_path, lab.environment), metrics=MetricsConfig(f"127.0.0.1:{port}"))
         with Store(fleet.store.url, replica="solo") as store:
-            replica = Replica(fleet, store)
+            replica = Replica(fleet, store, notifier=Notifier({"NOTIFY_SOCKET": socket_path}))
             serving = asyncio.create_task(replica.run())
             await eventually(lambda: len(replica.running) == 2, 30, "two runs in flight")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                health = await client.get("/healthz")
+                metrics = ""
+
+                async def scrape() -> bool:  # the per-tenant gauges follow the store at each tick
+                    nonlocal metrics
+                    metrics = (await client.get("/metrics")).text
+                    return 'reconciler_tenant_running{tenant="tenant-01"} 1.0' in metrics
+
+                for _ in range(50):
+                    if await scrape():
+                        break
+                    await asyncio.sleep(0.1)
             replica.request_stop("SIGTERM")
             assert await asyncio.wait_for(serving, 30) == 0
             runs = store.recent_runs(100)
+        messages = notifications()
+    assert health.status_code == 200 and health.text.startswith("ok"), health.text
+    assert "reconciler_runs_in_flight 2.0" in metrics
+    assert 'reconciler_tenant_running{tenant="tenant-01"} 1.0' in metrics
+    assert messages[0].startswith("READY=1") and "3 tenant(s)" in messages[0], messages
+    assert any("running here: tenant-01, tenant-02" in m for m in messages), messages
+    assert any(m.startswith("STOPPING=1") for m in messages), messages
     assert len(runs) == 2, "no tenant is claimed once the stop is asked for"
     assert all(run.status is RunStatus.SUCCEEDED for run in runs), [(r.tenant, r.status) for r in runs]
+
+
+def test_a_replica_is_unhealthy_once_it_stops_looking_for_due_tenants() -> None:
+    now = [1000.0]
+    health = ReplicaHealth(tick_s=5.0, started_at=1000.0, clock=lambda: now[0])
+    assert health.check() == (True, "ok: starting")
+    now[0] += 30
+    health.last_tick_at = now[0]
+    assert health.check() == (True, "ok: looked for due tenants 0 s ago")
+    now[0] += 3 * 5.0 + 30 + 1
+    health.last_error = "OperationalError: the store is down"
+    healthy, why = health.check()
+    assert not healthy and "no look for due tenants for 46 s" in why and "the store is down" in why
 
 
 async def test_a_run_whose_lease_is_lost_is_cancelled_and_the_tenant_run_again(
