@@ -29,8 +29,8 @@ OTHER_TARGET = "9f8e7d6c5b4a" + "0" * 52
 HOLDER = """
 import sys, time
 from reconciler.store import Store
-url, fingerprint, hold_s = sys.argv[1], sys.argv[2], float(sys.argv[3])
-with Store(url) as store, store.run_lock(fingerprint):
+url, fingerprint, hold_s, replica = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+with Store(url, replica=replica or None) as store, store.run_lock(fingerprint):
     print("locked", flush=True)
     time.sleep(hold_s)
 print("released", flush=True)
@@ -38,12 +38,12 @@ print("released", flush=True)
 
 
 class Holder:
-    """Another process holding the run lock of ``fingerprint`` for ``hold_s`` seconds."""
+    """Another process holding the run lock of ``fingerprint`` for ``hold_s`` seconds (as ``replica``, if named)."""
 
-    def __init__(self, url: str, fingerprint: str, hold_s: float = 60.0) -> None:
+    def __init__(self, url: str, fingerprint: str, hold_s: float = 60.0, replica: str = "") -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.process = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, url, fingerprint, str(hold_s)],
+            [sys.executable, "-c", HOLDER, url, fingerprint, str(hold_s), replica],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

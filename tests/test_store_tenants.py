@@ -1,21 +1,15 @@
 """The store of a fleet: runs record their tenant and replica; every target's state in a few queries; who runs what.
 
 Each test runs on a SQLite file and on PostgreSQL (the ``store_url`` fixture). A
-lock held elsewhere is held by a real second process (``python -c`` below).
+lock held elsewhere is held by a real second process (``tests.test_locks.Holder``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import select
-import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,55 +27,10 @@ from reconciler.store import (
     default_replica_name,
     sqlite_path,
 )
+from tests.test_locks import Holder
 
-REPO = Path(__file__).resolve().parent.parent
 ACME, GLOBEX, INITECH, UMBRELLA, NEVER = (f"{n:x}" * 64 for n in range(10, 15))
 """Config fingerprints (sha256 hex) of five targets."""
-
-HOLDER = """
-import sys, time
-from reconciler.locks import run_lock
-url, fingerprint = sys.argv[1], sys.argv[2]
-with run_lock(url, fingerprint, holder="reconcile replica-a"):
-    print("held", flush=True)
-    time.sleep(60)
-"""
-
-
-class Child:
-    """Another process holding the run lock of ``fingerprint`` as ``reconcile replica-a``, until killed."""
-
-    def __init__(self, url: str, fingerprint: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, url, fingerprint],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], 20)
-        line = self.process.stdout.readline().strip() if ready else ""
-        assert line == "held", f"the child did not take the lock: {line!r}"
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.kill()
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    started: list[Child] = []
-    yield started
-    for child in started:
-        child.close()
 
 
 def finished(store: Store, fingerprint: str, status: RunStatus, tenant: str | None = None) -> int:
@@ -222,11 +171,11 @@ def test_tenant_states_issues_the_same_few_statements_for_3_or_50_targets(store:
 
 
 def test_lock_holders_names_a_live_holder_and_forgets_a_killed_one(
-    store: Store, store_url: str, children: list[Child]
+    store: Store, store_url: str, request: pytest.FixtureRequest
 ) -> None:
     assert store.lock_holders([ACME, GLOBEX]) == {}
-    child = Child(store_url, ACME)
-    children.append(child)
+    child = Holder(store_url, ACME, replica="replica-a")
+    request.addfinalizer(child.close)
 
     with store.run_lock(INITECH):  # this process's lock of another target: not asked about, not reported
         holders = store.lock_holders([ACME, GLOBEX])
