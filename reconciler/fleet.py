@@ -41,7 +41,6 @@ import asyncio
 import logging
 import os
 import random
-import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
@@ -58,10 +57,17 @@ from reconciler.gate import scheduled_interval_s
 from reconciler.locks import LockBusy, RunLock
 from reconciler.logs import LogFormat, setup_logging
 from reconciler.metrics import FleetMetrics, MetricsServer, http_observer
-from reconciler.notify import Notifier, one_line, watchdog_interval_s
+from reconciler.notify import Notifier, one_line, start_watchdog
 from reconciler.reconcile import RunOutcome, reconcile
 from reconciler.secret import Secret
-from reconciler.service import CANCEL_GRACE_S, config_secrets, crontab_trigger, run_summary, schedule_period_s
+from reconciler.service import (
+    CANCEL_GRACE_S,
+    config_secrets,
+    crontab_trigger,
+    run_summary,
+    schedule_period_s,
+    signals_wired,
+)
 from reconciler.store import RunMode, RunStatus, Store, TenantState
 
 log = logging.getLogger(__name__)
@@ -265,7 +271,7 @@ class Replica:
             self.fleet.service.tick_s,
         )
         self.notifier.ready(self._status_line())
-        watchdog = self._start_watchdog()
+        watchdog = start_watchdog(self.notifier, self._environ, self._scheduling)
         try:
             await self._stop.wait()
             await self._wind_down()
@@ -312,18 +318,8 @@ class Replica:
             self._scheduler.shutdown(wait=False)
             await asyncio.sleep(0)
 
-    def _start_watchdog(self) -> asyncio.Task[None] | None:
-        interval = watchdog_interval_s(self._environ)
-        if interval is None or not self.notifier.enabled:
-            return None
-        self.notifier.watchdog()
-        return asyncio.create_task(self._watchdog(interval), name="watchdog")
-
-    async def _watchdog(self, interval_s: float) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            if self._scheduler is not None and self._scheduler.running:
-                self.notifier.watchdog()
+    def _scheduling(self) -> bool:
+        return self._scheduler is not None and self._scheduler.running
 
     # --- reload --------------------------------------------------------------------------------
 
@@ -515,12 +511,5 @@ async def _serve_fleet(fleet: FleetConfig, store: Store, log_level: str, log_for
         setup_logging(log_level, secrets, log_format)
 
     replica = Replica(fleet, store, on_reload=relog)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, replica.request_stop, signum.name)
-    loop.add_signal_handler(signal.SIGHUP, replica.reload)
-    try:
+    with signals_wired(replica.request_stop, replica.reload):
         return await replica.run()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(signum)

@@ -17,11 +17,12 @@ What the service sends: ``READY=1`` once its configuration and store are good,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 log = logging.getLogger(__name__)
@@ -113,3 +114,26 @@ def one_line(text: str) -> str:
     """``text`` on one line, cut to MAX_STATUS_CHARS."""
     flat = " ".join(text.split())
     return flat if len(flat) <= MAX_STATUS_CHARS else flat[: MAX_STATUS_CHARS - 1] + "…"
+
+
+def start_watchdog(
+    notifier: Notifier, environ: Mapping[str, str], alive: Callable[[], bool]
+) -> asyncio.Task[None] | None:
+    """Send WATCHDOG=1 every half ``$WATCHDOG_USEC`` while ``alive()``; None without a watchdog.
+
+    The task runs in the service's own event loop: a loop blocked by a stuck call
+    misses its turns, and systemd restarts the service.
+    """
+    interval = watchdog_interval_s(environ)
+    if interval is None or not notifier.enabled:
+        return None
+    log.info("systemd watchdog: WATCHDOG=1 every %g s", interval)
+    notifier.watchdog()
+    return asyncio.create_task(_watchdog(notifier, interval, alive), name="watchdog")
+
+
+async def _watchdog(notifier: Notifier, interval_s: float, alive: Callable[[], bool]) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        if alive():
+            notifier.watchdog()

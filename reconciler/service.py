@@ -30,7 +30,8 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -47,7 +48,7 @@ from reconciler.gate import quarantined, scheduled_interval_s
 from reconciler.locks import LockBusy
 from reconciler.logs import LogFormat, setup_logging
 from reconciler.metrics import SUCCESSFUL, Health, MetricsServer, ServiceMetrics, http_observer
-from reconciler.notify import Notifier, watchdog_interval_s
+from reconciler.notify import Notifier, start_watchdog
 from reconciler.reconcile import RunOutcome, reconcile
 from reconciler.secret import Secret
 from reconciler.store import Run, RunStatus, Store
@@ -231,7 +232,7 @@ class Service:
         log.info("serving: %s; %s", self._describe_schedule(), self._describe_target())
         self._publish_status()
         self.notifier.ready()
-        watchdog = self._start_watchdog()
+        watchdog = start_watchdog(self.notifier, self._environ, self._scheduling)
         try:
             await self._stop.wait()
             await self._wind_down()
@@ -273,23 +274,8 @@ class Service:
             self.scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down in a loop callback
 
-    def _start_watchdog(self) -> asyncio.Task[None] | None:
-        interval = watchdog_interval_s(self._environ)
-        if interval is None or not self.notifier.enabled:
-            return None
-        log.info("systemd watchdog: WATCHDOG=1 every %g s", interval)
-        self.notifier.watchdog()
-        return asyncio.create_task(self._watchdog(interval), name="watchdog")
-
-    async def _watchdog(self, interval_s: float) -> None:
-        """WATCHDOG=1 while the loop is healthy: this task gets its turn, and the scheduler is running.
-
-        A loop blocked by a stuck call would miss its turns, and systemd restarts the service.
-        """
-        while True:
-            await asyncio.sleep(interval_s)
-            if self.scheduler is not None and self.scheduler.running:
-                self.notifier.watchdog()
+    def _scheduling(self) -> bool:
+        return self.scheduler is not None and self.scheduler.running
 
     # --- reload --------------------------------------------------------------------------------
 
@@ -600,17 +586,19 @@ async def _serve(config: Config, store: Store, log_level: str, log_format: LogFo
         setup_logging(log_level, secrets, log_format)
 
     service = Service(config, store, on_reload=relog)
-    loop = asyncio.get_running_loop()
-    handled = _install_signals(loop, service)
-    try:
+    with signals_wired(service.request_stop, service.reload):
         return await service.run()
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, service: Service) -> Iterable[int]:
+@contextmanager
+def signals_wired(stop: Callable[[str], None], reload: Callable[[], object]) -> Iterator[None]:
+    """SIGTERM and SIGINT call ``stop(name)``, SIGHUP ``reload()``, in the running loop, for the block."""
+    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, service.request_stop, signum.name)
-    loop.add_signal_handler(signal.SIGHUP, service.reload)
-    return (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        loop.add_signal_handler(signum, stop, signum.name)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    try:
+        yield
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
