@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from reconciler.demo import write_secret_file
 from reconciler.local_scim_server import RunningScimServer
 from reconciler.okta_emulator import OktaEmulator, okta_emulator_in_thread
 from reconciler.store import Run, RunStatus, Store
+from tests.service_process import ServiceProcess
 
 
 @dataclass(frozen=True)
@@ -67,26 +67,12 @@ class FleetLab:
             self._store.close()
 
 
-class ReplicaProcess:
-    """``python -m reconciler serve --replica NAME`` as a child process, its output in a file."""
+class ReplicaProcess(ServiceProcess):
+    """``python -m reconciler serve --replica NAME`` as a child process, its output in ``NAME.log``."""
 
     def __init__(self, config: Path, name: str, env: dict[str, str]) -> None:
+        super().__init__(config, "--replica", name, env=env, log_name=f"{name}.log")
         self.name = name
-        self.log_path = config.parent / f"{name}.log"
-        environment = {k: v for k, v in os.environ.items() if k not in ("RECONCILER_CONFIG", "NOTIFY_SOCKET")}
-        environment.update(env)
-        self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "serve", "--config", str(config), "--replica", name],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=environment,
-        )
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text()
 
     def kill(self) -> None:
         """SIGKILL: no chance to record anything or release anything itself."""
@@ -103,12 +89,6 @@ class ReplicaProcess:
             self.process.kill()
             self.process.wait(10)
             raise AssertionError(f"replica {self.name} did not stop within {timeout_s} s:\n{self.log}") from None
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self._log.close()
 
 
 SCIM_TOKEN_FILE = "scim.token"

@@ -21,7 +21,8 @@ from reconciler.notify import Notifier
 from reconciler.store import Run, RunMode, RunStatus, Store
 from tests.cli_runner import reconcile
 from tests.fleet_lab import fleet_lab
-from tests.test_service import eventually, notify_listener, short_socket_path
+from tests.service_process import eventually
+from tests.test_service import notify_listener, short_socket_path
 from tests.wire_recorder import RecordingProxy, proxied
 
 SLOW_READ_S = 1.2
