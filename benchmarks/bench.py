@@ -534,7 +534,7 @@ def measure_scim2(
     n: int, settings: Settings, workdir: Path, tokens: Tokens, runner: Runner
 ) -> tuple[SizeReport, dict[str, Any]]:
     """The same scenario against the real scim2-server: our runs vs a bare client's, seeding timed apart."""
-    from reconciler.local_scim_server import run_scim2_server
+    from reconciler.testing.scim_server import run_scim2_server
 
     drift = Drift.for_size(n)
     with start_okta(settings, tokens) as okta, run_scim2_server(tokens.scim) as scim2:

@@ -35,8 +35,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from reconciler.local_scim_server import RunningScimServer, run_scim2_server
-from reconciler.store import RunStatus
+from reconciler.models.runs import RunStatus
+from reconciler.testing.scim_server import RunningScimServer, run_scim2_server
 from tests.fleet_lab import FleetLab, ReplicaProcess, fleet_lab, wait_for
 from tests.postgres import PostgresServer, given_postgres, start_postgres
 

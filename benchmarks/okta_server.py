@@ -32,8 +32,8 @@ from typing import Any
 from aiohttp import web
 
 from benchmarks.serving import serve_until_stopped
-from reconciler import okta_emulator
-from reconciler.okta_emulator import EmulatedUser, OktaEmulator
+from reconciler.testing import okta_emulator
+from reconciler.testing.okta_emulator import EmulatedUser, OktaEmulator
 
 TOKEN_ENV = "BENCH_OKTA_TOKEN"
 APPS_BUCKET = "/api/v1/apps"

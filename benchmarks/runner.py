@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import httpx
 
-IMPORTED = "reconciler.reconcile"
+IMPORTED = "reconciler.run.reconcile"
 
 
 @dataclass
@@ -193,7 +193,7 @@ async def one_run(session: Session, spec: dict[str, Any]) -> dict[str, Any]:
 
 def plan_cpu_s(session: Session, outcome: Any) -> float:
     """CPU seconds of ``plan()`` alone, on the lists the run read (no I/O in it: CPU is its whole cost)."""
-    from reconciler.plan import plan
+    from reconciler.plan.users import plan
 
     gc.collect()
     cpu = time.process_time()

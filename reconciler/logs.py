@@ -16,26 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Final, Literal
 
-from reconciler.secret import Secret
+from reconciler.secret import Secret, redact
 
 OKTA_SDK_LOGGER = "okta-sdk-python"
-_CREDENTIAL_PATTERNS = re.compile(
-    r"(?i)\b(SSWS|Bearer|DPoP)\s+[A-Za-z0-9._~+/=-]{8,}|(client_assertion=)[A-Za-z0-9._-]+"
-)
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every known secret value and credential-looking header value masked."""
-    for value in secrets:
-        if value:
-            text = text.replace(value, "********")
-    return _CREDENTIAL_PATTERNS.sub(lambda m: f"{m.group(1) or m.group(2)} ********".replace("= ", "="), text)
 
 
 class RedactingFilter(logging.Filter):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 
 class Secret:
     """Holds a credential; only :meth:`reveal` gives the value back.
@@ -34,3 +37,16 @@ class Secret:
 
     def __reduce__(self) -> None:  # type: ignore[override]
         raise TypeError("a Secret cannot be pickled")
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every known secret value and credential-looking header value masked."""
+    for value in secrets:
+        if value:
+            text = text.replace(value, "********")
+    return _CREDENTIAL_PATTERNS.sub(lambda m: f"{m.group(1) or m.group(2)} ********".replace("= ", "="), text)
+
+
+_CREDENTIAL_PATTERNS = re.compile(
+    r"(?i)\b(SSWS|Bearer|DPoP)\s+[A-Za-z0-9._~+/=-]{8,}|(client_assertion=)[A-Za-z0-9._-]+"
+)

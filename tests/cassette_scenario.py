@@ -17,11 +17,12 @@ import httpx
 import vcr
 
 from reconciler.config import load_config
-from reconciler.demo import push_like_okta, write_local_config
-from reconciler.local_scim_server import run_scim2_server
-from reconciler.okta_emulator import OktaEmulator, okta_emulator_in_thread
-from reconciler.reconcile import RunOutcome, reconcile
+from reconciler.run.outcome import RunOutcome
+from reconciler.run.reconcile import reconcile
 from reconciler.store import Store
+from reconciler.testing.okta_emulator import OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.scenario import push_like_okta, write_local_config
+from reconciler.testing.scim_server import run_scim2_server
 
 CASSETTES = Path(__file__).resolve().parents[1] / "cassettes"
 DRY_RUN_CASSETTE = CASSETTES / "dry_run.yaml"

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler.demo import write_local_config
-from reconciler.local_scim_server import RunningScimServer, run_scim2_server
-from reconciler.okta_emulator import OktaEmulator, okta_emulator_in_thread
 from reconciler.store import Store
+from reconciler.testing.okta_emulator import OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.scenario import write_local_config
+from reconciler.testing.scim_server import RunningScimServer, run_scim2_server
 from tests.django_peer_server import DjangoScimServer, run_django_scim_server
 from tests.postgres import BACKENDS, database_url
 

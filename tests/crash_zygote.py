@@ -293,9 +293,9 @@ def _kill_if_asked(run: int, pidfd: int, commands: _Lines) -> float | None:
 def main() -> None:
     # Everything a run imports, imported once here; the children share it copy-on-write.
     import reconciler.cli  # noqa: F401
-    import reconciler.saved_plan  # noqa: F401
-    from reconciler.reconcile import _freeze_startup_objects
-    from reconciler.store import _head
+    import reconciler.cli.apply  # noqa: F401
+    from reconciler.run.reconcile import _freeze_startup_objects
+    from reconciler.store.store import _head
 
     for name in WARM_MODULES:
         importlib.import_module(name)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from reconciler.local_scim_server import free_loopback_port
+from reconciler.testing.scim_server import free_loopback_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_MODULE = "tests.django_peer.settings"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from reconciler.mapping import build_resource
-from reconciler.records import Action, ActionKind, OktaAssignment, Plan, PlatformUser
+from reconciler.models.records import Action, ActionKind, OktaAssignment, Plan, PlatformUser
+from reconciler.models.scim_path import build_resource
 
 _counter = itertools.count(1)
 

@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.demo import write_secret_file
-from reconciler.local_scim_server import RunningScimServer
-from reconciler.okta_emulator import OktaEmulator, okta_emulator_in_thread
-from reconciler.store import Run, RunStatus, Store
+from reconciler.models.runs import RunStatus
+from reconciler.store import Run, Store
+from reconciler.testing.okta_emulator import OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.scenario import write_secret_file
+from reconciler.testing.scim_server import RunningScimServer
 from tests.service_process import ServiceProcess
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 
-from reconciler.mapping import build_resource
-from reconciler.records import Action, ActionKind, PlatformUser
+from reconciler.models.records import Action, ActionKind, PlatformUser
+from reconciler.models.scim_path import build_resource
 
 APPLY_ORDER = (ActionKind.LINK, ActionKind.UPDATE, ActionKind.REACTIVATE, ActionKind.CREATE, ActionKind.DEACTIVATE)
 

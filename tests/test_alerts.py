@@ -24,32 +24,34 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from reconciler.alerts import (
+from reconciler.alerts.conditions import (
     BLOCKED,
     CONSECUTIVE_FAILURES,
     DRIFT,
     FAILED,
     GROUP_DRIFT,
     Condition,
+    ConditionState,
     Event,
     Notification,
-    alert_after_run,
     compose,
     conditions_of,
     judged_by,
     state_changes,
     transitions,
 )
-from reconciler.apply import ApplyResult
 from reconciler.config import AlertsConfig, Config, fingerprint, load_config
-from reconciler.demo import write_local_config
-from reconciler.gate import GateDecision, Trip
-from reconciler.group_plan import GroupAction, GroupActionKind, GroupPlan
-from reconciler.local_scim_server import free_loopback_port
-from reconciler.reconcile import RunOutcome, reconcile
-from reconciler.records import Plan
+from reconciler.models.groups import GroupAction, GroupActionKind, GroupPlan
+from reconciler.models.records import Plan
+from reconciler.models.runs import RunStatus
+from reconciler.plan.gate import GateDecision, Trip
+from reconciler.run.alerting import alert_after_run, reconcile_and_alert
+from reconciler.run.apply import ApplyResult
+from reconciler.run.outcome import RunOutcome
 from reconciler.secret import Secret
-from reconciler.store import AlertState, RunStatus, Store
+from reconciler.store import Store
+from reconciler.testing.scenario import write_local_config
+from reconciler.testing.scim_server import free_loopback_port
 from tests.cli_runner import reconcile as reconcile_cli
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 from tests.factories import plan_of
@@ -76,10 +78,8 @@ def condition(key: str, title: str = "something") -> Condition:
     return Condition(key, title, run_id=7)
 
 
-def state(key: str, *, since: datetime, sent: datetime | None, title: str = "earlier") -> AlertState:
-    return AlertState(
-        config_fingerprint="f", key=key, title=title, active_since=since, last_sent_at=sent, last_run_id=6
-    )
+def state(key: str, *, since: datetime, sent: datetime | None, title: str = "earlier") -> ConditionState:
+    return ConditionState(key=key, title=title, active_since=since, last_sent_at=sent, last_run_id=6)
 
 
 def events(notifications: list[Notification]) -> list[tuple[str, Event]]:
@@ -120,7 +120,7 @@ def test_conditions_the_run_could_not_judge_keep_their_state() -> None:
     current = {FAILED: condition(FAILED)}
     later = NOW + timedelta(days=3)
     assert events(transitions(previous, current, later, 24 * HOUR, judged)) == [(FAILED, Event.STARTED)]
-    changes = state_changes("f", previous, current, [], told=True, now=later, judged=judged)
+    changes = state_changes(previous, current, [], told=True, now=later, judged=judged)
     assert changes.remove == [] and [s.key for s in changes.save] == [FAILED]
 
 
@@ -129,7 +129,7 @@ def test_a_condition_never_told_is_told_when_a_channel_takes_it_and_forgotten_qu
     told = transitions(never_told, {DRIFT: condition(DRIFT)}, NOW, 24 * HOUR)
     assert events(told) == [(DRIFT, Event.STARTED)] and told[0].active_since == NOW - timedelta(days=2)
     assert transitions(never_told, {}, NOW, 24 * HOUR) == []
-    assert state_changes("f", never_told, {}, [], told=False, now=NOW).remove == [DRIFT]
+    assert state_changes(never_told, {}, [], told=False, now=NOW).remove == [DRIFT]
 
 
 def test_state_changes_record_what_was_told() -> None:
@@ -141,13 +141,13 @@ def test_state_changes_record_what_was_told() -> None:
     notifications = transitions(previous, current, NOW, 24 * HOUR)
     assert events(notifications) == [(DRIFT, Event.STARTED), (FAILED, Event.RESOLVED)]
 
-    changes = state_changes("f", previous, current, notifications, told=True, now=NOW)
+    changes = state_changes(previous, current, notifications, told=True, now=NOW)
     saved = {s.key: s for s in changes.save}
     assert saved[DRIFT].active_since == NOW and saved[DRIFT].last_sent_at == NOW
     assert saved[BLOCKED].last_sent_at == NOW - timedelta(hours=1) and saved[BLOCKED].title == "still blocked"
     assert changes.remove == [FAILED]
 
-    untold = state_changes("f", previous, current, notifications, told=False, now=NOW)
+    untold = state_changes(previous, current, notifications, told=False, now=NOW)
     assert {s.key: s.last_sent_at for s in untold.save}[DRIFT] is None, "told again by the next run"
     assert untold.remove == [], "the resolution is told again by the next run"
 
@@ -303,7 +303,7 @@ def alerting_config(tmp_path: Path, okta: Okta, scim_url: str, alerts: str, okta
 async def run_once(config: Config, *, dry_run: bool = True) -> RunOutcome:
     """One run, which alerts as it ends, with a Store of its own as a new process would have."""
     with Store(config.store.url) as store:
-        return await reconcile(config, store, dry_run=dry_run)
+        return await reconcile_and_alert(config, store, dry_run=dry_run)
 
 
 def assert_no_secret(*texts: str) -> None:

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from reconciler.config import load_config
-from reconciler.demo import write_local_config
-from reconciler.reconcile import reconcile
+from reconciler.run.reconcile import reconcile
 from reconciler.store import Store
+from reconciler.testing.scenario import write_local_config
 from tests.cassette_scenario import (
     CASSETTES,
     DRY_RUN_CASSETTE,

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler.demo import write_local_config
-from reconciler.local_scim_server import RunningScimServer, run_scim2_server
-from reconciler.mapping import ENTERPRISE_URN
+from reconciler.models.scim_path import ENTERPRISE_URN
+from reconciler.testing.scenario import write_local_config
+from reconciler.testing.scim_server import RunningScimServer, run_scim2_server
 from tests.cli_runner import reconcile
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users
 from tests.django_peer_server import DjangoScimServer

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from reconciler.records import SUMMARY_KEYS
+from reconciler.models.records import SUMMARY_KEYS
 from tests.cli_runner import reconcile, reconcile_process
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users
 

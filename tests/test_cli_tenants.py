@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.local_scim_server import RunningScimServer
+from reconciler.testing.scim_server import RunningScimServer
 from tests.cli_runner import reconcile
 from tests.conftest import Okta
 from tests.fleet_lab import FleetLab, fleet_lab

@@ -9,16 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import (
-    DEFAULT_SCOPES,
-    DEFAULT_STORE_URL,
-    Config,
-    StoreConfig,
-    fingerprint,
-    load_config,
-)
+from reconciler.config import Config, StoreConfig, fingerprint, load_config
+from reconciler.config.load import DEFAULT_SCOPES, DEFAULT_STORE_URL
+from reconciler.config.mapping import DEFAULT_MAPPING
 from reconciler.errors import ConfigError
-from reconciler.mapping import DEFAULT_MAPPING
 
 REPO = Path(__file__).resolve().parent.parent
 OKTA_TOKEN = "00okta-SECRET-7f3a9c1e5b2d8f4a6c0e"

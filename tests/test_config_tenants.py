@@ -7,18 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import (
-    DEFAULT_LIMITS,
-    Config,
-    FleetConfig,
-    ServiceConfig,
-    fingerprint,
-    load_config,
-    load_fleet,
-)
-from reconciler.demo import write_secret_file
+from reconciler.config import Config, FleetConfig, ServiceConfig, fingerprint, load_config, load_fleet
+from reconciler.config.load import DEFAULT_LIMITS
+from reconciler.config.mapping import DEFAULT_MAPPING
 from reconciler.errors import ConfigError
-from reconciler.mapping import DEFAULT_MAPPING
+from reconciler.testing.scenario import write_secret_file
 
 REPO = Path(__file__).resolve().parent.parent
 ACME_OKTA = "00acme-okta-SECRET-1f2e3d4c5b6a"

@@ -44,18 +44,12 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.demo import write_secret_file
-from reconciler.records import WRITE_KINDS, ActionKind
-from reconciler.store import (
-    INTERRUPTED_RUN_ERROR,
-    ActionRecord,
-    ActionStatus,
-    Run,
-    RunMode,
-    RunStatus,
-    Store,
-    sqlite_path,
-)
+from reconciler.models.records import WRITE_KINDS, ActionKind
+from reconciler.models.runs import ActionStatus, RunMode, RunStatus
+from reconciler.store import ActionRecord, Run, Store
+from reconciler.store.store import INTERRUPTED_RUN_ERROR
+from reconciler.store.urls import sqlite_path
+from reconciler.testing.scenario import write_secret_file
 from tests.cli_runner import reconcile
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 from tests.crash_zygote import REPO, ChildEnded, ChildStarted, Zygote

@@ -16,11 +16,13 @@ import httpx
 import pytest
 
 from reconciler.config import load_config
-from reconciler.demo import DriftCounts, seed_scenario, write_local_config
-from reconciler.okta_emulator import OktaEmulator, okta_emulator_in_thread
-from reconciler.reconcile import RunOutcome, reconcile
-from reconciler.records import Action, ActionKind
-from reconciler.store import ActionStatus, RunStatus, Store
+from reconciler.models.records import Action, ActionKind
+from reconciler.models.runs import ActionStatus, RunStatus
+from reconciler.run.outcome import RunOutcome
+from reconciler.run.reconcile import reconcile
+from reconciler.store import Store
+from reconciler.testing.okta_emulator import OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.scenario import DriftCounts, seed_scenario, write_local_config
 from tests.conftest import OKTA_TOKEN, PEERS, SCIM_TOKEN, empty_user_store
 
 USERS = 80

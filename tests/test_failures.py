@@ -8,10 +8,11 @@ import httpx
 import pytest
 
 from reconciler.config import load_config
-from reconciler.demo import write_local_config
-from reconciler.local_scim_server import free_loopback_port
-from reconciler.reconcile import reconcile as reconcile_once
-from reconciler.store import RunStatus, Store
+from reconciler.models.runs import RunStatus
+from reconciler.run.reconcile import reconcile as reconcile_once
+from reconciler.store import Store
+from reconciler.testing.scenario import write_local_config
+from reconciler.testing.scim_server import free_loopback_port
 from tests.cli_runner import Result, reconcile
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 from tests.scim_fault_server import FaultServer, Reply
@@ -20,7 +21,7 @@ from tests.scim_fault_server import FaultServer, Reply
 @pytest.fixture(autouse=True)
 def fast_okta_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Okta pages are retried on 5xx as in production, without its half-second backoff."""
-    monkeypatch.setattr("reconciler.okta_source.TRANSIENT_BACKOFF_S", 0.01)
+    monkeypatch.setattr("reconciler.okta.source.TRANSIENT_BACKOFF_S", 0.01)
 
 
 def _provision_some(okta: Okta, platform: httpx.Client, count: int, *, last: bool = False) -> list[str]:
@@ -137,7 +138,7 @@ def test_a_crash_inside_the_run_is_recorded_as_failed(
         raise ZeroDivisionError("simulated bug")
 
     okta.emulator.add_assigned_users(okta.app_id, 2)
-    monkeypatch.setattr("reconciler.reconcile.plan", broken_plan)
+    monkeypatch.setattr("reconciler.run.reconcile.plan", broken_plan)
     result = reconcile("--config", config_file)
     _assert_failed_without_writes(result, config_file, platform, [])
     assert "ZeroDivisionError: simulated bug" in _last_run(config_file)["error"]

@@ -26,11 +26,11 @@ from typing import Any
 import httpx
 import pytest
 
-import reconciler.reconcile as reconcile_module
-from reconciler.demo import write_local_config
-from reconciler.okta_emulator import FaultKind, OktaEmulator, okta_emulator_in_thread
-from reconciler.okta_source import OktaSource
-from reconciler.scim_target import RetryPolicy, ScimReader
+import reconciler.run.reconcile as reconcile_module
+from reconciler.okta.source import OktaSource
+from reconciler.scim.users import RetryPolicy, ScimReader
+from reconciler.testing.okta_emulator import FaultKind, OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.scenario import write_local_config
 from tests.cli_runner import Result, reconcile
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 from tests.fault_proxy import FaultProxy, ProxyFault, run_fault_proxy
@@ -63,8 +63,8 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries as in production, without production's backoff (half a second, doubling)."""
     assert ScimReader.__init__.__kwdefaults__ is not None
     monkeypatch.setitem(ScimReader.__init__.__kwdefaults__, "retry", SCIM_RETRY)
-    monkeypatch.setattr("reconciler.okta_source.TRANSIENT_BACKOFF_S", 0.01)
-    monkeypatch.setattr("reconciler.pacing.RESET_MARGIN_S", 0.1)  # the emulator's reset times are exact
+    monkeypatch.setattr("reconciler.okta.source.TRANSIENT_BACKOFF_S", 0.01)
+    monkeypatch.setattr("reconciler.net.pacing.RESET_MARGIN_S", 0.1)  # the emulator's reset times are exact
 
 
 @pytest.fixture(autouse=True)

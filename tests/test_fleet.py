@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler.local_scim_server import RunningScimServer
-from reconciler.store import Run, RunStatus
+from reconciler.models.runs import RunStatus
+from reconciler.store import Run
+from reconciler.testing.scim_server import RunningScimServer
 from tests.cli_runner import reconcile
 from tests.fleet_lab import FleetLab, fleet_lab, running_runs, wait_for
 

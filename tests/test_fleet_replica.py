@@ -15,10 +15,11 @@ import httpx
 import sqlalchemy as sa
 
 from reconciler.config import MetricsConfig, fingerprint, load_fleet
-from reconciler.fleet import Replica, ReplicaHealth
-from reconciler.local_scim_server import RunningScimServer, free_loopback_port
-from reconciler.notify import Notifier
-from reconciler.store import Run, RunMode, RunStatus, Store
+from reconciler.models.runs import RunMode, RunStatus
+from reconciler.service.fleet import Replica, ReplicaHealth
+from reconciler.service.notify import Notifier
+from reconciler.store import Run, Store
+from reconciler.testing.scim_server import RunningScimServer, free_loopback_port
 from tests.cli_runner import reconcile
 from tests.fleet_lab import fleet_lab
 from tests.service_process import eventually

@@ -19,9 +19,10 @@ from reconciler.config import (
     ThresholdsConfig,
     fingerprint,
 )
-from reconciler.fleet import due_tenants, next_due
+from reconciler.models.runs import RunMode, RunStatus
 from reconciler.secret import Secret
-from reconciler.store import Run, RunMode, RunStatus, TenantState
+from reconciler.service.schedule import due_tenants, next_due
+from reconciler.store import Run, TenantState
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

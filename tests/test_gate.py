@@ -6,10 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from reconciler.config import DEFAULT_LIMITS, GROUP_LIMITS, KindLimit, ThresholdsConfig
-from reconciler.gate import SOURCE, GroupPopulations, Populations, evaluate, scheduled_interval_s
-from reconciler.group_plan import GroupAction, GroupActionKind, GroupPlan
-from reconciler.records import WRITE_KINDS, ActionKind
+from reconciler.config import KindLimit, ThresholdsConfig
+from reconciler.config.load import DEFAULT_LIMITS, GROUP_LIMITS
+from reconciler.models.groups import GroupAction, GroupActionKind, GroupPlan
+from reconciler.models.records import WRITE_KINDS, ActionKind
+from reconciler.plan.gate import SOURCE, GroupPopulations, Populations, evaluate
+from reconciler.service.schedule import scheduled_interval_s
 from tests.factories import plan_of
 
 KINDS = sorted(DEFAULT_LIMITS)

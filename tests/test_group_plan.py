@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.group_plan import GroupActionKind, GroupPlan, OktaGroup, PlatformGroup, plan_groups
+from reconciler.models.groups import GroupActionKind, GroupPlan, OktaGroup, PlatformGroup
+from reconciler.plan.groups import plan_groups
 
 LINKS = {"00u1": "s1", "00u2": "s2", "00u3": "s3"}
 

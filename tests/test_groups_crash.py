@@ -24,8 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler.demo import write_local_config
-from reconciler.store import ActionStatus, RunStatus, Store
+from reconciler.models.runs import ActionStatus, RunStatus
+from reconciler.store import Store
+from reconciler.testing.scenario import write_local_config
 from tests.cli_runner import reconcile
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, provision
 from tests.crash_zygote import ChildStarted, Zygote

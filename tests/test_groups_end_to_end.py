@@ -20,7 +20,13 @@ import httpx
 import pytest
 
 from reconciler.config import Config, load_config
-from reconciler.demo import (
+from reconciler.models.groups import GroupActionKind
+from reconciler.models.runs import ActionStatus, RunStatus
+from reconciler.run.outcome import RunOutcome
+from reconciler.run.reconcile import reconcile
+from reconciler.store import Store
+from reconciler.testing.okta_emulator import OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.scenario import (
     GROUP_NAME,
     HAND_MADE_GROUP,
     NEVER_PUSHED_GROUP,
@@ -30,11 +36,7 @@ from reconciler.demo import (
     seed_scenario,
     write_local_config,
 )
-from reconciler.group_plan import GroupActionKind
-from reconciler.local_scim_server import RunningScimServer
-from reconciler.okta_emulator import OktaEmulator, okta_emulator_in_thread
-from reconciler.reconcile import RunOutcome, reconcile
-from reconciler.store import ActionStatus, RunStatus, Store
+from reconciler.testing.scim_server import RunningScimServer
 from tests.cli_runner import reconcile as reconcile_cli
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, fresh_tenant, provision
 from tests.wire_recorder import Exchange, RecordingProxy, proxied

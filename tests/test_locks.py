@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ReconcileError
-from reconciler.locks import LockBusy, advisory_key, lock_holders, lock_path, run_lock
-from reconciler.store import Store, is_postgresql
+from reconciler.store import Store
+from reconciler.store.locks import LockBusy, advisory_key, lock_holders, lock_path, run_lock
+from reconciler.store.urls import is_postgresql
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = "1a2b3c4d5e6f" + "0" * 52

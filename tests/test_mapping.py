@@ -11,30 +11,30 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.apply import patch_operations
 from reconciler.config import PolicyConfig
-from reconciler.mapping import (
+from reconciler.config.mapping import DEFAULT_MAPPING, SourceSpec, mapping_problems
+from reconciler.models.records import ActionKind, Change, OktaAssignment, PlatformUser, ProfileFields
+from reconciler.models.scim_path import (
     CORE_USER_URN,
-    DEFAULT_MAPPING,
     ENTERPRISE_URN,
-    UNKNOWN,
-    SourceSpec,
     build_resource,
+    parse_target_path,
+    read_attribute,
+    read_target,
+)
+from reconciler.okta.page import decode_app_users
+from reconciler.plan.mapping import (
+    UNKNOWN,
     compile_mapping,
     desired_attributes,
-    mapping_problems,
-    parse_target_path,
     profile_fields,
-    read_attribute,
     read_source,
-    read_target,
     resource_attributes,
     spec_reader,
 )
-from reconciler.okta_page import decode_app_users
-from reconciler.plan import plan
-from reconciler.records import ActionKind, Change, OktaAssignment, PlatformUser, ProfileFields
-from reconciler.scim_target import apply_operations
+from reconciler.plan.users import plan
+from reconciler.run.apply import patch_operations
+from reconciler.scim.users import apply_operations
 from tests.factories import okta_id
 
 

@@ -11,10 +11,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.config import load_config
-from reconciler.local_scim_server import free_loopback_port
-from reconciler.metrics import Health, ServiceMetrics, http_observer, observe_http
-from reconciler.service import Service
-from reconciler.store import RunStatus, Store
+from reconciler.hooks import http_observer, observe_http
+from reconciler.models.runs import RunStatus
+from reconciler.service.metrics import Health, ServiceMetrics
+from reconciler.service.single import Service
+from reconciler.store import Store
+from reconciler.testing.scim_server import free_loopback_port
 from tests.conftest import Okta, all_users, provision
 from tests.test_service import eventually, running, service_config
 

@@ -22,22 +22,14 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
 
-from reconciler import store as store_module
-from reconciler.group_plan import GroupAction, GroupActionKind
-from reconciler.records import Action, ActionKind, Change
-from reconciler.store import (
-    FIRST_REVISION,
-    ActionStatus,
-    RunStatus,
-    SchemaError,
-    SQLModel,
-    Store,
-    StoreError,
-    db_upgrade,
-    migration_engine,
-    schema_status,
-)
+from reconciler.models.groups import GroupAction, GroupActionKind
+from reconciler.models.records import Action, ActionKind, Change
+from reconciler.models.runs import ActionStatus, RunStatus
+from reconciler.store import SchemaError, Store, StoreError, db_upgrade, schema_status
+from reconciler.store import store as store_module
+from reconciler.store.store import FIRST_REVISION, migration_engine
 from tests.postgres import BACKENDS, database_url
 
 REPO = Path(__file__).resolve().parent.parent
@@ -277,7 +269,8 @@ def test_a_store_ahead_of_the_code_is_refused(
 ) -> None:
     newer_code(REVISION_0004)
     db_upgrade(url)
-    monkeypatch.setattr(store_module, "MIGRATIONS_DIR", REPO / "reconciler" / "migrations")  # back to this version
+    # back to this version
+    monkeypatch.setattr(store_module, "MIGRATIONS_DIR", REPO / "reconciler" / "store" / "migrations")
     store_module._script.cache_clear()
 
     with pytest.raises(SchemaError, match="at schema revision 0004, which this version of okta-reconciler does not"):
@@ -494,7 +487,7 @@ def test_a_database_from_an_early_build_is_explained(url: str) -> None:
 
 def test_the_alembic_command_line_uses_the_shipped_ini(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'dev.db'}"
-    ini = REPO / "reconciler" / "migrations" / "alembic.ini"
+    ini = REPO / "reconciler" / "store" / "migrations" / "alembic.ini"
     alembic = [sys.executable, "-m", "alembic", "-c", str(ini), "-x", f"url={url}"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 

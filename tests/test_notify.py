@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.config import load_config
-from reconciler.notify import MAX_STATUS_CHARS, Notifier, socket_address, watchdog_interval_s
-from reconciler.service import Service
+from reconciler.service.notify import MAX_STATUS_CHARS, Notifier, socket_address, watchdog_interval_s
+from reconciler.service.single import Service
 from reconciler.store import Store
 from tests.conftest import Okta
 from tests.test_service import eventually, notify_listener, running, service_config, short_socket_path
@@ -56,11 +56,11 @@ def test_without_notify_socket_nothing_is_sent() -> None:
 def test_a_vanished_socket_is_logged_once_and_does_not_raise(caplog: pytest.LogCaptureFixture) -> None:
     path = short_socket_path()  # nobody listens there
     notifier = Notifier({"NOTIFY_SOCKET": path})
-    with caplog.at_level(logging.WARNING, "reconciler.notify"):
+    with caplog.at_level(logging.WARNING, "reconciler.service.notify"):
         assert not notifier.ready()
         assert not notifier.status("still fine")
     notifier.close()
-    (warning,) = [r.getMessage() for r in caplog.records if r.name == "reconciler.notify"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "reconciler.service.notify"]
     assert warning.startswith(f"cannot notify systemd at {path}: ")
 
 

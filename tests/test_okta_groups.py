@@ -10,16 +10,10 @@ from typing import Any
 import pytest
 
 from reconciler.errors import SourceError
-from reconciler.group_plan import OktaGroup
-from reconciler.okta_emulator import EmulatedGroup, FaultKind, OktaEmulator, run_okta_emulator
-from reconciler.okta_source import (
-    OktaSource,
-    decode_app_groups,
-    decode_group_members,
-    decode_group_name,
-    group_named,
-)
+from reconciler.models.groups import OktaGroup
+from reconciler.okta.source import OktaSource, decode_app_groups, decode_group_members, decode_group_name, group_named
 from reconciler.secret import Secret
+from reconciler.testing.okta_emulator import EmulatedGroup, FaultKind, OktaEmulator, run_okta_emulator
 from tests.conftest import OKTA_TOKEN
 
 APP_GROUPS = "/api/v1/apps/*/groups"
@@ -56,7 +50,7 @@ class Org:
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reconciler.okta_source.TRANSIENT_BACKOFF_S", 0.01)
+    monkeypatch.setattr("reconciler.okta.source.TRANSIENT_BACKOFF_S", 0.01)
 
 
 async def serve(emulator: OktaEmulator) -> AsyncIterator[Org]:

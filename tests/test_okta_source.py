@@ -21,8 +21,8 @@ from jwt.algorithms import RSAAlgorithm
 from okta.models.app_user import AppUser
 
 from reconciler.errors import SourceError
-from reconciler.okta_emulator import FaultKind, OktaEmulator, run_okta_emulator
-from reconciler.okta_source import (
+from reconciler.models.records import OktaAssignment
+from reconciler.okta.source import (
     HTTPS_CHECK_ENV,
     SDK_LOGGER_NAME,
     OktaSource,
@@ -30,8 +30,8 @@ from reconciler.okta_source import (
     assignment_from_app_user,
     next_cursor,
 )
-from reconciler.records import OktaAssignment
 from reconciler.secret import Secret
+from reconciler.testing.okta_emulator import FaultKind, OktaEmulator, run_okta_emulator
 
 API_TOKEN = "00source-test-api-token-4f9a"
 LISTING = "/api/v1/apps/*/users"
@@ -59,7 +59,7 @@ class Org:
 @pytest.fixture(autouse=True)
 def fast_page_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Transient failures are retried as in production, without its half-second backoff."""
-    monkeypatch.setattr("reconciler.okta_source.TRANSIENT_BACKOFF_S", 0.01)
+    monkeypatch.setattr("reconciler.okta.source.TRANSIENT_BACKOFF_S", 0.01)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import email.utils
 
 import pytest
 
-from reconciler.pacing import RESET_MARGIN_S, AdaptiveLimit, RateLimitBudget, rate_limit_state
+from reconciler.net.pacing import RESET_MARGIN_S, AdaptiveLimit, RateLimitBudget, rate_limit_state
 
 
 class FakeTime:

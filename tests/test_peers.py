@@ -24,13 +24,15 @@ import pytest
 from scim2_server.utils import load_default_resource_types, load_default_schemas
 
 from reconciler.config import load_config
-from reconciler.demo import write_local_config
-from reconciler.local_scim_server import RunningScimServer, run_scim2_server
-from reconciler.mapping import CORE_USER_URN, ENTERPRISE_URN
-from reconciler.okta_emulator import EmulatedUser
-from reconciler.reconcile import RunOutcome, reconcile
-from reconciler.records import ActionKind
-from reconciler.store import RunStatus, Store
+from reconciler.models.records import ActionKind
+from reconciler.models.runs import RunStatus
+from reconciler.models.scim_path import CORE_USER_URN, ENTERPRISE_URN
+from reconciler.run.outcome import RunOutcome
+from reconciler.run.reconcile import reconcile
+from reconciler.store import Store
+from reconciler.testing.okta_emulator import EmulatedUser
+from reconciler.testing.scenario import write_local_config
+from reconciler.testing.scim_server import RunningScimServer, run_scim2_server
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta
 
 MAPPING = f"""

@@ -8,9 +8,9 @@ from typing import Literal
 import msgspec
 import pytest
 
-from reconciler.mapping import DEFAULT_MAPPING
-from reconciler.plan import plan
-from reconciler.records import ActionKind, Change
+from reconciler.config.mapping import DEFAULT_MAPPING
+from reconciler.models.records import ActionKind, Change
+from reconciler.plan.users import plan
 from tests.factories import assignment, in_sync_pair, okta_id, platform_user
 
 EMAIL = 'emails[type eq "work"].value'

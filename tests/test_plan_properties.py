@@ -8,9 +8,10 @@ from typing import Literal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.mapping import DEFAULT_MAPPING, build_resource
-from reconciler.plan import pair_actions, plan
-from reconciler.records import ActionKind, OktaAssignment, PlatformUser
+from reconciler.config.mapping import DEFAULT_MAPPING
+from reconciler.models.records import ActionKind, OktaAssignment, PlatformUser
+from reconciler.models.scim_path import build_resource
+from reconciler.plan.users import pair_actions, plan
 from tests.factories import okta_id
 from tests.target_model import apply_to_model
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from reconciler.cli import build_parser, main
-from reconciler.progress import NO_PROGRESS, ProgressListener
-from reconciler.progress_display import TerminalProgress, progress_for
+from reconciler.cli import main
+from reconciler.cli.main import build_parser
+from reconciler.cli.progress_display import TerminalProgress, progress_for
+from reconciler.hooks import NO_PROGRESS, ProgressListener
 from tests.cli_runner import reconcile
 from tests.conftest import Okta
 
@@ -235,7 +236,7 @@ def test_help_mentions_quiet() -> None:
 
 
 def _reconcile_takes_progress() -> bool:
-    from reconciler.reconcile import reconcile as run
+    from reconciler.run.reconcile import reconcile as run
 
     return "progress" in inspect.signature(run).parameters
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reconciler.cli.apply import terminal_confirmation
 from reconciler.config import fingerprint, load_config
-from reconciler.demo import write_local_config
-from reconciler.records import Action, ActionKind, PlatformUser
-from reconciler.saved_plan import LiveState, terminal_confirmation
-from reconciler.scim_groups import GROUP_URN
+from reconciler.models.records import Action, ActionKind, PlatformUser
+from reconciler.run.saved.document import LiveState
+from reconciler.scim.groups import GROUP_URN
+from reconciler.testing.scenario import write_local_config
 from tests.cli_runner import Result, reconcile
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.mapping import CORE_USER_URN, ENTERPRISE_URN, parse_target_path
-from reconciler.scim_discovery import UserSchema, schema_attributes, unannounced_paths, user_extensions
+from reconciler.models.scim_path import CORE_USER_URN, ENTERPRISE_URN, parse_target_path
+from reconciler.scim.discovery import UserSchema, schema_attributes, unannounced_paths, user_extensions
 
 SCHEMAS = {
     "Resources": [

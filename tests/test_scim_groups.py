@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from reconciler.scim_groups import ScimGroups
-from reconciler.scim_target import ScimReader
+from reconciler.scim.groups import ScimGroups
+from reconciler.scim.users import ScimReader
 from reconciler.secret import Secret
 from tests.conftest import SCIM_TOKEN
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reconciler.scim_page import PageError, page_decoder
+from reconciler.scim.page import PageError, page_decoder
 
 ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 RESOURCE = {

@@ -15,22 +15,14 @@ import httpx
 import pytest
 
 from reconciler.errors import TargetConflict, TargetError, TargetNotFound
-from reconciler.local_scim_server import RunningScimServer, free_loopback_port, run_scim2_server
-from reconciler.mapping import ENTERPRISE_URN
-from reconciler.pacing import parse_retry_after
-from reconciler.records import PlatformUser
-from reconciler.scim_target import (
-    DEFAULT_CAPABILITIES,
-    PATCH_OP_URN,
-    RetryPolicy,
-    ScimCapabilities,
-    ScimReader,
-    ScimWriter,
-    apply_operations,
-    filter_string,
-    to_platform_user,
-)
+from reconciler.models.records import PlatformUser
+from reconciler.models.scim_path import ENTERPRISE_URN
+from reconciler.net.pacing import parse_retry_after
+from reconciler.scim.discovery import DEFAULT_CAPABILITIES, ScimCapabilities
+from reconciler.scim.page import to_platform_user
+from reconciler.scim.users import PATCH_OP_URN, RetryPolicy, ScimReader, ScimWriter, apply_operations, filter_string
 from reconciler.secret import Secret
+from reconciler.testing.scim_server import RunningScimServer, free_loopback_port, run_scim2_server
 from tests.scim_fault_server import FaultServer, Reply, scim_error, scim_user
 
 TOKEN = "scim-test-token-0123456789"

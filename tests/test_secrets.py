@@ -32,11 +32,12 @@ import pytest
 from aiohttp import web
 
 from reconciler.config import load_config
-from reconciler.demo import write_local_config
 from reconciler.errors import ConfigError, ReconcileError
-from reconciler.okta_source import OktaSource
-from reconciler.scim_target import DEFAULT_CAPABILITIES, RetryPolicy, ScimReader, ScimWriter
+from reconciler.okta.source import OktaSource
+from reconciler.scim.discovery import DEFAULT_CAPABILITIES
+from reconciler.scim.users import RetryPolicy, ScimReader, ScimWriter
 from reconciler.secret import Secret
+from reconciler.testing.scenario import write_local_config
 from tests.cassette_scenario import CASSETTES, recorder
 from tests.cassette_scenario import OKTA_TOKEN as CASSETTE_OKTA_TOKEN
 from tests.cassette_scenario import SCIM_TOKEN as CASSETTE_SCIM_TOKEN
@@ -208,7 +209,7 @@ def alerts_section(alert_url: str) -> str:
 @pytest.fixture(autouse=True)
 def quick_okta_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Okta 5xx are retried with backoff; the leak test does not need to wait for it."""
-    monkeypatch.setattr("reconciler.okta_source.TRANSIENT_BACKOFF_S", 0.01, raising=False)
+    monkeypatch.setattr("reconciler.okta.source.TRANSIENT_BACKOFF_S", 0.01, raising=False)
 
 
 # --- every command, successful ----------------------------------------------------------------------

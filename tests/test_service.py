@@ -26,12 +26,14 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler.config import ScheduleConfig, load_config
-from reconciler.demo import write_local_config
 from reconciler.logs import JsonFormatter, RedactingFilter
-from reconciler.records import ActionKind
+from reconciler.models.records import ActionKind
+from reconciler.models.runs import ActionStatus, RunStatus
 from reconciler.secret import Secret
-from reconciler.service import JOB_ID, Service, crontab_trigger, crontab_weekdays, schedule_period_s
-from reconciler.store import ActionStatus, Run, RunStatus, Store
+from reconciler.service.schedule import crontab_trigger, crontab_weekdays, schedule_period_s
+from reconciler.service.single import JOB_ID, Service
+from reconciler.store import Run, Store
+from reconciler.testing.scenario import write_local_config
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta
 from tests.scim_fault_server import FaultServer, Reply
 from tests.service_process import eventually, service_process

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.config import fingerprint, load_config
-from reconciler.records import Action, ActionKind, Change, Plan
-from reconciler.store import ActionStatus, AlertState, RunMode, RunStatus, Store, StoreError
+from reconciler.models.records import Action, ActionKind, Change, Plan
+from reconciler.models.runs import ActionStatus, RunMode, RunStatus
+from reconciler.store import AlertState, Store, StoreError
 from tests.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,16 +9,11 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from reconciler.group_plan import GroupAction, GroupActionKind, GroupPlan
-from reconciler.records import Action, ActionKind
-from reconciler.store import (
-    GROUP_SUMMARY_KEYS,
-    INTERRUPTED_ACTION_ERROR,
-    ActionStatus,
-    GroupActionRecord,
-    RunStatus,
-    Store,
-)
+from reconciler.models.groups import GroupAction, GroupActionKind, GroupPlan
+from reconciler.models.records import Action, ActionKind
+from reconciler.models.runs import ActionStatus, RunStatus
+from reconciler.store import GroupActionRecord, Store
+from reconciler.store.store import GROUP_SUMMARY_KEYS, INTERRUPTED_ACTION_ERROR
 
 FINGERPRINT = "f" * 64
 OTHER_TARGET = "0" * 64

@@ -16,17 +16,12 @@ import pytest
 import sqlalchemy as sa
 from rich.console import Console
 
-from reconciler.locks import LockBusy, lock_holders, lock_path
-from reconciler.report import render_history, run_document
-from reconciler.store import (
-    SUCCESSFUL,
-    RunMode,
-    RunStatus,
-    Store,
-    TenantState,
-    default_replica_name,
-    sqlite_path,
-)
+from reconciler.cli.render import render_history, run_document
+from reconciler.models.runs import SUCCESSFUL, RunMode, RunStatus
+from reconciler.store import Store, TenantState
+from reconciler.store.locks import LockBusy, lock_holders, lock_path
+from reconciler.store.store import default_replica_name
+from reconciler.store.urls import sqlite_path
 from tests.test_locks import Holder
 
 ACME, GLOBEX, INITECH, UMBRELLA, NEVER = (f"{n:x}" * 64 for n in range(10, 15))

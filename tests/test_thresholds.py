@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from reconciler.demo import write_local_config
+from reconciler.testing.scenario import write_local_config
 from tests.cli_runner import Result, reconcile
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 

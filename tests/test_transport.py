@@ -17,12 +17,12 @@ import pytest
 from aiohttp import web
 
 from reconciler.config import load_config
-from reconciler.demo import write_local_config
 from reconciler.errors import ConfigError, SourceError, TargetError
-from reconciler.okta_emulator import OktaEmulator
-from reconciler.okta_source import OktaSource
-from reconciler.scim_target import ScimReader
+from reconciler.okta.source import OktaSource
+from reconciler.scim.users import ScimReader
 from reconciler.secret import Secret
+from reconciler.testing.okta_emulator import OktaEmulator
+from reconciler.testing.scenario import write_local_config
 from tests.cli_runner import reconcile
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN
 from tests.tls_servers import TlsFiles, empty_scim_app, make_tls_files, serve_in_thread

@@ -27,17 +27,18 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from reconciler import okta_source
-from reconciler.cli import exit_code
+from reconciler.cli.main import exit_code
 from reconciler.config import load_config
-from reconciler.demo import write_local_config
 from reconciler.errors import SourceError, TargetError
-from reconciler.okta_source import OktaSource
-from reconciler.reconcile import reconcile
-from reconciler.scim_target import RetryPolicy, ScimReader, ScimWriter
+from reconciler.models.runs import RunStatus
+from reconciler.okta import source as okta_source
+from reconciler.okta.source import OktaSource
+from reconciler.run.reconcile import reconcile
+from reconciler.scim.users import RetryPolicy, ScimReader, ScimWriter
 from reconciler.secret import Secret
-from reconciler.service import Service
-from reconciler.store import RunStatus, Store
+from reconciler.service.single import Service
+from reconciler.store import Store
+from reconciler.testing.scenario import write_local_config
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta
 from tests.scim_fault_server import FaultServer, Reply, scim_user
 from tests.test_service import eventually, running, service_config

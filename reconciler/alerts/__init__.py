@@ -1,0 +1,1 @@
+"""Alerts: which conditions a finished run raises, the message that tells them, and sending it through apprise."""

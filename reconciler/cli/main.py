@@ -1,0 +1,402 @@
+"""The ``reconcile`` command.
+
+Exit codes (also in the README):
+
+====  =====================================================================
+0     in sync, or everything planned was applied
+1     a failure: Okta or the platform unreadable, or an action failed; ``apply``:
+      a saved plan refused, or not wholly applied (an action failed or was stale)
+2     ``--dry-run`` found drift (something to write, or a conflict)
+3     blocked by the safety gate: a threshold or the source-shrink guard tripped
+75    another run of the same target holds the run lock; nothing was done
+64    usage error (unknown option, missing argument)
+78    bad configuration; one line per problem on stderr
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from rich.console import Console
+from rich.markup import escape
+
+from reconciler import __version__
+from reconciler.cli.progress_display import progress_for
+from reconciler.cli.render import (
+    group_plan_document,
+    plan_document,
+    render_group_plan,
+    render_history,
+    render_plan,
+    render_run,
+    run_document,
+)
+from reconciler.config import Config, FleetConfig, ServiceConfig, fingerprint, load_config, load_fleet
+from reconciler.config.load import valid_replica_name
+from reconciler.errors import ConfigError
+from reconciler.logs import LOG_FORMATS, LogFormat, setup_logging
+from reconciler.models.runs import RunStatus
+from reconciler.secret import Secret
+from reconciler.service.schedule import quarantined
+from reconciler.store import Store, StoreError, db_upgrade, schema_status
+from reconciler.store.locks import LockBusy
+
+if TYPE_CHECKING:
+    from reconciler.run.outcome import RunOutcome
+
+STORE_ONLY_COMMANDS = ("history", "show", "db", "status")
+"""Commands that only read the store: no secret is read, and a file of tenants needs no --tenant."""
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_DRIFT = 2
+EXIT_BLOCKED = 3
+EXIT_BUSY = 75
+EXIT_USAGE = 64
+EXIT_CONFIG = 78
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; 2 means drift here, so usage errors exit 64."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE", default=default, help="configuration file (default: $RECONCILER_CONFIG)"
+    )
+    parser.add_argument(
+        "--tenant", metavar="NAME", default=default, help="with a file of [[tenants]]: the tenant a command is for"
+    )
+    parser.add_argument("--output", choices=("text", "json"), default=default, help="text (default) or json")
+    parser.add_argument(
+        "--log-level",
+        default=default,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="log level on stderr (default WARNING; INFO for serve)",
+    )
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default=default, help="text (default) or json: one JSON object per line"
+    )
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        default=False if default is None else default,
+        help="no progress display (it is shown on stderr only when stderr is a terminal)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reconcile", description="Reconcile a SCIM 2.0 user store with an Okta app's assignments.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_common(parser, None)
+    parser.add_argument("--dry-run", action="store_true", help="plan only: no writer is built, nothing is written")
+    parser.add_argument(
+        "--save-plan", metavar="FILE", type=Path, help="with --dry-run: save the plan for `reconcile apply FILE`"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    history = commands.add_parser("history", help="list recent runs")
+    _add_common(history, argparse.SUPPRESS)
+    history.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    show = commands.add_parser("show", help="print one run's actions with their outcomes")
+    _add_common(show, argparse.SUPPRESS)
+    show.add_argument("run_id", type=int, metavar="RUN_ID")
+    apply = commands.add_parser("apply", help="apply a plan saved by --dry-run --save-plan; stale actions are skipped")
+    _add_common(apply, argparse.SUPPRESS)
+    apply.add_argument("plan_file", type=Path, metavar="PLAN_FILE")
+    apply.add_argument("--yes", action="store_true", help="confirm a plan above the thresholds off a terminal")
+    demo = commands.add_parser("demo", help="run against a local Okta emulator and SCIM server, no Okta org needed")
+    demo.add_argument("--users", type=int, default=200, help="assigned users to seed (default 200)")
+    demo.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    db = commands.add_parser("db", help="the store's schema: upgrade it, or show its status")
+    _add_common(db, argparse.SUPPRESS)
+    db.add_argument("db_action", choices=("upgrade", "status"), metavar="upgrade|status")
+    check = commands.add_parser(
+        "check", help="test the Okta and SCIM connections and show what the platform supports; writes nothing"
+    )
+    _add_common(check, argparse.SUPPRESS)
+    serve = commands.add_parser("serve", help="reconcile on the [schedule] as a service (systemd Type=notify)")
+    _add_common(serve, argparse.SUPPRESS)
+    serve.add_argument(
+        "--replica", metavar="NAME", help="this replica's name in `reconcile status` (default: host name and pid)"
+    )
+    status = commands.add_parser(
+        "status", help="per tenant: last run, status, drift, next run, and which replica holds it now"
+    )
+    _add_common(status, argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.save_plan is not None and (not args.dry_run or args.command is not None):
+        parser.error("--save-plan is only valid with --dry-run (and no command)")
+    if args.command == "apply" and args.dry_run:
+        parser.error("apply sends a saved plan: it takes no --dry-run")
+    if args.command == "serve" and args.dry_run:
+        parser.error("serve applies on a schedule: it takes no --dry-run (see the audit timer for a dry-run service)")
+    if args.command == "demo":
+        from reconciler.cli.demo import run_demo
+
+        setup_logging(args.log_level, log_format=args.log_format or "text")
+        return run_demo(Console(), users=args.users)
+    if args.command == "serve" and args.tenant is not None:
+        parser.error("serve serves every tenant of the file: --tenant is for one-off commands")
+    if getattr(args, "replica", None) is not None and not valid_replica_name(args.replica):
+        parser.error("--replica: expected a name of 1 to 128 printable characters")
+    try:
+        fleet = _load(args)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"config: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    log_level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
+    setup_logging(log_level, [s for config in fleet.tenants for s in _secrets_of(config)], args.log_format or "text")
+    json_output = args.output == "json"
+    if args.command == "db":
+        return _db(fleet.store.url, args.db_action)
+    if args.command == "check":
+        return _check(fleet.tenants[0], json_output)
+    replica = getattr(args, "replica", None) or fleet.service.replica
+    try:
+        store = Store(fleet.store.url, config_path=fleet.source_path, replica=replica)
+    except StoreError as error:
+        print(f"reconcile: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    with store:
+        if args.command == "serve":
+            return _serve(fleet, store, log_level, args.log_format or "text")
+        if args.command in STORE_ONLY_COMMANDS:
+            return _look(args, fleet, store, json_output)
+        return _dispatch(args, fleet.tenants[0], store, json_output)
+
+
+def _load(args: argparse.Namespace) -> FleetConfig:
+    """The file, as the command needs it: every tenant, or the one ``--tenant`` names (a one-off run).
+
+    Commands that only read the store read no secret: a service's credentials,
+    which only systemd hands to the service, are not needed to look at its history.
+    """
+    if args.command in STORE_ONLY_COMMANDS:
+        fleet = load_fleet(args.config, read_secrets=False)
+        return replace(fleet, tenants=(fleet.tenant(args.tenant),)) if args.tenant else fleet
+    if args.command == "serve":
+        return load_fleet(args.config)
+    config = load_config(args.config, tenant=args.tenant)
+    return FleetConfig((config,), config.store, config.metrics, ServiceConfig(), config.source_path, False)
+
+
+def _serve(fleet: FleetConfig, store: Store, log_level: str, log_format: LogFormat) -> int:
+    if fleet.multi_tenant:
+        from reconciler.service.fleet import serve_fleet
+
+        return serve_fleet(fleet, store, log_level=log_level, log_format=log_format)
+    from reconciler.service.single import serve
+
+    return serve(fleet.tenants[0], store, log_level=log_level, log_format=log_format)
+
+
+def _look(args: argparse.Namespace, fleet: FleetConfig, store: Store, json_output: bool) -> int:
+    """history, show and status: the store as it is, a killed run shown as interrupted rather than running."""
+    _settle_abandoned(store, [fingerprint(config) for config in fleet.tenants])
+    if args.command == "history":
+        return _history(store, fleet, args.limit, json_output)
+    if args.command == "show":
+        return _show(store, args.run_id, json_output)
+    return _status(store, fleet, json_output)
+
+
+def _settle_abandoned(store: Store, targets: list[str]) -> None:
+    """Settle the targets whose latest run is recorded running while nobody holds their lock.
+
+    One look at every target's state and at the held locks first: with hundreds of
+    tenants, trying each one's lock would cost a connection each.
+    """
+    states = store.tenant_states(targets)
+    suspects = [fp for fp in targets if (latest := states[fp].latest) and latest.status is RunStatus.RUNNING]
+    held = store.lock_holders(suspects) if suspects else {}
+    for target in suspects:
+        if target not in held:
+            store.settle_abandoned_runs(target)
+
+
+def _dispatch(args: argparse.Namespace, config: Config, store: Store, json_output: bool) -> int:
+    try:
+        with store.run_lock(fingerprint(config)):
+            # Holding the lock proves any run of this target still marked running was abandoned.
+            store.mark_interrupted(fingerprint=fingerprint(config))
+            if args.command == "apply":
+                from reconciler.cli.apply import run_apply_command
+
+                return run_apply_command(config, store, args.plan_file, yes=args.yes, json_output=json_output)
+            return _run(
+                config, store, dry_run=args.dry_run, json_output=json_output, save_plan=args.save_plan, quiet=args.quiet
+            )
+    except LockBusy as error:
+        print(f"reconcile: {error}", file=sys.stderr)
+        return EXIT_BUSY
+
+
+def _db(url: str, action: str) -> int:
+    """``reconcile db upgrade|status``: without opening a Store, which refuses a schema that is behind."""
+    try:
+        if action == "upgrade":
+            revision = db_upgrade(url)
+            print(f"the store is at schema revision {revision}")
+            return EXIT_OK
+        status = schema_status(url)
+        print(status.describe())
+        return EXIT_OK if status.state in ("current", "empty") else EXIT_FAILURE
+    except StoreError as error:
+        print(f"reconcile: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _check(config: Config, json_output: bool) -> int:
+    """``reconcile check``: both connections, without a store (there is no run to record)."""
+    from reconciler.cli.check import check_document, render_check, run_check
+
+    report = asyncio.run(run_check(config))
+    if json_output:
+        _print_json(check_document(report))
+    else:
+        render_check(Console(), config, report)
+    return EXIT_OK if report.ok else EXIT_FAILURE
+
+
+def _secrets_of(config: Config) -> list[Secret]:
+    tokens = (config.okta.token, config.okta.private_key, config.scim.token)
+    return [s for s in tokens if s is not None] + list(config.alerts.urls)
+
+
+def _run(
+    config: Config,
+    store: Store,
+    *,
+    dry_run: bool,
+    json_output: bool,
+    save_plan: Path | None = None,
+    quiet: bool = False,
+) -> int:
+    # On stderr, and only on a terminal; stopped (and cleared) before the report is printed, whatever happens.
+    progress = progress_for(sys.stderr, quiet)
+    try:
+        # Imported here: the okta SDK takes seconds to import, and history, show and
+        # configuration errors do not need it.
+        from reconciler.run.alerting import reconcile_and_alert
+
+        outcome = asyncio.run(reconcile_and_alert(config, store, dry_run=dry_run, progress=progress))
+    finally:
+        progress.finished()
+    console = Console(stderr=json_output)
+    if json_output:
+        _print_json(_outcome_document(outcome))
+    else:
+        _print_outcome(console, outcome, dry_run)
+    if save_plan is not None:
+        from reconciler.cli.apply import save_after_dry_run
+
+        if not save_after_dry_run(save_plan, config, outcome, console):
+            return EXIT_FAILURE
+    return exit_code(outcome, dry_run)
+
+
+def exit_code(outcome: RunOutcome, dry_run: bool) -> int:
+    from reconciler.run.outcome import needs_attention
+
+    if outcome.status in (RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.INTERRUPTED):
+        return EXIT_FAILURE
+    if outcome.status is RunStatus.BLOCKED:
+        return EXIT_BLOCKED
+    if dry_run and outcome.plan is not None and needs_attention(outcome.plan, outcome.group_plan):
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def _outcome_document(outcome: RunOutcome) -> dict:
+    extra = {
+        "status": outcome.status.value,
+        "error": outcome.error,
+        "applied": outcome.applied.succeeded,
+        "failed": outcome.applied.failed,
+    }
+    if outcome.group_plan is not None:
+        extra["groups"] = group_plan_document(outcome.group_plan)
+    if outcome.plan is None:
+        return {"summary": None, "actions": [], "run_id": outcome.run_id, **extra}
+    return plan_document(outcome.plan, outcome.run_id, **extra)
+
+
+def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool) -> None:
+    if outcome.plan is not None:
+        render_plan(console, outcome.plan, f"Plan (run {outcome.run_id}{', dry-run' if dry_run else ''})")
+    if outcome.group_plan is not None:
+        render_group_plan(console, outcome.group_plan)
+    if not dry_run and outcome.plan is not None:
+        console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
+    if outcome.error:
+        Console(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")
+    console.print(f"[dim]Inspect with: reconcile show {outcome.run_id}[/]")
+
+
+def _history(store: Store, fleet: FleetConfig, limit: int, json_output: bool) -> int:
+    """Recent runs: all of the store's for a whole file, one tenant's with ``--tenant``."""
+    chosen = None if len(fleet.tenants) > 1 or not fleet.multi_tenant else [fingerprint(fleet.tenants[0])]
+    runs = store.recent_runs(limit, chosen)
+    if json_output:
+        _print_json([run_document(run, []) | {"actions": None, "group_actions": None} for run in runs])
+        return EXIT_OK
+    console = Console()
+    render_history(console, runs)
+    states = store.tenant_states([fingerprint(config) for config in fleet.tenants])
+    for config in fleet.tenants:
+        failures = states[fingerprint(config)].consecutive_failures
+        if quarantined(failures, config.thresholds):
+            hours = config.thresholds.quarantine_interval_s / 3600
+            who = f"tenant {config.tenant} " if config.tenant else ""
+            console.print(
+                f"[red]{who}quarantined:[/] {failures} consecutive failed runs; the service runs every {hours:g} h "
+                "until a run succeeds (see [thresholds] quarantine_after)"
+            )
+    return EXIT_OK
+
+
+def _status(store: Store, fleet: FleetConfig, json_output: bool) -> int:
+    from reconciler.cli.status import render_status, status_document, tenant_statuses
+
+    statuses = tenant_statuses(fleet, store)
+    if json_output:
+        _print_json(status_document(statuses))
+    else:
+        render_status(Console(), statuses)
+    return EXIT_OK
+
+
+def _show(store: Store, run_id: int, json_output: bool) -> int:
+    run = store.get_run(run_id)
+    if run is None:
+        print(f"reconcile: no run {run_id} in the store (see `reconcile history`)", file=sys.stderr)
+        return EXIT_FAILURE
+    actions, group_actions = store.actions_of(run_id), store.group_actions_of(run_id)
+    if json_output:
+        _print_json(run_document(run, actions, group_actions))
+    else:
+        render_run(Console(), run, actions, group_actions)
+    return EXIT_OK
+
+
+def _print_json(document: object) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n")

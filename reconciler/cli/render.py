@@ -1,0 +1,273 @@
+"""What a person reads: the plan grouped by kind, run history, one run's actions.
+
+Text goes through ``rich``; ``--output json`` gives one JSON document instead.
+Nothing here sees a secret: the records carry none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from reconciler.models.groups import GroupAction, GroupActionKind, GroupPlan
+from reconciler.models.records import Action, ActionKind, Plan
+from reconciler.store import ActionRecord, GroupActionRecord, Run
+
+MAX_ACTIONS_SHOWN_PER_KIND = 50
+"""The text plan shows this many actions per kind; ``--output json`` shows all."""
+
+_KIND_STYLE = {
+    ActionKind.CREATE: ("+", "green"),
+    ActionKind.UPDATE: ("~", "yellow"),
+    ActionKind.LINK: ("=", "cyan"),
+    ActionKind.REACTIVATE: ("↑", "green"),
+    ActionKind.DEACTIVATE: ("-", "red"),
+    ActionKind.CONFLICT: ("!", "magenta"),
+    ActionKind.UNMANAGED: ("?", "dim"),
+}
+
+
+_GROUP_KIND_STYLE = {
+    GroupActionKind.CREATE_GROUP: ("+", "green"),
+    GroupActionKind.LINK_GROUP: ("=", "cyan"),
+    GroupActionKind.RENAME_GROUP: ("~", "yellow"),
+    GroupActionKind.ADD_MEMBERS: ("+", "green"),
+    GroupActionKind.REMOVE_MEMBERS: ("-", "yellow"),
+    GroupActionKind.DELETE_GROUP: ("-", "red"),
+    GroupActionKind.CONFLICT: ("!", "magenta"),
+    GroupActionKind.UNMANAGED: ("?", "dim"),
+}
+MEMBERS_SHOWN = 5
+
+
+def _value(value: Any) -> str:
+    return "(none)" if value is None else escape(json.dumps(value, ensure_ascii=False))
+
+
+def _render_action(console: Console, action: Action) -> None:
+    sign, style = _KIND_STYLE[action.kind]
+    ids = ", ".join(
+        f"{label} {value}" for label, value in (("scim", action.scim_id), ("okta", action.okta_user_id)) if value
+    )
+    console.print(f"  [{style}]{sign} {escape(action.user_name)}[/] [dim]({ids})[/] — {escape(action.reason)}")
+    if action.kind is ActionKind.CREATE:
+        values = ", ".join(f"{escape(path)}={_value(c.after)}" for path, c in action.changes.items())
+        console.print(f"      [dim]{values}[/]")
+        return
+    for path, change in action.changes.items():
+        console.print(f"      {escape(path)}: {_value(change.before)} → {_value(change.after)}")
+
+
+def render_plan(console: Console, plan: Plan, title: str) -> None:
+    """The plan, grouped by kind, with every attribute's before → after."""
+    console.rule(f"[bold]{escape(title)}")
+    for kind in ActionKind:
+        actions = [a for a in plan.actions if a.kind is kind]
+        if not actions:
+            continue
+        sign, style = _KIND_STYLE[kind]
+        console.print(f"[bold {style}]{kind.value.upper()}[/] ({len(actions)})")
+        for action in actions[:MAX_ACTIONS_SHOWN_PER_KIND]:
+            _render_action(console, action)
+        if len(actions) > MAX_ACTIONS_SHOWN_PER_KIND:
+            hidden = len(actions) - MAX_ACTIONS_SHOWN_PER_KIND
+            console.print(f"  [dim]… and {hidden} more (see --output json or `reconcile show`)[/]")
+    render_summary(console, plan.summary())
+
+
+def _members_text(members: Sequence[str]) -> str:
+    shown = ", ".join(members[:MEMBERS_SHOWN])
+    return shown + (f" and {len(members) - MEMBERS_SHOWN} more" if len(members) > MEMBERS_SHOWN else "")
+
+
+def _render_group_action(console: Console, action: GroupAction) -> None:
+    sign, style = _GROUP_KIND_STYLE[action.kind]
+    ids = ", ".join(
+        f"{label} {value}" for label, value in (("scim", action.scim_id), ("okta", action.okta_group_id)) if value
+    )
+    why = f" — {escape(action.reason)}" if action.reason else ""
+    console.print(f"  [{style}]{sign} {escape(action.name)}[/] [dim]({ids or 'new'})[/]{why}")
+    if action.members:
+        console.print(f"      [dim]{len(action.members)} member(s): {escape(_members_text(action.members))}[/]")
+
+
+def render_group_plan(console: Console, plan: GroupPlan) -> None:
+    """The group plan, by kind, with the members each membership action names."""
+    console.rule("[bold]Groups")
+    for kind in GroupActionKind:
+        actions = [a for a in plan.actions if a.kind is kind]
+        if not actions:
+            continue
+        sign, style = _GROUP_KIND_STYLE[kind]
+        console.print(f"[bold {style}]{kind.value.upper()}[/] ({len(actions)})")
+        for action in actions[:MAX_ACTIONS_SHOWN_PER_KIND]:
+            _render_group_action(console, action)
+        if len(actions) > MAX_ACTIONS_SHOWN_PER_KIND:
+            console.print(f"  [dim]… and {len(actions) - MAX_ACTIONS_SHOWN_PER_KIND} more (see --output json)[/]")
+    left_out = sum(len(members) for members in plan.unresolved_members.values())
+    if left_out:
+        console.print(
+            f"[dim]{left_out} Okta group member(s) left out: not assigned to the app, so not on the platform[/]"
+        )
+    render_summary(console, plan.summary(), "Group summary")
+
+
+def group_plan_document(plan: GroupPlan) -> dict[str, Any]:
+    """The ``groups`` part of the ``--output json`` document."""
+    return {
+        "summary": plan.summary(),
+        "actions": [
+            {
+                "kind": a.kind.value,
+                "name": a.name,
+                "okta_group_id": a.okta_group_id,
+                "scim_id": a.scim_id,
+                "members": list(a.members),
+                "reason": a.reason,
+            }
+            for a in plan.actions
+        ],
+        "unresolved_members": {group: list(members) for group, members in plan.unresolved_members.items()},
+    }
+
+
+def render_summary(console: Console, summary: dict[str, int], label: str = "Summary") -> None:
+    parts = [f"{key.replace('_', ' ')} {count}" for key, count in summary.items()]
+    console.print(f"[bold]{label}:[/] " + ", ".join(parts))
+
+
+def plan_document(plan: Plan, run_id: int | None, **extra: Any) -> dict[str, Any]:
+    """The ``--output json`` document."""
+    return {
+        "summary": plan.summary(),
+        "actions": [action.to_json() for action in plan.actions],
+        "run_id": run_id,
+        **extra,
+    }
+
+
+def _drift_cell(summary: dict[str, int] | None) -> str:
+    """``+12 ~8 -10 ↑4 =3 !1 ?2``: the plan's counts with the plan's signs, zeros left out."""
+    if summary is None:
+        return "-"
+    cells = [f"{_KIND_STYLE[kind][0]}{summary[kind.value]}" for kind in ActionKind if summary.get(kind.value)]
+    return " ".join(cells) or "in sync"
+
+
+def render_history(console: Console, runs: Sequence[Run]) -> None:
+    """The runs, one a row. With tenants (any run has one), a ``tenant`` column, and a ``by`` column naming
+    the replica that ran each when they were not all run by one; a single-tenant history looks as it always did
+    (each ``reconcile`` process is a replica of its own: naming them would only show pids)."""
+    tenants = any(run.tenant for run in runs)
+    by = tenants and len({run.replica for run in runs}) > 1
+    table = Table(
+        title="Recent runs",
+        caption="plan: +create ~update -deactivate ↑reactivate =link !conflict ?unmanaged; ok/err: writes",
+    )
+    columns = ["run", *(["tenant"] if tenants else []), "UTC", "mode", "status", "plan", "ok", "err"]
+    columns += ["by"] if by else []
+    for column in columns:
+        justify = "right" if column in ("run", "ok", "err") else "left"
+        table.add_column(column, justify=justify, no_wrap=column in ("UTC", "mode", "status", "plan"))
+    for run in runs:
+        cells = [
+            str(run.id),
+            *([escape(run.tenant or "-")] if tenants else []),
+            run.started_at.strftime("%m-%d %H:%M"),
+            run.mode.value,
+            run.status.value,
+            _drift_cell(run.summary),
+            str(run.applied),
+            str(run.failed),
+        ]
+        cells += [escape(run.replica or "-")] if by else []
+        table.add_row(*cells)
+    console.print(table)
+
+
+def render_run(
+    console: Console, run: Run, actions: Sequence[ActionRecord], group_actions: Sequence[GroupActionRecord] = ()
+) -> None:
+    """One run: its status and counts, then each action with its outcome, then each group action."""
+    finished = run.finished_at.strftime("%Y-%m-%d %H:%M:%S") if run.finished_at else "-"
+    console.print(
+        f"[bold]Run {run.id}[/] {run.mode.value}, {run.status.value}; "
+        f"started {run.started_at:%Y-%m-%d %H:%M:%S}, finished {finished} (UTC)"
+    )
+    if run.summary:
+        render_summary(console, run.summary)
+    if run.error:
+        console.print(f"[red]error:[/] {escape(run.error)}")
+    for record in actions:
+        sign, style = _KIND_STYLE[record.kind]
+        why = escape(record.error or record.reason)
+        console.print(
+            f"  [{style}]{sign} {record.kind.value} {escape(record.user_name)}[/] "
+            f"[dim]({record.scim_id or 'new'})[/] [bold]{record.status.value}[/] — {why}"
+        )
+        for path, change in record.changes.items():
+            console.print(f"      {escape(path)}: {_value(change.get('before'))} → {_value(change.get('after'))}")
+    if run.group_summary:
+        render_summary(console, run.group_summary, "Group summary")
+    for group_record in group_actions:
+        _render_group_record(console, group_record)
+
+
+def _render_group_record(console: Console, record: GroupActionRecord) -> None:
+    sign, style = _GROUP_KIND_STYLE[record.kind]
+    why = escape(record.error or record.reason)
+    members = f", {record.member_count} member(s)" if record.member_count else ""
+    console.print(
+        f"  [{style}]{sign} {record.kind.value} {escape(record.group_name)}[/] "
+        f"[dim]({record.scim_id or 'new'}{members})[/] [bold]{record.status.value}[/] — {why}"
+    )
+
+
+def run_document(
+    run: Run, actions: Sequence[ActionRecord], group_actions: Sequence[GroupActionRecord] = ()
+) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "tenant": run.tenant,
+        "replica": run.replica,
+        "mode": run.mode.value,
+        "status": run.status.value,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "summary": run.summary,
+        "applied": run.applied,
+        "failed": run.failed,
+        "error": run.error,
+        "actions": [
+            {
+                "kind": r.kind.value,
+                "user_name": r.user_name,
+                "okta_user_id": r.okta_user_id,
+                "scim_id": r.scim_id,
+                "reason": r.reason,
+                "changes": r.changes,
+                "status": r.status.value,
+                "error": r.error,
+            }
+            for r in actions
+        ],
+        "group_summary": run.group_summary,
+        "group_actions": [
+            {
+                "kind": r.kind.value,
+                "name": r.group_name,
+                "okta_group_id": r.okta_group_id,
+                "scim_id": r.scim_id,
+                "members": r.members,
+                "reason": r.reason,
+                "status": r.status.value,
+                "error": r.error,
+            }
+            for r in group_actions
+        ],
+    }

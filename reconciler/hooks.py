@@ -1,0 +1,85 @@
+"""How far a run has got, for a display: pages read, users planned, writes done.
+
+The stages report through a :class:`ProgressListener`; a run without a
+display gets :data:`NO_PROGRESS`, whose methods do nothing. Listeners are
+called from the run's event loop and must return at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Final, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class ProgressListener(Protocol):
+    def okta_page(self, users: int) -> None:
+        """One page of Okta assignments arrived, holding ``users`` users."""
+
+    def scim_page(self, users: int, total: int | None) -> None:
+        """One SCIM page arrived; ``total`` is the server's totalResults once known."""
+
+    def planned(self, users: int) -> None:
+        """The plan covered ``users`` users (desired and actual together)."""
+
+    def apply_started(self, writes: int) -> None:
+        """``writes`` writes are about to be sent."""
+
+    def write_done(self, succeeded: bool) -> None:
+        """One write finished."""
+
+    def finished(self) -> None:
+        """The run is over: a display clears itself."""
+
+
+class NoProgress:
+    """The listener of a run nobody watches."""
+
+    def okta_page(self, users: int) -> None:
+        pass
+
+    def scim_page(self, users: int, total: int | None) -> None:
+        pass
+
+    def planned(self, users: int) -> None:
+        pass
+
+    def apply_started(self, writes: int) -> None:
+        pass
+
+    def write_done(self, succeeded: bool) -> None:
+        pass
+
+    def finished(self) -> None:
+        pass
+
+
+NO_PROGRESS: Final[ProgressListener] = NoProgress()
+
+
+HttpObserver = Callable[[str, "int | None"], None]
+
+
+_http_observers: list[HttpObserver] = []
+
+
+def observe_http(service: str, status: int | None) -> None:
+    """Tell the registered observers that a request to ``service`` ended with ``status`` (None: no answer)."""
+    for observer in list(_http_observers):
+        try:
+            observer(service, status)
+        except Exception:  # metrics must never break a request
+            log.exception("HTTP request observer failed")
+
+
+@contextmanager
+def http_observer(observer: HttpObserver) -> Iterator[None]:
+    """Register ``observer`` for the duration of the block."""
+    _http_observers.append(observer)
+    try:
+        yield
+    finally:
+        _http_observers.remove(observer)

@@ -1,0 +1,50 @@
+"""What a run is and how it ended: modes and statuses, shared by the run, the store, alerts and metrics."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class RunMode(StrEnum):
+    DRY_RUN = "dry-run"
+    APPLY = "apply"
+    APPLY_PLAN = "apply-plan"
+    """``reconcile apply PLAN_FILE``: a saved, reviewed plan applied to live state."""
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    DRIFT = "drift"
+    """A dry-run found drift."""
+    FAILED = "failed"
+    PARTIAL = "partial"
+    """An apply in which some actions failed."""
+    INTERRUPTED = "interrupted"
+    """Left running by a process that stopped; found by a later start."""
+    BLOCKED = "blocked"
+    """The safety gate stopped gated writes; ``error`` says which limit tripped."""
+
+
+SOURCE_READ_WHOLE: Final = frozenset({RunStatus.SUCCEEDED, RunStatus.DRIFT, RunStatus.PARTIAL})
+"""Runs whose Okta listing is a trusted baseline for the source-shrink guard.
+
+A blocked run is left out on purpose: its listing is the suspicious one, and a
+baseline taken from it would let a sustained drop through on the next run.
+"""
+
+
+SUCCESSFUL: Final = frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.BLOCKED})
+"""Run statuses that count as a successful run: ``last_success`` and ``/healthz`` (reconciler.metrics),
+:attr:`TenantState.last_success_at`."""
+
+
+class ActionStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    """Recorded but not sent: a dry-run, a report-only kind, or stopped by the safety gate."""
+    INTERRUPTED = "interrupted"
+    """Sent (perhaps) by a process that stopped before recording the outcome."""

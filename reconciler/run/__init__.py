@@ -1,0 +1,1 @@
+"""One run: read both sides, plan, gate, apply, record; saved plans; alerting after a run."""

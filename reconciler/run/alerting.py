@@ -1,0 +1,79 @@
+"""Alerting after a run: judge its conditions, tell what changed, remember it in the store."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from reconciler.alerts.conditions import (
+    ConditionState,
+    Notification,
+    compose,
+    conditions_of,
+    judged_by,
+    send,
+    state_changes,
+    transitions,
+)
+from reconciler.config import Config, fingerprint
+from reconciler.hooks import NO_PROGRESS, ProgressListener
+from reconciler.run.outcome import RunOutcome
+from reconciler.run.reconcile import reconcile
+from reconciler.store import AlertState, Store, utc_now
+
+log = logging.getLogger(__name__)
+
+
+async def reconcile_and_alert(
+    config: Config, store: Store, *, dry_run: bool, progress: ProgressListener = NO_PROGRESS
+) -> RunOutcome:
+    """One run, then its alerts: what ``reconcile --dry-run``, ``reconcile`` and ``serve`` do."""
+    outcome = await reconcile(config, store, dry_run=dry_run, progress=progress)
+    await alert_after_run(store, config, outcome)
+    return outcome
+
+
+async def alert_after_run(
+    store: Store, config: Config, outcome: RunOutcome, *, now: datetime | None = None
+) -> list[Notification]:
+    """Judge the run's conditions, tell what changed, remember it; returns the notifications told.
+
+    Call it once the run is finished in the store (it counts among the
+    consecutive failures). It never raises: a problem while alerting is
+    logged, and the run's outcome stands.
+    """
+    try:
+        return await _alert_after_run(store, config, outcome, now or utc_now())
+    except Exception:
+        log.exception("alerting after run %s failed", outcome.run_id)
+        return []
+
+
+async def _alert_after_run(store: Store, config: Config, outcome: RunOutcome, now: datetime) -> list[Notification]:
+    target = fingerprint(config)
+    previous = {key: _remembered(row) for key, row in store.alert_states(target).items()}
+    current = conditions_of(outcome, config.alerts, store.consecutive_failures(target))
+    judged = judged_by(outcome)
+    notifications = transitions(previous, current, now, config.alerts.realert_after_s, judged)
+    told = bool(notifications) and await send(compose(notifications, config, outcome.run_id), config.alerts.urls)
+    changes = state_changes(previous, current, notifications, told=told, now=now, judged=judged)
+    for state in changes.save:
+        store.save_alert_state(_row(target, state))
+    for key in changes.remove:
+        store.remove_alert_state(target, key)
+    return notifications if told else []
+
+
+def _remembered(row: AlertState) -> ConditionState:
+    return ConditionState(row.key, row.title, row.active_since, row.last_sent_at, row.last_run_id)
+
+
+def _row(target: str, state: ConditionState) -> AlertState:
+    return AlertState(
+        config_fingerprint=target,
+        key=state.key,
+        title=state.title,
+        active_since=state.active_since,
+        last_sent_at=state.last_sent_at,
+        last_run_id=state.last_run_id,
+    )

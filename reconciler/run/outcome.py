@@ -1,0 +1,70 @@
+"""What a run ended with (RunOutcome) and what that means: its status, its error, whether it needs a person."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reconciler.models.groups import GroupPlan, OktaGroup, PlatformGroup
+from reconciler.models.records import OktaAssignment, Plan, PlatformUser
+from reconciler.models.runs import RunStatus
+from reconciler.plan.gate import GateDecision
+from reconciler.run.apply import ApplyResult
+
+
+@dataclass
+class RunOutcome:
+    run_id: int
+    status: RunStatus
+    plan: Plan | None = None
+    gate: GateDecision | None = None
+    applied: ApplyResult = field(default_factory=ApplyResult)
+    error: str | None = None
+    desired: list[OktaAssignment] = field(default_factory=list, repr=False)
+    """What Okta listed: kept for a saved plan's subject digests."""
+    actual: list[PlatformUser] = field(default_factory=list, repr=False)
+    okta_429s: int = 0
+    """429 answers Okta gave despite the pacing (each waited out)."""
+    okta_paced_s: float = 0.0
+    """Seconds spent waiting for Okta rate-limit windows to reset."""
+    group_plan: GroupPlan | None = None
+    """The group plan; None when no group is pushed (``[groups]`` unset)."""
+    desired_groups: list[OktaGroup] = field(default_factory=list, repr=False)
+    actual_groups: list[PlatformGroup] = field(default_factory=list, repr=False)
+    group_links: dict[str, str] = field(default_factory=dict, repr=False)
+    """Okta user id → SCIM id of the users a group may name as members."""
+
+
+def _apply_status(result: ApplyResult, gate: GateDecision) -> RunStatus:
+    if result.breaker is not None:
+        return RunStatus.FAILED
+    if gate.blocked:
+        return RunStatus.BLOCKED
+    return RunStatus.PARTIAL if result.failed else RunStatus.SUCCEEDED
+
+
+def _dry_run_status(result: Plan, gate: GateDecision, groups: GroupPlan | None = None) -> RunStatus:
+    if gate.blocked:
+        return RunStatus.BLOCKED
+    return RunStatus.DRIFT if needs_attention(result, groups) else RunStatus.SUCCEEDED
+
+
+def needs_attention(result: Plan, groups: GroupPlan | None = None) -> bool:
+    """Drift worth a non-zero exit: something to write, or a conflict for a person to resolve.
+
+    UNMANAGED platform users alone are not drift: with ``policy.unmanaged =
+    "report"`` they are expected (service accounts, users of other sources);
+    the same holds for unmanaged platform groups.
+    """
+    if groups is not None and (groups.writes or groups.summary()["conflict"] > 0):
+        return True
+    return bool(result.writes) or result.summary()["conflict"] > 0
+
+
+def _apply_error(result: ApplyResult) -> str | None:
+    if result.breaker is not None:
+        return f"{result.breaker}; {result.skipped} write(s) not sent"
+    if not result.failed:
+        return None
+    shown = "; ".join(result.errors[:5])
+    more = f" (and {result.failed - 5} more)" if result.failed > 5 else ""
+    return f"{result.failed} action(s) failed: {shown}{more}"

@@ -1,0 +1,156 @@
+"""The run's parts, built from the configuration: the Okta source, the SCIM reader and writers;
+both sides read at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from reconciler.config import Config
+from reconciler.hooks import NO_PROGRESS, ProgressListener
+from reconciler.models.groups import OktaGroup, PlatformGroup
+from reconciler.models.records import OktaAssignment, PlatformUser
+from reconciler.net.pacing import AdaptiveLimit, all_or_cancel
+from reconciler.okta.source import OktaSource
+from reconciler.plan.mapping import profile_fields, resource_attributes
+from reconciler.plan.users import PairDecisions, pair_actions
+from reconciler.run.apply import Applier, ApplyResult
+from reconciler.run.group_apply import GroupApplier
+from reconciler.scim.groups import ScimGroups
+from reconciler.scim.users import ScimReader, ScimWriter
+from reconciler.store import Store
+
+
+def okta_source(
+    config: Config,
+    progress: ProgressListener = NO_PROGRESS,
+    on_page: Callable[[list[OktaAssignment]], None] | None = None,
+) -> OktaSource:
+    okta = config.okta
+    return OktaSource(
+        org_url=okta.org_url,
+        app_id=okta.app_id,
+        auth=okta.auth,
+        token=okta.token,
+        client_id=okta.client_id,
+        private_key=okta.private_key,
+        scopes=okta.scopes,
+        timeout_s=okta.timeout_s,
+        rate_limit_share=okta.rate_limit_share,
+        profile_fields=profile_fields(config.mapping),
+        progress=progress,
+        on_page=on_page,
+        ca_bundle=okta.ca_bundle,
+        max_response_bytes=okta.max_response_bytes,
+    )
+
+
+def scim_reader(config: Config, progress: ProgressListener = NO_PROGRESS) -> ScimReader:
+    scim = config.scim
+    return ScimReader(
+        scim.base_url,
+        scim.token,
+        scim.page_size,
+        scim.timeout_s,
+        read_concurrency=scim.read_concurrency,
+        progress=progress,
+        keep_attributes=resource_attributes(config.mapping),
+        ca_bundle=scim.ca_bundle,
+        max_response_bytes=scim.max_response_bytes,
+    )
+
+
+class Lookahead:
+    """Decides likely pairs (:func:`~reconciler.plan.pair_actions`) while Okta pages are still arriving.
+
+    The platform's listing is done long before Okta's, whose pages come one
+    round trip after another: each page that arrives once the platform is
+    known is decided in the meantime, so little planning is left at the end.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._mapping, self._policy = config.mapping, config.policy
+        self._users: dict[str, PlatformUser] | None = None
+        self._waiting: list[OktaAssignment] = []
+        self.decided: PairDecisions = {}
+
+    def okta_page(self, assignments: list[OktaAssignment]) -> None:
+        if self._users is None:
+            self._waiting.extend(assignments)
+        else:
+            self.decided.update(pair_actions(assignments, self._users, self._mapping, self._policy))
+
+    def platform_read(self, users: list[PlatformUser]) -> None:
+        self._users = {user.scim_id: user for user in users}
+        waiting, self._waiting = self._waiting, []
+        self.okta_page(waiting)
+
+
+async def read_both_sides(
+    source: OktaSource, reader: ScimReader, lookahead: Lookahead | None = None
+) -> tuple[list[OktaAssignment], list[PlatformUser]]:
+    """Okta's assignments and the platform's users, read concurrently; either failing fails both.
+
+    The first error cancels the other read, so nothing keeps running on a
+    client that is about to be closed.
+    """
+    await reader.discover()
+    okta = asyncio.create_task(source.list_assignments())
+    scim = asyncio.create_task(reader.list_users())
+    if lookahead is not None:
+        scim.add_done_callback(lambda done: _tell_platform_read(done, lookahead))
+    desired, actual = await all_or_cancel(okta, scim)
+    return desired, actual
+
+
+async def read_groups(
+    config: Config, source: OktaSource, reader: ScimReader
+) -> tuple[list[OktaGroup], list[PlatformGroup]]:
+    """Okta's pushed groups with their members, and the platform's groups, read concurrently."""
+    groups = config.groups
+    okta = asyncio.create_task(source.list_pushed_groups(groups.push, groups.push_assigned))
+    scim = asyncio.create_task(ScimGroups(reader, groups.member_batch).list_groups())
+    desired, actual = await all_or_cancel(okta, scim)
+    return desired, actual
+
+
+def _tell_platform_read(done: asyncio.Task[list[PlatformUser]], lookahead: Lookahead) -> None:
+    if not done.cancelled() and done.exception() is None:
+        lookahead.platform_read(done.result())
+
+
+def group_applier_for(
+    config: Config, store: Store, run_id: int, reader: ScimReader, links: dict[str, str], result: ApplyResult
+) -> GroupApplier:
+    """The GroupApplier of a run, after its users: members resolve through ``links`` and the users just created."""
+    return GroupApplier(
+        ScimGroups(reader, config.groups.member_batch),
+        store,
+        run_id,
+        links | result.created,
+        limit=AdaptiveLimit(config.scim.write_concurrency),
+        result=result,
+        max_error_ratio=config.thresholds.max_error_ratio,
+    )
+
+
+def applier_for(
+    config: Config,
+    store: Store,
+    run_id: int,
+    reader: ScimReader,
+    actual: list[PlatformUser],
+    progress: ProgressListener = NO_PROGRESS,
+) -> Applier:
+    """The Applier of a run: ``scim.write_concurrency`` writes at most, fewer while the platform answers 429."""
+    limit = AdaptiveLimit(config.scim.write_concurrency)
+    writer = ScimWriter(reader, on_throttled=limit.throttled)
+    return Applier(
+        writer,
+        store,
+        run_id,
+        actual,
+        max_error_ratio=config.thresholds.max_error_ratio,
+        limit=limit,
+        progress=progress,
+    )

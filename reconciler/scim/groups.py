@@ -1,0 +1,145 @@
+"""The platform's SCIM ``/Groups`` (RFC 7643 §4.2): read them, and write group repairs.
+
+Built on a :class:`~reconciler.scim_target.ScimReader`'s connection (its auth,
+retries, masking, counting and discovered capabilities), as the user writer is.
+Membership changes are PATCHes of ``members`` in batches: a 5,000-member group
+is never sent whole, and each batch names only the members it changes, so a
+member added on the platform meanwhile is not lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+from urllib.parse import quote
+
+from reconciler.errors import TargetError, TargetNotFound
+from reconciler.models.groups import PlatformGroup
+from reconciler.net.transport import decode_json
+from reconciler.scim.users import PATCH_OP_URN, ScimReader, filter_string
+
+GROUP_URN: Final = "urn:ietf:params:scim:schemas:core:2.0:Group"
+MEMBER_BATCH: Final = 100
+"""Members named in one PATCH: small enough for any server's payload limit, few enough requests for 5,000."""
+MAX_GROUP_PAGES: Final = 10_000
+
+
+class ScimGroups:
+    """Reads and writes ``/Groups`` through a reader's connection."""
+
+    def __init__(self, reader: ScimReader, member_batch: int = MEMBER_BATCH) -> None:
+        if member_batch < 1:
+            raise ValueError(f"member_batch must be at least 1, got {member_batch}")
+        self._reader = reader
+        self._http = reader._http  # as ScimWriter: the reader lends its connection
+        self._batch = member_batch
+
+    async def list_groups(self) -> list[PlatformGroup]:
+        """Every group with its members, page by page; a listing that cannot be read whole raises TargetError."""
+        capabilities = await self._reader.capabilities()
+        page_size = min(self._reader.page_size, capabilities.max_results or self._reader.page_size)
+        groups: dict[str, PlatformGroup] = {}
+        start, total = 1, None
+        for _ in range(MAX_GROUP_PAGES):
+            response = await self._http.send("GET", "/Groups", params={"startIndex": start, "count": page_size})
+            page = decode_json(response.content)
+            total, resources = _list_response(page)
+            for resource in resources:
+                group = to_platform_group(resource)
+                groups[group.scim_id] = group
+            if not resources or start + len(resources) > total:
+                break
+            start += len(resources)
+        if total is not None and len(groups) < total:
+            raise TargetError(f"SCIM GET /Groups listed {len(groups)} groups of the {total} it announced")
+        return list(groups.values())
+
+    async def create_group(self, name: str, okta_group_id: str, member_ids: Sequence[str]) -> PlatformGroup:
+        """POST the group with its first batch of members, then PATCH the rest in batches."""
+        batches = list(_batches(member_ids, self._batch))
+        body = {
+            "schemas": [GROUP_URN],
+            "displayName": name,
+            "externalId": okta_group_id,
+            "members": [{"value": member} for member in (batches[0] if batches else ())],
+        }
+        response = await self._http.send("POST", "/Groups", body=body)
+        created = to_platform_group(_object(decode_json(response.content)))
+        for batch in batches[1:]:
+            await self._patch(created.scim_id, [_add(batch)])
+        return created
+
+    async def rename_group(self, scim_id: str, name: str) -> None:
+        await self._patch(scim_id, [{"op": "replace", "path": "displayName", "value": name}])
+
+    async def link_group(self, scim_id: str, okta_group_id: str) -> None:
+        """Set ``externalId`` to the Okta group id, so the group stays matched through renames."""
+        await self._patch(scim_id, [{"op": "replace", "path": "externalId", "value": okta_group_id}])
+
+    async def delete_group(self, scim_id: str) -> None:
+        """DELETE the group (only ever for ``[groups] delete_unpushed``); one already gone counts as deleted."""
+        try:
+            await self._http.send("DELETE", f"/Groups/{quote(scim_id, safe='')}")
+        except TargetNotFound:
+            return
+
+    async def add_members(self, scim_id: str, member_ids: Sequence[str]) -> int:
+        """PATCH ``add`` of members, a batch per request; returns the requests sent."""
+        batches = list(_batches(member_ids, self._batch))
+        for batch in batches:
+            await self._patch(scim_id, [_add(batch)])
+        return len(batches)
+
+    async def remove_members(self, scim_id: str, member_ids: Sequence[str]) -> int:
+        """PATCH ``remove`` of ``members[value eq "…"]``, a batch of operations per request; returns the requests."""
+        batches = list(_batches(member_ids, self._batch))
+        for batch in batches:
+            await self._patch(scim_id, [_remove(member) for member in batch])
+        return len(batches)
+
+    async def _patch(self, scim_id: str, operations: list[dict[str, Any]]) -> None:
+        body = {"schemas": [PATCH_OP_URN], "Operations": operations}
+        await self._http.send("PATCH", f"/Groups/{quote(scim_id, safe='')}", body=body)
+
+
+def _add(member_ids: Sequence[str]) -> dict[str, Any]:
+    return {"op": "add", "path": "members", "value": [{"value": member} for member in member_ids]}
+
+
+def _remove(member_id: str) -> dict[str, Any]:
+    return {"op": "remove", "path": f"members[value eq {filter_string(member_id)}]"}
+
+
+def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TargetError(f"SCIM /Groups answered a JSON {type(value).__name__} where a Group was expected")
+    return value
+
+
+def _list_response(page: Any) -> tuple[int, list[dict[str, Any]]]:
+    page = _object(page)
+    resources = page.get("Resources") or []
+    total = page.get("totalResults")
+    if not isinstance(resources, list) or not isinstance(total, int) or isinstance(total, bool):
+        raise TargetError("SCIM GET /Groups answered a page without a usable totalResults and Resources")
+    return total, [_object(resource) for resource in resources]
+
+
+def to_platform_group(resource: dict[str, Any]) -> PlatformGroup:
+    """A Group resource as the group plan reads it; TargetError for one without an id or displayName."""
+    scim_id, name = resource.get("id"), resource.get("displayName")
+    if not isinstance(scim_id, str) or not scim_id or not isinstance(name, str):
+        raise TargetError(f"SCIM /Groups answered a Group without a usable id and displayName (id {scim_id!r})")
+    external_id = resource.get("externalId")
+    members = resource.get("members") or []
+    member_ids = frozenset(
+        str(member["value"]) for member in members if isinstance(member, dict) and member.get("value") is not None
+    )
+    return PlatformGroup(
+        scim_id, name, external_id if isinstance(external_id, str) and external_id else None, member_ids
+    )
