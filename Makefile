@@ -28,7 +28,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 ## Crash safety, the long version: applies SIGKILLed at 300 random points per store backend
-## (tests/test_crash_safety.py; CHAOS_KILLS=N for another count, CRASH_SEED=N for another seed). About 11 minutes.
+## (tests/run/test_crash_safety.py; CHAOS_KILLS=N for another count, CRASH_SEED=N for another seed). About 11 minutes.
 chaos: $(STAMP) postgres-binaries
 	$(BIN)/python -m pytest -m chaos -s $(PYTEST_ARGS)
 
@@ -43,7 +43,7 @@ bench: $(STAMP) postgres-binaries
 bench-fleet: $(STAMP) postgres-binaries
 	$(BIN)/python -m benchmarks.fleet
 
-## PostgreSQL server binaries for the store tests, which start a throwaway server (tests/postgres.py).
+## PostgreSQL server binaries for the store tests, which start a throwaway server (tests/support/postgres.py).
 ## Installed with apt-get when missing and we are root (as in CI); otherwise a note says what to install
 ## (the PostgreSQL tests are then skipped locally, and fail under CI=true). No cluster is created or started.
 postgres-binaries:
@@ -65,7 +65,7 @@ postgres-binaries:
 
 ## Re-record cassettes/ from a local scenario (credentials are filtered out).
 cassettes: $(STAMP)
-	$(BIN)/python -m tests.cassette_scenario
+	$(BIN)/python -m tests.support.cassette_scenario
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis reconciler.db demo-state

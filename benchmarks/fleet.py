@@ -5,9 +5,9 @@
     make bench-fleet
     .venv/bin/python -m benchmarks.fleet --help
 
-One session, everything on 127.0.0.1: a throwaway PostgreSQL (tests/postgres.py), the Okta emulator
+One session, everything on 127.0.0.1: a throwaway PostgreSQL (tests/support/postgres.py), the Okta emulator
 with an app per tenant (every answer delayed by ``--latency-ms``), and one scim2-server with a tenant per
-tenant (tests/fleet_lab.py). For each replica count, in the order 1, 2, 3, then again 3, 2, 1 (so that a
+tenant (tests/support/fleet_lab.py). For each replica count, in the order 1, 2, 3, then again 3, 2, 1 (so that a
 drift of the machine over the session weighs on every count alike), a fresh database, then the replicas
 (``reconcile serve`` processes, ``service.concurrency`` runs each) serve T tenants whose ``interval`` is
 shorter than a run: every tenant is due again as soon as its run ends, so the fleet runs flat out. After
@@ -37,8 +37,8 @@ from rich.table import Table
 
 from reconciler.models.runs import RunStatus
 from reconciler.testing.scim_server import RunningScimServer, run_scim2_server
-from tests.fleet_lab import FleetLab, ReplicaProcess, fleet_lab, wait_for
-from tests.postgres import PostgresServer, given_postgres, start_postgres
+from tests.support.fleet_lab import FleetLab, ReplicaProcess, fleet_lab, wait_for
+from tests.support.postgres import PostgresServer, given_postgres, start_postgres
 
 SCIM_TOKEN = "bench-fleet-scim-token"
 

@@ -14,8 +14,8 @@ from reconciler.store import Store
 from reconciler.testing.okta_emulator import OktaEmulator, okta_emulator_in_thread
 from reconciler.testing.scenario import write_local_config
 from reconciler.testing.scim_server import RunningScimServer, run_scim2_server
-from tests.django_peer_server import DjangoScimServer, run_django_scim_server
-from tests.postgres import BACKENDS, database_url
+from tests.support.django_peer_server import DjangoScimServer, run_django_scim_server
+from tests.support.postgres import BACKENDS, database_url
 
 OKTA_TOKEN = "okta-api-token-7c1e5a9d3f0b42e8"
 SCIM_TOKEN = "scim-bearer-token-4b8f2d6a0e1c9735"
@@ -41,13 +41,13 @@ def fresh_tenant(scim_server: RunningScimServer) -> str:
 
 @pytest.fixture(scope="session")
 def django_scim_server() -> Iterator[DjangoScimServer]:
-    """One django-scim2 peer (tests/django_peer) for the session; ``reset()`` empties it for each test."""
+    """One django-scim2 peer (tests/support/django_peer) for the session; ``reset()`` empties it for each test."""
     with run_django_scim_server(SCIM_TOKEN) as server:
         yield server
 
 
 PEERS = ("scim2-server", "django-scim2")
-"""Independently written SCIM servers that the scenarios of tests/test_peers.py (and the end-to-end suite) run on."""
+"""Independent SCIM servers that the scenarios of tests/scim/test_peers.py (and the end-to-end suite) run on."""
 
 
 @pytest.fixture(params=PEERS)
@@ -126,8 +126,8 @@ def provision(okta: Okta, platform: httpx.Client, user_ids: list[str]) -> dict[s
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[object]:
-    """A throwaway PostgreSQL server on 127.0.0.1 (tests.postgres.PostgresServer); in CI it must start."""
-    from tests.postgres import postgres_for_session
+    """A throwaway PostgreSQL server on 127.0.0.1 (tests.support.postgres.PostgresServer); in CI it must start."""
+    from tests.support.postgres import postgres_for_session
 
     yield from postgres_for_session()
 
