@@ -21,6 +21,7 @@ demo: $(STAMP)
 ## The default suite (real SCIM server, Okta emulator and PostgreSQL on 127.0.0.1), under 10 minutes.
 test: $(STAMP) postgres-binaries
 	$(BIN)/ruff check reconciler tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 ## Long-running tests, not part of `make test`.

@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 
 import apprise
 
-from reconciler.config import AlertsConfig, Config
+from reconciler.config.model import AlertsConfig, Config
 from reconciler.models.groups import GROUP_WRITE_KINDS, GroupActionKind, GroupPlan
 from reconciler.models.records import WRITE_KINDS, ActionKind, Plan
 from reconciler.models.runs import RunStatus

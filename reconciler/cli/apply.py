@@ -12,7 +12,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.markup import escape
 
-from reconciler.config import Config
+from reconciler.config.model import Config
 from reconciler.run.alerting import alert_after_run
 from reconciler.run.outcome import RunOutcome
 from reconciler.run.saved.apply import Confirm, PlanApplyOutcome, apply_saved_plan, judged_outcome

@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from reconciler.config import Config
+from reconciler.config.model import Config
 from reconciler.errors import ReconcileError
 from reconciler.models.scim_path import parse_target_path
 from reconciler.okta.source import OktaAppSummary

@@ -26,7 +26,7 @@ import httpx
 from rich.console import Console
 
 from reconciler.cli.render import render_group_plan, render_plan
-from reconciler.config import load_config
+from reconciler.config.load import load_config
 from reconciler.run.alerting import reconcile_and_alert
 from reconciler.run.outcome import RunOutcome
 from reconciler.store import Store

@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from reconciler.config import FleetConfig, fingerprint
+from reconciler.config.model import FleetConfig, fingerprint
 from reconciler.models.runs import RunStatus
 from reconciler.service.schedule import SCHEDULED_MODES, next_due, quarantined, tenant_name
 from reconciler.store import Run, Store

@@ -1,6 +1,13 @@
-"""The configuration: one typed model per TOML table, read from a file with its secrets, one or many tenants."""
+"""The configuration: one typed model per TOML table (:mod:`.model`), read from a file with its secrets,
+for one tenant or many (:mod:`.load`).
 
-from reconciler.config.load import (
+The model is pure, so the planner may import it; :func:`load_config` and :func:`load_fleet` are
+imported on first use, so that importing the model does not pull in the loader's validators.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from reconciler.config.model import (
     AlertsConfig,
     Config,
     FleetConfig,
@@ -15,9 +22,10 @@ from reconciler.config.load import (
     StoreConfig,
     ThresholdsConfig,
     fingerprint,
-    load_config,
-    load_fleet,
 )
+
+if TYPE_CHECKING:
+    from reconciler.config.load import load_config, load_fleet
 
 __all__ = [
     "AlertsConfig",
@@ -37,3 +45,13 @@ __all__ = [
     "load_config",
     "load_fleet",
 ]
+
+_LOADERS = ("load_config", "load_fleet")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LOADERS:
+        from reconciler.config import load
+
+        return getattr(load, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,12 +18,7 @@ from typing import Any, Final
 
 import msgspec
 
-MIB: Final = 1024 * 1024
-DEFAULT_MAX_RESPONSE_MB: Final = 64
-DEFAULT_MAX_RESPONSE_BYTES: Final = DEFAULT_MAX_RESPONSE_MB * MIB
-"""A 1000-user SCIM page or a 500-user Okta page with ``expand=user`` is a few MB: 64 MiB leaves room
-for fat profiles, and still bounds what a hostile or broken server can make the reconciler hold."""
-READ_CHUNK_BYTES: Final = 64 * 1024
+from reconciler.net.limits import MIB
 
 
 def is_loopback_host(host: str) -> bool:

@@ -80,11 +80,10 @@ from reconciler.errors import SourceError
 from reconciler.hooks import NO_PROGRESS, ProgressListener, observe_http
 from reconciler.models.groups import OktaGroup, looks_like_okta_group_id
 from reconciler.models.records import OktaAssignment, ProfileFields
+from reconciler.net.limits import DEFAULT_MAX_RESPONSE_BYTES, READ_CHUNK_BYTES
 from reconciler.net.pacing import RateLimitBudget, all_or_cancel, header_value, parse_retry_after
 from reconciler.net.transport import (
-    DEFAULT_MAX_RESPONSE_BYTES,
     NESTING_MESSAGE,
-    READ_CHUNK_BYTES,
     ResponseTooLarge,
     declared_too_large,
     is_json_media_type,

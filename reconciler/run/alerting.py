@@ -15,7 +15,7 @@ from reconciler.alerts.conditions import (
     state_changes,
     transitions,
 )
-from reconciler.config import Config, fingerprint
+from reconciler.config.model import Config, fingerprint
 from reconciler.hooks import NO_PROGRESS, ProgressListener
 from reconciler.run.outcome import RunOutcome
 from reconciler.run.reconcile import reconcile

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from reconciler.config import Config, fingerprint
+from reconciler.config.model import Config, fingerprint
 from reconciler.errors import ReconcileError
 from reconciler.hooks import NO_PROGRESS, ProgressListener
 from reconciler.models.groups import GroupPlan

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from reconciler.config import Config
+from reconciler.config.model import Config
 from reconciler.hooks import NO_PROGRESS, ProgressListener
 from reconciler.models.groups import OktaGroup, PlatformGroup
 from reconciler.models.records import OktaAssignment, PlatformUser

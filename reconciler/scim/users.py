@@ -44,11 +44,10 @@ from reconciler.errors import TargetConflict, TargetError, TargetNotFound
 from reconciler.hooks import NO_PROGRESS, ProgressListener, observe_http
 from reconciler.models.records import PlatformUser
 from reconciler.models.scim_path import CORE_USER_URN, ENTERPRISE_URN, TargetPath, parse_target_path, set_value
+from reconciler.net.limits import DEFAULT_MAX_RESPONSE_BYTES, READ_CHUNK_BYTES
 from reconciler.net.pacing import parse_retry_after
 from reconciler.net.transport import (
     ACCEPT_ENCODING,
-    DEFAULT_MAX_RESPONSE_BYTES,
-    READ_CHUNK_BYTES,
     CappedBody,
     JsonError,
     ResponseTooLarge,

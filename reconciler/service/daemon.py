@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Final
 
-from reconciler.config import Config
+from reconciler.config.model import Config
 from reconciler.models.runs import RunStatus
 from reconciler.run.outcome import RunOutcome
 from reconciler.secret import Secret

@@ -50,7 +50,8 @@ from typing import Final
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from reconciler.config import Config, FleetConfig, fingerprint, load_fleet
+from reconciler.config.load import load_fleet
+from reconciler.config.model import Config, FleetConfig, fingerprint
 from reconciler.errors import ConfigError
 from reconciler.hooks import http_observer
 from reconciler.logs import LogFormat, setup_logging

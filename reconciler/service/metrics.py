@@ -54,7 +54,7 @@ from reconciler.models.records import SUMMARY_KEYS
 from reconciler.models.runs import SUCCESSFUL, RunStatus
 
 if TYPE_CHECKING:
-    from reconciler.config import Config
+    from reconciler.config.model import Config
     from reconciler.models.groups import GroupPlan
     from reconciler.models.records import Plan
     from reconciler.run.outcome import RunOutcome
@@ -217,7 +217,7 @@ class FleetMetrics:
 
     def tenants_seen(self, tenants: Iterable[Config], states: Mapping[str, TenantState]) -> None:
         """Refresh the per-tenant gauges from the store's view (see :meth:`reconciler.store.Store.tenant_states`)."""
-        from reconciler.config import fingerprint
+        from reconciler.config.model import fingerprint
 
         for config in tenants:
             name = config.tenant or config.okta.app_id

@@ -12,7 +12,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from reconciler.config import Config, ScheduleConfig, ThresholdsConfig, fingerprint
+from reconciler.config.model import Config, ScheduleConfig, ThresholdsConfig, fingerprint
 from reconciler.models.runs import RunMode, RunStatus
 from reconciler.store import TenantState
 

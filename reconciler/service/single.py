@@ -39,7 +39,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel import Session, col, select
 
-from reconciler.config import Config, fingerprint, load_config
+from reconciler.config.load import load_config
+from reconciler.config.model import Config, fingerprint
 from reconciler.errors import ConfigError
 from reconciler.hooks import http_observer
 from reconciler.logs import LogFormat, setup_logging

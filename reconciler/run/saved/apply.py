@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from reconciler.config import Config, fingerprint
+from reconciler.config.model import Config, fingerprint
 from reconciler.hooks import NO_PROGRESS, ProgressListener
 from reconciler.models.groups import GroupAction
 from reconciler.models.records import Action

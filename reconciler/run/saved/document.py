@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from reconciler.config import Config, fingerprint
+from reconciler.config.model import Config, fingerprint
 from reconciler.errors import ReconcileError
 from reconciler.models.records import Action, ActionKind, Change, OktaAssignment, Plan, PlatformUser
 from reconciler.plan.gate import GateDecision, Trip
