@@ -13,6 +13,8 @@ from reconciler.run.apply import ApplyResult
 
 @dataclass
 class RunOutcome:
+    """What one run did: its status and error, what it read, planned, gated and applied."""
+
     run_id: int
     status: RunStatus
     plan: Plan | None = None
@@ -34,7 +36,8 @@ class RunOutcome:
     """Okta user id → SCIM id of the users a group may name as members."""
 
 
-def _apply_status(result: ApplyResult, gate: GateDecision) -> RunStatus:
+def apply_status(result: ApplyResult, gate: GateDecision) -> RunStatus:
+    """An apply's status: failed when the breaker stopped it, blocked by the gate, partial when a write failed."""
     if result.breaker is not None:
         return RunStatus.FAILED
     if gate.blocked:
@@ -42,7 +45,8 @@ def _apply_status(result: ApplyResult, gate: GateDecision) -> RunStatus:
     return RunStatus.PARTIAL if result.failed else RunStatus.SUCCEEDED
 
 
-def _dry_run_status(result: Plan, gate: GateDecision, groups: GroupPlan | None = None) -> RunStatus:
+def dry_run_status(result: Plan, gate: GateDecision, groups: GroupPlan | None = None) -> RunStatus:
+    """A dry-run's status: blocked by the gate, drift when something needs a write or a person, else succeeded."""
     if gate.blocked:
         return RunStatus.BLOCKED
     return RunStatus.DRIFT if needs_attention(result, groups) else RunStatus.SUCCEEDED
@@ -60,7 +64,8 @@ def needs_attention(result: Plan, groups: GroupPlan | None = None) -> bool:
     return bool(result.writes) or result.summary()["conflict"] > 0
 
 
-def _apply_error(result: ApplyResult) -> str | None:
+def apply_error(result: ApplyResult) -> str | None:
+    """An apply's error for the run record: why sending stopped, or the first five failures; None if none."""
     if result.breaker is not None:
         return f"{result.breaker}; {result.skipped} write(s) not sent"
     if not result.failed:

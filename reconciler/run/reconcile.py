@@ -33,7 +33,7 @@ from reconciler.models.runs import RunMode, RunStatus
 from reconciler.plan.gate import GroupPopulations, Populations, evaluate
 from reconciler.plan.groups import plan_groups
 from reconciler.plan.users import PairDecisions, group_member_links, plan
-from reconciler.run.outcome import RunOutcome, _apply_error, _apply_status, _dry_run_status
+from reconciler.run.outcome import RunOutcome, apply_error, apply_status, dry_run_status
 from reconciler.run.wiring import (
     Lookahead,
     applier_for,
@@ -87,7 +87,7 @@ def failures_recorded(store: Store, run_id: int) -> Iterator[Failure]:
 
 
 @functools.cache
-def _freeze_startup_objects() -> None:
+def freeze_startup_objects() -> None:
     """Move what is alive before the first run (mostly the SDKs' import-time objects) out of the collector's way.
 
     A run of 100,000 users allocates millions of objects, which triggers full
@@ -111,7 +111,7 @@ async def reconcile(
 
     The caller alerts (:func:`reconciler.run.alerting.alert_after_run`) once it has the outcome.
     """
-    _freeze_startup_objects()
+    freeze_startup_objects()
     mode = RunMode.DRY_RUN if dry_run else RunMode.APPLY
     run_id = store.start_run(mode, fingerprint(config), tenant=config.tenant)
     outcome = RunOutcome(run_id, RunStatus.RUNNING)
@@ -145,7 +145,7 @@ async def reconcile(
                 store.record_skipped(run_id, outcome.plan.actions)
                 if outcome.group_plan is not None:
                     store.record_group_skipped(run_id, outcome.group_plan.actions)
-                outcome.status = _dry_run_status(outcome.plan, outcome.gate, outcome.group_plan)
+                outcome.status = dry_run_status(outcome.plan, outcome.gate, outcome.group_plan)
             else:
                 await _apply(config, store, outcome, reader, progress)
     if failure.error is not None:
@@ -201,8 +201,8 @@ async def _apply(
     outcome.applied = await applier.apply(allowed)
     if outcome.group_plan is not None:
         await _apply_groups(config, store, outcome, reader)
-    outcome.status = _apply_status(outcome.applied, gate)
-    outcome.error = _apply_error(outcome.applied)
+    outcome.status = apply_status(outcome.applied, gate)
+    outcome.error = apply_error(outcome.applied)
 
 
 async def _apply_groups(config: Config, store: Store, outcome: RunOutcome, reader: ScimReader) -> None:

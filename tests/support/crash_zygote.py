@@ -294,7 +294,7 @@ def main() -> None:
     # Everything a run imports, imported once here; the children share it copy-on-write.
     import reconciler.cli  # noqa: F401
     import reconciler.cli.apply  # noqa: F401
-    from reconciler.run.reconcile import _freeze_startup_objects
+    from reconciler.run.reconcile import freeze_startup_objects
     from reconciler.store.store import _head
 
     for name in WARM_MODULES:
@@ -303,7 +303,7 @@ def main() -> None:
 
     # What a long-lived process does once before its first run, done before forking: the collector then
     # leaves the imported objects alone, so a child does not copy every page by walking them.
-    _freeze_startup_objects()
+    freeze_startup_objects()
 
     commands = _Lines(sys.stdin.fileno())
     _say({"event": "ready"})
