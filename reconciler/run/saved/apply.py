@@ -16,6 +16,7 @@ from reconciler.plan.users import group_member_links, plan
 from reconciler.run.apply import ApplyResult
 from reconciler.run.outcome import RunOutcome
 from reconciler.run.reconcile import failures_recorded
+from reconciler.run.saved.digest import Stale, split_stale
 from reconciler.run.saved.document import LiveState, SavedPlan, SavedPlanError
 from reconciler.run.saved.groups import GroupLiveState, StaleGroupAction, split_stale_groups
 from reconciler.run.wiring import applier_for, group_applier_for, okta_source, read_both_sides, read_groups, scim_reader
@@ -26,10 +27,7 @@ Confirm = Callable[[str], bool]
 """Asked, with the reason, whether a plan above the thresholds may be applied."""
 
 
-@dataclass
-class StaleAction:
-    action: Action
-    why: str
+StaleAction = Stale[Action]
 
 
 @dataclass
@@ -66,16 +64,9 @@ def stale_reason(action: Action, live: LiveState) -> str:
     return f"stale: {' or '.join(parts)} changed since the plan was made"
 
 
-def split_stale(saved: SavedPlan, live: LiveState) -> tuple[list[Action], list[StaleAction]]:
-    """The plan's writes whose subject is as it was at plan time, and the others with why."""
-    current: list[Action] = []
-    stale: list[StaleAction] = []
-    for entry in saved.writes:
-        if live.subject_digest(entry.action) == entry.subject_digest:
-            current.append(entry.action)
-        else:
-            stale.append(StaleAction(entry.action, stale_reason(entry.action, live)))
-    return current, stale
+def split_stale_users(saved: SavedPlan, live: LiveState) -> tuple[list[Action], list[StaleAction]]:
+    """The plan's user writes whose subject is as it was at plan time, and the others with why."""
+    return split_stale(saved.writes, live.subject_digest, lambda action: stale_reason(action, live))
 
 
 def threshold_question(gate: GateDecision, current: int) -> str:
@@ -103,7 +94,7 @@ async def apply_saved_plan(
             desired, actual = await read_both_sides(source, reader)
             live = LiveState(desired, actual)
             group_live = await _group_live_state(config, saved, source, reader, live)
-            current, outcome.stale = split_stale(saved, live)
+            current, outcome.stale = split_stale_users(saved, live)
             current_groups = _current_groups(saved, group_live, outcome)
             outcome.gate = _gate_for(config, store, run_id, saved, live, group_live)
             _record_unsent(store, saved, outcome)

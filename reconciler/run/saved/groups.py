@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.models.groups import GroupAction, GroupActionKind, GroupPlan, OktaGroup, PlatformGroup
-from reconciler.run.saved.digest import digest_of
+from reconciler.run.saved.digest import Stale, digest_of, split_stale
 
 
 def group_action_json(action: GroupAction) -> dict[str, Any]:
@@ -145,22 +145,12 @@ def parse_groups(section: Mapping[str, Any]) -> SavedGroups:
     return SavedGroups(tuple(actions), int(section["summary"]["in_sync"]))
 
 
-@dataclass
-class StaleGroupAction:
-    action: GroupAction
-    why: str
+StaleGroupAction = Stale[GroupAction]
 
 
 def split_stale_groups(saved: SavedGroups, live: GroupLiveState) -> tuple[list[GroupAction], list[StaleGroupAction]]:
     """The saved group writes whose subject is as it was at plan time, and the others with why."""
-    current: list[GroupAction] = []
-    stale: list[StaleGroupAction] = []
-    for entry in saved.writes:
-        if live.subject_digest(entry.action) == entry.subject_digest:
-            current.append(entry.action)
-        else:
-            stale.append(StaleGroupAction(entry.action, _stale_reason(entry.action, live)))
-    return current, stale
+    return split_stale(saved.writes, live.subject_digest, lambda action: _stale_reason(action, live))
 
 
 def _stale_reason(action: GroupAction, live: GroupLiveState) -> str:
