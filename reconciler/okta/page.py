@@ -12,7 +12,9 @@ each profile is never built, and 100,000 records stay small.
 from __future__ import annotations
 
 import functools
+import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -117,3 +119,26 @@ def _assignment(app_user: Any, page: _PageDecoder) -> OktaAssignment:
 def _shared(value: str | None) -> str | None:
     """One copy of each status word for all users, not one per user."""
     return None if value is None else sys.intern(value)
+
+
+def assignment_from_app_user(data: Mapping[str, Any]) -> OktaAssignment:
+    """One AppUser, as Okta sends it (camelCase JSON keys), as an :class:`OktaAssignment`.
+
+    Takes the JSON object of a recorded response, or :func:`app_user_as_dict`
+    of an SDK model, and reads it exactly as a listing page is read
+    (:func:`decode_app_users`); an empty ``externalId``
+    counts as none.
+    """
+    return decode_app_users(json.dumps([data]))[0]
+
+
+def app_user_as_dict(app_user: Any) -> Mapping[str, Any]:
+    """The camelCase dict of an SDK ``AppUser`` (or a dict, passed through).
+
+    ``AppUser.to_dict()`` would drop ``externalId`` and ``_embedded`` (read-only
+    in the spec), so this dumps the pydantic model by alias instead.
+    """
+    if isinstance(app_user, Mapping):
+        return app_user
+    dumped: dict[str, Any] = app_user.model_dump(by_alias=True, mode="json")
+    return dumped

@@ -209,7 +209,7 @@ def alerts_section(alert_url: str) -> str:
 @pytest.fixture(autouse=True)
 def quick_okta_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Okta 5xx are retried with backoff; the leak test does not need to wait for it."""
-    monkeypatch.setattr("reconciler.okta.source.TRANSIENT_BACKOFF_S", 0.01, raising=False)
+    monkeypatch.setattr("reconciler.okta.connection.TRANSIENT_BACKOFF_S", 0.01, raising=False)
 
 
 # --- every command, successful ----------------------------------------------------------------------

@@ -11,7 +11,8 @@ import pytest
 
 from reconciler.errors import SourceError
 from reconciler.models.groups import OktaGroup
-from reconciler.okta.source import OktaSource, decode_app_groups, decode_group_members, decode_group_name, group_named
+from reconciler.okta.groups import decode_app_groups, decode_group_members, decode_group_name, group_named
+from reconciler.okta.source import OktaSource
 from reconciler.secret import Secret
 from reconciler.testing.okta_emulator import EmulatedGroup, FaultKind, OktaEmulator, run_okta_emulator
 from tests.conftest import OKTA_TOKEN
@@ -50,7 +51,7 @@ class Org:
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reconciler.okta.source.TRANSIENT_BACKOFF_S", 0.01)
+    monkeypatch.setattr("reconciler.okta.connection.TRANSIENT_BACKOFF_S", 0.01)
 
 
 async def serve(emulator: OktaEmulator) -> AsyncIterator[Org]:
@@ -123,7 +124,7 @@ async def test_outside_a_context_manager_a_session_of_its_own_is_used(org: Org) 
     source = org.source()
 
     assert await source.list_pushed_groups([], True) == as_read(group)
-    assert source._session is None
+    assert not source.connection.is_open
 
 
 # -- push: names and ids ------------------------------------------------------------------------

@@ -22,14 +22,10 @@ from okta.models.app_user import AppUser
 
 from reconciler.errors import SourceError
 from reconciler.models.records import OktaAssignment
-from reconciler.okta.source import (
-    HTTPS_CHECK_ENV,
-    SDK_LOGGER_NAME,
-    OktaSource,
-    app_user_as_dict,
-    assignment_from_app_user,
-    next_cursor,
-)
+from reconciler.okta.answers import next_cursor
+from reconciler.okta.page import app_user_as_dict, assignment_from_app_user
+from reconciler.okta.sdk import HTTPS_CHECK_ENV, SDK_LOGGER_NAME
+from reconciler.okta.source import OktaSource
 from reconciler.secret import Secret
 from reconciler.testing.okta_emulator import FaultKind, OktaEmulator, run_okta_emulator
 
@@ -59,7 +55,7 @@ class Org:
 @pytest.fixture(autouse=True)
 def fast_page_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Transient failures are retried as in production, without its half-second backoff."""
-    monkeypatch.setattr("reconciler.okta.source.TRANSIENT_BACKOFF_S", 0.01)
+    monkeypatch.setattr("reconciler.okta.connection.TRANSIENT_BACKOFF_S", 0.01)
 
 
 @pytest.fixture
@@ -526,4 +522,4 @@ async def test_listing_outside_a_context_manager_closes_its_session(org: Org) ->
 
     assert len(await source.list_assignments()) == 2
     assert len(await source.list_assignments()) == 2
-    assert source._session is None
+    assert not source.connection.is_open

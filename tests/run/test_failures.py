@@ -21,7 +21,7 @@ from tests.support.scim_fault_server import FaultServer, Reply
 @pytest.fixture(autouse=True)
 def fast_okta_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Okta pages are retried on 5xx as in production, without its half-second backoff."""
-    monkeypatch.setattr("reconciler.okta.source.TRANSIENT_BACKOFF_S", 0.01)
+    monkeypatch.setattr("reconciler.okta.connection.TRANSIENT_BACKOFF_S", 0.01)
 
 
 def _provision_some(okta: Okta, platform: httpx.Client, count: int, *, last: bool = False) -> list[str]:

@@ -63,7 +63,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries as in production, without production's backoff (half a second, doubling)."""
     assert ScimReader.__init__.__kwdefaults__ is not None
     monkeypatch.setitem(ScimReader.__init__.__kwdefaults__, "retry", SCIM_RETRY)
-    monkeypatch.setattr("reconciler.okta.source.TRANSIENT_BACKOFF_S", 0.01)
+    monkeypatch.setattr("reconciler.okta.connection.TRANSIENT_BACKOFF_S", 0.01)
     monkeypatch.setattr("reconciler.net.pacing.RESET_MARGIN_S", 0.1)  # the emulator's reset times are exact
 
 

@@ -31,6 +31,7 @@ from reconciler.cli.main import exit_code
 from reconciler.config import load_config
 from reconciler.errors import SourceError, TargetError
 from reconciler.models.runs import RunStatus
+from reconciler.okta import connection as okta_connection
 from reconciler.okta import source as okta_source
 from reconciler.okta.source import OktaSource
 from reconciler.run.reconcile import reconcile
@@ -264,7 +265,7 @@ async def test_an_okta_listing_that_never_ends_is_refused() -> None:
     async with scripted_okta(okta) as org_url:
         with pytest.raises(SourceError, match=r"does not end: 11 empty pages in a row"):
             await okta_source_for(org_url).list_assignments()
-    assert okta.requests <= okta_source.MAX_EMPTY_PAGES_IN_A_ROW + 2
+    assert okta.requests <= okta_connection.MAX_EMPTY_PAGES_IN_A_ROW + 2
 
 
 async def test_an_okta_listing_past_any_real_app_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
