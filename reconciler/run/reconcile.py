@@ -43,7 +43,7 @@ from reconciler.run.wiring import (
     read_groups,
     scim_reader,
 )
-from reconciler.scim.users import ScimReader
+from reconciler.scim.reader import ScimReader
 from reconciler.store import Store
 
 log = logging.getLogger(__name__)

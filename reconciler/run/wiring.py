@@ -17,7 +17,9 @@ from reconciler.plan.users import PairDecisions, pair_actions
 from reconciler.run.apply import Applier, ApplyResult
 from reconciler.run.group_apply import GroupApplier
 from reconciler.scim.groups import ScimGroups
-from reconciler.scim.users import ScimReader, ScimWriter
+from reconciler.scim.http import ScimConnection
+from reconciler.scim.reader import ScimReader
+from reconciler.scim.writer import ScimWriter
 from reconciler.store import Store
 
 
@@ -46,17 +48,21 @@ def okta_source(
 
 
 def scim_reader(config: Config, progress: ProgressListener = NO_PROGRESS) -> ScimReader:
+    """The run's reader, on a connection of its own that closing the reader closes; writers share it."""
     scim = config.scim
-    return ScimReader(
+    connection = ScimConnection(
         scim.base_url,
         scim.token,
-        scim.page_size,
         scim.timeout_s,
+        ca_bundle=scim.ca_bundle,
+        max_response_bytes=scim.max_response_bytes,
+    )
+    return ScimReader(
+        connection,
+        scim.page_size,
         read_concurrency=scim.read_concurrency,
         progress=progress,
         keep_attributes=resource_attributes(config.mapping),
-        ca_bundle=scim.ca_bundle,
-        max_response_bytes=scim.max_response_bytes,
     )
 
 
@@ -109,7 +115,7 @@ async def read_groups(
     """Okta's pushed groups with their members, and the platform's groups, read concurrently."""
     groups = config.groups
     okta = asyncio.create_task(source.list_pushed_groups(groups.push, groups.push_assigned))
-    scim = asyncio.create_task(ScimGroups(reader, groups.member_batch).list_groups())
+    scim = asyncio.create_task(ScimGroups(reader.connection, reader, groups.member_batch).list_groups())
     desired, actual = await all_or_cancel(okta, scim)
     return desired, actual
 
@@ -124,7 +130,7 @@ def group_applier_for(
 ) -> GroupApplier:
     """The GroupApplier of a run, after its users: members resolve through ``links`` and the users just created."""
     return GroupApplier(
-        ScimGroups(reader, config.groups.member_batch),
+        ScimGroups(reader.connection, reader, config.groups.member_batch),
         store,
         run_id,
         links | result.created,
@@ -144,7 +150,7 @@ def applier_for(
 ) -> Applier:
     """The Applier of a run: ``scim.write_concurrency`` writes at most, fewer while the platform answers 429."""
     limit = AdaptiveLimit(config.scim.write_concurrency)
-    writer = ScimWriter(reader, on_throttled=limit.throttled)
+    writer = ScimWriter(reader.connection, reader, on_throttled=limit.throttled)
     return Applier(
         writer,
         store,

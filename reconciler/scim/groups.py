@@ -1,7 +1,7 @@
 """The platform's SCIM ``/Groups`` (RFC 7643 §4.2): read them, and write group repairs.
 
-Built on a :class:`~reconciler.scim_target.ScimReader`'s connection (its auth,
-retries, masking, counting and discovered capabilities), as the user writer is.
+Built on the run's :class:`~reconciler.scim.http.ScimConnection` (its auth, retries,
+masking and counting) and its reader's discovered capabilities, as the user writer is.
 Membership changes are PATCHes of ``members`` in batches: a 5,000-member group
 is never sent whole, and each batch names only the members it changes, so a
 member added on the platform meanwhile is not lost.
@@ -16,7 +16,8 @@ from urllib.parse import quote
 from reconciler.errors import TargetError, TargetNotFound
 from reconciler.models.groups import PlatformGroup
 from reconciler.net.transport import decode_json
-from reconciler.scim.users import PATCH_OP_URN, ScimReader, filter_string
+from reconciler.scim.http import PATCH_OP_URN, ScimConnection
+from reconciler.scim.reader import ScimReader, filter_string
 
 GROUP_URN: Final = "urn:ietf:params:scim:schemas:core:2.0:Group"
 MEMBER_BATCH: Final = 100
@@ -25,13 +26,13 @@ MAX_GROUP_PAGES: Final = 10_000
 
 
 class ScimGroups:
-    """Reads and writes ``/Groups`` through a reader's connection."""
+    """Reads and writes ``/Groups`` over the run's connection; page size and capabilities from its reader."""
 
-    def __init__(self, reader: ScimReader, member_batch: int = MEMBER_BATCH) -> None:
+    def __init__(self, connection: ScimConnection, reader: ScimReader, member_batch: int = MEMBER_BATCH) -> None:
         if member_batch < 1:
             raise ValueError(f"member_batch must be at least 1, got {member_batch}")
         self._reader = reader
-        self._http = reader._http  # as ScimWriter: the reader lends its connection
+        self._http = connection
         self._batch = member_batch
 
     async def list_groups(self) -> list[PlatformGroup]:

@@ -35,7 +35,7 @@ from reconciler.config import load_config
 from reconciler.errors import ConfigError, ReconcileError
 from reconciler.okta.source import OktaSource
 from reconciler.scim.discovery import DEFAULT_CAPABILITIES
-from reconciler.scim.users import RetryPolicy, ScimReader, ScimWriter
+from reconciler.scim.http import RetryPolicy
 from reconciler.secret import Secret
 from reconciler.testing.scenario import write_local_config
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, provision
@@ -43,6 +43,7 @@ from tests.support.cassette_scenario import CASSETTES, recorder
 from tests.support.cassette_scenario import OKTA_TOKEN as CASSETTE_OKTA_TOKEN
 from tests.support.cassette_scenario import SCIM_TOKEN as CASSETTE_SCIM_TOKEN
 from tests.support.cli_runner import Result, reconcile
+from tests.support.scim_clients import reader_on, writer_of
 from tests.support.tls_servers import serve_in_thread
 
 ALERT_SECRET = "alert-hook-secret-6b1f0d9e2c7a4835"
@@ -389,9 +390,9 @@ def exception_texts(error: BaseException) -> list[tuple[str, str]]:
 async def test_exceptions_carry_no_credential(echoes: Echoes, tmp_path: Path) -> None:
     sinks = Sinks()
     fast = RetryPolicy(attempts=2, backoff_multiplier_s=0.01, max_backoff_s=0.01, jitter_s=0)
-    async with ScimReader(echoes.scim_url, Secret(SCIM_TOKEN), retry=fast) as reader:
+    async with reader_on(echoes.scim_url, Secret(SCIM_TOKEN), retry=fast) as reader:
         with pytest.raises(ReconcileError) as refused:
-            await ScimWriter(reader).create_user({"userName": "a@example.com"})
+            await writer_of(reader).create_user({"userName": "a@example.com"})
         sinks.texts += exception_texts(refused.value)
         echoes.scim.listing_fails = True
         with pytest.raises(ReconcileError) as unavailable:
@@ -421,9 +422,9 @@ async def test_a_credential_cut_short_in_an_excerpt_leaves_no_prefix(echoes: Ech
     echoes.scim.listing_fails, echoes.okta.status = True, 400  # a 400 is final: no retry
     for padding in range(250, 300, 2):
         echoes.scim.padding = echoes.okta.padding = padding
-        async with ScimReader(echoes.scim_url, Secret(SCIM_TOKEN), retry=once) as reader:
+        async with reader_on(echoes.scim_url, Secret(SCIM_TOKEN), retry=once) as reader:
             reader._capabilities = DEFAULT_CAPABILITIES
-            for attempt in (ScimWriter(reader).create_user({"userName": "a@example.com"}), reader.list_users()):
+            for attempt in (writer_of(reader).create_user({"userName": "a@example.com"}), reader.list_users()):
                 with pytest.raises(ReconcileError) as raised:
                     await attempt
                 messages.append(str(raised.value))

@@ -19,12 +19,12 @@ from aiohttp import web
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, SourceError, TargetError
 from reconciler.okta.source import OktaSource
-from reconciler.scim.users import ScimReader
 from reconciler.secret import Secret
 from reconciler.testing.okta_emulator import OktaEmulator
 from reconciler.testing.scenario import write_local_config
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN
 from tests.support.cli_runner import reconcile
+from tests.support.scim_clients import reader_on
 from tests.support.tls_servers import TlsFiles, empty_scim_app, make_tls_files, serve_in_thread
 
 ENV = {"OKTA_API_TOKEN": OKTA_TOKEN, "SCIM_TOKEN": SCIM_TOKEN}
@@ -133,11 +133,11 @@ async def test_a_certificate_for_another_host_is_refused_even_from_the_trusted_c
     """Hostname verification stays on with a ca_bundle: a cert for localhost does not do for 127.0.0.1."""
     other_host = make_tls_files(tmp_path / "tls", hosts=("localhost",))
     async with _served(empty_scim_app(), other_host) as base_url:
-        async with ScimReader(base_url + "/v2", Secret(SCIM_TOKEN), ca_bundle=other_host.ca_pem) as reader:
+        async with reader_on(base_url + "/v2", Secret(SCIM_TOKEN), ca_bundle=other_host.ca_pem) as reader:
             with pytest.raises(TargetError, match=r"TLS certificate does not verify.*scim\.ca_bundle"):
                 await reader.list_users()
             assert reader.request_counts["GET"] == 1, "not retried"
-        async with ScimReader(
+        async with reader_on(
             base_url.replace("127.0.0.1", "localhost") + "/v2", Secret(SCIM_TOKEN), ca_bundle=other_host.ca_pem
         ) as reader:
             assert await reader.list_users() == []
@@ -205,7 +205,7 @@ def test_plain_http_off_loopback_is_refused_by_the_scim_reader_too() -> None:
     with pytest.raises(
         TargetError, match=r"refusing plain http:// for SCIM at http://scim.example.com.*scim\.base_url"
     ):
-        ScimReader("http://scim.example.com/scim", Secret(SCIM_TOKEN))
+        reader_on("http://scim.example.com/scim", Secret(SCIM_TOKEN))
 
 
 def test_ca_bundles_are_read_relative_to_the_config_file(tls: TlsFiles, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from reconciler.plan.mapping import (
 )
 from reconciler.plan.users import plan
 from reconciler.run.apply import patch_operations
-from reconciler.scim.users import apply_operations
+from reconciler.scim.patch import apply_operations
 from tests.support.factories import okta_id
 
 

@@ -28,7 +28,7 @@ import pytest
 
 import reconciler.run.reconcile as reconcile_module
 from reconciler.okta.source import OktaSource
-from reconciler.scim.users import RetryPolicy, ScimReader
+from reconciler.scim.http import RetryPolicy, ScimConnection
 from reconciler.testing.okta_emulator import FaultKind, OktaEmulator, okta_emulator_in_thread
 from reconciler.testing.scenario import write_local_config
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
@@ -61,8 +61,8 @@ PUT_ONLY_CONFIG = {
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries as in production, without production's backoff (half a second, doubling)."""
-    assert ScimReader.__init__.__kwdefaults__ is not None
-    monkeypatch.setitem(ScimReader.__init__.__kwdefaults__, "retry", SCIM_RETRY)
+    assert ScimConnection.__init__.__kwdefaults__ is not None
+    monkeypatch.setitem(ScimConnection.__init__.__kwdefaults__, "retry", SCIM_RETRY)
     monkeypatch.setattr("reconciler.okta.connection.TRANSIENT_BACKOFF_S", 0.01)
     monkeypatch.setattr("reconciler.net.pacing.RESET_MARGIN_S", 0.1)  # the emulator's reset times are exact
 

@@ -35,13 +35,15 @@ from reconciler.okta import connection as okta_connection
 from reconciler.okta import source as okta_source
 from reconciler.okta.source import OktaSource
 from reconciler.run.reconcile import reconcile
-from reconciler.scim.users import RetryPolicy, ScimReader, ScimWriter
+from reconciler.scim.http import RetryPolicy
+from reconciler.scim.reader import ScimReader
 from reconciler.secret import Secret
 from reconciler.service.single import Service
 from reconciler.store import Store
 from reconciler.testing.scenario import write_local_config
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta
 from tests.service.test_service import eventually, running, service_config
+from tests.support.scim_clients import reader_on, writer_of
 from tests.support.scim_fault_server import FaultServer, Reply, scim_user
 
 MIB = 1024 * 1024
@@ -69,7 +71,7 @@ def listing(total: int, *users: dict) -> dict:
 
 
 def reader_for(base_url: str, **options: object) -> ScimReader:
-    return ScimReader(base_url, Secret(SCIM_TOKEN), retry=FAST_RETRY, max_response_bytes=CAP, **options)  # type: ignore[arg-type]
+    return reader_on(base_url, Secret(SCIM_TOKEN), retry=FAST_RETRY, max_response_bytes=CAP, **options)  # type: ignore[arg-type]
 
 
 # --- oversized answers: refused unread, in bounded memory ---------------------------------------
@@ -316,7 +318,7 @@ async def test_a_scim_write_answered_with_hostile_json_is_a_clear_error() -> Non
         server.script("POST", "/Users", Reply(201, nested()))
         async with reader_for(server.base_url) as reader:
             with pytest.raises(TargetError, match="POST /Users answered 201 with JSON nested too deeply"):
-                await ScimWriter(reader).create_user({"userName": "a@example.com"})
+                await writer_of(reader).create_user({"userName": "a@example.com"})
 
 
 async def test_a_nested_service_provider_config_falls_back_to_the_safe_defaults() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 
 from reconciler.scim.groups import ScimGroups
-from reconciler.scim.users import ScimReader
 from reconciler.secret import Secret
 from tests.conftest import SCIM_TOKEN
+from tests.support.scim_clients import reader_on
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 
@@ -30,8 +30,8 @@ async def test_a_group_is_created_with_members_in_batches_renamed_and_its_member
     scim_url: str, platform: httpx.Client
 ) -> None:
     members = _users(platform, 25)
-    async with ScimReader(scim_url, Secret(SCIM_TOKEN), page_size=2) as reader:
-        groups = ScimGroups(reader, member_batch=10)
+    async with reader_on(scim_url, Secret(SCIM_TOKEN), page_size=2) as reader:
+        groups = ScimGroups(reader.connection, reader, member_batch=10)
         created = await groups.create_group("Engineering", "00gENGINEERING", members[:23])
         assert reader.request_counts["PATCH"] == 2, "10 in the POST, then 10 and 3"
         await groups.rename_group(created.scim_id, "Engineering & Security")

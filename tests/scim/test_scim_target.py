@@ -19,10 +19,13 @@ from reconciler.models.records import PlatformUser
 from reconciler.models.scim_path import ENTERPRISE_URN
 from reconciler.net.pacing import parse_retry_after
 from reconciler.scim.discovery import DEFAULT_CAPABILITIES, ScimCapabilities
+from reconciler.scim.http import PATCH_OP_URN, RetryPolicy
 from reconciler.scim.page import to_platform_user
-from reconciler.scim.users import PATCH_OP_URN, RetryPolicy, ScimReader, ScimWriter, apply_operations, filter_string
+from reconciler.scim.patch import apply_operations
+from reconciler.scim.reader import ScimReader, filter_string
 from reconciler.secret import Secret
 from reconciler.testing.scim_server import RunningScimServer, free_loopback_port, run_scim2_server
+from tests.support.scim_clients import reader_on, writer_of
 from tests.support.scim_fault_server import FaultServer, Reply, scim_error, scim_user
 
 TOKEN = "scim-test-token-0123456789"
@@ -59,7 +62,7 @@ def put_only_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
 
 
 def reader_for(base_url: str, token: str = TOKEN, **options: Any) -> ScimReader:
-    return ScimReader(base_url, Secret(token), retry=FAST_RETRY, **options)
+    return reader_on(base_url, Secret(token), retry=FAST_RETRY, **options)
 
 
 def new_user(user_name: str, **attributes: Any) -> dict[str, Any]:
@@ -68,7 +71,7 @@ def new_user(user_name: str, **attributes: Any) -> dict[str, Any]:
 
 async def create(base_url: str, resource: dict[str, Any]) -> PlatformUser:
     async with reader_for(base_url) as reader:
-        return await ScimWriter(reader).create_user(resource)
+        return await writer_of(reader).create_user(resource)
 
 
 async def read_back(base_url: str, user_name: str) -> PlatformUser:
@@ -130,7 +133,7 @@ async def test_refused_token_names_the_setting_and_never_the_token(scim_server: 
 
 async def test_list_users_reads_every_page(scim_server: RunningScimServer) -> None:
     async with reader_for(scim_server.base_url, page_size=100) as reader:
-        writer = ScimWriter(reader)
+        writer = writer_of(reader)
         for index in range(250):
             await writer.create_user(new_user(f"paged{index:03}@example.com", externalId=f"00u{index}"))
 
@@ -264,7 +267,7 @@ async def test_a_duplicate_user_name_in_another_case_conflicts_and_is_found(scim
     assert created.user_name == "Alice.Conflict@Example.com" and created.scim_id
 
     async with reader_for(scim_server.base_url) as reader:
-        writer = ScimWriter(reader)
+        writer = writer_of(reader)
         with pytest.raises(TargetConflict) as raised:
             await writer.create_user(new_user("alice.conflict@example.com"))
         found = await writer.find_by_user_name("ALICE.CONFLICT@example.com")
@@ -314,7 +317,7 @@ async def test_find_by_user_name_scans_when_the_filter_fails_it(filter_reply: Re
 async def test_patch_deactivates_and_a_204_gives_none(scim_server: RunningScimServer) -> None:
     user = await create(scim_server.base_url, new_user("deactivate.me@example.com"))
     async with reader_for(scim_server.base_url) as reader:
-        assert await ScimWriter(reader).patch_user(user, DEACTIVATE) is None
+        assert await writer_of(reader).patch_user(user, DEACTIVATE) is None
         assert reader.request_counts["PATCH"] == 1 and reader.request_counts["PUT"] == 0
     assert (await read_back(scim_server.base_url, "deactivate.me@example.com")).active is False
 
@@ -324,7 +327,7 @@ async def test_a_patch_answered_with_the_user_gives_the_updated_user() -> None:
     async with FaultServer(service_provider_config={"patch": {"supported": True}}) as server:
         server.script("PATCH", "/Users/id-1", Reply(200, updated))
         async with reader_for(server.base_url) as reader:
-            result = await ScimWriter(reader).patch_user(_platform(scim_user(1)), DEACTIVATE)
+            result = await writer_of(reader).patch_user(_platform(scim_user(1)), DEACTIVATE)
         (sent,) = server.seen("PATCH", "/Users/id-1")
     assert result is not None and result.active is False and result.version == 'W/"2"'
     assert sent.body == {"schemas": [PATCH_OP_URN], "Operations": DEACTIVATE}
@@ -346,7 +349,7 @@ async def test_without_patch_support_a_put_keeps_what_is_not_managed(put_only_se
     user = await create(put_only_server.base_url, resource)
     operations = [*DEACTIVATE, {"op": "replace", "path": "name.givenName", "value": "New"}]
     async with reader_for(put_only_server.base_url) as reader:
-        result = await ScimWriter(reader).patch_user(user, operations)
+        result = await writer_of(reader).patch_user(user, operations)
         assert reader.request_counts["PUT"] == 1 and reader.request_counts["PATCH"] == 0
 
     stored = (await read_back(put_only_server.base_url, "put.me@example.com")).resource
@@ -372,7 +375,7 @@ async def test_a_listing_keeps_only_what_is_compared_and_a_put_reads_the_user_wh
     async with reader_for(put_only_server.base_url, keep_attributes=frozenset({"name"})) as reader:
         (user,) = [u for u in await reader.list_users() if u.user_name == "listed.partly@example.com"]
         assert user.partial and set(user.resource) <= {"id", "userName", "externalId", "active", "schemas", "name"}
-        await ScimWriter(reader).patch_user(user, [{"op": "replace", "path": "name.givenName", "value": "New"}])
+        await writer_of(reader).patch_user(user, [{"op": "replace", "path": "name.givenName", "value": "New"}])
         assert reader.request_counts["PUT"] == 1
 
     stored = (await read_back(put_only_server.base_url, "listed.partly@example.com")).resource
@@ -386,7 +389,7 @@ async def test_a_put_over_a_stale_version_reads_the_user_again_and_keeps_the_oth
 ) -> None:
     stale = await create(put_only_server.base_url, new_user("stale@example.com", title="first"))
     async with reader_for(put_only_server.base_url) as reader:
-        writer = ScimWriter(reader)
+        writer = writer_of(reader)
         await writer.patch_user(stale, [{"op": "replace", "path": "title", "value": "second"}])
         await writer.patch_user(stale, DEACTIVATE)  # 412 over the stale version, then again over the new one
         assert reader.request_counts["PUT"] == 3 and reader.request_counts["GET"] == 2  # discovery, the re-read
@@ -403,7 +406,7 @@ async def test_a_put_refused_412_twice_fails_clearly() -> None:
         server.script("GET", "/Users/id-1", Reply(200, scim_user(1, meta={"version": 'W/"2"'})))
         async with reader_for(server.base_url) as reader:
             with pytest.raises(TargetError, match="changed on the platform again") as raised:
-                await ScimWriter(reader).patch_user(_platform(user), DEACTIVATE)
+                await writer_of(reader).patch_user(_platform(user), DEACTIVATE)
         if_match = [r.headers.get("If-Match") for r in server.seen("PUT", "/Users/id-1")]
     assert raised.value.status == 412
     assert if_match == [None, 'W/"2"']  # the listed user carried no version; the re-read one does
@@ -413,7 +416,7 @@ async def test_patching_a_missing_user_is_not_found(scim_server: RunningScimServ
     missing = _platform(scim_user(1, id="no-such-id"))
     async with reader_for(scim_server.base_url) as reader:
         with pytest.raises(TargetNotFound) as raised:
-            await ScimWriter(reader).patch_user(missing, DEACTIVATE)
+            await writer_of(reader).patch_user(missing, DEACTIVATE)
     assert raised.value.status == 404 and "PATCH /Users/no-such-id" in str(raised.value)
 
 
@@ -542,7 +545,7 @@ async def test_a_long_retry_after_is_capped() -> None:
     policy = RetryPolicy(attempts=2, retry_after_cap_s=0.2)
     async with FaultServer(users=[scim_user(1)]) as server:
         server.script("GET", "/Users", Reply(429, None, {"Retry-After": "3600"}))
-        async with ScimReader(server.base_url, Secret(TOKEN), retry=policy) as reader:
+        async with reader_on(server.base_url, Secret(TOKEN), retry=policy) as reader:
             started = time.monotonic()
             assert len(await reader.list_users()) == 1
     assert time.monotonic() - started < 1.5
@@ -557,7 +560,7 @@ async def test_a_patch_carries_if_match_and_a_stale_one_is_read_again_and_sent_o
     stale = await create(scim_server.base_url, new_user("stale.patch@example.com", title="first"))
     assert stale.version, "scim2-server versions its users"
     async with reader_for(scim_server.base_url) as reader:
-        writer = ScimWriter(reader)
+        writer = writer_of(reader)
         await writer.patch_user(stale, [{"op": "replace", "path": "title", "value": "second"}])
         await writer.patch_user(stale, DEACTIVATE)  # 412 over the stale version, then again over the new one
         assert reader.request_counts["PATCH"] == 3 and reader.request_counts["GET"] == 2  # discovery, the re-read
@@ -574,7 +577,7 @@ async def test_a_patch_refused_412_twice_fails_clearly_with_each_version_sent() 
         server.script("GET", "/Users/id-1", Reply(200, scim_user(1, meta={"version": 'W/"2"'})))
         async with reader_for(server.base_url) as reader:
             with pytest.raises(TargetError, match="changed on the platform again") as raised:
-                await ScimWriter(reader).patch_user(to_platform_user(user), DEACTIVATE)
+                await writer_of(reader).patch_user(to_platform_user(user), DEACTIVATE)
         if_match = [r.headers.get("If-Match") for r in server.seen("PATCH", "/Users/id-1")]
     assert raised.value.status == 412
     assert if_match == ['W/"1"', 'W/"2"']
@@ -586,7 +589,7 @@ async def test_no_if_match_is_sent_where_the_server_has_no_etags() -> None:
     async with FaultServer(service_provider_config=config) as server:
         server.script("PATCH", "/Users/id-1", Reply(204))
         async with reader_for(server.base_url) as reader:
-            assert await ScimWriter(reader).patch_user(to_platform_user(user), DEACTIVATE) is None
+            assert await writer_of(reader).patch_user(to_platform_user(user), DEACTIVATE) is None
         (patch,) = server.seen("PATCH", "/Users/id-1")
     assert "If-Match" not in patch.headers
 

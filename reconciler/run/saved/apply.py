@@ -20,7 +20,7 @@ from reconciler.run.saved.digest import Stale, split_stale
 from reconciler.run.saved.document import LiveState, SavedPlan, SavedPlanError
 from reconciler.run.saved.groups import GroupLiveState, StaleGroupAction, split_stale_groups
 from reconciler.run.wiring import applier_for, group_applier_for, okta_source, read_both_sides, read_groups, scim_reader
-from reconciler.scim.users import ScimReader
+from reconciler.scim.reader import ScimReader
 from reconciler.store import Store
 
 Confirm = Callable[[str], bool]

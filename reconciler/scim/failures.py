@@ -1,0 +1,134 @@
+"""What a failed SCIM request means: retry it or not, and the message that names the method, the path, the
+status and the server's own detail, never the token."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from http import HTTPStatus
+
+import httpx
+import pydantic
+from scim2_models import Error
+
+from reconciler.errors import TargetConflict, TargetError, TargetNotFound
+from reconciler.net.pacing import parse_retry_after
+from reconciler.net.transport import JsonError, decode_json
+from reconciler.secret import Secret, redact
+
+TOKEN_HINT = "check the token in scim.token_env / scim.token_file"
+
+
+class RetryableFailure(TargetError):
+    """A failure worth another attempt: a 429, a 5xx or a network error."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        scim_type: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, status, scim_type)
+        self.retry_after_s = retry_after_s
+
+
+def is_retryable_status(status: int) -> bool:
+    """429 and the 5xx that may pass; 501 Not Implemented and 505 never will."""
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
+        return True
+    return 500 <= status < 600 and status not in (HTTPStatus.NOT_IMPLEMENTED, HTTPStatus.HTTP_VERSION_NOT_SUPPORTED)
+
+
+def status_reason(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def shortened(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def scim_error_detail(response: httpx.Response, token: Secret) -> tuple[str | None, str | None]:
+    """The ``(scimType, detail)`` of an error answer, read leniently; a non-SCIM body gives a snippet.
+
+    Credentials are masked before anything is cut short, so that no prefix of the token survives.
+    """
+    try:
+        payload = decode_json(response.content)
+    except JsonError:
+        return None, shortened(redact(response.text, [token.reveal()])) or None
+    if not isinstance(payload, dict):
+        return None, shortened(redact(str(payload), [token.reveal()]))
+    fields = {key: payload[key] for key in ("status", "scimType", "detail") if key in payload}
+    try:
+        error = Error.model_validate(fields)
+    except pydantic.ValidationError:
+        return None, shortened(redact(str(payload.get("detail") or payload), [token.reveal()]))
+    return error.scim_type, redact(error.detail, [token.reveal()]) if error.detail else error.detail
+
+
+def failure_for(method: str, path: str, response: httpx.Response, token: Secret) -> TargetError:
+    """The error a non-2xx answer stands for.
+
+    The detail is the server's; should a debugging proxy echo the request
+    headers in it, the token is masked all the same (as ``********``).
+    """
+    status = response.status_code
+    scim_type, detail = scim_error_detail(response, token)
+    message = f"SCIM {method} {path} answered {status_reason(status)}"
+    if scim_type:
+        message += f" ({scim_type})"
+    if detail:
+        message += f": {detail}"
+    if status == HTTPStatus.UNAUTHORIZED:
+        return TargetError(f"{message}; the platform refused the bearer token: {TOKEN_HINT}", status, scim_type)
+    if is_retryable_status(status):
+        return RetryableFailure(message, status, scim_type, parse_retry_after(response.headers.get("Retry-After")))
+    if status == HTTPStatus.CONFLICT:
+        return TargetConflict(message, status, scim_type)
+    if status == HTTPStatus.NOT_FOUND:
+        return TargetNotFound(message, status, scim_type)
+    return TargetError(message, status, scim_type)
+
+
+def transport_failure(method: str, where: str, error: httpx.TransportError, timeout_s: float | None) -> str:
+    """What went wrong on the wire, in words: no connection, no answer in time, or an answer broken off.
+
+    httpx's own messages are often empty (``ReadTimeout:``), so the kind is
+    spelled out and the cause (``Connection reset by peer``) added.
+    """
+    if isinstance(error, httpx.TimeoutException):  # its causes say only that a deadline passed
+        kind = type(error).__name__
+        return f"SCIM {method} {where} timed out: no answer within {timeout_s:g} s (scim.timeout_s) ({kind})"
+    cause = next((str(link) for link in exception_chain(error) if str(link)), "")
+    detail = f"{type(error).__name__}: {cause}" if cause else type(error).__name__
+    if isinstance(error, httpx.ConnectError):
+        return f"cannot reach SCIM at {where} ({method}): {detail}"
+    return f"SCIM {method} {where}: the connection broke before the answer was complete ({detail})"
+
+
+def exception_chain(error: BaseException, depth: int = 5) -> Iterator[BaseException]:
+    """``error``, then what caused it, and so on (``depth`` links at most)."""
+    link: BaseException | None = error
+    for _ in range(depth):
+        if link is None:
+            return
+        yield link
+        link = link.__cause__ or link.__context__
+
+
+def is_certificate_failure(error: httpx.TransportError) -> bool:
+    """A server certificate that does not verify: retrying will not change it."""
+    cause = error.__cause__ or error.__context__
+    return isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
+def certificate_message(where: str, error: httpx.TransportError) -> str:
+    return (
+        f"SCIM at {where}: the server's TLS certificate does not verify ({error}): if the platform uses a "
+        "private CA, set scim.ca_bundle to the PEM file of that CA"
+    )
