@@ -341,27 +341,9 @@ def plan(
     in_sync = 0
     names_kept = _user_names_after_plan(desired, matching, compiled, policy)
     for assignment in desired:
-        user = matching.pairs.get(assignment.okta_user_id)
-        if user is not None:
-            decided = ahead.get(assignment.okta_user_id)
-            if decided is not None and decided[0] is user:
-                found = decided[1]
-            else:
-                found = _action_for_pair(assignment, user, compiled, policy)
-        elif assignment.okta_user_id in matching.conflicted:
-            continue
-        elif intended_lifecycle(assignment, policy).lifecycle is not Lifecycle.ACTIVE:
-            found = None
-        elif (holder := names_kept.get(assignment.user_name.casefold())) is not None:
-            found = Action(
-                ActionKind.CONFLICT,
-                assignment.user_name,
-                assignment.okta_user_id,
-                None,
-                f"missing, but its userName stays with platform user {holder.scim_id} of another Okta user",
-            )
-        else:
-            found = _create(assignment, compiled)
+        if assignment.okta_user_id not in matching.pairs and assignment.okta_user_id in matching.conflicted:
+            continue  # its conflict is reported already
+        found = _action_for_assignment(assignment, matching, compiled, policy, names_kept, ahead)
         if found is None:
             in_sync += 1
         else:
@@ -380,6 +362,35 @@ def plan(
     actions.sort(key=lambda a: (_KIND_ORDER[a.kind], a.user_name.casefold(), a.scim_id or ""))
     pairs = {okta_user_id: user.scim_id for okta_user_id, user in matching.pairs.items()}
     return Plan(tuple(actions), in_sync, pairs)
+
+
+def _action_for_assignment(
+    assignment: OktaAssignment,
+    matching: _Matching,
+    mapping: CompiledMapping,
+    policy: PlanPolicy,
+    names_kept: Mapping[str, PlatformUser],
+    ahead: Mapping[str, tuple[PlatformUser, Action | None]],
+) -> Action | None:
+    """What an assignment needs: its pair's action (decided ahead if it was), a create, or a conflict
+    when its userName stays with another Okta user's platform user; None when nothing is to do."""
+    user = matching.pairs.get(assignment.okta_user_id)
+    if user is not None:
+        decided = ahead.get(assignment.okta_user_id)
+        if decided is not None and decided[0] is user:
+            return decided[1]
+        return _action_for_pair(assignment, user, mapping, policy)
+    if intended_lifecycle(assignment, policy).lifecycle is not Lifecycle.ACTIVE:
+        return None
+    if (holder := names_kept.get(assignment.user_name.casefold())) is not None:
+        return Action(
+            ActionKind.CONFLICT,
+            assignment.user_name,
+            assignment.okta_user_id,
+            None,
+            f"missing, but its userName stays with platform user {holder.scim_id} of another Okta user",
+        )
+    return _create(assignment, mapping)
 
 
 def group_member_links(

@@ -30,6 +30,7 @@ from reconciler.hooks import NO_PROGRESS, ProgressListener
 from reconciler.models.groups import GroupPlan
 from reconciler.models.records import Action
 from reconciler.models.runs import RunMode, RunStatus
+from reconciler.okta.source import OktaSource
 from reconciler.plan.gate import GroupPopulations, Populations, evaluate
 from reconciler.plan.groups import plan_groups
 from reconciler.plan.users import PairDecisions, group_member_links, plan
@@ -121,31 +122,14 @@ async def reconcile(
             okta_source(config, progress, lookahead.okta_page) as source,
             scim_reader(config, progress) as reader,
         ):
+            read_s = await _read(config, outcome, source, reader, lookahead)
             started = time.perf_counter()
-            try:
-                outcome.desired, outcome.actual = await read_both_sides(source, reader, lookahead)
-                if config.groups.enabled:
-                    outcome.desired_groups, outcome.actual_groups = await read_groups(config, source, reader)
-            finally:
-                outcome.okta_429s, outcome.okta_paced_s = source.rate_limited, source.rate_limit_waited_s
-            read_s = time.perf_counter() - started
             _plan_and_gate(config, store, outcome, lookahead.decided)
-            log.info(
-                "read %d assignments and %d platform users in %.2f s (%.2f s waiting for Okta's rate limit); "
-                "planned in %.2f s",
-                len(outcome.desired),
-                len(outcome.actual),
-                read_s,
-                outcome.okta_paced_s,
-                time.perf_counter() - started - read_s,
-            )
+            _log_read_and_plan(outcome, read_s, time.perf_counter() - started)
             assert outcome.plan is not None and outcome.gate is not None
             progress.planned(len(outcome.plan.actions) + outcome.plan.in_sync)  # distinct users, whichever side
             if dry_run:
-                store.record_skipped(run_id, outcome.plan.actions)
-                if outcome.group_plan is not None:
-                    store.record_group_skipped(run_id, outcome.group_plan.actions)
-                outcome.status = dry_run_status(outcome.plan, outcome.gate, outcome.group_plan)
+                _finish_dry_run(store, outcome)
             else:
                 await _apply(config, store, outcome, reader, progress)
     if failure.error is not None:
@@ -155,6 +139,40 @@ async def reconcile(
         outcome.error = blocked if outcome.error is None else f"{blocked}; {outcome.error}"
     store.finish_run(run_id, outcome.status, outcome.error)
     return outcome
+
+
+async def _read(
+    config: Config, outcome: RunOutcome, source: OktaSource, reader: ScimReader, lookahead: Lookahead
+) -> float:
+    """Both sides' users (and groups, with ``[groups]``) into ``outcome``; the seconds it took."""
+    started = time.perf_counter()
+    try:
+        outcome.desired, outcome.actual = await read_both_sides(source, reader, lookahead)
+        if config.groups.enabled:
+            outcome.desired_groups, outcome.actual_groups = await read_groups(config, source, reader)
+    finally:
+        outcome.okta_429s, outcome.okta_paced_s = source.rate_limited, source.rate_limit_waited_s
+    return time.perf_counter() - started
+
+
+def _log_read_and_plan(outcome: RunOutcome, read_s: float, plan_s: float) -> None:
+    log.info(
+        "read %d assignments and %d platform users in %.2f s (%.2f s waiting for Okta's rate limit); planned in %.2f s",
+        len(outcome.desired),
+        len(outcome.actual),
+        read_s,
+        outcome.okta_paced_s,
+        plan_s,
+    )
+
+
+def _finish_dry_run(store: Store, outcome: RunOutcome) -> None:
+    """Record every action as skipped (a dry-run sends nothing) and decide the dry-run's status."""
+    assert outcome.plan is not None and outcome.gate is not None
+    store.record_skipped(outcome.run_id, outcome.plan.actions)
+    if outcome.group_plan is not None:
+        store.record_group_skipped(outcome.run_id, outcome.group_plan.actions)
+    outcome.status = dry_run_status(outcome.plan, outcome.gate, outcome.group_plan)
 
 
 def _plan_and_gate(config: Config, store: Store, outcome: RunOutcome, ahead: PairDecisions) -> None:
