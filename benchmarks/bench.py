@@ -279,7 +279,7 @@ class RunnerProcess:
 
     def wait_imported(self) -> dict[str, Any]:
         if self.imported is None:
-            self.imported = self._read_line("importing reconciler.reconcile")
+            self.imported = self._read_line("importing reconciler.run.reconcile")
         return self.imported
 
     def run(self, job_path: Path) -> dict[str, Any]:
@@ -308,7 +308,7 @@ class RunnerProcess:
 class InProcessRunner:
     """The runner's work done in the bench's own process (``--in-process``, for the smoke test).
 
-    Quicker where ``reconciler.reconcile`` is already imported, but the peak RSS and CPU
+    Quicker where ``reconciler.run.reconcile`` is already imported, but the peak RSS and CPU
     then include the bench's own.
     """
 
@@ -785,7 +785,8 @@ def measure_size(console: Console, n: int, args: argparse.Namespace, settings: S
         if args.in_process:
             note = " (--in-process: imported by the bench itself; peak RSS and CPU below include the bench)"
         console.print(
-            f"import reconciler.reconcile: {report.import_s:.2f} s in a fresh interpreter{note}; in no wall time below"
+            f"import reconciler.run.reconcile: {report.import_s:.2f} s in a fresh interpreter{note}; "
+            "in no wall time below"
         )
     print_lightweight(console, report, scenario, settings)
     fields = dict(report.fields)

@@ -4,7 +4,7 @@
 
     python -m benchmarks.runner     # then, on stdin, the path of a JOB.json the bench wrote
 
-It first imports ``reconciler.reconcile`` (timed: the import is no part of any run's wall time)
+It first imports ``reconciler.run.reconcile`` (timed: the import is no part of any run's wall time)
 and says so on stdout (``{"import_s": …}``), then waits for the job on stdin, so that the bench
 can start it early and seed the servers meanwhile; the result is one JSON line on stdout.
 
@@ -12,7 +12,7 @@ The bench keeps the scenario (hundreds of thousands of dicts) and the baselines 
 process and runs the reconciler here, so that this process's peak RSS
 (``getrusage(RUSAGE_SELF).ru_maxrss``) and CPU time (``time.process_time``) are the
 reconciler's alone. Per run (dry-run, apply, dry-run again) it resets the servers' counters,
-calls ``reconciler.reconcile.reconcile`` and reads the counters back.
+calls ``reconciler.run.reconcile.reconcile`` and reads the counters back.
 
 Requests to the SCIM server are also counted here, on the client side, by wrapping
 ``httpx.AsyncHTTPTransport`` (each HTTP exchange, retries included): scim2-server counts
@@ -102,7 +102,8 @@ async def _control(client: httpx.AsyncClient, url: str | None, action: str) -> d
 
 
 def timed_import() -> tuple[Any, float]:
-    """``reconciler.reconcile`` and the seconds its import took (in this fresh interpreter, dependencies included)."""
+    """``reconciler.run.reconcile`` and the seconds its import took (in this fresh interpreter, dependencies
+    included)."""
     started = time.perf_counter()
     module = importlib.import_module(IMPORTED)
     return module, time.perf_counter() - started

@@ -8,7 +8,7 @@ N users are assigned to the Okta app. 1 % of N drifts, in three equal parts:
   who is not assigned to the app (any more).
 
 Every other assigned user is on the platform exactly as Okta's SCIM app pushes it (the body of
-:func:`reconciler.demo.push_like_okta`) and linked (``AppUser.externalId`` = its SCIM id).
+:func:`reconciler.testing.scenario.push_like_okta`) and linked (``AppUser.externalId`` = its SCIM id).
 Pure: no I/O.
 """
 
@@ -62,7 +62,7 @@ class Drift:
 
 
 def pushed_resource(person: Person, given_name: str | None = None) -> dict[str, Any]:
-    """The SCIM User Okta's app POSTs for ``person`` (see ``reconciler.demo.push_like_okta``)."""
+    """The SCIM User Okta's app POSTs for ``person`` (see ``reconciler.testing.scenario.push_like_okta``)."""
     return {
         "schemas": [CORE_USER_URN],
         "userName": person.login,
@@ -142,7 +142,7 @@ class Scenario:
 
 
 def summary(**counts: int) -> dict[str, int]:
-    """A plan summary (``reconciler.records.SUMMARY_KEYS``) with zeros where not given."""
+    """A plan summary (``reconciler.models.records.SUMMARY_KEYS``) with zeros where not given."""
     keys = ("create", "update", "deactivate", "reactivate", "link", "conflict", "unmanaged", "in_sync")
     return {key: counts.get(key, 0) for key in keys}
 

@@ -1,7 +1,7 @@
 """The progress display of a run on a terminal: pages read, users planned, writes done.
 
 :func:`progress_for` picks the listener for a run: :class:`TerminalProgress`
-when stderr is a terminal, :data:`~reconciler.progress.NO_PROGRESS` with
+when stderr is a terminal, :data:`~reconciler.hooks.NO_PROGRESS` with
 ``--quiet``, off a terminal (pipes, files, the journal) or with ``TERM=dumb``.
 
 The display is drawn with ``rich.progress`` on stderr, never stdout (so
@@ -78,7 +78,7 @@ class _BarOnceTotalKnown(BarColumn):
 
 
 class TerminalProgress:
-    """A :class:`~reconciler.progress.ProgressListener` drawn with rich on a terminal.
+    """A :class:`~reconciler.hooks.ProgressListener` drawn with rich on a terminal.
 
     It is shown from construction (or ``with``) until :meth:`finished`, which
     clears it; call that in a ``finally``. Four rows, the last two once they

@@ -36,7 +36,7 @@ baseline taken from it would let a sustained drop through on the next run.
 
 
 SUCCESSFUL: Final = frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.BLOCKED})
-"""Run statuses that count as a successful run: ``last_success`` and ``/healthz`` (reconciler.metrics),
+"""Run statuses that count as a successful run: ``last_success`` and ``/healthz`` (reconciler.service.metrics),
 :attr:`TenantState.last_success_at`."""
 
 

@@ -67,7 +67,7 @@ def scim_reader(config: Config, progress: ProgressListener = NO_PROGRESS) -> Sci
 
 
 class Lookahead:
-    """Decides likely pairs (:func:`~reconciler.plan.pair_actions`) while Okta pages are still arriving.
+    """Decides likely pairs (:func:`~reconciler.plan.users.pair_actions`) while Okta pages are still arriving.
 
     The platform's listing is done long before Okta's, whose pages come one
     round trip after another: each page that arrives once the platform is

@@ -42,7 +42,7 @@ def apply_operations(resource: Mapping[str, Any], operations: Sequence[Mapping[s
     attribute (sub-attributes not named are kept); ``add`` of a list extends a
     multi-valued attribute; a null value or ``remove`` unassigns. Read-only
     attributes (``meta``, ``groups``) are dropped. Paths are those of
-    :func:`reconciler.mapping.parse_target_path`, plus ``active`` and
+    :func:`reconciler.models.scim_path.parse_target_path`, plus ``active`` and
     ``externalId``; raises ValueError for any other.
     """
     check_operations(operations)

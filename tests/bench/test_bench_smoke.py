@@ -2,7 +2,7 @@
 
 Real processes as in `make bench` (the Okta emulator and the lightweight SCIM server, each in
 its own process, 1 ms latency); the reconciler runs in this process (``--in-process``), where
-``reconciler.reconcile`` is already imported, to keep the test quick.
+``reconciler.run.reconcile`` is already imported, to keep the test quick.
 """
 
 from __future__ import annotations

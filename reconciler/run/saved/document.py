@@ -23,7 +23,7 @@ Format, version 1::
       "summary": {"create": 3, ..., "in_sync": 80},
       "gate": {"blocked": false, "stop_all": false, "trips": [{"kind": ..., "reason": ...}]},
       "actions": [{<Action.to_json()>, "subject_digest": "<sha256 hex>"}, ...],
-      "groups": {...},                   # with [groups] only: see reconciler.saved_group_plan
+      "groups": {...},                   # with [groups] only: see reconciler.run.saved.groups
       "signature": {"algorithm": "HMAC-SHA256", "value": "<hex>"}
     }
 
