@@ -1,19 +1,16 @@
 """What Okta answers, read: its error bodies, ``Link`` cursors and headers, which failures may pass, and
-the org URL it is reached at. Pure: no request is sent here."""
+the org URL it is reached at. Pure: no request is sent here, and the okta SDK is not imported."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
-from okta.errors.http_error import HTTPError
-from okta.errors.okta_api_error import OktaAPIError
 
 from reconciler.errors import SourceError
 from reconciler.net.pacing import header_value
@@ -25,26 +22,6 @@ MAX_DETAIL = 300
 """Characters of an error text quoted in a message."""
 _LINK = re.compile(r"<(?P<url>[^>]*)>(?P<params>[^,<]*)")
 _REL = re.compile(r"""\brel\s*=\s*(?:"(?P<quoted>[^"]*)"|(?P<bare>[^\s;,]+))""", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class OktaAnswer:
-    """What the SDK's error classes read of an answer."""
-
-    status: int
-    headers: Mapping[str, Any]
-
-
-def okta_api_error(url: str, status: int, headers: Mapping[str, Any], body: str) -> Exception:
-    """The SDK's error object for a failed answer: an OktaAPIError for an Okta error body, else an HTTPError."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        payload = None
-    answer = OktaAnswer(status, headers)
-    if isinstance(payload, dict) and payload.get("errorCode"):
-        return OktaAPIError(url, answer, payload)
-    return HTTPError(url, answer, body)
 
 
 def okta_error_detail(error: Exception) -> str:

@@ -17,12 +17,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
 import tenacity
-from okta.request_executor import RequestExecutor
 
 from reconciler.errors import SourceError
 from reconciler.net.pacing import RateLimitBudget, header_value, parse_retry_after
@@ -32,13 +31,15 @@ from reconciler.okta.answers import (
     is_transient_status,
     is_transient_transport_error,
     next_cursor,
-    okta_api_error,
     okta_error_detail,
     rate_limit_family,
 )
-from reconciler.okta.sdk import capped_session
+from reconciler.okta.sdk import capped_session, okta_api_error
 from reconciler.okta.wording import FailureWording
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from okta.request_executor import RequestExecutor
 
 log = logging.getLogger(__name__)
 
@@ -297,9 +298,14 @@ class OktaConnection:
         return TransientSourceError(self.masked(message))
 
     def masked(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret.reveal(), "********")
-        return text
+        return mask_secrets(text, self._secrets)
+
+
+def mask_secrets(text: str, secrets: tuple[Secret, ...]) -> str:
+    """``text`` with the value of each secret replaced by ``********``."""
+    for secret in secrets:
+        text = text.replace(secret.reveal(), "********")
+    return text
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:

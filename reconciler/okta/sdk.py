@@ -29,8 +29,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,8 @@ from jwt.exceptions import InvalidKeyError
 from okta.cache.no_op_cache import NoOpCache
 from okta.config.config_setter import ConfigSetter
 from okta.config.config_validator import ConfigValidator
+from okta.errors.http_error import HTTPError
+from okta.errors.okta_api_error import OktaAPIError
 from okta.http_client import HTTPClient
 from okta.request_executor import RequestExecutor
 
@@ -146,6 +149,30 @@ class RaisingHTTPClient(HTTPClient):
         if error is not None:
             raise error
         return request_info, response, body, error
+
+
+@dataclass(frozen=True, slots=True)
+class OktaAnswer:
+    """What the SDK's error classes read of an answer."""
+
+    status: int
+    headers: Mapping[str, Any]
+
+
+def okta_api_error(url: str, status: int, headers: Mapping[str, Any], body: str) -> Exception:
+    """The SDK's error object for a failed answer: an OktaAPIError for an Okta error body, else an HTTPError.
+
+    The SDK hands back the same objects when it fails before sending (an OAuth token refused), so one
+    wording (:meth:`~reconciler.okta.wording.FailureWording.refusal`) reads both.
+    """
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        payload = None
+    answer = OktaAnswer(status, headers)
+    if isinstance(payload, dict) and payload.get("errorCode"):
+        return OktaAPIError(url, answer, payload)
+    return HTTPError(url, answer, body)
 
 
 def credentials_config(

@@ -26,7 +26,7 @@ from reconciler.models.groups import OktaGroup
 from reconciler.models.records import OktaAssignment, ProfileFields
 from reconciler.net.limits import DEFAULT_MAX_RESPONSE_BYTES
 from reconciler.okta.answers import checked_org_url, exception_text, int_header, json_object_of
-from reconciler.okta.connection import Listing, OktaConnection
+from reconciler.okta.connection import Listing, OktaConnection, mask_secrets
 from reconciler.okta.groups import PushedGroupsReader
 from reconciler.okta.page import KEEP_ALL, decode_app_users
 from reconciler.okta.sdk import AuthMode, credentials_config, request_executor
@@ -107,7 +107,7 @@ class OktaSource:
             executor = request_executor(self.org_url, credentials, timeout_s, loopback_http)
         except ValueError as exc:
             message = f"the okta SDK refused its configuration: {exception_text(exc)}"
-            raise SourceError(_masked(message, secrets)) from None
+            raise SourceError(mask_secrets(message, secrets)) from None
         self.connection = OktaConnection(
             executor,
             wording,
@@ -214,9 +214,3 @@ def _check_settings(app_id: str, timeout_s: float, page_size: int) -> None:
         raise SourceError(f"okta timeout must be more than 0 s, not {timeout_s}")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise SourceError(f"okta page size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
-
-
-def _masked(text: str, secrets: tuple[Secret, ...]) -> str:
-    for secret in secrets:
-        text = text.replace(secret.reveal(), "********")
-    return text

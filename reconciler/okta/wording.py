@@ -5,11 +5,14 @@ from __future__ import annotations
 import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from reconciler.okta.answers import GROUPS_FAMILY, exception_text, okta_error_detail, rate_limit_family
-from reconciler.okta.sdk import AuthMode
+
+if TYPE_CHECKING:
+    from reconciler.okta.sdk import AuthMode
 
 
 @dataclass(frozen=True)
