@@ -48,8 +48,6 @@ refused, as they would race.
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
 import re
 import shlex
@@ -96,10 +94,11 @@ from reconciler.config.model import (
     SuspendedPolicy,
     ThresholdsConfig,
     UnmanagedPolicy,
-    _names,
-    _no_tenants,
     fingerprint,
+    tenant_names,
+    no_tenants_problem,
 )
+from reconciler.config.wording import did_you_mean, show
 from reconciler.errors import ConfigError
 from reconciler.net.limits import DEFAULT_MAX_RESPONSE_MB, MIB
 from reconciler.net.transport import ca_bundle_problem, is_loopback_host
@@ -141,15 +140,17 @@ def load_config(
     """
     config_path = _config_path(path, environ)
     document = _read_toml(config_path)
-    secrets_environ = environ if read_secrets else _NO_SECRETS
+    secrets_environ = environ if read_secrets else NO_SECRETS
     if "tenants" not in document:
         if tenant is not None:
-            raise ConfigError([_no_tenants(config_path, tenant)])
-        return _build(document, config_path, secrets_environ)
+            raise ConfigError([no_tenants_problem(config_path, tenant)])
+        return _single_tenant(document, config_path, secrets_environ)
     if tenant is None:
-        fleet = _build_fleet(document, config_path, _NO_SECRETS)
+        fleet = _build_fleet(document, config_path, NO_SECRETS)
         raise ConfigError(
-            [f"this file has {len(fleet.tenants)} tenants ([[tenants]]: {_names(fleet.tenants)}): pass --tenant NAME"]
+            [
+                f"this file has {len(fleet.tenants)} tenants ([[tenants]]: {tenant_names(fleet.tenants)}): pass --tenant NAME"
+            ]
         )
     return _build_fleet(document, config_path, secrets_environ, only=tenant).tenant(tenant)
 
@@ -163,9 +164,9 @@ def load_fleet(
     """
     config_path = _config_path(path, environ)
     document = _read_toml(config_path)
-    secrets_environ = environ if read_secrets else _NO_SECRETS
+    secrets_environ = environ if read_secrets else NO_SECRETS
     if "tenants" not in document:
-        config = _build(document, config_path, secrets_environ)
+        config = _single_tenant(document, config_path, secrets_environ)
         return FleetConfig((config,), config.store, config.metrics, ServiceConfig(), config_path, False)
     return _build_fleet(document, config_path, secrets_environ)
 
@@ -188,7 +189,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such configuration file"]) from None
     except OSError as error:
-        raise ConfigError([f"{path}: cannot read the configuration file: {_os_reason(error)}"]) from None
+        raise ConfigError([f"{path}: cannot read the configuration file: {os_reason(error)}"]) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError([f"{path}: not valid TOML: {error}"]) from None
     except UnicodeDecodeError:
@@ -221,27 +222,27 @@ together", and a default interval would clash with a tenant's cron.
 """
 
 
-class _NoSecrets(dict[str, str]):
+class NoSecrets(dict[str, str]):
     """The environment seen with ``read_secrets=False``: secret readers return "" instead of reading."""
 
 
-_NO_SECRETS: Final = _NoSecrets()
+NO_SECRETS: Final = NoSecrets()
 
 
-def _build(document: Mapping[str, Any], source_path: Path, environ: Mapping[str, str]) -> Config:
+def _single_tenant(document: Mapping[str, Any], source_path: Path, environ: Mapping[str, str]) -> Config:
     """A single-tenant file."""
     problems: list[str] = []
-    tables = _sections(document, problems, multi_tenant=False)
-    parts = _tenant_parts(tables, {}, "", source_path.parent, environ, problems)
-    store = _store(_Table("store", tables.get("store") or {}, problems))
-    metrics = _metrics(_Table("metrics", tables.get("metrics") or {}, problems))
+    tables = _top_level_tables(document, problems, multi_tenant=False)
+    parts = tenant_parts(tables, {}, "", source_path.parent, environ, problems)
+    store = read_store(Table("store", tables.get("store") or {}, problems))
+    metrics = read_metrics(Table("metrics", tables.get("metrics") or {}, problems))
     if problems:
         raise ConfigError(problems)
     assert parts is not None and store and metrics
     return Config(**parts, store=store, metrics=metrics, source_path=source_path)
 
 
-def _tenant_parts(
+def tenant_parts(
     tables: Mapping[str, Mapping[str, Any] | None],
     inherited: Mapping[str, frozenset[str]],
     prefix: str,
@@ -256,43 +257,45 @@ def _tenant_parts(
     """
     before = len(problems)
 
-    def table(name: str, *, required: bool = False) -> _Table:
+    def table(name: str, *, required: bool = False) -> Table:
         values = tables.get(name)
-        return _Table(prefix + name, values if required else values or {}, problems, inherited.get(name))
+        return Table(prefix + name, values if required else values or {}, problems, inherited.get(name))
 
-    okta = _okta(table("okta", required=True), environ, base_dir)
-    scim = _scim(table("scim", required=True), environ, base_dir)
+    okta = read_okta(table("okta", required=True), environ, base_dir)
+    scim = read_scim(table("scim", required=True), environ, base_dir)
     found: list[str] = []
-    mapping = _mapping(tables.get("mapping") or {}, found)
+    mapping = read_mapping(tables.get("mapping") or {}, found)
     problems.extend(prefix + problem for problem in found)
     parts = {
         "okta": okta,
         "scim": scim,
         "mapping": mapping,
-        "policy": _policy(table("policy")),
-        "thresholds": _thresholds(table("thresholds")),
-        "alerts": _alerts(table("alerts"), base_dir, environ),
-        "schedule": _schedule(table("schedule")),
-        "groups": _groups(table("groups")),
+        "policy": read_policy(table("policy")),
+        "thresholds": read_thresholds(table("thresholds")),
+        "alerts": read_alerts(table("alerts"), base_dir, environ),
+        "schedule": read_schedule(table("schedule")),
+        "groups": read_groups(table("groups")),
     }
     return None if len(problems) > before else parts
 
 
-def _sections(document: Mapping[str, Any], problems: list[str], *, multi_tenant: bool) -> dict[str, Mapping[str, Any]]:
+def _top_level_tables(
+    document: Mapping[str, Any], problems: list[str], *, multi_tenant: bool
+) -> dict[str, Mapping[str, Any]]:
     """The known top-level tables; a problem for each unknown or mistyped one."""
     tables: dict[str, Mapping[str, Any]] = {}
     for name, value in document.items():
         if name == "tenants" and multi_tenant:
             continue
         if name not in SECTIONS:
-            problems.append(f"{name}: unknown section{_did_you_mean(name, (*SECTIONS, 'tenants'))}")
+            problems.append(f"{name}: unknown section{did_you_mean(name, (*SECTIONS, 'tenants'))}")
         elif name == "service" and not multi_tenant:
             problems.append(
                 "service: only used with [[tenants]] (it tells how a replica serves many tenants) — remove it, "
                 "or move this file's Okta app into a [[tenants]] entry"
             )
         elif not isinstance(value, dict):
-            problems.append(f"{name}: expected a table [{name}], got {_show(value)}")
+            problems.append(f"{name}: expected a table [{name}], got {show(value)}")
         else:
             tables[name] = value
     for required in () if multi_tenant else ("okta", "scim"):
@@ -312,14 +315,14 @@ def _build_fleet(
     With ``only``, the other tenants are validated without reading their secrets.
     """
     problems: list[str] = []
-    defaults = _sections(document, problems, multi_tenant=True)
-    store = _store(_Table("store", defaults.get("store") or {}, problems))
-    metrics = _metrics(_Table("metrics", defaults.get("metrics") or {}, problems))
-    service = _service(_Table("service", defaults.get("service") or {}, problems))
-    default_mapping = _flatten(defaults.get("mapping") or {}, problems)
+    defaults = _top_level_tables(document, problems, multi_tenant=True)
+    store = read_store(Table("store", defaults.get("store") or {}, problems))
+    metrics = read_metrics(Table("metrics", defaults.get("metrics") or {}, problems))
+    service = read_service(Table("service", defaults.get("service") or {}, problems))
+    default_mapping = flatten_dotted_keys(defaults.get("mapping") or {}, problems)
     tenants: list[Config] = []
     for label, name, entry in _tenant_entries(document["tenants"], problems):
-        tenant_environ = environ if only is None or name == only else _NO_SECRETS
+        tenant_environ = environ if only is None or name == only else NO_SECRETS
         parts = _tenant(label, entry, defaults, default_mapping, source_path.parent, tenant_environ, problems)
         if parts is not None and name is not None and store and metrics:
             tenants.append(Config(**parts, store=store, metrics=metrics, source_path=source_path, tenant=name))
@@ -337,7 +340,7 @@ def _tenant_entries(value: Any, problems: list[str]) -> list[tuple[str, str | No
     missing, invalid or already taken; the name is None then.
     """
     if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
-        problems.append(f"tenants: expected an array of tables, one [[tenants]] header per tenant, got {_show(value)}")
+        problems.append(f"tenants: expected an array of tables, one [[tenants]] header per tenant, got {show(value)}")
         return []
     if not value:
         problems.append("tenants: empty — add a [[tenants]] table per tenant, or remove it for a single-tenant file")
@@ -353,7 +356,7 @@ def _tenant_entries(value: Any, problems: list[str]) -> list[tuple[str, str | No
         elif not isinstance(name, str) or not TENANT_NAME.match(name):
             problems.append(
                 f"{label}.name: expected up to 63 lower-case letters, digits, _ . or -, starting with a letter "
-                f'or digit, e.g. "acme", got {_show(name)}'
+                f'or digit, e.g. "acme", got {show(name)}'
             )
             name = None
         elif name in first_index:
@@ -393,9 +396,9 @@ def _tenant(
                 f"move it out of [[tenants]], above the first [[tenants]] header"
             )
         elif key not in TENANT_SECTIONS:
-            problems.append(f"{label}.{key}: unknown key{_did_you_mean(key, TENANT_KEYS)}")
+            problems.append(f"{label}.{key}: unknown key{did_you_mean(key, TENANT_KEYS)}")
         elif not isinstance(value, dict):
-            problems.append(f"{label}.{key}: expected a table [tenants.{key}], got {_show(value)}")
+            problems.append(f"{label}.{key}: expected a table [tenants.{key}], got {show(value)}")
         else:
             own[key] = value
     tables: dict[str, Mapping[str, Any] | None] = {}
@@ -403,7 +406,7 @@ def _tenant(
     for section in TENANT_SECTIONS:
         if section == "mapping":
             found: list[str] = []
-            tables[section] = _merged_mapping(default_mapping, _flatten(own.get(section) or {}, found))
+            tables[section] = _merged_mapping(default_mapping, flatten_dotted_keys(own.get(section) or {}, found))
             problems.extend(f"{label}.{problem}" for problem in found)
         else:
             tables[section], inherited[section] = _merged(section, defaults.get(section), own.get(section))
@@ -413,7 +416,7 @@ def _tenant(
                 f"{label}.{section}: missing — add {keys} under [tenants.{section}] "
                 f"or a top-level [{section}] of defaults"
             )
-    parts = _tenant_parts(tables, inherited, f"{label}.", base_dir, environ, problems)
+    parts = tenant_parts(tables, inherited, f"{label}.", base_dir, environ, problems)
     return None if len(problems) > before else parts
 
 
@@ -437,7 +440,7 @@ def _merged_mapping(default: Mapping[str, Any], own: Mapping[str, Any]) -> dict[
     """The tenant's flattened ``[mapping]`` over the defaults' by SCIM path (matched without regard to case).
 
     A tenant's ``""`` removes a path the defaults added as well as one of DEFAULT_MAPPING;
-    the result, flat already, goes through :func:`_mapping` like a single-tenant file's.
+    the result, flat already, goes through :func:`read_mapping` like a single-tenant file's.
     """
     merged = dict(default)
     builtin = {path.casefold() for path in DEFAULT_MAPPING}
@@ -467,7 +470,7 @@ def _check_distinct_pairs(tenants: list[Config], problems: list[str]) -> None:
 # --- reading one table ------------------------------------------------------------------------
 
 
-class _Table:
+class Table:
     """One table of the file, read key by key; each problem is noted, not raised.
 
     Each reader returns the value, its default when the key is absent, or
@@ -506,7 +509,7 @@ class _Table:
             if key in SECTIONS:
                 self.note(key, f"unknown key — is the [{key}] header missing?")
             elif key not in allowed:
-                self.note(key, f"unknown key{_did_you_mean(key, allowed)}")
+                self.note(key, f"unknown key{did_you_mean(key, allowed)}")
 
     def string(self, key: str, missing: str | None = None) -> str | None:
         """A non-empty string; ``missing`` (a hint) makes the key required."""
@@ -516,7 +519,7 @@ class _Table:
                 self.note(key, f"missing — {missing}")
             return None
         if not isinstance(value, str):
-            self.note(key, f"expected a string, got {_show(value)}")
+            self.note(key, f"expected a string, got {show(value)}")
             return None
         return value
 
@@ -526,7 +529,7 @@ class _Table:
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.note(key, f'expected an http(s) URL, e.g. "{example}", got {_show(value)}')
+            self.note(key, f'expected an http(s) URL, e.g. "{example}", got {show(value)}')
             return None
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             self.note(
@@ -557,7 +560,7 @@ class _Table:
     def integer(self, key: str, default: int, low: int, high: int) -> int | None:
         value = self.values.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool):
-            self.note(key, f"expected an integer, got {_show(value)}")
+            self.note(key, f"expected an integer, got {show(value)}")
             return None
         if not low <= value <= high:
             self.note(key, f"expected an integer from {low} to {high}, got {value}")
@@ -567,7 +570,7 @@ class _Table:
     def seconds(self, key: str, default: float) -> float | None:
         value = self.values.get(key, default)
         if not isinstance(value, int | float) or isinstance(value, bool):
-            self.note(key, f"expected a number of seconds, got {_show(value)}")
+            self.note(key, f"expected a number of seconds, got {show(value)}")
             return None
         if not value > 0:
             self.note(key, f"expected a number of seconds greater than 0, got {value}")
@@ -578,7 +581,7 @@ class _Table:
         """A share from 0 to 1, e.g. 0.05 for 5 %."""
         value = self.values.get(key, default)
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
-            self.note(key, f"expected a share from 0 to 1 (0.05 is 5 %), got {_show(value)}")
+            self.note(key, f"expected a share from 0 to 1 (0.05 is 5 %), got {show(value)}")
             return None
         return float(value)
 
@@ -587,21 +590,21 @@ class _Table:
         value = self.values.get(key, default)
         seconds = parse_duration(value)
         if seconds is None or seconds <= 0:
-            self.note(key, f'expected a duration such as "30m", "6h" or "1d", got {_show(value)}')
+            self.note(key, f'expected a duration such as "30m", "6h" or "1d", got {show(value)}')
         return seconds
 
     def choice(self, key: str, options: tuple[str, ...], default: str) -> str | None:
         value = self.values.get(key, default)
         if value not in options:
             expected = " or ".join(f'"{option}"' for option in options)
-            self.note(key, f"expected {expected}, got {_show(value)}")
+            self.note(key, f"expected {expected}, got {show(value)}")
             return None
         return cast(str, value)
 
     def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...] | None:
         value = self.values.get(key, list(default))
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            self.note(key, f"expected a non-empty list of strings, e.g. {_show(list(default))}, got {_show(value)}")
+            self.note(key, f"expected a non-empty list of strings, e.g. {show(list(default))}, got {show(value)}")
             return None
         return tuple(value)
 
@@ -612,7 +615,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONVENTIONAL_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 
 
-def _token(table: _Table, environ: Mapping[str, str], base_dir: Path, example_env: str) -> Secret | None:
+def read_token(table: Table, environ: Mapping[str, str], base_dir: Path, example_env: str) -> Secret | None:
     """The token from exactly one of ``token_env`` / ``token_file`` / ``token_credential``."""
     given = [key for key in ("token_env", "token_file", "token_credential") if table.has(key)]
     if len(given) > 1:
@@ -623,12 +626,12 @@ def _token(table: _Table, environ: Mapping[str, str], base_dir: Path, example_en
         return None
     if given[0] == "token_env":
         return _secret_env(table, "token_env", environ, example_env)
-    text = _read_secret_file(table, given[0], base_dir, environ)
+    text = read_secret_file(table, given[0], base_dir, environ)
     return None if text is None else Secret(text)
 
 
-def _secret_env(table: _Table, key: str, environ: Mapping[str, str], example_env: str) -> Secret | None:
-    if isinstance(environ, _NoSecrets):
+def _secret_env(table: Table, key: str, environ: Mapping[str, str], example_env: str) -> Secret | None:
+    if isinstance(environ, NoSecrets):
         return Secret("")
     name = table.string(key, missing=f'set it to the name of an environment variable, e.g. "{example_env}"')
     if name is None:
@@ -646,7 +649,7 @@ def _secret_env(table: _Table, key: str, environ: Mapping[str, str], example_env
     return Secret(value)
 
 
-def _secret_path(table: _Table, key: str, base_dir: Path, environ: Mapping[str, str]) -> Path | None:
+def _secret_path(table: Table, key: str, base_dir: Path, environ: Mapping[str, str]) -> Path | None:
     """Where a ``*_file`` or ``*_credential`` key points.
 
     A credential is a file systemd's ``LoadCredential=`` placed in ``$CREDENTIALS_DIRECTORY``.
@@ -657,12 +660,12 @@ def _secret_path(table: _Table, key: str, base_dir: Path, environ: Mapping[str, 
     return None if name is None else base_dir / Path(name).expanduser()
 
 
-def _credential_path(table: _Table, key: str, environ: Mapping[str, str]) -> Path | None:
+def _credential_path(table: Table, key: str, environ: Mapping[str, str]) -> Path | None:
     name = table.string(key, missing='set it to the name given to LoadCredential=, e.g. "scim-token"')
     if name is None:
         return None
     if "/" in name or name in (".", ".."):
-        table.note(key, f"expected a credential name as given to LoadCredential=, not a path: {_show(name)}")
+        table.note(key, f"expected a credential name as given to LoadCredential=, not a path: {show(name)}")
         return None
     directory = environ.get(CREDENTIALS_DIRECTORY_ENV)
     if not directory:
@@ -676,9 +679,9 @@ def _credential_path(table: _Table, key: str, environ: Mapping[str, str]) -> Pat
     return Path(directory) / name
 
 
-def _read_secret_file(table: _Table, key: str, base_dir: Path, environ: Mapping[str, str]) -> str | None:
+def read_secret_file(table: Table, key: str, base_dir: Path, environ: Mapping[str, str]) -> str | None:
     """The file's text, stripped; a problem naming the key and the path when unusable."""
-    if isinstance(environ, _NoSecrets):
+    if isinstance(environ, NoSecrets):
         return ""
     path = _secret_path(table, key, base_dir, environ)
     if path is None:
@@ -691,7 +694,7 @@ def _read_secret_file(table: _Table, key: str, base_dir: Path, environ: Mapping[
                 return None
             text = file.read().decode("utf-8").strip()
     except OSError as error:
-        table.note(key, f"cannot read {path}: {_os_reason(error)}")
+        table.note(key, f"cannot read {path}: {os_reason(error)}")
         return None
     except UnicodeDecodeError:
         table.note(key, f"{path} is not UTF-8 text")
@@ -720,14 +723,14 @@ def _loose_permissions(path: Path, mode: int) -> str | None:
     )
 
 
-def _private_key(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> Secret | None:
+def read_private_key(table: Table, base_dir: Path, environ: Mapping[str, str]) -> Secret | None:
     """The PEM or JWK text; a public key or a certificate given by mistake is caught here."""
     given = [key for key in ("private_key_file", "private_key_credential") if table.has(key)]
     if len(given) > 1:
         table.note(given[1], f"set together with {given[0]} — keep only one of them")
         return None
     key = given[0] if given else "private_key_file"
-    text = _read_secret_file(table, key, base_dir, environ)
+    text = read_secret_file(table, key, base_dir, environ)
     if text is None:
         return None
     if text and "PRIVATE KEY-----" not in text and not text.startswith("{"):
@@ -773,7 +776,7 @@ ALERT_KEYS: Final = (
 )
 
 
-def _okta(table: _Table, environ: Mapping[str, str], base_dir: Path) -> OktaConfig | None:
+def read_okta(table: Table, environ: Mapping[str, str], base_dir: Path) -> OktaConfig | None:
     if not table.present:
         return None
     table.check_keys(OKTA_KEYS)
@@ -797,11 +800,11 @@ def _okta(table: _Table, environ: Mapping[str, str], base_dir: Path) -> OktaConf
         _reject_keys(
             table, ("client_id", "private_key_file", "private_key_credential"), 'only used with auth = "private_key"'
         )
-        token = _token(table, environ, base_dir, "OKTA_API_TOKEN")
+        token = read_token(table, environ, base_dir, "OKTA_API_TOKEN")
     elif auth == "private_key":
         _reject_keys(table, ("token_env", "token_file", "token_credential"), 'only used with auth = "api_token"')
         client_id = table.string("client_id", missing="set it to the client id of the Okta API service app")
-        private_key = _private_key(table, base_dir, environ)
+        private_key = read_private_key(table, base_dir, environ)
     if not table.clean:
         return None
     assert org_url and app_id and scopes and timeout_s and rate_limit_share and max_response_bytes
@@ -820,7 +823,7 @@ def _okta(table: _Table, environ: Mapping[str, str], base_dir: Path) -> OktaConf
     )
 
 
-def _check_org_url(table: _Table, org_url: str) -> None:
+def _check_org_url(table: Table, org_url: str) -> None:
     parts = urlsplit(org_url)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         table.note("org_url", f'expected the org URL alone, without a path, e.g. "{parts.scheme}://{parts.netloc}"')
@@ -828,13 +831,13 @@ def _check_org_url(table: _Table, org_url: str) -> None:
         table.note("org_url", 'use the org URL, not the admin console URL: remove "-admin"')
 
 
-def _reject_keys(table: _Table, keys: tuple[str, ...], why: str) -> None:
+def _reject_keys(table: Table, keys: tuple[str, ...], why: str) -> None:
     for key in keys:
         if table.has(key):
             table.note(key, f"{why} — remove it or change auth")
 
 
-def _scim(table: _Table, environ: Mapping[str, str], base_dir: Path) -> ScimConfig | None:
+def read_scim(table: Table, environ: Mapping[str, str], base_dir: Path) -> ScimConfig | None:
     if not table.present:
         return None
     table.check_keys(SCIM_KEYS)
@@ -849,7 +852,7 @@ def _scim(table: _Table, environ: Mapping[str, str], base_dir: Path) -> ScimConf
     write_concurrency = table.integer("write_concurrency", 4, 1, MAX_CONCURRENCY)
     ca_bundle = table.ca_bundle(base_dir)
     max_response_bytes = table.response_cap()
-    token = _token(table, environ, base_dir, "SCIM_TOKEN")
+    token = read_token(table, environ, base_dir, "SCIM_TOKEN")
     if not table.clean:
         return None
     assert base_url and token and page_size and timeout_s and read_concurrency and write_concurrency
@@ -859,7 +862,7 @@ def _scim(table: _Table, environ: Mapping[str, str], base_dir: Path) -> ScimConf
     )
 
 
-def _policy(table: _Table) -> PolicyConfig | None:
+def read_policy(table: Table) -> PolicyConfig | None:
     table.check_keys(POLICY_KEYS)
     unmanaged = table.choice("unmanaged", ("report", "deactivate"), "report")
     suspended = table.choice("suspended", ("deactivate", "keep"), "keep")
@@ -868,7 +871,7 @@ def _policy(table: _Table) -> PolicyConfig | None:
     return PolicyConfig(cast(UnmanagedPolicy, unmanaged), cast(SuspendedPolicy, suspended))
 
 
-def _store(table: _Table) -> StoreConfig | None:
+def read_store(table: Table) -> StoreConfig | None:
     table.check_keys(STORE_KEYS)
     url = table.string("url") or DEFAULT_STORE_URL
     if not table.clean:
@@ -883,7 +886,7 @@ def _store(table: _Table) -> StoreConfig | None:
     return StoreConfig(url)
 
 
-def _kind_limits(table: _Table, defaults: Mapping[str, KindLimit]) -> dict[str, KindLimit]:
+def _kind_limits(table: Table, defaults: Mapping[str, KindLimit]) -> dict[str, KindLimit]:
     limits = {}
     for kind, default in defaults.items():
         count = table.integer(f"max_{kind}", default.count, 0, 10_000_000)
@@ -893,7 +896,7 @@ def _kind_limits(table: _Table, defaults: Mapping[str, KindLimit]) -> dict[str, 
     return limits
 
 
-def _thresholds(table: _Table) -> ThresholdsConfig | None:
+def read_thresholds(table: Table) -> ThresholdsConfig | None:
     table.check_keys(THRESHOLD_KEYS)
     limits = _kind_limits(table, DEFAULT_LIMITS)
     group_limits = _kind_limits(table, GROUP_LIMITS)
@@ -919,13 +922,13 @@ def _thresholds(table: _Table) -> ThresholdsConfig | None:
     )
 
 
-def _groups(table: _Table) -> GroupsConfig | None:
+def read_groups(table: Table) -> GroupsConfig | None:
     table.check_keys(GROUPS_KEYS)
     push = _group_names(table)
     flags = {key: table.values.get(key, False) for key in ("push_assigned", "delete_unpushed")}
     for key, value in flags.items():
         if not isinstance(value, bool):
-            table.note(key, f"expected true or false, got {_show(value)}")
+            table.note(key, f"expected true or false, got {show(value)}")
     member_batch = table.integer("member_batch", 100, 1, 1000)
     if flags["delete_unpushed"] is True and not push and flags["push_assigned"] is not True:
         table.note(
@@ -939,21 +942,21 @@ def _groups(table: _Table) -> GroupsConfig | None:
     return GroupsConfig(push, bool(flags["push_assigned"]), bool(flags["delete_unpushed"]), member_batch)
 
 
-def _group_names(table: _Table) -> tuple[str, ...] | None:
+def _group_names(table: Table) -> tuple[str, ...] | None:
     """``push``: Okta group names or ids, each once."""
     value = table.values.get("push", [])
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         table.note(
             "push",
             f'expected a list of Okta group names or ids, e.g. ["Engineering", "00g1a2b3c4d5e6f7g8h9"], '
-            f"got {_show(value)}",
+            f"got {show(value)}",
         )
         return None
     names = tuple(dict.fromkeys(v.strip() for v in value))
     return names
 
 
-def _alerts(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> AlertsConfig | None:
+def read_alerts(table: Table, base_dir: Path, environ: Mapping[str, str]) -> AlertsConfig | None:
     table.check_keys(ALERT_KEYS)
     urls = _alert_urls(table, base_dir, environ)
     drift = table.integer("alert_drift", 50, 1, 10_000_000)
@@ -966,7 +969,7 @@ def _alerts(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> Alerts
     return AlertsConfig(urls, drift, MappingProxyType(by_kind), failures, realert)
 
 
-def _alert_urls(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> tuple[Secret, ...] | None:
+def _alert_urls(table: Table, base_dir: Path, environ: Mapping[str, str]) -> tuple[Secret, ...] | None:
     """apprise URLs from ``urls``, ``urls_file`` and ``urls_credential`` (one per line, # comments)."""
     inline = table.values.get("urls", [])
     if not isinstance(inline, list) or not all(isinstance(u, str) and "://" in u for u in inline):
@@ -975,14 +978,14 @@ def _alert_urls(table: _Table, base_dir: Path, environ: Mapping[str, str]) -> tu
     lines: list[str] = []
     from_files = [key for key in ("urls_file", "urls_credential") if table.has(key)]
     for key in from_files:
-        text = _read_secret_file(table, key, base_dir, environ)
+        text = read_secret_file(table, key, base_dir, environ)
         if text is None:
             return None
         lines += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     return tuple(Secret(url) for url in (*inline, *lines))
 
 
-def _schedule(table: _Table) -> ScheduleConfig | None:
+def read_schedule(table: Table) -> ScheduleConfig | None:
     table.check_keys(SCHEDULE_KEYS)
     if table.has("interval") and table.has("cron"):
         table.note("cron", "set together with interval — keep only one of them")
@@ -992,7 +995,7 @@ def _schedule(table: _Table) -> ScheduleConfig | None:
     jitter_s = 0.0 if jitter in (0, "0") else table.duration("jitter", 60.0)
     run_at_start = table.values.get("run_at_start", True)
     if not isinstance(run_at_start, bool):
-        table.note("run_at_start", f"expected true or false, got {_show(run_at_start)}")
+        table.note("run_at_start", f"expected true or false, got {show(run_at_start)}")
     stop_timeout = table.duration("stop_timeout", 30.0)
     if not table.clean:
         return None
@@ -1000,7 +1003,7 @@ def _schedule(table: _Table) -> ScheduleConfig | None:
     return ScheduleConfig(interval, cron, jitter_s, bool(run_at_start), stop_timeout)
 
 
-def _cron(table: _Table) -> str | None:
+def _cron(table: Table) -> str | None:
     expression = table.string("cron")
     if expression is None:
         return None
@@ -1014,14 +1017,14 @@ def _cron(table: _Table) -> str | None:
     return expression
 
 
-def _metrics(table: _Table) -> MetricsConfig | None:
+def read_metrics(table: Table) -> MetricsConfig | None:
     table.check_keys(METRICS_KEYS)
     listen = table.values.get("listen", "127.0.0.1:9464")
     if listen == "":
         return MetricsConfig(None)
     host, _, port = str(listen).rpartition(":")
     if not isinstance(listen, str) or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        table.note("listen", f'expected host:port such as "127.0.0.1:9464" (or "" to turn it off), got {_show(listen)}')
+        table.note("listen", f'expected host:port such as "127.0.0.1:9464" (or "" to turn it off), got {show(listen)}')
         return None
     return MetricsConfig(listen)
 
@@ -1035,20 +1038,20 @@ def valid_replica_name(name: str) -> bool:
     return bool(_REPLICA_NAME.match(name))
 
 
-def _service(table: _Table) -> ServiceConfig | None:
+def read_service(table: Table) -> ServiceConfig | None:
     table.check_keys(SERVICE_KEYS)
     concurrency = table.integer("concurrency", 4, 1, MAX_CONCURRENCY)
     tick_s = table.duration("tick", 5.0)
     replica = table.string("replica")
     if replica is not None and not valid_replica_name(replica):
-        table.note("replica", f"expected a name of 1 to 128 printable characters, got {_show(replica)}")
+        table.note("replica", f"expected a name of 1 to 128 printable characters, got {show(replica)}")
     if not table.clean:
         return None
     assert concurrency and tick_s
     return ServiceConfig(concurrency, tick_s, replica)
 
 
-def _drift_by_kind(table: _Table) -> dict[str, int] | None:
+def _drift_by_kind(table: Table) -> dict[str, int] | None:
     value = table.values.get("alert_drift_by_kind", {})
     kinds = ("create", "update", "deactivate", "reactivate", "link", "conflict", "unmanaged", *GROUP_LIMITS)
     if not isinstance(value, dict) or not all(
@@ -1059,12 +1062,12 @@ def _drift_by_kind(table: _Table) -> dict[str, int] | None:
     return dict(value)
 
 
-def _mapping(values: Mapping[str, Any], problems: list[str]) -> Mapping[str, SourceSpec] | None:
+def read_mapping(values: Mapping[str, Any], problems: list[str]) -> Mapping[str, SourceSpec] | None:
     """The default mapping with the file's ``[mapping]`` merged over it."""
     merged: dict[str, Any] = dict(DEFAULT_MAPPING)
     default_by_folded = {path.casefold(): path for path in DEFAULT_MAPPING}
     found: list[str] = []
-    for target, source in _flatten(values, found).items():
+    for target, source in flatten_dotted_keys(values, found).items():
         default_path = default_by_folded.get(target.casefold())
         if source == "":
             if default_path is None:
@@ -1089,7 +1092,7 @@ def _frozen(value: Any) -> Any:
     return value
 
 
-def _flatten(values: Mapping[str, Any], problems: list[str], prefix: str = "") -> dict[str, Any]:
+def flatten_dotted_keys(values: Mapping[str, Any], problems: list[str], prefix: str = "") -> dict[str, Any]:
     """Unquoted dotted keys (``name.givenName = ...``) are nested tables in TOML: join them back.
 
     A table with a mapping-table key (``source``, ``join``, ...) is a value, not a nesting.
@@ -1101,29 +1104,11 @@ def _flatten(values: Mapping[str, Any], problems: list[str], prefix: str = "") -
             if typos:
                 problems.append(f"mapping.{mapping_key(prefix + key)}: {unknown_spec_key_problem(typos[0])}")
                 continue
-            flat.update(_flatten(value, problems, f"{prefix}{key}."))
+            flat.update(flatten_dotted_keys(value, problems, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
 
 
-# --- wording ----------------------------------------------------------------------------------
-
-
-def _did_you_mean(key: str, allowed: tuple[str, ...]) -> str:
-    matches = difflib.get_close_matches(key.lower(), allowed, n=1)
-    if matches:
-        return f" — did you mean {matches[0]}?"
-    return f" — expected one of {', '.join(allowed)}"
-
-
-def _show(value: Any) -> str:
-    """A value as TOML would spell it, cut short: for "got ..." in a message."""
-    if isinstance(value, dict):
-        return "a table"
-    text = json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _os_reason(error: OSError) -> str:
+def os_reason(error: OSError) -> str:
     return error.strerror or type(error).__name__

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from reconciler.config.wording import show
 from reconciler.models.scim_path import parse_target_path
 
 DEFAULT_MAPPING: Final[Mapping[str, str]] = {
@@ -52,7 +53,7 @@ Scalar = str | bool | int
 
 
 @dataclass(frozen=True, slots=True)
-class _Spec:
+class CheckedSource:
     """A checked source, as the readers are built from it: exactly one of source, join, constant."""
 
     source: str | None = None
@@ -95,40 +96,32 @@ def _nearest_spec_key(key: str) -> str | None:
     return matches[0] if matches else None
 
 
-def _show(value: Any) -> str:
-    """A value as TOML would spell it, cut short: for "got ..." in a message."""
-    if isinstance(value, Mapping):
-        return "a table"
-    text = json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _path_problem(path: Any, what: str = "source") -> str | None:
     if isinstance(path, str) and _SOURCE.match(path):
         return None
-    return f"{what} {_show(path)} is not one of credentials.userName, id, profile.NAME, user.profile.NAME"
+    return f"{what} {show(path)} is not one of credentials.userName, id, profile.NAME, user.profile.NAME"
 
 
 def _scalar_problem(key: str, value: Any) -> str | None:
     if isinstance(value, bool | int) or (isinstance(value, str) and value):
         return None
-    return f"{key} must be a non-empty string, true/false or an integer, got {_show(value)}"
+    return f"{key} must be a non-empty string, true/false or an integer, got {show(value)}"
 
 
-def _parse_spec(value: Any) -> tuple[_Spec | None, list[str]]:
+def _parse_spec(value: Any) -> tuple[CheckedSource | None, list[str]]:
     """The source a ``[mapping]`` value stands for, and every problem with it (one line each, without the key)."""
     if isinstance(value, str):
         problem = _path_problem(value)
-        return (None, [problem]) if problem else (_Spec(source=value), [])
+        return (None, [problem]) if problem else (CheckedSource(source=value), [])
     if not isinstance(value, Mapping):
         return None, [
             'expected a source path such as "profile.title" or a table such as '
-            f'{{ source = "profile.title", transform = "trim" }}, got {_show(value)}'
+            f'{{ source = "profile.title", transform = "trim" }}, got {show(value)}'
         ]
     return _parse_table(value)
 
 
-def _parse_table(table: Mapping[str, Any]) -> tuple[_Spec | None, list[str]]:
+def _parse_table(table: Mapping[str, Any]) -> tuple[CheckedSource | None, list[str]]:
     problems = [unknown_spec_key_problem(key) for key in table if key not in SPEC_KEYS]
     kinds = [kind for kind in SPEC_KINDS if kind in table]
     if not kinds:
@@ -154,15 +147,15 @@ def unknown_spec_key_problem(key: str) -> str:
     """What to say of a key a source table does not take: the key it nearly is, or the keys it takes."""
     nearest = _nearest_spec_key(key)
     if nearest:
-        return f"unknown key {_show(key)}; did you mean {nearest}? (a source table takes {_SPEC_KEYS_TEXT})"
-    return f"unknown key {_show(key)}; a source table takes {_SPEC_KEYS_TEXT}"
+        return f"unknown key {show(key)}; did you mean {nearest}? (a source table takes {_SPEC_KEYS_TEXT})"
+    return f"unknown key {show(key)}; a source table takes {_SPEC_KEYS_TEXT}"
 
 
 def _constant_problems(table: Mapping[str, Any]) -> list[str]:
     constant = table["constant"]
     problems = []
     if not isinstance(constant, str | bool | int):
-        problems.append(f"constant must be a string, true/false or an integer, got {_show(constant)}")
+        problems.append(f"constant must be a string, true/false or an integer, got {show(constant)}")
     problems += [
         f"{key} does not go with constant: write the value exactly as it is to be sent"
         for key in ("transform", "default", "separator")
@@ -182,11 +175,11 @@ def _join_problems(table: Mapping[str, Any]) -> list[str]:
     parts = table["join"]
     if not isinstance(parts, list | tuple) or len(parts) < 2:
         example = '["profile.firstName", "profile.lastName"]'
-        return [f"join needs a list of at least two sources, e.g. {example}, got {_show(parts)}"]
+        return [f"join needs a list of at least two sources, e.g. {example}, got {show(parts)}"]
     problems = [problem for part in parts if (problem := _path_problem(part, "join source"))]
     separator = table.get("separator", " ")
     if not isinstance(separator, str):
-        problems.append(f"separator must be a string, got {_show(separator)}")
+        problems.append(f"separator must be a string, got {show(separator)}")
     return problems
 
 
@@ -194,14 +187,14 @@ def _transform_problems(transform: Any) -> list[str]:
     names = (transform,) if isinstance(transform, str) else transform
     known = ", ".join(TRANSFORMS)
     if not isinstance(names, list | tuple) or not all(isinstance(name, str) for name in names):
-        return [f"transform must be one of {known} or a list of them, got {_show(transform)}"]
-    return [f"unknown transform {_show(name)}; use {known}" for name in names if name not in TRANSFORMS]
+        return [f"transform must be one of {known} or a list of them, got {show(transform)}"]
+    return [f"unknown transform {show(name)}; use {known}" for name in names if name not in TRANSFORMS]
 
 
-def _spec_from_table(table: Mapping[str, Any]) -> _Spec:
-    """A checked table (see :func:`_parse_table`) as a _Spec."""
+def _spec_from_table(table: Mapping[str, Any]) -> CheckedSource:
+    """A checked table (see :func:`_parse_table`) as a CheckedSource."""
     transform = table.get("transform", ())
-    return _Spec(
+    return CheckedSource(
         source=table.get("source"),
         join=tuple(table.get("join", ())),
         separator=table.get("separator", " "),
@@ -211,7 +204,7 @@ def _spec_from_table(table: Mapping[str, Any]) -> _Spec:
     )
 
 
-def _checked_spec(value: SourceSpec) -> _Spec:
+def checked_source(value: SourceSpec) -> CheckedSource:
     spec, problems = _parse_spec(value)
     if spec is None:
         raise ValueError("; ".join(problems))

@@ -253,11 +253,11 @@ class FleetConfig:
         """The tenant named ``name``; a ConfigError naming the known tenants if there is none."""
         where = self.source_path or "the configuration"
         if not self.multi_tenant:
-            raise ConfigError([_no_tenants(where, name)])
+            raise ConfigError([no_tenants_problem(where, name)])
         for config in self.tenants:
             if config.tenant == name:
                 return config
-        raise ConfigError([f'no tenant "{name}" in {where}; its tenants: {_names(self.tenants)}'])
+        raise ConfigError([f'no tenant "{name}" in {where}; its tenants: {tenant_names(self.tenants)}'])
 
 
 def fingerprint(config: Config) -> str:
@@ -270,11 +270,11 @@ def fingerprint(config: Config) -> str:
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
-def _no_tenants(where: object, name: str) -> str:
+def no_tenants_problem(where: object, name: str) -> str:
     return f"{where} has no [[tenants]]: it configures a single Okta app — drop --tenant {name}"
 
 
-def _names(tenants: tuple[Config, ...], limit: int = 10) -> str:
+def tenant_names(tenants: tuple[Config, ...], limit: int = 10) -> str:
     """The tenants' names for a message: the first ``limit``, then "…"."""
     names = [str(config.tenant) for config in tenants]
     return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")

@@ -51,7 +51,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from reconciler.config.mapping import TRANSFORMS, SourceSpec, _checked_spec, _Spec, mapping_key
+from reconciler.config.mapping import TRANSFORMS, SourceSpec, checked_source, CheckedSource, mapping_key
 from reconciler.models.records import OktaAssignment, ProfileFields
 from reconciler.models.scim_path import CORE_USER_URN, TargetPath, parse_target_path, target_reader
 
@@ -81,7 +81,7 @@ _ABSENT: Final = _Absent()
 
 def profile_fields(mapping: Mapping[str, SourceSpec]) -> ProfileFields:
     """The Okta profile fields the mapping reads (joined parts too): all a run needs to keep of each profile."""
-    sources = {path for value in mapping.values() for path in _checked_spec(value).sources}
+    sources = {path for value in mapping.values() for path in checked_source(value).sources}
     user = frozenset(s.removeprefix("user.profile.") for s in sources if s.startswith("user.profile."))
     app = frozenset(s.removeprefix("profile.") for s in sources if s.startswith("profile."))
     return ProfileFields(app=app, user=user)
@@ -167,7 +167,7 @@ def _transformed_reader(source: str, transforms: tuple[str, ...]) -> Callable[[O
     return lambda assignment: transform(read(assignment))
 
 
-def _join_reader(spec: _Spec) -> Callable[[OktaAssignment], Any]:
+def _join_reader(spec: CheckedSource) -> Callable[[OktaAssignment], Any]:
     """The parts that are not empty, joined; None when every part Okta carries is empty, _ABSENT when none is there."""
     readers = tuple(_transformed_reader(part, spec.transform) for part in spec.join)
     separator = spec.separator
@@ -195,7 +195,7 @@ def spec_reader(value: SourceSpec) -> Callable[[OktaAssignment], Any]:
     ``{ source = ... }`` alone is read exactly as its string form. Raises
     ValueError (its problems) for a source :func:`mapping_problems` refuses.
     """
-    spec = _checked_spec(value)
+    spec = checked_source(value)
     if spec.constant is not None:
         constant = spec.constant
         return lambda assignment: constant
