@@ -39,7 +39,8 @@ from reconciler.cli.render import (
     render_run,
     run_document,
 )
-from reconciler.config.load import load_config, load_fleet, valid_replica_name
+from reconciler.config.load import load_config, load_fleet
+from reconciler.config.sections import valid_replica_name
 from reconciler.config.model import Config, FleetConfig, ServiceConfig, fingerprint
 from reconciler.errors import ConfigError
 from reconciler.logs import LOG_FORMATS, LogFormat, setup_logging

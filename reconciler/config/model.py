@@ -290,3 +290,19 @@ def _masked_url(url: str) -> str:
         return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
     except ValueError:
         return "<unparsable URL>"
+
+
+SECTIONS: Final = (
+    "okta", "scim", "mapping", "policy", "store", "thresholds", "alerts", "schedule", "metrics", "groups", "service",
+)  # fmt: skip
+
+
+TENANT_SECTIONS: Final = ("okta", "scim", "mapping", "policy", "thresholds", "alerts", "schedule", "groups")
+"""The tables a ``[[tenants]]`` entry may have; at the top level, they are every tenant's defaults."""
+
+
+SHARED_SECTIONS: Final = ("store", "metrics", "service")
+"""The tables every tenant shares: one database, one /metrics endpoint, one way to serve."""
+
+
+MAX_CONCURRENCY: Final = 64

@@ -51,7 +51,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from reconciler.config.mapping import TRANSFORMS, SourceSpec, checked_source, CheckedSource, mapping_key
+from reconciler.config.mapping import TRANSFORMS, CheckedSource, SourceSpec, checked_source, mapping_key
 from reconciler.models.records import OktaAssignment, ProfileFields
 from reconciler.models.scim_path import CORE_USER_URN, TargetPath, parse_target_path, target_reader
 
