@@ -1,4 +1,47 @@
-"""The [mapping] table: which Okta value feeds which SCIM attribute, as the configuration spells it, checked."""
+"""The ``[mapping]`` table: which Okta value feeds which SCIM attribute.
+
+Each key is a SCIM attribute path, each value its source in Okta. The file's
+table is merged over the default mapping (what Okta's SCIM 2.0 app sends): a
+key replaces the default of the same SCIM path (matched without regard to
+case), a new key adds a mapping, and a key set to ``""`` removes a default,
+e.g. ``locale = ""``. ``userName`` must stay mapped. Only mapped attributes are
+compared and written: whatever else a platform user carries is left as it is.
+
+SCIM attribute paths (RFC 7644 §3.10, the subset a user mapping needs):
+
+- ``userName``, ``displayName``, ``title``, ...: a top-level attribute
+- ``"name.givenName"``: a sub-attribute of a complex attribute (quote a dotted path)
+- ``'emails[type eq "work"].value'``: the entry of a given type of a multi-valued attribute
+- ``"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"``: an attribute of an extension
+  schema, and ``"urn:...:User:manager.value"`` a sub-attribute of one (any extension URN works)
+
+Okta source paths:
+
+- ``credentials.userName``: the app user's userName
+- ``profile.NAME``: the app user's profile (what Okta's SCIM app pushes)
+- ``user.profile.NAME``: the Okta user's own profile
+- ``id``: the Okta user id
+
+A source is a source path, or a table that is one of:
+
+- ``{ source = "profile.email", transform = ["trim", "lower"] }``: a path, transformed
+- ``{ source = "profile.title", default = "Staff" }``: a path, with a fallback
+- ``{ join = ["profile.firstName", "profile.lastName"], separator = " " }``: paths joined
+- ``{ constant = "Employee" }``: a fixed value
+
+Reading, in this order: each value read from Okta goes through ``transform``
+(``lower``, ``upper``, ``trim``, left to right; a value that is not a string
+passes unchanged); a ``join`` then joins the parts that are not empty; then
+``default`` replaces a result that is missing, null or empty. The default and
+a constant are sent as written, never transformed. There is no expression
+language beyond this, on purpose: a mapping stays readable in a diff. A value
+Okta's listing does not carry at all is neither compared nor written.
+
+``externalId`` (the Okta user id, the link between the two sides) and
+``active`` (the assignment's status in Okta) are the reconciler's own and
+cannot be mapped; ``id``, ``meta`` and ``schemas`` are the platform's or follow
+from the mapped attributes.
+"""
 
 from __future__ import annotations
 
@@ -54,7 +97,11 @@ Scalar = str | bool | int
 
 @dataclass(frozen=True, slots=True)
 class CheckedSource:
-    """A checked source, as the readers are built from it: exactly one of source, join, constant."""
+    """A ``[mapping]`` value once checked, in one shape whatever its form: exactly one of source, join, constant.
+
+    The planner builds its readers from it (:mod:`reconciler.plan.mapping`); a
+    source path alone is ``CheckedSource(source=path)``.
+    """
 
     source: str | None = None
     join: tuple[str, ...] = ()
@@ -205,6 +252,7 @@ def _spec_from_table(table: Mapping[str, Any]) -> CheckedSource:
 
 
 def checked_source(value: SourceSpec) -> CheckedSource:
+    """The checked form of a ``[mapping]`` value; ValueError (its problems, joined) for one that is unusable."""
     spec, problems = _parse_spec(value)
     if spec is None:
         raise ValueError("; ".join(problems))

@@ -1,33 +1,9 @@
-"""Attribute mapping: which Okta value feeds which SCIM attribute, and how to compare them.
+"""Attribute mapping, read: each source compiled once into a reader of Okta's value, beside one of the platform's.
 
-A mapping is ``{SCIM attribute path: source}``, as in the ``[mapping]`` table
-of the configuration. Pure: no I/O.
-
-SCIM paths (RFC 7644 §3.10, the subset a user mapping needs):
-  ``userName``, ``displayName``             a top-level attribute
-  ``name.givenName``                        a sub-attribute of a complex attribute
-  ``emails[type eq "work"].value``          the entry of a given type of a multi-valued attribute
-  ``urn:...:enterprise:2.0:User:department`` an attribute of an extension schema
-  ``urn:...:enterprise:2.0:User:manager.value``  a sub-attribute of one (any extension URN works)
-
-Okta source paths:
-  ``credentials.userName``   the app user's userName
-  ``profile.NAME``           the app user's profile (what Okta's SCIM app pushes)
-  ``user.profile.NAME``      the Okta user's own profile (needs ``expand=user``)
-  ``id``                     the Okta user id
-
-A source (:data:`SourceSpec`) is a source path, or a table that is one of:
-  ``{ source = "profile.email", transform = ["trim", "lower"] }``   a path, transformed
-  ``{ source = "profile.title", default = "Staff" }``               a path, with a fallback
-  ``{ join = ["profile.firstName", "profile.lastName"], separator = " " }``  paths joined
-  ``{ constant = "Employee" }``                                     a fixed value
-
-Reading, in this order: each value read from Okta goes through ``transform``
-(``lower``, ``upper``, ``trim``, left to right; a value that is not a string
-passes unchanged); a ``join`` then joins the parts that are not empty; then
-``default`` replaces a result that is missing, null or empty. The default and
-a constant are sent as written, never transformed. There is no expression
-language beyond this, on purpose: a mapping stays readable in a diff.
+The language (SCIM paths, Okta source paths, source tables, the order in which
+transform, join and default apply) is :mod:`reconciler.config.mapping`'s,
+which parses and checks it. Here a checked source becomes a closure, decided
+once per mapping (:func:`compile_mapping`) and run for every user. Pure: no I/O.
 
 What Okta did not say is UNKNOWN, and an UNKNOWN attribute is neither
 compared nor written: a path whose profile field is absent (the string form,
@@ -35,12 +11,6 @@ as always), a ``user.profile.NAME`` when the listing carries no user profile
 (even with a default, since Okta's value is not known), and a join whose
 every part is absent. A join skips a part that is absent, null or empty, but
 is UNKNOWN as a whole when any part's profile is not carried at all.
-
-Only mapped attributes are compared and written; the rest of a platform user
-is the platform's. ``externalId`` (the Okta user id, the link between the two
-sides) and ``active`` (the assignment's status) are the reconciler's own and
-cannot be mapped; ``id``, ``meta`` and ``schemas`` are the platform's or follow
-from the mapped attributes.
 """
 
 from __future__ import annotations
