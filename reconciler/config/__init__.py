@@ -7,22 +7,19 @@ imported on first use, so that importing the model does not pull in the loader's
 
 from typing import TYPE_CHECKING, Any
 
+from reconciler.config.connections_model import OktaConfig, ScimConfig
 from reconciler.config.model import (
     AlertsConfig,
     Config,
     FleetConfig,
     GroupsConfig,
-    KindLimit,
     MetricsConfig,
-    OktaConfig,
-    PolicyConfig,
     ScheduleConfig,
-    ScimConfig,
     ServiceConfig,
     StoreConfig,
-    ThresholdsConfig,
     fingerprint,
 )
+from reconciler.config.policy_model import KindLimit, PolicyConfig, ThresholdsConfig
 
 if TYPE_CHECKING:
     from reconciler.config.load import load_config, load_fleet

@@ -11,48 +11,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final, cast
+from typing import cast
 from urllib.parse import urlsplit
 
-from reconciler.config.model import (
-    DEFAULT_SCOPES,
-    MAX_CONCURRENCY,
-    MAX_PAGE_SIZE,
-    OktaAuth,
-    OktaConfig,
-    ScimConfig,
-)
+from reconciler.config.connections_model import OktaAuth, OktaConfig, ScimConfig
 from reconciler.config.secrets import read_private_key, read_token
 from reconciler.config.table import Table
-
-OKTA_KEYS: Final = (
-    "org_url", "app_id", "auth", "token_env", "token_file", "token_credential", "client_id", "private_key_file",
-    "private_key_credential", "scopes", "timeout_s", "rate_limit_share", "ca_bundle", "max_response_mb",
-)  # fmt: skip
-
-
-SCIM_KEYS: Final = (
-    "base_url", "token_env", "token_file", "token_credential", "page_size", "timeout_s", "read_concurrency",
-    "write_concurrency", "ca_bundle", "max_response_mb",
-)  # fmt: skip
 
 
 def read_okta(table: Table, environ: Mapping[str, str], base_dir: Path) -> OktaConfig | None:
     if not table.present:
         return None
-    table.check_keys(OKTA_KEYS)
+    table.check_keys()
     org_url = table.http_url(
         "org_url", 'set it to your Okta org, e.g. "https://example.okta.com"', "https://example.okta.com"
     )
     if org_url is not None:
         _check_org_url(table, org_url)
     app_id = table.string("app_id", missing='set it to the id of the SCIM app in Okta, e.g. "0oa1b2c3d4e5f6g7h8i9"')
-    auth = table.choice("auth", ("api_token", "private_key"), "api_token")
-    scopes = table.strings("scopes", DEFAULT_SCOPES)
-    timeout_s = table.seconds("timeout_s", 30.0)
+    auth = table.choice("auth")
+    scopes = table.strings("scopes")
+    timeout_s = table.seconds("timeout_s")
     ca_bundle = table.ca_bundle(base_dir)
     max_response_bytes = table.response_cap()
-    rate_limit_share = table.ratio("rate_limit_share", 0.5)
+    rate_limit_share = table.ratio("rate_limit_share")
     if rate_limit_share == 0:
         table.note("rate_limit_share", "expected a share greater than 0: with 0 the reconciler could never read Okta")
         rate_limit_share = None
@@ -101,16 +83,16 @@ def _reject_keys(table: Table, keys: tuple[str, ...], why: str) -> None:
 def read_scim(table: Table, environ: Mapping[str, str], base_dir: Path) -> ScimConfig | None:
     if not table.present:
         return None
-    table.check_keys(SCIM_KEYS)
+    table.check_keys()
     base_url = table.http_url(
         "base_url",
         'set it to the platform\'s SCIM base URL, e.g. "https://scim-api.example.com/scim"',
         "https://scim-api.example.com/scim",
     )
-    page_size = table.integer("page_size", 100, 1, MAX_PAGE_SIZE)
-    timeout_s = table.seconds("timeout_s", 30.0)
-    read_concurrency = table.integer("read_concurrency", 4, 1, MAX_CONCURRENCY)
-    write_concurrency = table.integer("write_concurrency", 4, 1, MAX_CONCURRENCY)
+    page_size = table.integer("page_size")
+    timeout_s = table.seconds("timeout_s")
+    read_concurrency = table.integer("read_concurrency")
+    write_concurrency = table.integer("write_concurrency")
     ca_bundle = table.ca_bundle(base_dir)
     max_response_bytes = table.response_cap()
     token = read_token(table, environ, base_dir, "SCIM_TOKEN")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -14,19 +14,21 @@ from sqlalchemy.exc import ArgumentError
 from reconciler.config.connections import read_okta, read_scim
 from reconciler.config.mapping_table import read_mapping
 from reconciler.config.model import (
-    DEFAULT_LIMITS,
     DEFAULT_STORE_URL,
-    GROUP_LIMITS,
-    MAX_CONCURRENCY,
+    DRIFT_KINDS,
     AlertsConfig,
     GroupsConfig,
-    KindLimit,
     MetricsConfig,
-    OnThreshold,
-    PolicyConfig,
     ScheduleConfig,
     ServiceConfig,
     StoreConfig,
+)
+from reconciler.config.policy_model import (
+    DEFAULT_LIMITS,
+    GROUP_LIMITS,
+    KindLimit,
+    OnThreshold,
+    PolicyConfig,
     SuspendedPolicy,
     ThresholdsConfig,
     UnmanagedPolicy,
@@ -54,7 +56,7 @@ def tenant_parts(
 
     def table(name: str, *, required: bool = False) -> Table:
         values = tables.get(name)
-        return Table(prefix + name, values if required else values or {}, problems, inherited.get(name))
+        return Table(name, values if required else values or {}, problems, inherited.get(name), prefix=prefix)
 
     okta = read_okta(table("okta", required=True), environ, base_dir)
     scim = read_scim(table("scim", required=True), environ, base_dir)
@@ -74,54 +76,17 @@ def tenant_parts(
     return None if len(problems) > before else parts
 
 
-POLICY_KEYS: Final = ("unmanaged", "suspended")
-
-
-STORE_KEYS: Final = ("url",)
-
-
-THRESHOLD_KEYS: Final = (
-    *(key for kind in (*DEFAULT_LIMITS, *GROUP_LIMITS) for key in (f"max_{kind}", f"max_{kind}_ratio")),
-    "min_count_for_ratio",
-    "max_source_drop_ratio",
-    "on_threshold",
-    "max_error_ratio",
-    "quarantine_after",
-    "quarantine_interval",
-)
-
-
-SCHEDULE_KEYS: Final = ("interval", "cron", "jitter", "run_at_start", "stop_timeout")
-
-
-METRICS_KEYS: Final = ("listen",)
-
-
-GROUPS_KEYS: Final = ("push", "push_assigned", "delete_unpushed", "member_batch")
-
-
-ALERT_KEYS: Final = (
-    "urls",
-    "urls_file",
-    "urls_credential",
-    "alert_drift",
-    "alert_drift_by_kind",
-    "consecutive_failures",
-    "realert_after",
-)
-
-
 def read_policy(table: Table) -> PolicyConfig | None:
-    table.check_keys(POLICY_KEYS)
-    unmanaged = table.choice("unmanaged", ("report", "deactivate"), "report")
-    suspended = table.choice("suspended", ("deactivate", "keep"), "keep")
+    table.check_keys()
+    unmanaged = table.choice("unmanaged")
+    suspended = table.choice("suspended")
     if not table.clean:
         return None
     return PolicyConfig(cast(UnmanagedPolicy, unmanaged), cast(SuspendedPolicy, suspended))
 
 
 def read_store(table: Table) -> StoreConfig | None:
-    table.check_keys(STORE_KEYS)
+    table.check_keys()
     url = table.string("url") or DEFAULT_STORE_URL
     if not table.clean:
         return None
@@ -135,26 +100,27 @@ def read_store(table: Table) -> StoreConfig | None:
     return StoreConfig(url)
 
 
-def _kind_limits(table: Table, defaults: Mapping[str, KindLimit]) -> dict[str, KindLimit]:
+def _kind_limits(table: Table, kinds: Iterable[str]) -> dict[str, KindLimit]:
+    """``max_KIND`` and ``max_KIND_ratio`` of each kind."""
     limits = {}
-    for kind, default in defaults.items():
-        count = table.integer(f"max_{kind}", default.count, 0, 10_000_000)
-        ratio = table.ratio(f"max_{kind}_ratio", default.ratio)
+    for kind in kinds:
+        count = table.integer(f"max_{kind}")
+        ratio = table.ratio(f"max_{kind}_ratio")
         if count is not None and ratio is not None:
             limits[kind] = KindLimit(count, ratio)
     return limits
 
 
 def read_thresholds(table: Table) -> ThresholdsConfig | None:
-    table.check_keys(THRESHOLD_KEYS)
+    table.check_keys()
     limits = _kind_limits(table, DEFAULT_LIMITS)
     group_limits = _kind_limits(table, GROUP_LIMITS)
-    min_for_ratio = table.integer("min_count_for_ratio", 10, 0, 10_000_000)
-    drop = table.ratio("max_source_drop_ratio", 0.2)
-    on_threshold = table.choice("on_threshold", ("stop", "skip_gated"), "stop")
-    error_ratio = table.ratio("max_error_ratio", 0.2)
-    quarantine_after = table.integer("quarantine_after", 3, 1, 1000)
-    quarantine_interval = table.duration("quarantine_interval", 6 * 3600.0)
+    min_for_ratio = table.integer("min_count_for_ratio")
+    drop = table.ratio("max_source_drop_ratio")
+    on_threshold = table.choice("on_threshold")
+    error_ratio = table.ratio("max_error_ratio")
+    quarantine_after = table.integer("quarantine_after")
+    quarantine_interval = table.duration("quarantine_interval")
     if not table.clean:
         return None
     assert drop is not None and error_ratio is not None and quarantine_after and quarantine_interval
@@ -172,14 +138,12 @@ def read_thresholds(table: Table) -> ThresholdsConfig | None:
 
 
 def read_groups(table: Table) -> GroupsConfig | None:
-    table.check_keys(GROUPS_KEYS)
+    table.check_keys()
     push = _group_names(table)
-    flags = {key: table.values.get(key, False) for key in ("push_assigned", "delete_unpushed")}
-    for key, value in flags.items():
-        if not isinstance(value, bool):
-            table.note(key, f"expected true or false, got {show(value)}")
-    member_batch = table.integer("member_batch", 100, 1, 1000)
-    if flags["delete_unpushed"] is True and not push and flags["push_assigned"] is not True:
+    push_assigned = table.flag("push_assigned")
+    delete_unpushed = table.flag("delete_unpushed")
+    member_batch = table.integer("member_batch")
+    if delete_unpushed and not push and not push_assigned:
         table.note(
             "delete_unpushed",
             "set without push or push_assigned: with no group pushed, every group Okta once pushed would be "
@@ -187,13 +151,13 @@ def read_groups(table: Table) -> GroupsConfig | None:
         )
     if not table.clean:
         return None
-    assert push is not None and member_batch
-    return GroupsConfig(push, bool(flags["push_assigned"]), bool(flags["delete_unpushed"]), member_batch)
+    assert push is not None and push_assigned is not None and delete_unpushed is not None and member_batch
+    return GroupsConfig(push, push_assigned, delete_unpushed, member_batch)
 
 
 def _group_names(table: Table) -> tuple[str, ...] | None:
     """``push``: Okta group names or ids, each once."""
-    value = table.values.get("push", [])
+    value = table.value("push")
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         table.note(
             "push",
@@ -206,12 +170,12 @@ def _group_names(table: Table) -> tuple[str, ...] | None:
 
 
 def read_alerts(table: Table, base_dir: Path, environ: Mapping[str, str]) -> AlertsConfig | None:
-    table.check_keys(ALERT_KEYS)
+    table.check_keys()
     urls = _alert_urls(table, base_dir, environ)
-    drift = table.integer("alert_drift", 50, 1, 10_000_000)
+    drift = table.integer("alert_drift")
     by_kind = _drift_by_kind(table)
-    failures = table.integer("consecutive_failures", 3, 1, 1000)
-    realert = table.duration("realert_after", 24 * 3600.0)
+    failures = table.integer("consecutive_failures")
+    realert = table.duration("realert_after")
     if not table.clean:
         return None
     assert urls is not None and drift and by_kind is not None and failures and realert
@@ -220,7 +184,7 @@ def read_alerts(table: Table, base_dir: Path, environ: Mapping[str, str]) -> Ale
 
 def _alert_urls(table: Table, base_dir: Path, environ: Mapping[str, str]) -> tuple[Secret, ...] | None:
     """apprise URLs from ``urls``, ``urls_file`` and ``urls_credential`` (one per line, # comments)."""
-    inline = table.values.get("urls", [])
+    inline = table.value("urls")
     if not isinstance(inline, list) or not all(isinstance(u, str) and "://" in u for u in inline):
         table.note("urls", 'expected a list of apprise URLs, e.g. ["json://alerts.example.com/hook"]')
         return None
@@ -235,21 +199,18 @@ def _alert_urls(table: Table, base_dir: Path, environ: Mapping[str, str]) -> tup
 
 
 def read_schedule(table: Table) -> ScheduleConfig | None:
-    table.check_keys(SCHEDULE_KEYS)
+    table.check_keys()
     if table.has("interval") and table.has("cron"):
         table.note("cron", "set together with interval — keep only one of them")
-    interval = table.duration("interval", 1800.0)
+    interval = table.duration("interval")
     cron = _cron(table)
-    jitter = table.values.get("jitter", 60.0)
-    jitter_s = 0.0 if jitter in (0, "0") else table.duration("jitter", 60.0)
-    run_at_start = table.values.get("run_at_start", True)
-    if not isinstance(run_at_start, bool):
-        table.note("run_at_start", f"expected true or false, got {show(run_at_start)}")
-    stop_timeout = table.duration("stop_timeout", 30.0)
+    jitter_s = 0.0 if table.value("jitter") in (0, "0") else table.duration("jitter")
+    run_at_start = table.flag("run_at_start")
+    stop_timeout = table.duration("stop_timeout")
     if not table.clean:
         return None
-    assert interval and jitter_s is not None and stop_timeout
-    return ScheduleConfig(interval, cron, jitter_s, bool(run_at_start), stop_timeout)
+    assert interval and jitter_s is not None and run_at_start is not None and stop_timeout
+    return ScheduleConfig(interval, cron, jitter_s, run_at_start, stop_timeout)
 
 
 def _cron(table: Table) -> str | None:
@@ -267,8 +228,8 @@ def _cron(table: Table) -> str | None:
 
 
 def read_metrics(table: Table) -> MetricsConfig | None:
-    table.check_keys(METRICS_KEYS)
-    listen = table.values.get("listen", "127.0.0.1:9464")
+    table.check_keys()
+    listen = table.value("listen")
     if listen == "":
         return MetricsConfig(None)
     host, _, port = str(listen).rpartition(":")
@@ -276,9 +237,6 @@ def read_metrics(table: Table) -> MetricsConfig | None:
         table.note("listen", f'expected host:port such as "127.0.0.1:9464" (or "" to turn it off), got {show(listen)}')
         return None
     return MetricsConfig(listen)
-
-
-SERVICE_KEYS: Final = ("concurrency", "tick", "replica")
 
 
 _REPLICA_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
@@ -290,9 +248,9 @@ def valid_replica_name(name: str) -> bool:
 
 
 def read_service(table: Table) -> ServiceConfig | None:
-    table.check_keys(SERVICE_KEYS)
-    concurrency = table.integer("concurrency", 4, 1, MAX_CONCURRENCY)
-    tick_s = table.duration("tick", 5.0)
+    table.check_keys()
+    concurrency = table.integer("concurrency")
+    tick_s = table.duration("tick")
     replica = table.string("replica")
     if replica is not None and not valid_replica_name(replica):
         table.note("replica", f"expected a name of 1 to 128 printable characters, got {show(replica)}")
@@ -303,8 +261,8 @@ def read_service(table: Table) -> ServiceConfig | None:
 
 
 def _drift_by_kind(table: Table) -> dict[str, int] | None:
-    value = table.values.get("alert_drift_by_kind", {})
-    kinds = ("create", "update", "deactivate", "reactivate", "link", "conflict", "unmanaged", *GROUP_LIMITS)
+    value = table.value("alert_drift_by_kind")
+    kinds = DRIFT_KINDS
     if not isinstance(value, dict) or not all(
         k in kinds and isinstance(v, int) and not isinstance(v, bool) and v >= 1 for k, v in value.items()
     ):

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from reconciler.config.model import (
-    SECTIONS,
-)
+from reconciler.config.keys import as_file_value, table_keys
+from reconciler.config.model import SECTIONS, TABLE_MODELS
 from reconciler.config.wording import did_you_mean, show
-from reconciler.net.limits import DEFAULT_MAX_RESPONSE_MB, MIB
+from reconciler.net.limits import MIB
 from reconciler.net.transport import ca_bundle_problem, is_loopback_host
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -33,17 +32,23 @@ class Table:
     """One table of the file, read key by key; each problem is noted, not raised.
 
     Each reader returns the value, its default when the key is absent, or
-    None when the value is unusable (the problem is noted).
+    None when the value is unusable (the problem is noted). The keys a table
+    accepts, their bounds and their defaults are those its model declares
+    (:data:`~reconciler.config.model.TABLE_MODELS`, :mod:`reconciler.config.keys`).
     """
 
     def __init__(
         self,
-        name: str,
+        section: str,
         values: Mapping[str, Any] | None,
         problems: list[str],
         inherited: frozenset[str] | None = None,
+        *,
+        prefix: str = "",
     ) -> None:
-        self.name = name
+        self.name = prefix + section
+        """How a message names it: ``scim``, ``tenants[acme].scim``."""
+        self.keys = table_keys(TABLE_MODELS[section])
         self.present = values is not None
         self.values: Mapping[str, Any] = values or {}
         self.problems = problems
@@ -63,12 +68,28 @@ class Table:
     def has(self, key: str) -> bool:
         return key in self.values
 
-    def check_keys(self, allowed: tuple[str, ...]) -> None:
+    def check_keys(self) -> None:
+        """A problem for each key the model does not declare."""
+        allowed = tuple(self.keys)
         for key in self.values:
             if key in SECTIONS:
                 self.note(key, f"unknown key — is the [{key}] header missing?")
             elif key not in allowed:
                 self.note(key, f"unknown key{did_you_mean(key, allowed)}")
+
+    def value(self, key: str) -> Any:
+        """The key's value as the file gives it, or its declared default."""
+        if key in self.values:
+            return self.values[key]
+        return as_file_value(self.keys[key].default)
+
+    def flag(self, key: str) -> bool | None:
+        """``true`` or ``false``."""
+        value = self.value(key)
+        if not isinstance(value, bool):
+            self.note(key, f"expected true or false, got {show(value)}")
+            return None
+        return value
 
     def string(self, key: str, missing: str | None = None) -> str | None:
         """A non-empty string; ``missing`` (a hint) makes the key required."""
@@ -113,11 +134,14 @@ class Table:
 
     def response_cap(self) -> int | None:
         """``max_response_mb`` in bytes."""
-        megabytes = self.integer("max_response_mb", DEFAULT_MAX_RESPONSE_MB, 1, 4096)
+        megabytes = self.integer("max_response_mb")
         return None if megabytes is None else megabytes * MIB
 
-    def integer(self, key: str, default: int, low: int, high: int) -> int | None:
-        value = self.values.get(key, default)
+    def integer(self, key: str) -> int | None:
+        """An integer within the declared bounds."""
+        low, high = self.keys[key].low, self.keys[key].high
+        assert low is not None and high is not None, f"{key} is declared without bounds"
+        value = self.value(key)
         if not isinstance(value, int) or isinstance(value, bool):
             self.note(key, f"expected an integer, got {show(value)}")
             return None
@@ -126,8 +150,8 @@ class Table:
             return None
         return value
 
-    def seconds(self, key: str, default: float) -> float | None:
-        value = self.values.get(key, default)
+    def seconds(self, key: str) -> float | None:
+        value = self.value(key)
         if not isinstance(value, int | float) or isinstance(value, bool):
             self.note(key, f"expected a number of seconds, got {show(value)}")
             return None
@@ -136,34 +160,38 @@ class Table:
             return None
         return float(value)
 
-    def ratio(self, key: str, default: float) -> float | None:
+    def ratio(self, key: str) -> float | None:
         """A share from 0 to 1, e.g. 0.05 for 5 %."""
-        value = self.values.get(key, default)
+        value = self.value(key)
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
             self.note(key, f"expected a share from 0 to 1 (0.05 is 5 %), got {show(value)}")
             return None
         return float(value)
 
-    def duration(self, key: str, default: float) -> float | None:
+    def duration(self, key: str) -> float | None:
         """Seconds, from a number or a string like "90s", "30m", "6h", "1d"."""
-        value = self.values.get(key, default)
+        value = self.value(key)
         seconds = parse_duration(value)
         if seconds is None or seconds <= 0:
             self.note(key, f'expected a duration such as "30m", "6h" or "1d", got {show(value)}')
         return seconds
 
-    def choice(self, key: str, options: tuple[str, ...], default: str) -> str | None:
-        value = self.values.get(key, default)
+    def choice(self, key: str) -> str | None:
+        """One of the declared choices."""
+        options = self.keys[key].choices
+        value = self.value(key)
         if value not in options:
             expected = " or ".join(f'"{option}"' for option in options)
             self.note(key, f"expected {expected}, got {show(value)}")
             return None
         return cast(str, value)
 
-    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...] | None:
-        value = self.values.get(key, list(default))
+    def strings(self, key: str) -> tuple[str, ...] | None:
+        """A non-empty list of non-empty strings; the declared default is the example a message gives."""
+        example = as_file_value(self.keys[key].default)
+        value = self.value(key)
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            self.note(key, f"expected a non-empty list of strings, e.g. {show(list(default))}, got {show(value)}")
+            self.note(key, f"expected a non-empty list of strings, e.g. {show(example)}, got {show(value)}")
             return None
         return tuple(value)
 

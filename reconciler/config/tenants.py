@@ -22,6 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from reconciler.config.keys import table_keys
 from reconciler.config.mapping import (
     DEFAULT_MAPPING,
 )
@@ -35,7 +36,8 @@ from reconciler.config.model import (
 from reconciler.config.sections import tenant_parts
 from reconciler.config.wording import did_you_mean, show
 
-TENANT_KEYS: Final = ("name", *TENANT_SECTIONS)
+TENANT_KEYS: Final = (*table_keys(Config), *TENANT_SECTIONS)
+"""What a ``[[tenants]]`` entry may hold: its ``name`` (declared on :attr:`Config.tenant`) and its tables."""
 
 
 TENANT_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")

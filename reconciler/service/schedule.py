@@ -12,7 +12,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from reconciler.config.model import Config, ScheduleConfig, ThresholdsConfig, fingerprint
+from reconciler.config.model import Config, ScheduleConfig, fingerprint
+from reconciler.config.policy_model import ThresholdsConfig
 from reconciler.models.runs import RunMode, RunStatus
 from reconciler.store import TenantState
 
