@@ -80,13 +80,15 @@ class OktaConfig:
     """
 
     org_url: str = setting(
-        text("org_url", 'Your Okta org URL, without a path and without "-admin", e.g. "https://example.okta.com".', URL)
+        text(
+            "org_url", 'Your Okta org URL, without a path and without ``-admin``: ``"https://example.okta.com"``.', URL
+        )
     )
     app_id: str = setting(
         text(
             "app_id",
             "The id of the SCIM app in Okta whose assignments are reconciled (Applications › the app: the id is "
-            'the last part of its admin URL, starting with "0oa").',
+            "the last part of its admin URL, starting with ``0oa``).",
         )
     )
     auth: OktaAuth = setting(
@@ -145,7 +147,8 @@ class ScimConfig:
         text(
             "base_url",
             'The platform\'s SCIM 2.0 base URL: the "Base URL" entered in the Okta app, e.g. '
-            '"https://scim-api.example.com/scim" (the reconciler appends /Users, /ServiceProviderConfig, ...).',
+            '``"https://scim-api.example.com/scim"`` (the reconciler appends ``/Users``, ``/ServiceProviderConfig``, '
+            "...).",
             URL,
         )
     )

@@ -52,6 +52,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from reconciler.config.keys import STRING, Key, ValueType
 from reconciler.config.wording import show
 from reconciler.models.scim_path import parse_target_path
 
@@ -74,7 +75,33 @@ SPEC_KINDS: Final = ("source", "constant", "join")
 """A source table has exactly one of these."""
 
 
-SPEC_KEYS: Final = (*SPEC_KINDS, "transform", "default", "separator")
+SOURCE_PATH: Final = ValueType(
+    "source path", "An Okta source path: ``credentials.userName``, ``profile.NAME``, ``user.profile.NAME`` or ``id``."
+)
+SCALAR: Final = ValueType("value", 'A string, ``true``/``false`` or an integer, sent as written: ``"Employee"``.')
+
+
+SOURCE_TABLE_KEYS: Final = (
+    Key("source", SOURCE_PATH, "Where the value comes from."),
+    Key("constant", SCALAR, "A fixed value instead of a source; it takes no other key."),
+    Key(
+        "join",
+        ValueType("list of source paths", 'An array of two or more source paths: ``["...", "..."]``.'),
+        "Two or more sources whose values are joined, in order; the parts that are empty are skipped.",
+    ),
+    Key(
+        "transform",
+        ValueType("string or list", 'One name, or an array of names: ``"trim"``, ``["trim", "lower"]``.'),
+        "Applied to each value read, left to right; a value that is not a string passes unchanged.",
+        choices=tuple(TRANSFORMS),
+    ),
+    Key("default", SCALAR, "Sent when the result is missing, null or empty (after the transforms)."),
+    Key("separator", STRING, "What goes between the parts of a ``join``.", default=" "),
+)
+"""The keys of a source table: exactly one of source, constant and join, and what goes with it."""
+
+
+SPEC_KEYS: Final = tuple(key.name for key in SOURCE_TABLE_KEYS)
 
 
 _SPEC_KEYS_TEXT: Final = "source, constant or join, with transform and default (and separator for join)"

@@ -95,12 +95,12 @@ def _limit_keys(limits: Mapping[str, KindLimit]) -> tuple[Key, ...]:
                 f"max_{kind}",
                 0,
                 MAX_COUNT,
-                f"More ``{kind}`` actions than this trip the gate.",
+                f"``{kind}``: above this count, the kind trips the gate.",
                 default=limit.count,
             ),
             share(
                 f"max_{kind}_ratio",
-                f"More ``{kind}`` actions than this share of their population trip the gate.",
+                f"``{kind}``: above this share of its population, the kind trips the gate.",
                 default=limit.ratio,
             ),
         )
