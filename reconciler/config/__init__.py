@@ -8,18 +8,9 @@ imported on first use, so that importing the model does not pull in the loader's
 from typing import TYPE_CHECKING, Any
 
 from reconciler.config.connections_model import OktaConfig, ScimConfig
-from reconciler.config.model import (
-    AlertsConfig,
-    Config,
-    FleetConfig,
-    GroupsConfig,
-    MetricsConfig,
-    ScheduleConfig,
-    ServiceConfig,
-    StoreConfig,
-    fingerprint,
-)
+from reconciler.config.model import AlertsConfig, Config, FleetConfig, GroupsConfig, StoreConfig, fingerprint
 from reconciler.config.policy_model import KindLimit, PolicyConfig, ThresholdsConfig
+from reconciler.config.service_model import MetricsConfig, ScheduleConfig, ServiceConfig
 
 if TYPE_CHECKING:
     from reconciler.config.load import load_config, load_fleet

@@ -21,16 +21,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from reconciler.config.mapping_table import flatten_dotted_keys
-from reconciler.config.model import (
-    SECTIONS,
-    Config,
-    FleetConfig,
-    ServiceConfig,
-    no_tenants_problem,
-    tenant_names,
-)
+from reconciler.config.model import SECTIONS, Config, FleetConfig, no_tenants_problem, tenant_names
 from reconciler.config.secrets import NO_SECRETS
 from reconciler.config.sections import read_metrics, read_service, read_store, tenant_parts
+from reconciler.config.service_model import ServiceConfig
 from reconciler.config.table import Table, os_reason
 from reconciler.config.tenants import check_distinct_pairs, read_tenant, tenant_entries
 from reconciler.config.wording import did_you_mean, show

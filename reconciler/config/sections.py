@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -13,16 +12,7 @@ from sqlalchemy.exc import ArgumentError
 
 from reconciler.config.connections import read_okta, read_scim
 from reconciler.config.mapping_table import read_mapping
-from reconciler.config.model import (
-    DEFAULT_STORE_URL,
-    DRIFT_KINDS,
-    AlertsConfig,
-    GroupsConfig,
-    MetricsConfig,
-    ScheduleConfig,
-    ServiceConfig,
-    StoreConfig,
-)
+from reconciler.config.model import DEFAULT_STORE_URL, DRIFT_KINDS, AlertsConfig, GroupsConfig, StoreConfig
 from reconciler.config.policy_model import (
     DEFAULT_LIMITS,
     GROUP_LIMITS,
@@ -34,6 +24,7 @@ from reconciler.config.policy_model import (
     UnmanagedPolicy,
 )
 from reconciler.config.secrets import read_secret_file
+from reconciler.config.service_model import MetricsConfig, ScheduleConfig, ServiceConfig, valid_replica_name
 from reconciler.config.table import Table
 from reconciler.config.wording import show
 from reconciler.secret import Secret
@@ -237,14 +228,6 @@ def read_metrics(table: Table) -> MetricsConfig | None:
         table.note("listen", f'expected host:port such as "127.0.0.1:9464" (or "" to turn it off), got {show(listen)}')
         return None
     return MetricsConfig(listen)
-
-
-_REPLICA_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
-
-
-def valid_replica_name(name: str) -> bool:
-    """1 to 128 printable characters: it is shown in ``reconcile status`` and kept with every run."""
-    return bool(_REPLICA_NAME.match(name))
 
 
 def read_service(table: Table) -> ServiceConfig | None:
