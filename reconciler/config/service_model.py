@@ -7,14 +7,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from reconciler.config.connections_model import MAX_CONCURRENCY
-from reconciler.config.keys import (
-    ValueType,
-    duration,
-    flag,
-    integer,
-    setting,
-    text,
-)
+from reconciler.config.keys import ValueType, duration, flag, integer, setting, text
 
 CRONTAB: Final = ValueType(
     "crontab", 'A 5-field crontab expression (minute hour day month weekday), e.g. ``"*/30 * * * *"``.'

@@ -23,16 +23,9 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from reconciler.config.keys import table_keys
-from reconciler.config.mapping import (
-    DEFAULT_MAPPING,
-)
+from reconciler.config.mapping import DEFAULT_MAPPING
 from reconciler.config.mapping_table import flatten_dotted_keys
-from reconciler.config.model import (
-    SHARED_SECTIONS,
-    TENANT_SECTIONS,
-    Config,
-    fingerprint,
-)
+from reconciler.config.model import SHARED_SECTIONS, TENANT_SECTIONS, Config, fingerprint
 from reconciler.config.sections import tenant_parts
 from reconciler.config.wording import did_you_mean, show
 

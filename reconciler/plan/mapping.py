@@ -70,18 +70,7 @@ def read_source(assignment: OktaAssignment, source: str) -> Any:
 
 def source_reader(source: str) -> Callable[[OktaAssignment], Any]:
     """A function reading ``source`` of an assignment (see :func:`read_source`), decided once."""
-    if source in ("credentials.userName", "id"):
-        return _field_reader(source)
-    if source.startswith("user.profile."):
-        name = source.removeprefix("user.profile.")
-
-        def read_user_profile(assignment: OktaAssignment) -> Any:
-            profile = assignment.user_profile
-            return UNKNOWN if profile is None else profile.get(name, UNKNOWN)
-
-        return read_user_profile
-    name = source.removeprefix("profile.")
-    return lambda assignment: assignment.app_profile.get(name, UNKNOWN)
+    return _reader(source, missing=UNKNOWN)
 
 
 def _field_reader(source: str) -> Callable[[OktaAssignment], Any]:
@@ -90,6 +79,11 @@ def _field_reader(source: str) -> Callable[[OktaAssignment], Any]:
     The difference matters to a join (which skips an absent part) and a
     default (which replaces it); UNKNOWN remains for a profile not carried at all.
     """
+    return _reader(source, missing=_ABSENT)
+
+
+def _reader(source: str, *, missing: Any) -> Callable[[OktaAssignment], Any]:
+    """A reader of ``source``; a profile field the carried profile lacks reads as ``missing``."""
     if source == "credentials.userName":
         return operator.attrgetter("user_name")
     if source == "id":
@@ -99,11 +93,11 @@ def _field_reader(source: str) -> Callable[[OktaAssignment], Any]:
 
         def read_user_profile(assignment: OktaAssignment) -> Any:
             profile = assignment.user_profile
-            return UNKNOWN if profile is None else profile.get(name, _ABSENT)
+            return UNKNOWN if profile is None else profile.get(name, missing)
 
         return read_user_profile
     name = source.removeprefix("profile.")
-    return lambda assignment: assignment.app_profile.get(name, _ABSENT)
+    return lambda assignment: assignment.app_profile.get(name, missing)
 
 
 def _is_empty(value: Any) -> bool:
