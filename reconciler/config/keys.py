@@ -7,7 +7,7 @@ key or keys of its table that fill it (:func:`setting`), each with its type,
 bounds, default and meaning. Usually one key; a set of alternatives for a
 secret (``token_env``, ``token_file`` and ``token_credential`` all fill
 ``token``); a family for the per-kind limits. The loader reads each key with the
-bounds and the default declared here, so the reference cannot drift from what
+bounds and the default declared for it, so the reference cannot drift from what
 is accepted, and a key added to the model is accepted and documented at once.
 Pure: no I/O.
 """

@@ -1,4 +1,9 @@
-"""One reader per table (but [okta], [scim] and [mapping]), and every table of one tenant read together."""
+"""One reader per table (but ``[okta]``, ``[scim]`` and ``[mapping]``), and every table of one tenant read together.
+
+A reader takes its keys' bounds and defaults from the model's declarations (see :class:`.table.Table`);
+what is left here is what a declaration does not say: a store URL's backend, a cron expression that
+parses, ``delete_unpushed`` without a group pushed, and the like.
+"""
 
 from __future__ import annotations
 
