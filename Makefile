@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow chaos bench bench-fleet install postgres-binaries cassettes clean
+.PHONY: demo test test-slow chaos bench bench-fleet install postgres-binaries cassettes docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ postgres-binaries:
 		echo "note: no PostgreSQL server binaries, so the PostgreSQL store tests will be skipped;" \
 			"install them with: sudo apt-get install postgresql"; \
 	fi
+
+## The configuration reference, docs/configuration.md, written from the configuration's model
+## (reconciler/config/); a test fails when the checked-in page is stale.
+docs: $(STAMP)
+	$(BIN)/python -m reconciler.config.reference > docs/configuration.md
 
 ## Re-record cassettes/ from a local scenario (credentials are filtered out).
 cassettes: $(STAMP)

@@ -39,8 +39,9 @@ from reconciler.cli.render import (
     render_run,
     run_document,
 )
-from reconciler.config.load import load_config, load_fleet, valid_replica_name
-from reconciler.config.model import Config, FleetConfig, ServiceConfig, fingerprint
+from reconciler.config.load import load_config, load_fleet
+from reconciler.config.model import Config, FleetConfig, fingerprint
+from reconciler.config.service_model import ServiceConfig, valid_replica_name
 from reconciler.errors import ConfigError
 from reconciler.logs import LOG_FORMATS, LogFormat, setup_logging
 from reconciler.models.runs import RunStatus

@@ -1,5 +1,9 @@
-"""The configuration: one typed model per TOML table (:mod:`.model`), read from a file with its secrets,
-for one tenant or many (:mod:`.load`).
+"""The configuration: one typed model per TOML table, read from a file with its secrets, for one tenant or many.
+
+The model (:mod:`.model`, :mod:`.connections_model`, :mod:`.policy_model`, :mod:`.service_model`, and
+:mod:`.mapping` for ``[mapping]``) declares on each field the keys of the file that fill it
+(:mod:`.keys`): the loader (:mod:`.load`) accepts and reads them from there, and the operator's
+reference, ``docs/configuration.md``, is written from them (:mod:`.reference`).
 
 The model is pure, so the planner may import it; :func:`load_config` and :func:`load_fleet` are
 imported on first use, so that importing the model does not pull in the loader's validators.
@@ -7,22 +11,10 @@ imported on first use, so that importing the model does not pull in the loader's
 
 from typing import TYPE_CHECKING, Any
 
-from reconciler.config.model import (
-    AlertsConfig,
-    Config,
-    FleetConfig,
-    GroupsConfig,
-    KindLimit,
-    MetricsConfig,
-    OktaConfig,
-    PolicyConfig,
-    ScheduleConfig,
-    ScimConfig,
-    ServiceConfig,
-    StoreConfig,
-    ThresholdsConfig,
-    fingerprint,
-)
+from reconciler.config.connections_model import OktaConfig, ScimConfig
+from reconciler.config.model import AlertsConfig, Config, FleetConfig, GroupsConfig, StoreConfig, fingerprint
+from reconciler.config.policy_model import KindLimit, PolicyConfig, ThresholdsConfig
+from reconciler.config.service_model import MetricsConfig, ScheduleConfig, ServiceConfig
 
 if TYPE_CHECKING:
     from reconciler.config.load import load_config, load_fleet

@@ -1,4 +1,12 @@
-"""The configuration's model: one frozen dataclass per TOML table, with its defaults. Pure: no I/O, no parsing."""
+"""The configuration's model: one frozen dataclass per TOML table, each field with its keys. Pure: no I/O, no parsing.
+
+A field declares the keys of the file that fill it (:func:`~reconciler.config.keys.setting`): the
+loader accepts those keys and no other and reads them with the bounds and defaults declared here, and
+the reference (``docs/configuration.md``) describes them with the words written here, for the
+operator. A table's docstring introduces it in the reference. The tables of the two connections are
+in :mod:`.connections_model`, ``[policy]`` and ``[thresholds]`` in :mod:`.policy_model`, those of
+``reconcile serve`` in :mod:`.service_model`.
+"""
 
 from __future__ import annotations
 
@@ -8,171 +16,163 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from reconciler.config.mapping import (
-    SourceSpec,
+from reconciler.config.connections_model import OktaConfig, ScimConfig
+from reconciler.config.keys import (
+    CREDENTIAL,
+    SECRET_FILE,
+    STRINGS,
+    TABLE,
+    Key,
+    ValueType,
+    duration,
+    flag,
+    integer,
+    setting,
+    text,
 )
+from reconciler.config.mapping import SourceSpec
+from reconciler.config.policy_model import GROUP_LIMITS, MAX_COUNT, PolicyConfig, ThresholdsConfig
+from reconciler.config.service_model import MetricsConfig, ScheduleConfig, ServiceConfig
 from reconciler.errors import ConfigError
-from reconciler.net.limits import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-)
 from reconciler.secret import Secret
-
-DEFAULT_SCOPES: Final = ("okta.apps.read", "okta.users.read", "okta.groups.read")
-
 
 DEFAULT_STORE_URL: Final = "sqlite:///reconciler.db"
 """A SQLite file ``reconciler.db`` in the current directory."""
 
 
-MAX_PAGE_SIZE: Final = 1000
+DRIFT_KINDS: Final = ("create", "update", "deactivate", "reactivate", "link", "conflict", "unmanaged", *GROUP_LIMITS)
+"""The kinds ``alert_drift_by_kind`` may name."""
 
 
-OktaAuth = Literal["api_token", "private_key"]
-
-
-UnmanagedPolicy = Literal["report", "deactivate"]
-
-
-SuspendedPolicy = Literal["deactivate", "keep"]
-
-
-@dataclass(frozen=True)
-class OktaConfig:
-    org_url: str
-    app_id: str
-    auth: OktaAuth
-    token: Secret | None = None
-    """The SSWS API token, with ``auth = "api_token"``."""
-    client_id: str | None = None
-    private_key: Secret | None = None
-    """The PEM or JWK text read from ``private_key_file``, with ``auth = "private_key"``."""
-    scopes: tuple[str, ...] = DEFAULT_SCOPES
-    timeout_s: float = 30.0
-    rate_limit_share: float = 0.5
-    """The share of each Okta rate-limit window a run may spend (Okta's per-token default is 50 %)."""
-    ca_bundle: Path | None = None
-    """A PEM file of the CA certificates to trust for Okta instead of the system's (a TLS-inspecting proxy)."""
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-    """An answer larger than this is refused unread."""
-
-
-@dataclass(frozen=True)
-class ScimConfig:
-    base_url: str
-    token: Secret
-    page_size: int = 100
-    timeout_s: float = 30.0
-    read_concurrency: int = 4
-    """SCIM pages fetched at once, once the first page has told how many there are."""
-    write_concurrency: int = 4
-    """SCIM writes in flight at most; fewer while the platform answers 429."""
-    ca_bundle: Path | None = None
-    """A PEM file of the CA certificates to trust for the platform instead of the system's (a private CA)."""
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-    """An answer larger than this is refused unread."""
-
-
-@dataclass(frozen=True)
-class PolicyConfig:
-    unmanaged: UnmanagedPolicy = "report"
-    """What to do with platform users Okta never managed."""
-    suspended: SuspendedPolicy = "keep"
-    """What to do with users Okta has SUSPENDED (Okta itself sends nothing)."""
+DATABASE_URL: Final = ValueType(
+    "database URL",
+    'An SQLAlchemy database URL: ``"sqlite:///FILE"`` (a relative path; an absolute one takes four slashes) '
+    'or ``"postgresql://USER@HOST/DATABASE"``.',
+)
+APPRISE_URLS: Final = ValueType(
+    "list of URLs", 'An array of apprise URLs: ``["json://alerts.example.com/hook", ...]``.'
+)
 
 
 @dataclass(frozen=True)
 class StoreConfig:
-    url: str = field(default=DEFAULT_STORE_URL, repr=False)
-    """An SQLAlchemy database URL; it may hold a database password, hence the masked repr."""
+    """The run history and the audit trail of every action: a SQLite file, or a PostgreSQL database.
+
+    A database that is behind the code's schema is refused at start-up, with the command to run
+    (``reconcile --config F db upgrade``).
+    """
+
+    url: str = setting(
+        text(
+            "url",
+            "An SQLAlchemy database URL. The default is a SQLite file in the current directory; an absolute path "
+            "takes four slashes. Under the shipped systemd unit (``StateDirectory=okta-reconciler``): "
+            '``"sqlite:////var/lib/okta-reconciler/reconciler.db"``. PostgreSQL: '
+            '``"postgresql://reconciler@db.example.com/reconciler"``.',
+            DATABASE_URL,
+        ),
+        default=DEFAULT_STORE_URL,
+        repr=False,  # it may hold a database password: see __repr__
+    )
 
     def __repr__(self) -> str:
         return f"StoreConfig(url={_masked_url(self.url)!r})"
 
 
 @dataclass(frozen=True)
-class KindLimit:
-    """A kind of action trips the safety gate above ``count``, or above ``ratio`` of its population."""
-
-    count: int
-    ratio: float
-
-
-DEFAULT_LIMITS: Final[Mapping[str, KindLimit]] = MappingProxyType(
-    {
-        "create": KindLimit(1000, 0.5),
-        "update": KindLimit(1000, 0.5),
-        "deactivate": KindLimit(50, 0.1),
-        "reactivate": KindLimit(100, 0.1),
-        "link": KindLimit(1000, 0.5),
-    }
-)
-"""Safe for 50 to 100,000 users: a routine run stays well below, a mass event trips."""
-
-
-GROUP_LIMITS: Final[Mapping[str, KindLimit]] = MappingProxyType(
-    {
-        "create_group": KindLimit(100, 0.5),
-        "link_group": KindLimit(100, 0.5),
-        "rename_group": KindLimit(100, 0.5),
-        "delete_group": KindLimit(10, 0.1),
-        "add_members": KindLimit(10_000, 1.0),
-        "remove_members": KindLimit(500, 0.1),
-    }
-)
-"""The group kinds' limits. ``add_members`` and ``remove_members`` count members, not
-requests: one action can empty a 5,000-member group, and that is what must trip.
-Additions have no ratio by default (1.0): a newly pushed group adds all of its members,
-every time, and an addition takes nothing from anyone; their count still has a ceiling."""
-
-
-OnThreshold = Literal["stop", "skip_gated"]
-
-
-@dataclass(frozen=True)
-class ThresholdsConfig:
-    limits: Mapping[str, KindLimit] = field(default_factory=lambda: DEFAULT_LIMITS)
-    group_limits: Mapping[str, KindLimit] = field(default_factory=lambda: GROUP_LIMITS)
-    min_count_for_ratio: int = 10
-    """The ``max_<kind>_ratio`` limits apply from this many actions of a kind: in a small
-    population a ratio alone would block routine runs (1 leaver of 5 is 20 %)."""
-    max_source_drop_ratio: float = 0.2
-    """Okta's assignment count may fall by at most this share since the last successful run."""
-    on_threshold: OnThreshold = "stop"
-    """"stop": apply nothing when a limit trips; "skip_gated": apply the kinds that did not trip."""
-    max_error_ratio: float = 0.2
-    """Stop sending once more than this share of a run's writes failed (see apply.ApplyResult.check_error_ratio)."""
-    quarantine_after: int = 3
-    """Consecutive failed runs after which the service slows down to ``quarantine_interval_s``."""
-    quarantine_interval_s: float = 6 * 3600.0
-
-
-@dataclass(frozen=True)
 class AlertsConfig:
-    urls: tuple[Secret, ...] = ()
-    """apprise URLs; they often embed a webhook token or a password, hence Secret."""
-    alert_drift: int = 50
-    """Alert when a run finds more drift (writes and conflicts) than this in all."""
-    alert_drift_by_kind: Mapping[str, int] = field(default_factory=dict)
-    """Per-kind drift limits, e.g. ``{"deactivate": 10}``."""
-    consecutive_failures: int = 3
-    realert_after_s: float = 24 * 3600.0
+    """Who hears about drift, blocked and failed runs, through apprise: Slack, Microsoft Teams, e-mail, webhooks.
+
+    Every run alerts the same way, a cron'ed ``reconcile --dry-run`` included. A condition alerts once
+    when it starts, again after ``realert_after`` if it persists, and once when it clears; the state
+    lives in the store, so restarts do not repeat alerts. Alert URLs are treated as secrets, never logged.
+    """
+
+    urls: tuple[Secret, ...] = setting(
+        text(
+            "urls",
+            "apprise URLs (https://github.com/caronc/apprise/wiki), e.g. "
+            '``"slack://TokenA/TokenB/TokenC/#security"``, ``"msteams://team/tokenA/tokenB/tokenC"``, '
+            '``"mailtos://user:password@smtp.example.com?to=secops@example.com"``, '
+            '``"json://alerts.example.com/okta-reconciler"``. They often embed a token: prefer ``urls_file``.',
+            APPRISE_URLS,
+            default=(),
+        ),
+        Key(
+            "urls_file",
+            SECRET_FILE,
+            "A file of apprise URLs, one per line (``#`` starts a comment), added to ``urls``.",
+        ),
+        Key("urls_credential", CREDENTIAL, "Or, under systemd: such a file given by ``LoadCredential=``."),
+        default=(),
+    )
+    alert_drift: int = setting(
+        integer(
+            "alert_drift",
+            1,
+            MAX_COUNT,
+            "Alert when a run finds more drift than this (writes and conflicts, all kinds); group drift "
+            "(group writes and conflicts) is judged against it on its own.",
+        ),
+        default=50,
+    )
+    alert_drift_by_kind: Mapping[str, int] = setting(
+        Key(
+            "alert_drift_by_kind",
+            TABLE,
+            "... or more than this of one kind, e.g. ``{ deactivate = 10 }`` (group kinds too, e.g. "
+            "``remove_members = 100``); each count at least 1.",
+            default=MappingProxyType({}),
+            choices=DRIFT_KINDS,
+        ),
+        default_factory=dict,
+    )
+    consecutive_failures: int = setting(
+        integer("consecutive_failures", 1, 1000, "Alert when this many runs in a row failed."), default=3
+    )
+    realert_after_s: float = setting(
+        duration(
+            "realert_after",
+            "A condition alerts when it starts, again after this long if it persists, and once when it clears.",
+        ),
+        default=24 * 3600.0,
+    )
 
 
 @dataclass(frozen=True)
 class GroupsConfig:
-    """Group Push reconciliation: which Okta groups the platform's groups follow."""
+    """Group Push: which Okta groups the platform's groups follow. Off unless a group is pushed.
 
-    push: tuple[str, ...] = ()
-    """Okta groups to push: an id (``00g…``) names any group of the org; a name, one assigned to the app."""
-    push_assigned: bool = False
-    """Push every group assigned to the app."""
-    delete_unpushed: bool = False
-    """Delete a platform group Okta pushed once and pushes no more; otherwise it is only reported."""
-    member_batch: int = 100
-    """Members named in one SCIM PATCH."""
+    Platform groups follow the Okta groups pushed to them: created, linked (by name, then kept by
+    ``externalId`` = the Okta group id), renamed, members added and removed in batches. Members are
+    the platform users of this app's assignees; a member whose user is missing is created first (users
+    go before groups). Two platform groups with one name are a conflict for a person; platform groups
+    Okta did not push are reported, never touched.
+    """
+
+    push: tuple[str, ...] = setting(
+        text(
+            "push",
+            'Okta groups to push: an id (``"00g..."``) names any group of the org; a name, one assigned to the app.',
+            STRINGS,
+        ),
+        default=(),
+    )
+    push_assigned: bool = setting(flag("push_assigned", "Push every group assigned to the app as well."), default=False)
+    delete_unpushed: bool = setting(
+        flag(
+            "delete_unpushed",
+            "Delete a platform group Okta pushed once (its ``externalId`` is an Okta group id) that is no longer "
+            "pushed. Off: such groups are only reported. Needs ``push`` or ``push_assigned``.",
+        ),
+        default=False,
+    )
+    member_batch: int = setting(
+        integer("member_batch", 1, 1000, "Members named in one SCIM PATCH request."), default=100
+    )
 
     @property
     def enabled(self) -> bool:
@@ -180,34 +180,20 @@ class GroupsConfig:
 
 
 @dataclass(frozen=True)
-class ScheduleConfig:
-    """When ``reconcile serve`` runs: every ``interval_s``, or on a ``cron`` expression."""
-
-    interval_s: float = 1800.0
-    cron: str | None = None
-    """A 5-field crontab expression (minute hour day month weekday); replaces the interval."""
-    jitter_s: float = 60.0
-    """Each run starts up to this much later, so that many deployments do not hit Okta at once."""
-    run_at_start: bool = True
-    stop_timeout_s: float = 30.0
-    """On SIGTERM, in-flight writes get this long to finish before the run is recorded interrupted."""
-
-
-@dataclass(frozen=True)
-class MetricsConfig:
-    listen: str | None = "127.0.0.1:9464"
-    """host:port of the Prometheus /metrics and /healthz endpoint; None turns it off."""
-
-    @property
-    def address(self) -> tuple[str, int] | None:
-        if self.listen is None:
-            return None
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
-
-
-@dataclass(frozen=True)
 class Config:
+    """A tenant: one Okta app reconciled into one SCIM endpoint. A file without ``[[tenants]]`` is one.
+
+    A platform operator can reconcile many customers' Okta orgs, each into its own SCIM tenant, from
+    one file of ``[[tenants]]``, with several ``reconcile serve`` replicas sharing one PostgreSQL
+    ``[store]``. Each entry has a unique ``name`` and its own tables, written after its
+    ``[[tenants]]`` header (``[tenants.okta]``, ``[tenants.scim]``, ...). The top-level tables of
+    those names become defaults for every tenant, merged under the tenant's own key by key
+    (``[mapping]`` by SCIM path). A tenant that names its own token or private key (or alert URLs, or
+    interval or cron) takes none of the defaults' alternatives to it. Problems are named after the
+    tenant, e.g. ``tenants[acme].okta.token_env``. Two tenants may not reconcile the same Okta app
+    into the same SCIM base URL: they would race.
+    """
+
     okta: OktaConfig
     scim: ScimConfig
     mapping: Mapping[str, SourceSpec]
@@ -220,20 +206,17 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
-    tenant: str | None = None
+    tenant: str | None = setting(
+        text(
+            "name",
+            "The tenant's name, unique in the file: up to 63 lower-case letters, digits, ``_``, ``.`` or ``-``, "
+            'starting with a letter or digit, e.g. ``"acme"``. Commands that act on one tenant take '
+            "``--tenant NAME``.",
+            required=True,
+        ),
+        default=None,
+    )
     """The name of its ``[[tenants]]`` entry; None for a single-tenant file."""
-
-
-@dataclass(frozen=True)
-class ServiceConfig:
-    """``[service]``: how one ``reconcile serve`` replica of a multi-tenant file works."""
-
-    concurrency: int = 4
-    """Tenant runs one replica does at once (1..64)."""
-    tick_s: float = 5.0
-    """How often a replica looks for tenants that are due."""
-    replica: str | None = None
-    """A name for this replica in ``reconcile status``; None: the host name and pid, chosen elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -253,11 +236,42 @@ class FleetConfig:
         """The tenant named ``name``; a ConfigError naming the known tenants if there is none."""
         where = self.source_path or "the configuration"
         if not self.multi_tenant:
-            raise ConfigError([_no_tenants(where, name)])
+            raise ConfigError([no_tenants_problem(where, name)])
         for config in self.tenants:
             if config.tenant == name:
                 return config
-        raise ConfigError([f'no tenant "{name}" in {where}; its tenants: {_names(self.tenants)}'])
+        raise ConfigError([f'no tenant "{name}" in {where}; its tenants: {tenant_names(self.tenants)}'])
+
+
+SECTIONS: Final = (
+    "okta", "scim", "mapping", "policy", "store", "thresholds", "alerts", "schedule", "metrics", "groups", "service",
+)  # fmt: skip
+"""The top-level tables of a file, besides ``[[tenants]]``."""
+
+
+TENANT_SECTIONS: Final = ("okta", "scim", "mapping", "policy", "thresholds", "alerts", "schedule", "groups")
+"""The tables a ``[[tenants]]`` entry may have; at the top level, they are every tenant's defaults."""
+
+
+SHARED_SECTIONS: Final = ("store", "metrics", "service")
+"""The tables every tenant shares: one database, one /metrics endpoint, one way to serve."""
+
+
+TABLE_MODELS: Final[Mapping[str, type]] = MappingProxyType(
+    {
+        "okta": OktaConfig,
+        "scim": ScimConfig,
+        "policy": PolicyConfig,
+        "store": StoreConfig,
+        "thresholds": ThresholdsConfig,
+        "alerts": AlertsConfig,
+        "schedule": ScheduleConfig,
+        "metrics": MetricsConfig,
+        "groups": GroupsConfig,
+        "service": ServiceConfig,
+    }
+)
+"""The model of each table read key by key: every section but ``[mapping]``, whose keys are SCIM paths."""
 
 
 def fingerprint(config: Config) -> str:
@@ -270,11 +284,11 @@ def fingerprint(config: Config) -> str:
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
-def _no_tenants(where: object, name: str) -> str:
+def no_tenants_problem(where: object, name: str) -> str:
     return f"{where} has no [[tenants]]: it configures a single Okta app — drop --tenant {name}"
 
 
-def _names(tenants: tuple[Config, ...], limit: int = 10) -> str:
+def tenant_names(tenants: tuple[Config, ...], limit: int = 10) -> str:
     """The tenants' names for a message: the first ``limit``, then "…"."""
     names = [str(config.tenant) for config in tenants]
     return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.config.model import KindLimit, ThresholdsConfig
+from reconciler.config.policy_model import KindLimit, ThresholdsConfig
 from reconciler.models.groups import (
     GROUP_WRITE_KINDS,
     GroupActionKind,

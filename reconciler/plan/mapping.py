@@ -1,33 +1,9 @@
-"""Attribute mapping: which Okta value feeds which SCIM attribute, and how to compare them.
+"""Attribute mapping, read: each source compiled once into a reader of Okta's value, beside one of the platform's.
 
-A mapping is ``{SCIM attribute path: source}``, as in the ``[mapping]`` table
-of the configuration. Pure: no I/O.
-
-SCIM paths (RFC 7644 §3.10, the subset a user mapping needs):
-  ``userName``, ``displayName``             a top-level attribute
-  ``name.givenName``                        a sub-attribute of a complex attribute
-  ``emails[type eq "work"].value``          the entry of a given type of a multi-valued attribute
-  ``urn:...:enterprise:2.0:User:department`` an attribute of an extension schema
-  ``urn:...:enterprise:2.0:User:manager.value``  a sub-attribute of one (any extension URN works)
-
-Okta source paths:
-  ``credentials.userName``   the app user's userName
-  ``profile.NAME``           the app user's profile (what Okta's SCIM app pushes)
-  ``user.profile.NAME``      the Okta user's own profile (needs ``expand=user``)
-  ``id``                     the Okta user id
-
-A source (:data:`SourceSpec`) is a source path, or a table that is one of:
-  ``{ source = "profile.email", transform = ["trim", "lower"] }``   a path, transformed
-  ``{ source = "profile.title", default = "Staff" }``               a path, with a fallback
-  ``{ join = ["profile.firstName", "profile.lastName"], separator = " " }``  paths joined
-  ``{ constant = "Employee" }``                                     a fixed value
-
-Reading, in this order: each value read from Okta goes through ``transform``
-(``lower``, ``upper``, ``trim``, left to right; a value that is not a string
-passes unchanged); a ``join`` then joins the parts that are not empty; then
-``default`` replaces a result that is missing, null or empty. The default and
-a constant are sent as written, never transformed. There is no expression
-language beyond this, on purpose: a mapping stays readable in a diff.
+The language (SCIM paths, Okta source paths, source tables, the order in which
+transform, join and default apply) is :mod:`reconciler.config.mapping`'s,
+which parses and checks it. Here a checked source becomes a closure, decided
+once per mapping (:func:`compile_mapping`) and run for every user. Pure: no I/O.
 
 What Okta did not say is UNKNOWN, and an UNKNOWN attribute is neither
 compared nor written: a path whose profile field is absent (the string form,
@@ -35,12 +11,6 @@ as always), a ``user.profile.NAME`` when the listing carries no user profile
 (even with a default, since Okta's value is not known), and a join whose
 every part is absent. A join skips a part that is absent, null or empty, but
 is UNKNOWN as a whole when any part's profile is not carried at all.
-
-Only mapped attributes are compared and written; the rest of a platform user
-is the platform's. ``externalId`` (the Okta user id, the link between the two
-sides) and ``active`` (the assignment's status) are the reconciler's own and
-cannot be mapped; ``id``, ``meta`` and ``schemas`` are the platform's or follow
-from the mapped attributes.
 """
 
 from __future__ import annotations
@@ -51,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from reconciler.config.mapping import TRANSFORMS, SourceSpec, _checked_spec, _Spec, mapping_key
+from reconciler.config.mapping import TRANSFORMS, CheckedSource, SourceSpec, checked_source, mapping_key
 from reconciler.models.records import OktaAssignment, ProfileFields
 from reconciler.models.scim_path import CORE_USER_URN, TargetPath, parse_target_path, target_reader
 
@@ -81,7 +51,7 @@ _ABSENT: Final = _Absent()
 
 def profile_fields(mapping: Mapping[str, SourceSpec]) -> ProfileFields:
     """The Okta profile fields the mapping reads (joined parts too): all a run needs to keep of each profile."""
-    sources = {path for value in mapping.values() for path in _checked_spec(value).sources}
+    sources = {path for value in mapping.values() for path in checked_source(value).sources}
     user = frozenset(s.removeprefix("user.profile.") for s in sources if s.startswith("user.profile."))
     app = frozenset(s.removeprefix("profile.") for s in sources if s.startswith("profile."))
     return ProfileFields(app=app, user=user)
@@ -100,18 +70,7 @@ def read_source(assignment: OktaAssignment, source: str) -> Any:
 
 def source_reader(source: str) -> Callable[[OktaAssignment], Any]:
     """A function reading ``source`` of an assignment (see :func:`read_source`), decided once."""
-    if source in ("credentials.userName", "id"):
-        return _field_reader(source)
-    if source.startswith("user.profile."):
-        name = source.removeprefix("user.profile.")
-
-        def read_user_profile(assignment: OktaAssignment) -> Any:
-            profile = assignment.user_profile
-            return UNKNOWN if profile is None else profile.get(name, UNKNOWN)
-
-        return read_user_profile
-    name = source.removeprefix("profile.")
-    return lambda assignment: assignment.app_profile.get(name, UNKNOWN)
+    return _reader(source, missing=UNKNOWN)
 
 
 def _field_reader(source: str) -> Callable[[OktaAssignment], Any]:
@@ -120,6 +79,11 @@ def _field_reader(source: str) -> Callable[[OktaAssignment], Any]:
     The difference matters to a join (which skips an absent part) and a
     default (which replaces it); UNKNOWN remains for a profile not carried at all.
     """
+    return _reader(source, missing=_ABSENT)
+
+
+def _reader(source: str, *, missing: Any) -> Callable[[OktaAssignment], Any]:
+    """A reader of ``source``; a profile field the carried profile lacks reads as ``missing``."""
     if source == "credentials.userName":
         return operator.attrgetter("user_name")
     if source == "id":
@@ -129,11 +93,11 @@ def _field_reader(source: str) -> Callable[[OktaAssignment], Any]:
 
         def read_user_profile(assignment: OktaAssignment) -> Any:
             profile = assignment.user_profile
-            return UNKNOWN if profile is None else profile.get(name, _ABSENT)
+            return UNKNOWN if profile is None else profile.get(name, missing)
 
         return read_user_profile
     name = source.removeprefix("profile.")
-    return lambda assignment: assignment.app_profile.get(name, _ABSENT)
+    return lambda assignment: assignment.app_profile.get(name, missing)
 
 
 def _is_empty(value: Any) -> bool:
@@ -167,7 +131,7 @@ def _transformed_reader(source: str, transforms: tuple[str, ...]) -> Callable[[O
     return lambda assignment: transform(read(assignment))
 
 
-def _join_reader(spec: _Spec) -> Callable[[OktaAssignment], Any]:
+def _join_reader(spec: CheckedSource) -> Callable[[OktaAssignment], Any]:
     """The parts that are not empty, joined; None when every part Okta carries is empty, _ABSENT when none is there."""
     readers = tuple(_transformed_reader(part, spec.transform) for part in spec.join)
     separator = spec.separator
@@ -195,7 +159,7 @@ def spec_reader(value: SourceSpec) -> Callable[[OktaAssignment], Any]:
     ``{ source = ... }`` alone is read exactly as its string form. Raises
     ValueError (its problems) for a source :func:`mapping_problems` refuses.
     """
-    spec = _checked_spec(value)
+    spec = checked_source(value)
     if spec.constant is not None:
         constant = spec.constant
         return lambda assignment: constant

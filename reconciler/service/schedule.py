@@ -12,7 +12,9 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from reconciler.config.model import Config, ScheduleConfig, ThresholdsConfig, fingerprint
+from reconciler.config.model import Config, fingerprint
+from reconciler.config.policy_model import ThresholdsConfig
+from reconciler.config.service_model import ScheduleConfig
 from reconciler.models.runs import RunMode, RunStatus
 from reconciler.store import TenantState
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.config import Config, StoreConfig, fingerprint, load_config
+from reconciler.config.connections_model import DEFAULT_SCOPES
 from reconciler.config.mapping import DEFAULT_MAPPING
-from reconciler.config.model import DEFAULT_SCOPES, DEFAULT_STORE_URL
+from reconciler.config.model import DEFAULT_STORE_URL
 from reconciler.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

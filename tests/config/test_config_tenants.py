@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.config import Config, FleetConfig, ServiceConfig, fingerprint, load_config, load_fleet
 from reconciler.config.mapping import DEFAULT_MAPPING
-from reconciler.config.model import DEFAULT_LIMITS
+from reconciler.config.policy_model import DEFAULT_LIMITS
 from reconciler.errors import ConfigError
 from reconciler.testing.scenario import write_secret_file
 

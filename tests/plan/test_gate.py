@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from reconciler.config import KindLimit, ThresholdsConfig
-from reconciler.config.model import DEFAULT_LIMITS, GROUP_LIMITS
+from reconciler.config.policy_model import DEFAULT_LIMITS, GROUP_LIMITS
 from reconciler.models.groups import GroupAction, GroupActionKind, GroupPlan
 from reconciler.models.records import WRITE_KINDS, ActionKind
 from reconciler.plan.gate import SOURCE, GroupPopulations, Populations, evaluate
