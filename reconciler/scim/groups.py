@@ -32,7 +32,7 @@ class ScimGroups:
         if member_batch < 1:
             raise ValueError(f"member_batch must be at least 1, got {member_batch}")
         self._reader = reader
-        self._http = connection
+        self._connection = connection
         self._batch = member_batch
 
     async def list_groups(self) -> list[PlatformGroup]:
@@ -42,7 +42,7 @@ class ScimGroups:
         groups: dict[str, PlatformGroup] = {}
         start, total = 1, None
         for _ in range(MAX_GROUP_PAGES):
-            response = await self._http.send("GET", "/Groups", params={"startIndex": start, "count": page_size})
+            response = await self._connection.send("GET", "/Groups", params={"startIndex": start, "count": page_size})
             page = decode_json(response.content)
             total, resources = _list_response(page)
             for resource in resources:
@@ -64,7 +64,7 @@ class ScimGroups:
             "externalId": okta_group_id,
             "members": [{"value": member} for member in (batches[0] if batches else ())],
         }
-        response = await self._http.send("POST", "/Groups", body=body)
+        response = await self._connection.send("POST", "/Groups", body=body)
         created = to_platform_group(_object(decode_json(response.content)))
         for batch in batches[1:]:
             await self._patch(created.scim_id, [_add(batch)])
@@ -80,7 +80,7 @@ class ScimGroups:
     async def delete_group(self, scim_id: str) -> None:
         """DELETE the group (only ever for ``[groups] delete_unpushed``); one already gone counts as deleted."""
         try:
-            await self._http.send("DELETE", f"/Groups/{quote(scim_id, safe='')}")
+            await self._connection.send("DELETE", f"/Groups/{quote(scim_id, safe='')}")
         except TargetNotFound:
             return
 
@@ -100,7 +100,7 @@ class ScimGroups:
 
     async def _patch(self, scim_id: str, operations: list[dict[str, Any]]) -> None:
         body = {"schemas": [PATCH_OP_URN], "Operations": operations}
-        await self._http.send("PATCH", f"/Groups/{quote(scim_id, safe='')}", body=body)
+        await self._connection.send("PATCH", f"/Groups/{quote(scim_id, safe='')}", body=body)
 
 
 def _add(member_ids: Sequence[str]) -> dict[str, Any]:
