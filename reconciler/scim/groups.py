@@ -16,7 +16,8 @@ from urllib.parse import quote
 from reconciler.errors import TargetError, TargetNotFound
 from reconciler.models.groups import PlatformGroup
 from reconciler.net.transport import decode_json
-from reconciler.scim.http import PATCH_OP_URN, ScimConnection
+from reconciler.scim.http import ScimConnection
+from reconciler.scim.patch import patch_message
 from reconciler.scim.reader import ScimReader, filter_string
 
 GROUP_URN: Final = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -99,8 +100,7 @@ class ScimGroups:
         return len(batches)
 
     async def _patch(self, scim_id: str, operations: list[dict[str, Any]]) -> None:
-        body = {"schemas": [PATCH_OP_URN], "Operations": operations}
-        await self._connection.send("PATCH", f"/Groups/{quote(scim_id, safe='')}", body=body)
+        await self._connection.send("PATCH", f"/Groups/{quote(scim_id, safe='')}", body=patch_message(operations))
 
 
 def _add(member_ids: Sequence[str]) -> dict[str, Any]:

@@ -19,8 +19,8 @@ import httpx
 
 from reconciler.errors import TargetError
 from reconciler.models.records import PlatformUser
-from reconciler.scim.http import PATCH_OP_URN, ScimConnection, json_object, user_from_answer
-from reconciler.scim.patch import apply_operations, check_operations
+from reconciler.scim.http import ScimConnection, json_object, user_from_answer
+from reconciler.scim.patch import apply_operations, check_operations, patch_message
 from reconciler.scim.reader import ScimReader
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,9 @@ class ScimWriter:
 
     async def _patch_over(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None:
         path = user_path(user)
-        body = {"schemas": [PATCH_OP_URN], "Operations": [dict(op) for op in operations]}
-        response = await self._connection.send("PATCH", path, body=body, headers=await self._if_match(user))
+        response = await self._connection.send(
+            "PATCH", path, body=patch_message(operations), headers=await self._if_match(user)
+        )
         return self._user_or_none("PATCH", path, response)
 
     async def _put_over(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None:
