@@ -16,7 +16,8 @@ from urllib.parse import quote
 from reconciler.errors import TargetError, TargetNotFound
 from reconciler.models.groups import PlatformGroup
 from reconciler.net.transport import decode_json
-from reconciler.scim.http import PATCH_OP_URN, ScimConnection
+from reconciler.scim.http import ScimConnection
+from reconciler.scim.patch import patch_message
 from reconciler.scim.reader import ScimReader, filter_string
 
 GROUP_URN: Final = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -32,7 +33,7 @@ class ScimGroups:
         if member_batch < 1:
             raise ValueError(f"member_batch must be at least 1, got {member_batch}")
         self._reader = reader
-        self._http = connection
+        self._connection = connection
         self._batch = member_batch
 
     async def list_groups(self) -> list[PlatformGroup]:
@@ -42,7 +43,7 @@ class ScimGroups:
         groups: dict[str, PlatformGroup] = {}
         start, total = 1, None
         for _ in range(MAX_GROUP_PAGES):
-            response = await self._http.send("GET", "/Groups", params={"startIndex": start, "count": page_size})
+            response = await self._connection.send("GET", "/Groups", params={"startIndex": start, "count": page_size})
             page = decode_json(response.content)
             total, resources = _list_response(page)
             for resource in resources:
@@ -64,7 +65,7 @@ class ScimGroups:
             "externalId": okta_group_id,
             "members": [{"value": member} for member in (batches[0] if batches else ())],
         }
-        response = await self._http.send("POST", "/Groups", body=body)
+        response = await self._connection.send("POST", "/Groups", body=body)
         created = to_platform_group(_object(decode_json(response.content)))
         for batch in batches[1:]:
             await self._patch(created.scim_id, [_add(batch)])
@@ -80,7 +81,7 @@ class ScimGroups:
     async def delete_group(self, scim_id: str) -> None:
         """DELETE the group (only ever for ``[groups] delete_unpushed``); one already gone counts as deleted."""
         try:
-            await self._http.send("DELETE", f"/Groups/{quote(scim_id, safe='')}")
+            await self._connection.send("DELETE", f"/Groups/{quote(scim_id, safe='')}")
         except TargetNotFound:
             return
 
@@ -99,8 +100,7 @@ class ScimGroups:
         return len(batches)
 
     async def _patch(self, scim_id: str, operations: list[dict[str, Any]]) -> None:
-        body = {"schemas": [PATCH_OP_URN], "Operations": operations}
-        await self._http.send("PATCH", f"/Groups/{quote(scim_id, safe='')}", body=body)
+        await self._connection.send("PATCH", f"/Groups/{quote(scim_id, safe='')}", body=patch_message(operations))
 
 
 def _add(member_ids: Sequence[str]) -> dict[str, Any]:

@@ -55,7 +55,6 @@ from reconciler.secret import Secret
 log = logging.getLogger(__name__)
 
 SCIM_MEDIA_TYPE: Final = "application/scim+json"
-PATCH_OP_URN: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ACCEPT: Final = f"{SCIM_MEDIA_TYPE}, application/json"
 MAX_RESPONSE_SETTING: Final = "scim.max_response_mb"
 

@@ -13,9 +13,15 @@ READ_ONLY_ATTRIBUTES: Final = ("meta", "groups")
 """Dropped from a PUT body: RFC 7643 marks them readOnly (``groups`` is set through Groups),
 and some servers refuse a replacement that carries them. ``id`` is kept, as Okta sends it."""
 
+PATCH_OP_URN: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 PATCH_OPS: Final = frozenset({"add", "replace", "remove"})
 DIRECT_PATHS: Final = frozenset({"active", "externalId"})
 """Top-level attributes the reconciler owns, which the mapping's path parser refuses on purpose."""
+
+
+def patch_message(operations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The body of a PATCH request (a PatchOp message) carrying ``operations``."""
+    return {"schemas": [PATCH_OP_URN], "Operations": [dict(operation) for operation in operations]}
 
 
 def check_operations(operations: Sequence[Mapping[str, Any]]) -> None:

@@ -69,11 +69,11 @@ class ScimReader:
         if read_concurrency < 1:
             raise ValueError(f"read_concurrency must be at least 1, got {read_concurrency}")
         self.connection = connection
+        """The run's connection, which the run hands to its writer and its ScimGroups too."""
         self.page_size = page_size
         self.read_concurrency = read_concurrency
         self._progress = progress
         self._keep = keep_attributes
-        self._http = connection
         self._capabilities: ScimCapabilities | None = None
 
     async def __aenter__(self) -> Self:
@@ -86,18 +86,18 @@ class ScimReader:
 
     async def aclose(self) -> None:
         """Close the connection (its HTTP client, unless that was handed in)."""
-        await self._http.aclose()
+        await self.connection.aclose()
 
     @property
     def base_url(self) -> str:
-        return self._http.base_url
+        return self.connection.base_url
 
     @property
     def request_counts(self) -> Counter[str]:
-        return self._http.request_counts
+        return self.connection.request_counts
 
     async def _get(self, path: str, params: Mapping[str, str | int] | None = None) -> dict[str, Any]:
-        response = await self._http.send("GET", path, params=params)
+        response = await self.connection.send("GET", path, params=params)
         return json_object("GET", path, response)
 
     async def discover(self) -> ScimCapabilities:
@@ -158,7 +158,7 @@ class ScimReader:
     async def _optional_document(self, path: str) -> Any:
         """A discovery document's JSON (object or array), or None when the server has no usable one."""
         try:
-            response = await self._http.send("GET", path)
+            response = await self.connection.send("GET", path)
             return decode_json(response.content)
         except TargetError as error:
             if error.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN) or error.status is None:
@@ -283,7 +283,7 @@ class ScimReader:
 
     async def _read_page(self, params: Mapping[str, str | int]) -> tuple[int, list[PlatformUser]]:
         """``(totalResults, users)`` of one ListResponse page."""
-        response = await self._http.send("GET", "/Users", params=params)
+        response = await self.connection.send("GET", "/Users", params=params)
         check_json_media_type("GET", "/Users", response)
         try:
             return page_decoder(self._keep).decode(response.content)

@@ -19,8 +19,8 @@ import httpx
 
 from reconciler.errors import TargetError
 from reconciler.models.records import PlatformUser
-from reconciler.scim.http import PATCH_OP_URN, ScimConnection, json_object, user_from_answer
-from reconciler.scim.patch import apply_operations, check_operations
+from reconciler.scim.http import ScimConnection, json_object, user_from_answer
+from reconciler.scim.patch import apply_operations, check_operations, patch_message
 from reconciler.scim.reader import ScimReader
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,12 @@ class ScimWriter:
     ) -> None:
         """``on_throttled`` hears of each 429 the platform answers (with its Retry-After, if any)."""
         self._reader = reader
-        self._http = connection
-        self._http.on_throttled = on_throttled
+        self._connection = connection
+        self._connection.on_throttled = on_throttled
 
     @property
     def request_counts(self) -> Counter[str]:
-        return self._http.request_counts
+        return self._connection.request_counts
 
     async def find_by_user_name(self, user_name: str) -> list[PlatformUser]:
         """The reader's lookup, here so that a 409 can be followed by a link with the writer alone."""
@@ -58,7 +58,7 @@ class ScimWriter:
         if the first attempt had landed, the retry answers 409 and the caller links
         the user as for any conflict, so no duplicate is made.
         """
-        response = await self._http.send("POST", "/Users", body=resource)
+        response = await self._connection.send("POST", "/Users", body=resource)
         return user_from_answer("POST", "/Users", json_object("POST", "/Users", response))
 
     async def patch_user(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None:
@@ -108,15 +108,16 @@ class ScimWriter:
 
     async def _patch_over(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None:
         path = user_path(user)
-        body = {"schemas": [PATCH_OP_URN], "Operations": [dict(op) for op in operations]}
-        response = await self._http.send("PATCH", path, body=body, headers=await self._if_match(user))
+        response = await self._connection.send(
+            "PATCH", path, body=patch_message(operations), headers=await self._if_match(user)
+        )
         return self._user_or_none("PATCH", path, response)
 
     async def _put_over(self, user: PlatformUser, operations: Sequence[Mapping[str, Any]]) -> PlatformUser | None:
         """PUT ``user`` with ``operations`` applied over it."""
         resource = apply_operations(user.resource, operations)
         path = user_path(user)
-        response = await self._http.send("PUT", path, body=resource, headers=await self._if_match(user))
+        response = await self._connection.send("PUT", path, body=resource, headers=await self._if_match(user))
         return self._user_or_none("PUT", path, response)
 
     async def _if_match(self, user: PlatformUser) -> dict[str, str] | None:

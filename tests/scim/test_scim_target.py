@@ -19,9 +19,9 @@ from reconciler.models.records import PlatformUser
 from reconciler.models.scim_path import ENTERPRISE_URN
 from reconciler.net.pacing import parse_retry_after
 from reconciler.scim.discovery import DEFAULT_CAPABILITIES, ScimCapabilities
-from reconciler.scim.http import PATCH_OP_URN, RetryPolicy
+from reconciler.scim.http import RetryPolicy
 from reconciler.scim.page import to_platform_user
-from reconciler.scim.patch import apply_operations
+from reconciler.scim.patch import PATCH_OP_URN, apply_operations
 from reconciler.scim.reader import ScimReader, filter_string
 from reconciler.secret import Secret
 from reconciler.testing.scim_server import RunningScimServer, free_loopback_port, run_scim2_server
