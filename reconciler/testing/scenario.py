@@ -13,7 +13,7 @@ import httpx
 
 from reconciler.models.scim_path import CORE_USER_URN
 from reconciler.scim.groups import GROUP_URN
-from reconciler.testing.okta_emulator import EmulatedUser, OktaEmulator
+from reconciler.testing.okta import EmulatedUser, OktaEmulator
 
 GROUP_NAME = "Security Awareness Trainees"
 

@@ -27,7 +27,7 @@ from okta.models.app_user_status import AppUserStatus
 from okta.models.application_group_assignment import ApplicationGroupAssignment
 from okta.models.group import Group
 
-from reconciler.testing.okta_emulator import (
+from reconciler.testing.okta import (
     TOKEN_PATH,
     FaultKind,
     OktaEmulator,
