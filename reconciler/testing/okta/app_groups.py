@@ -48,8 +48,7 @@ class AppGroupAdmin(OktaOrg):
         router.add_get("/api/v1/apps/{app_id}/groups", self._list_app_groups)
 
     async def _list_app_groups(self, request: web.Request) -> web.Response:
-        limit = APP_GROUPS_PAGING.limit(request.query)
-        after = APP_GROUPS_PAGING.after(request.query)
+        limit, after = APP_GROUPS_PAGING.read(request.query)
         expand = request.query.get("expand") == "group"
         url = base_url(request)
         with self._lock:

@@ -202,8 +202,7 @@ class AppUserAdmin(UserAdmin):
             return web.json_response(app_json(app, base_url(request)))
 
     async def _list_app_users(self, request: web.Request) -> web.Response:
-        limit = APP_USERS_PAGING.limit(request.query)
-        after = APP_USERS_PAGING.after(request.query)
+        limit, after = APP_USERS_PAGING.read(request.query)
         expand = request.query.get("expand") == "user"
         url = base_url(request)
         with self._lock:

@@ -74,16 +74,12 @@ class GroupAdmin(OktaOrg):
             return web.json_response(group_json(group, base_url(request)))
 
     async def _list_group_users(self, request: web.Request) -> web.Response:
-        limit = GROUP_USERS_PAGING.limit(request.query)
-        after = GROUP_USERS_PAGING.after(request.query)
+        limit, after = GROUP_USERS_PAGING.read(request.query)
         url = base_url(request)
         with self._lock:
             group = self._group_or_404(request.match_info["group_id"])
             page, next_cursor = page_after(self._member_listing(group), after, limit)
-            bodies = self._cache.member_bodies((url, self.user_type_id))
-            parts = serialised(
-                bodies, page, lambda user_id: group_member_json(self._users[user_id], url, self.user_type_id)
-            )
+            parts = self._member_bodies(page, url)
         return page_response(request, url, limit, next_cursor, parts)
 
     def _group_or_404(self, group_id: str) -> EmulatedGroup:
@@ -98,3 +94,10 @@ class GroupAdmin(OktaOrg):
         if listed is None:
             listed = self._cache.member_listings[group.id] = sorted(self._member_sets[group.id])
         return listed
+
+    def _member_bodies(self, user_ids: list[str], url: str) -> list[bytes]:
+        """The members' JSON as ``web.json_response`` writes it, kept until the user changes."""
+        bodies = self._cache.member_bodies((url, self.user_type_id))
+        return serialised(
+            bodies, user_ids, lambda user_id: group_member_json(self._users[user_id], url, self.user_type_id)
+        )

@@ -59,7 +59,7 @@ class OktaOrg:
                     self._issued_ids.add(candidate)
                     return candidate
 
-    # -- who an app lists (call with the lock held) ----------------------------
+    # -- assignments (call with the lock held) --------------------------------
 
     def _app_or_404(self, app_id: str) -> EmulatedApp:
         app = self._apps.get(app_id)

@@ -32,7 +32,11 @@ class Paging:
     cursor: re.Pattern[str]
     min_limit: int = 1
 
-    def limit(self, query: Mapping[str, str]) -> int:
+    def read(self, query: Mapping[str, str]) -> tuple[int, str | None]:
+        """The ``limit`` and the ``after`` cursor asked for, checked in that order (Okta answers 400 for either)."""
+        return self._limit(query), self._after(query)
+
+    def _limit(self, query: Mapping[str, str]) -> int:
         """The ``limit`` asked for; 400 E0000001 when it is not a number within the bounds."""
         raw = query.get("limit")
         if raw is None:
@@ -46,7 +50,7 @@ class Paging:
             raise OktaHTTPError(400, okta_error("E0000001", "Api validation failed: limit", [cause]))
         return limit
 
-    def after(self, query: Mapping[str, str]) -> str | None:
+    def _after(self, query: Mapping[str, str]) -> str | None:
         """The ``after`` cursor (the last id of the previous page); 400 E0000029 when it cannot be one."""
         raw = query.get("after")
         if raw is not None and not self.cursor.fullmatch(raw):
