@@ -32,8 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from benchmarks.serving import serve_until_stopped
-from reconciler.testing import okta_emulator
-from reconciler.testing.okta_emulator import EmulatedUser, OktaEmulator
+from reconciler.testing.okta import DEFAULT_RATE_LIMIT, RATE_LIMIT_WINDOW_S, EmulatedUser, OktaEmulator
 
 TOKEN_ENV = "BENCH_OKTA_TOKEN"
 APPS_BUCKET = "/api/v1/apps"
@@ -129,7 +128,7 @@ class Control:
         """``set_rate_limit`` forgets every bucket's window: each run starts with a full budget."""
         bucket, limit = next(iter(self.rate_limits.items()), (APPS_BUCKET, None))
         if limit is None:
-            self.emulator.set_rate_limit(okta_emulator.DEFAULT_RATE_LIMIT, None)
+            self.emulator.set_rate_limit(DEFAULT_RATE_LIMIT, None)
         else:
             self.emulator.set_rate_limit(limit, bucket)
 
@@ -140,7 +139,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate-window-s", type=float, default=None)
     args = parser.parse_args()
-    window_s = args.rate_window_s if args.rate_window_s is not None else okta_emulator.RATE_LIMIT_WINDOW_S
+    window_s = args.rate_window_s if args.rate_window_s is not None else RATE_LIMIT_WINDOW_S
     emulator = OktaEmulator(seed=args.seed, api_tokens=[os.environ[TOKEN_ENV]], rate_limit_window_s=window_s)
     emulator.set_latency(args.latency_ms)
     control = Control(emulator)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from reconciler.store import Store
-from reconciler.testing.okta_emulator import OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.okta import OktaEmulator, okta_emulator_in_thread
 from reconciler.testing.scenario import write_local_config
 from reconciler.testing.scim_server import RunningScimServer, run_scim2_server
 from tests.support.django_peer_server import DjangoScimServer, run_django_scim_server

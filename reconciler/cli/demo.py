@@ -30,7 +30,7 @@ from reconciler.config.load import load_config
 from reconciler.run.alerting import reconcile_and_alert
 from reconciler.run.outcome import RunOutcome
 from reconciler.store import Store
-from reconciler.testing.okta_emulator import OktaEmulator, run_okta_emulator
+from reconciler.testing.okta import OktaEmulator, run_okta_emulator
 from reconciler.testing.scenario import GROUP_NAME, GROUPS_CONFIG, seed_scenario, write_local_config
 from reconciler.testing.scim_server import run_scim2_server
 

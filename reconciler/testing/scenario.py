@@ -13,7 +13,7 @@ import httpx
 
 from reconciler.models.scim_path import CORE_USER_URN
 from reconciler.scim.groups import GROUP_URN
-from reconciler.testing.okta_emulator import EmulatedUser, OktaEmulator
+from reconciler.testing.okta import EmulatedUser, OktaEmulator
 
 GROUP_NAME = "Security Awareness Trainees"
 
@@ -28,6 +28,7 @@ HAND_MADE_GROUP = "Book club"
 
 
 GROUPS_CONFIG = "[groups]\npush_assigned = true\n"
+PATCH_OP_URN = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,6 @@ async def push_like_okta(client: httpx.AsyncClient, user: EmulatedUser, user_nam
     return str(response.json()["id"])
 
 
-async def _patch(client: httpx.AsyncClient, scim_id: str, operations: list[dict[str, Any]]) -> None:
-    body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations}
-    (await client.patch(f"/Users/{scim_id}", json=body)).raise_for_status()
-
-
 async def seed_scenario(
     emulator: OktaEmulator,
     client: httpx.AsyncClient,
@@ -91,9 +87,10 @@ async def seed_scenario(
     scim_ids = {person.id: scim_id for person, scim_id in zip(pushed, pushed_ids, strict=True)}
     for person in pushed:
         emulator.mark_provisioned(app.id, person.id, scim_ids[person.id])
-    await _break_things(emulator, client, app.id, pushed, scim_ids, drift)
+    drifting = _Drift(emulator, client, app.id, scim_ids)
+    await drifting.break_users(pushed, drift)
     if groups:
-        await _drifted_groups(emulator, client, app.id, group.id, people, scim_ids)
+        await drifting.break_groups(group.id, people)
     return app.id
 
 
@@ -110,109 +107,99 @@ async def push_group_like_okta(client: httpx.AsyncClient, name: str, okta_group_
     return str(response.json()["id"])
 
 
-async def _drifted_groups(
-    emulator: OktaEmulator,
-    client: httpx.AsyncClient,
-    app_id: str,
-    trainees_id: str,
-    people: Sequence[EmulatedUser],
-    scim_ids: dict[str, str],
-) -> None:
-    """Group Push drift: a group never pushed, a rename not pushed, hand edits of members, a hand-made group."""
-    trainees = [m for m in emulator.group(trainees_id).member_ids if m in scim_ids]
-    trainees_scim = await push_group_like_okta(client, GROUP_NAME, trainees_id, [scim_ids[m] for m in trainees])
-    removed_by_hand = [{"op": "remove", "path": f'members[value eq "{scim_ids[m]}"]'} for m in trainees[:3]]
-    stranger = next(p for p in people if p.id in scim_ids and p.id not in trainees)
-    added_by_hand = {"op": "add", "path": "members", "value": [{"value": scim_ids[stranger.id]}]}
-    await _patch_group(client, trainees_scim, [*removed_by_hand, added_by_hand])
+@dataclass(frozen=True)
+class _Drift:
+    """Breaks the seeded org and platform the ways real life breaks what Okta's push keeps in line."""
 
-    drill = emulator.create_group(NEVER_PUSHED_GROUP)
-    for person in people[:8]:  # some of them were never pushed either: created first, then added
-        emulator.add_group_member(drill.id, person.id)
-    emulator.assign_group(app_id, drill.id)
+    emulator: OktaEmulator
+    client: httpx.AsyncClient
+    app_id: str
+    scim_ids: dict[str, str]
+    """Okta user id -> SCIM id, for the users Okta pushed."""
 
-    finance = emulator.create_group(RENAMED_GROUP[0])
-    members = [p.id for p in people[50:60] if p.id in scim_ids]  # users left in line with Okta
-    for member in members:
-        emulator.add_group_member(finance.id, member)
-    emulator.assign_group(app_id, finance.id)
-    await push_group_like_okta(client, RENAMED_GROUP[0], finance.id, [scim_ids[m] for m in members])
-    emulator.rename_group(finance.id, RENAMED_GROUP[1])
+    async def break_users(self, pushed: Sequence[EmulatedUser], drift: DriftCounts) -> None:
+        """Hand edits, renames, missed deactivations, hand-made accounts, a duplicate, service accounts."""
+        emulator, app_id, scim_ids = self.emulator, self.app_id, self.scim_ids
+        cursor = iter(pushed[: len(pushed) * 3 // 4])  # directly assigned users only
+        take = lambda n: [next(cursor) for _ in range(n)]  # noqa: E731
 
-    await push_group_like_okta(client, HAND_MADE_GROUP, "hand-made", [scim_ids[stranger.id]])
+        for person in take(drift.hand_edited):
+            await self._patch(
+                f"/Users/{scim_ids[person.id]}", [{"op": "replace", "path": "displayName", "value": "EDITED BY HAND"}]
+            )
+        for person in take(drift.renamed_in_okta):
+            self._rename_in_okta(person, "renamed.")
+        for person in take(drift.unassigned_still_active):
+            emulator.unassign_user(app_id, person.id)
+        for person in take(drift.deprovisioned_in_okta):
+            emulator.set_user_status(person.id, "DEPROVISIONED")
+        for person in take(drift.suspended_in_okta):
+            emulator.set_user_status(person.id, "SUSPENDED")
+        for person in take(drift.disabled_on_platform):
+            await self._patch(f"/Users/{scim_ids[person.id]}", [{"op": "replace", "value": {"active": False}}])
+        await self._hand_made_accounts(take(drift.hand_made_account))
+        await self._duplicate_and_service_accounts(take(1))
 
+    async def break_groups(self, trainees_id: str, people: Sequence[EmulatedUser]) -> None:
+        """Group Push drift: a group never pushed, a rename not pushed, hand edits of members, a hand-made group."""
+        emulator, client, app_id, scim_ids = self.emulator, self.client, self.app_id, self.scim_ids
+        trainees = [m for m in emulator.group(trainees_id).member_ids if m in scim_ids]
+        trainees_scim = await push_group_like_okta(client, GROUP_NAME, trainees_id, [scim_ids[m] for m in trainees])
+        removed_by_hand = [{"op": "remove", "path": f'members[value eq "{scim_ids[m]}"]'} for m in trainees[:3]]
+        stranger = next(p for p in people if p.id in scim_ids and p.id not in trainees)
+        added_by_hand = {"op": "add", "path": "members", "value": [{"value": scim_ids[stranger.id]}]}
+        await self._patch(f"/Groups/{trainees_scim}", [*removed_by_hand, added_by_hand])
 
-async def _patch_group(client: httpx.AsyncClient, scim_id: str, operations: list[dict[str, Any]]) -> None:
-    body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations}
-    (await client.patch(f"/Groups/{scim_id}", json=body)).raise_for_status()
+        drill = emulator.create_group(NEVER_PUSHED_GROUP)
+        for person in people[:8]:  # some of them were never pushed either: created first, then added
+            emulator.add_group_member(drill.id, person.id)
+        emulator.assign_group(app_id, drill.id)
 
+        finance = emulator.create_group(RENAMED_GROUP[0])
+        members = [p.id for p in people[50:60] if p.id in scim_ids]  # users left in line with Okta
+        for member in members:
+            emulator.add_group_member(finance.id, member)
+        emulator.assign_group(app_id, finance.id)
+        await push_group_like_okta(client, RENAMED_GROUP[0], finance.id, [scim_ids[m] for m in members])
+        emulator.rename_group(finance.id, RENAMED_GROUP[1])
 
-async def _break_things(
-    emulator: OktaEmulator,
-    client: httpx.AsyncClient,
-    app_id: str,
-    pushed: Sequence[EmulatedUser],
-    scim_ids: dict[str, str],
-    drift: DriftCounts,
-) -> None:
-    cursor = iter(pushed[: len(pushed) * 3 // 4])  # directly assigned users only
-    take = lambda n: [next(cursor) for _ in range(n)]  # noqa: E731
+        await push_group_like_okta(client, HAND_MADE_GROUP, "hand-made", [scim_ids[stranger.id]])
 
-    for person in take(drift.hand_edited):
-        await _patch(client, scim_ids[person.id], [{"op": "replace", "path": "displayName", "value": "EDITED BY HAND"}])
-    for person in take(drift.renamed_in_okta):
-        new_login = "renamed." + person.profile["login"]
-        emulator.update_user_profile(person.id, login=new_login, email=new_login)
-        emulator.set_app_user(app_id, person.id, user_name=new_login)
-    for person in take(drift.unassigned_still_active):
-        emulator.unassign_user(app_id, person.id)
-    for person in take(drift.deprovisioned_in_okta):
-        emulator.set_user_status(person.id, "DEPROVISIONED")
-    for person in take(drift.suspended_in_okta):
-        emulator.set_user_status(person.id, "SUSPENDED")
-    for person in take(drift.disabled_on_platform):
-        await _patch(client, scim_ids[person.id], [{"op": "replace", "value": {"active": False}}])
-    await _hand_made_accounts(emulator, client, app_id, take(drift.hand_made_account), scim_ids)
-    await _duplicate_and_service_accounts(emulator, client, app_id, take(1), scim_ids)
+    async def _hand_made_accounts(self, people: Sequence[EmulatedUser]) -> None:
+        """Accounts someone made by hand on the platform, before Okta could push: no externalId."""
+        for person in people:
+            (await self.client.delete(f"/Users/{self.scim_ids[person.id]}")).raise_for_status()
+            self.emulator.clear_external_id(self.app_id, person.id)
+            body = {
+                "schemas": [CORE_USER_URN],
+                "userName": person.profile["login"].upper(),
+                "active": True,
+                "name": {"givenName": person.profile["firstName"], "familyName": person.profile["lastName"]},
+            }
+            (await self.client.post("/Users", json=body)).raise_for_status()
 
+    async def _duplicate_and_service_accounts(self, people: Sequence[EmulatedUser]) -> None:
+        """A rename that Okta pushed as a create (a duplicate: a conflict) and two service accounts."""
+        for person in people:
+            new_login = self._rename_in_okta(person, "new.")
+            renamed = self.emulator.user(person.id)
+            scim_id = await push_like_okta(self.client, renamed, new_login)
+            self.emulator.mark_provisioned(self.app_id, person.id, scim_id)
+        for name in ("svc-backup@example.com", "svc-reporting@example.com"):
+            body = {"schemas": [CORE_USER_URN], "userName": name, "active": True}
+            (await self.client.post("/Users", json=body)).raise_for_status()
 
-async def _hand_made_accounts(
-    emulator: OktaEmulator,
-    client: httpx.AsyncClient,
-    app_id: str,
-    people: Sequence[EmulatedUser],
-    scim_ids: dict[str, str],
-) -> None:
-    """Accounts someone made by hand on the platform, before Okta could push: no externalId."""
-    for person in people:
-        (await client.delete(f"/Users/{scim_ids[person.id]}")).raise_for_status()
-        emulator.clear_external_id(app_id, person.id)
-        body = {
-            "schemas": [CORE_USER_URN],
-            "userName": person.profile["login"].upper(),
-            "active": True,
-            "name": {"givenName": person.profile["firstName"], "familyName": person.profile["lastName"]},
-        }
-        (await client.post("/Users", json=body)).raise_for_status()
+    def _rename_in_okta(self, person: EmulatedUser, prefix: str) -> str:
+        """Change the user's login (and email) in Okta, and the app user's userName with it; returns the login."""
+        new_login = prefix + person.profile["login"]
+        self.emulator.update_user_profile(person.id, login=new_login, email=new_login)
+        self.emulator.set_app_user(self.app_id, person.id, user_name=new_login)
+        return new_login
 
-
-async def _duplicate_and_service_accounts(
-    emulator: OktaEmulator,
-    client: httpx.AsyncClient,
-    app_id: str,
-    people: Sequence[EmulatedUser],
-    scim_ids: dict[str, str],
-) -> None:
-    """A rename that Okta pushed as a create (a duplicate: a conflict) and two service accounts."""
-    for person in people:
-        new_login = "new." + person.profile["login"]
-        emulator.update_user_profile(person.id, login=new_login, email=new_login)
-        emulator.set_app_user(app_id, person.id, user_name=new_login)
-        renamed = emulator.user(person.id)
-        emulator.mark_provisioned(app_id, person.id, await push_like_okta(client, renamed, new_login))
-    for name in ("svc-backup@example.com", "svc-reporting@example.com"):
-        body = {"schemas": [CORE_USER_URN], "userName": name, "active": True}
-        (await client.post("/Users", json=body)).raise_for_status()
+    async def _patch(self, path: str, operations: list[dict[str, Any]]) -> None:
+        """PATCH a SCIM resource (``/Users/{id}``, ``/Groups/{id}``) with these operations, by hand."""
+        body = {"schemas": [PATCH_OP_URN], "Operations": operations}
+        (await self.client.patch(path, json=body)).raise_for_status()
 
 
 def write_local_config(

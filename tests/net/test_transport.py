@@ -20,7 +20,7 @@ from reconciler.config import load_config
 from reconciler.errors import ConfigError, SourceError, TargetError
 from reconciler.okta.source import OktaSource
 from reconciler.secret import Secret
-from reconciler.testing.okta_emulator import OktaEmulator
+from reconciler.testing.okta import OktaEmulator
 from reconciler.testing.scenario import write_local_config
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN
 from tests.support.cli_runner import reconcile

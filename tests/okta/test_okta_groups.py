@@ -14,7 +14,7 @@ from reconciler.models.groups import OktaGroup
 from reconciler.okta.groups import decode_app_groups, decode_group_members, decode_group_name, group_named
 from reconciler.okta.source import OktaSource
 from reconciler.secret import Secret
-from reconciler.testing.okta_emulator import EmulatedGroup, FaultKind, OktaEmulator, run_okta_emulator
+from reconciler.testing.okta import EmulatedGroup, FaultKind, OktaEmulator, run_okta_emulator
 from tests.conftest import OKTA_TOKEN
 
 APP_GROUPS = "/api/v1/apps/*/groups"

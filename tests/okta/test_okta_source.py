@@ -27,7 +27,7 @@ from reconciler.okta.page import app_user_as_dict, assignment_from_app_user
 from reconciler.okta.sdk import HTTPS_CHECK_ENV, SDK_LOGGER_NAME
 from reconciler.okta.source import OktaSource
 from reconciler.secret import Secret
-from reconciler.testing.okta_emulator import FaultKind, OktaEmulator, run_okta_emulator
+from reconciler.testing.okta import FaultKind, OktaEmulator, run_okta_emulator
 
 API_TOKEN = "00source-test-api-token-4f9a"
 LISTING = "/api/v1/apps/*/users"

@@ -21,7 +21,7 @@ from reconciler.models.runs import ActionStatus, RunStatus
 from reconciler.run.outcome import RunOutcome
 from reconciler.run.reconcile import reconcile
 from reconciler.store import Store
-from reconciler.testing.okta_emulator import OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.okta import OktaEmulator, okta_emulator_in_thread
 from reconciler.testing.scenario import DriftCounts, seed_scenario, write_local_config
 from tests.conftest import OKTA_TOKEN, PEERS, SCIM_TOKEN, empty_user_store
 

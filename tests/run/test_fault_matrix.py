@@ -29,7 +29,7 @@ import pytest
 import reconciler.run.reconcile as reconcile_module
 from reconciler.okta.source import OktaSource
 from reconciler.scim.http import RetryPolicy, ScimConnection
-from reconciler.testing.okta_emulator import FaultKind, OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.okta import FaultKind, OktaEmulator, okta_emulator_in_thread
 from reconciler.testing.scenario import write_local_config
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 from tests.support.cli_runner import Result, reconcile

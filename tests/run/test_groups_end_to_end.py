@@ -25,7 +25,7 @@ from reconciler.models.runs import ActionStatus, RunStatus
 from reconciler.run.outcome import RunOutcome
 from reconciler.run.reconcile import reconcile
 from reconciler.store import Store
-from reconciler.testing.okta_emulator import OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.okta import OktaEmulator, okta_emulator_in_thread
 from reconciler.testing.scenario import (
     GROUP_NAME,
     HAND_MADE_GROUP,

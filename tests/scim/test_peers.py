@@ -30,7 +30,7 @@ from reconciler.models.scim_path import CORE_USER_URN, ENTERPRISE_URN
 from reconciler.run.outcome import RunOutcome
 from reconciler.run.reconcile import reconcile
 from reconciler.store import Store
-from reconciler.testing.okta_emulator import EmulatedUser
+from reconciler.testing.okta import EmulatedUser
 from reconciler.testing.scenario import write_local_config
 from reconciler.testing.scim_server import RunningScimServer, run_scim2_server
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta

@@ -20,7 +20,7 @@ from reconciler.config import load_config
 from reconciler.run.outcome import RunOutcome
 from reconciler.run.reconcile import reconcile
 from reconciler.store import Store
-from reconciler.testing.okta_emulator import OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.okta import OktaEmulator, okta_emulator_in_thread
 from reconciler.testing.scenario import push_like_okta, write_local_config
 from reconciler.testing.scim_server import run_scim2_server
 

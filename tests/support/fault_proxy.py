@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from reconciler.testing.okta_emulator import reset_connection
+from reconciler.testing.okta import reset_connection
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SCIM_MEDIA_TYPE = "application/scim+json"

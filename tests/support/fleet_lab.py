@@ -19,7 +19,7 @@ from pathlib import Path
 
 from reconciler.models.runs import RunStatus
 from reconciler.store import Run, Store
-from reconciler.testing.okta_emulator import OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.okta import OktaEmulator, okta_emulator_in_thread
 from reconciler.testing.scenario import write_secret_file
 from reconciler.testing.scim_server import RunningScimServer
 from tests.support.service_process import ServiceProcess

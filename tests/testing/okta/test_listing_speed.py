@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack
 import aiohttp
 import pytest
 
-from reconciler.testing.okta_emulator import OktaEmulator, run_okta_emulator
+from reconciler.testing.okta import OktaEmulator, run_okta_emulator
 
 API_TOKEN = "00emulator-speed-token"
 SMALL, LARGE = 2_000, 20_000
