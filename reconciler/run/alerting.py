@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from reconciler.alerts.conditions import (
+from reconciler.alerts import (
     ConditionState,
     Notification,
     compose,

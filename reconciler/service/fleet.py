@@ -3,7 +3,7 @@
 Any number of replicas, on any hosts, serve the same file against the same
 store (PostgreSQL; SQLite works for one host). There is no coordinator and no
 membership: the store is the only shared state, and a tenant's run lock (see
-:mod:`reconciler.locks`) is its lease.
+:mod:`reconciler.store.locks`) is its lease.
 
 - **When a tenant is due** comes from the store, so that every replica agrees:
   its schedule's next time after its latest run (:func:`next_due`; slower while
@@ -29,7 +29,7 @@ membership: the store is the only shared state, and a tenant's run lock (see
   a network cut) cancels the run within a tick (at most ``LEASE_CHECK_S``); it is
   recorded interrupted, and due again at once.
 
-Signals are as in :mod:`reconciler.service`: SIGTERM/SIGINT stop claiming and
+Signals are as in :mod:`reconciler.service.single`: SIGTERM/SIGINT stop claiming and
 give the runs in flight the longest ``schedule.stop_timeout`` of their tenants,
 then cancel them (recorded interrupted: another replica takes them over at
 once); SIGHUP re-reads the file, and the new tenants apply from the next tick.
@@ -39,30 +39,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from pathlib import Path
+from typing import Any, Final, Unpack
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler.config.load import load_fleet
 from reconciler.config.model import Config, FleetConfig, fingerprint
-from reconciler.errors import ConfigError
-from reconciler.hooks import http_observer
-from reconciler.logs import LogFormat, setup_logging
+from reconciler.logs import LogFormat
 from reconciler.models.runs import RunStatus
 from reconciler.run.alerting import reconcile_and_alert
 from reconciler.run.outcome import RunOutcome
 from reconciler.secret import Secret
-from reconciler.service.daemon import CANCEL_GRACE_S, config_secrets, run_summary, signals_wired
-from reconciler.service.metrics import FleetMetrics, MetricsServer
-from reconciler.service.notify import Notifier, one_line, start_watchdog
+from reconciler.service.daemon import Daemon, DaemonOptions, StopWords
+from reconciler.service.fleet_metrics import FleetMetrics
+from reconciler.service.health import ReplicaHealth
+from reconciler.service.notify import one_line
+from reconciler.service.process import config_secrets, serve_until_stopped
 from reconciler.service.schedule import SCHEDULED_MODES, due_tenants, next_due, tenant_name
+from reconciler.service.wording import run_summary
 from reconciler.store import Store
 from reconciler.store.locks import LockBusy, RunLock
 
@@ -71,46 +70,13 @@ log = logging.getLogger(__name__)
 DISPATCH_JOB_ID: Final = "dispatch"
 LEASE_CHECK_S: Final = 5.0
 """How often a run checks that its lease is still held (see :meth:`Replica._guard_lease`)."""
-STALE_TICKS: Final = 3
-"""``/healthz`` fails when the replica has not looked for due tenants for this many ticks."""
 
 
-# --- when a tenant is due (pure) ---------------------------------------------------------------
-
-
-# --- the replica -------------------------------------------------------------------------------
-
-
-@dataclass
-class ReplicaHealth:
-    """``/healthz`` of a replica: healthy while it keeps looking for due tenants.
-
-    A tenant's own staleness is the fleet's business, not one replica's (another
-    replica may run it); it shows in the per-tenant metrics and ``reconcile status``.
-    """
-
-    tick_s: float
-    started_at: float
-    last_tick_at: float | None = None
-    last_error: str | None = None
-    clock: Callable[[], float] = time.time
-
-    def check(self) -> tuple[bool, str]:
-        now = self.clock()
-        since = self.last_tick_at if self.last_tick_at is not None else self.started_at
-        limit = STALE_TICKS * self.tick_s + 30
-        if now - since > limit:
-            why = f"; last error: {self.last_error}" if self.last_error else ""
-            return False, f"stale: no look for due tenants for {now - since:.0f} s{why}"
-        if self.last_tick_at is None:
-            return True, "ok: starting"
-        return True, f"ok: looked for due tenants {now - self.last_tick_at:.0f} s ago"
-
-
-class Replica:
+class Replica(Daemon[FleetConfig]):
     """One replica of ``reconcile serve`` for a file of tenants (see the module's docstring).
 
-    :meth:`run` serves until :meth:`request_stop`; :meth:`dispatch` is one tick,
+    :meth:`run` serves until :meth:`request_stop` (the life cycle is
+    :class:`reconciler.service.daemon.Daemon`'s); :meth:`dispatch` is one tick,
     callable on its own by tests.
     """
 
@@ -119,59 +85,40 @@ class Replica:
         fleet: FleetConfig,
         store: Store,
         *,
-        notifier: Notifier | None = None,
         metrics: FleetMetrics | None = None,
-        environ: Mapping[str, str] = os.environ,
-        clock: Callable[[], float] = time.time,
-        on_reload: Callable[[FleetConfig], None] | None = None,
+        **options: Unpack[DaemonOptions[FleetConfig]],
     ) -> None:
+        super().__init__(store, **options)
         self.fleet = fleet
-        self.store = store
-        self.notifier = notifier or Notifier(environ)
         self.metrics = metrics or FleetMetrics()
-        self.clock = clock
-        self.health = ReplicaHealth(fleet.service.tick_s, clock(), clock=clock)
+        self.health = ReplicaHealth(fleet.service.tick_s, self.clock(), clock=self.clock)
         self.started_at = datetime.now(UTC)
         """A tenant never run is due since then (see :func:`next_due`)."""
         self.running: dict[str, asyncio.Task[None]] = {}
         """Fingerprint → the task running that tenant here."""
         self.last_summary: str | None = None
-        self._environ = environ
-        self._on_reload = on_reload
-        self._scheduler: AsyncIOScheduler | None = None
-        self._stop = asyncio.Event()
-        self._stop_reason = ""
-        self._stopping = False
 
     @property
     def name(self) -> str:
         return self.store.replica
 
-    # --- life cycle ----------------------------------------------------------------------------
+    # --- what the life cycle asks ----------------------------------------------------------------
 
-    async def run(self) -> int:
-        """Serve until :meth:`request_stop`; 0 after a clean stop, 1 if the replica cannot start."""
-        address = self.fleet.metrics.address
-        server = None
-        if address is not None:
-            server = MetricsServer(self.metrics, self.health, *address)
-            try:
-                await server.start()
-            except OSError as error:
-                log.error("cannot serve metrics on %s (metrics.listen): %s", self.fleet.metrics.listen, error)
-                return 1
-        try:
-            with http_observer(self.metrics.observe_http):
-                return await self._serve()
-        finally:
-            if server is not None:
-                await server.stop()
-            self.notifier.close()
+    stop_words = StopWords(
+        in_flight="the runs in flight",
+        letting="letting {count} run(s) finish",
+        cancelling="{count} run(s) did not finish within {timeout:g} s: cancelling; they are recorded interrupted",
+    )
 
-    async def _serve(self) -> int:
-        self._scheduler = AsyncIOScheduler()
-        self._scheduler.start()
-        self._scheduler.add_job(
+    @property
+    def served(self) -> FleetConfig:
+        return self.fleet
+
+    def read_file(self, path: Path) -> FleetConfig:
+        return load_fleet(path, self.environ)
+
+    def start_jobs(self, scheduler: AsyncIOScheduler) -> None:
+        scheduler.add_job(
             self._tick,
             IntervalTrigger(seconds=self.fleet.service.tick_s),
             id=DISPATCH_JOB_ID,
@@ -181,95 +128,38 @@ class Replica:
             misfire_grace_time=None,
             next_run_time=datetime.now(UTC),
         )
-        log.info(
-            "serving %d tenant(s) as replica %r: up to %d run(s) at once, looking for due tenants every %g s",
-            len(self.fleet.tenants),
-            self.name,
-            self.fleet.service.concurrency,
-            self.fleet.service.tick_s,
+
+    def in_flight(self) -> list[asyncio.Task[Any]]:
+        return list(self.running.values())
+
+    def stop_timeout_s(self) -> float:
+        """The longest ``schedule.stop_timeout`` of the tenants."""
+        return max((t.schedule.stop_timeout_s for t in self.fleet.tenants), default=30.0)
+
+    def describe_serving(self) -> str:
+        service = self.fleet.service
+        return (
+            f"serving {len(self.fleet.tenants)} tenant(s) as replica {self.name!r}: up to {service.concurrency} "
+            f"run(s) at once, looking for due tenants every {service.tick_s:g} s"
         )
-        self.notifier.ready(self._status_line())
-        watchdog = start_watchdog(self.notifier, self._environ, self._scheduling)
-        try:
-            await self._stop.wait()
-            await self._wind_down()
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-        log.info("stopped")
-        return 0
 
-    def request_stop(self, reason: str = "stop requested") -> None:
-        """Stop claiming tenants; a second request cancels the runs in flight at once."""
-        if self._stop.is_set():
-            log.warning("%s again: cancelling the runs in flight now", reason)
-            for task in self.running.values():
-                task.cancel()
-            return
-        self._stop_reason, self._stopping = reason, True
-        if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.pause()
-        self._stop.set()
+    def describe_reload(self) -> str:
+        return f"{len(self.fleet.tenants)} tenant(s); applies from the next tick"
 
-    async def _wind_down(self) -> None:
-        timeout = max((t.schedule.stop_timeout_s for t in self.fleet.tenants), default=30.0)
-        self.notifier.stopping(f"stopping ({self._stop_reason}); {self._status_line()}")
-        tasks = list(self.running.values())
-        if tasks:
-            log.info(
-                "%s: letting %d run(s) finish (up to %g s, schedule.stop_timeout)",
-                self._stop_reason,
-                len(tasks),
-                timeout,
-            )
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
-            if pending:
-                log.warning(
-                    "%d run(s) did not finish within %g s: cancelling; they are recorded interrupted",
-                    len(pending),
-                    timeout,
-                )
-                for task in pending:
-                    task.cancel()
-                await asyncio.wait(pending, timeout=CANCEL_GRACE_S)
-        if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
-            await asyncio.sleep(0)
+    def describe_status(self) -> str:
+        running = ", ".join(sorted(tenant_name(t) for t in self.fleet.tenants if fingerprint(t) in self.running))
+        parts = [f"{len(self.fleet.tenants)} tenant(s)", f"running here: {running or 'none'}"]
+        parts.append(f"last: {self.last_summary}" if self.last_summary else "no run yet")
+        return "; ".join(parts)
 
-    def _scheduling(self) -> bool:
-        return self._scheduler is not None and self._scheduler.running
-
-    # --- reload --------------------------------------------------------------------------------
-
-    def reload(self) -> bool:
-        """Re-read the file (SIGHUP); a bad one is rejected and the running one kept. Runs in flight keep theirs."""
-        if self._stopping:
-            return False
-        self.notifier.reloading()
-        try:
-            if self.fleet.source_path is None:
-                raise ConfigError(["the running configuration has no file to re-read"])
-            new = load_fleet(self.fleet.source_path, self._environ)
-        except ConfigError as error:
-            for problem in error.problems:
-                log.error("config reload rejected, keeping the running configuration: %s", problem)
-            self.notifier.ready(f"config reload rejected ({len(error.problems)} problem(s)); {self._status_line()}")
-            return False
-        except Exception as error:  # a signal handler must not take the replica down
-            log.exception("config reload rejected, keeping the running configuration: %s", error)
-            self.notifier.ready(f"config reload rejected; {self._status_line()}")
-            return False
+    def adopt(self, new: FleetConfig) -> None:
+        """Runs in flight keep their tenant's configuration; the new tenants apply from the next tick."""
         if new.store.url != self.fleet.store.url or new.metrics.listen != self.fleet.metrics.listen:
             log.warning("store.url or metrics.listen changed: they take effect when the replica restarts")
-        if new.service.tick_s != self.fleet.service.tick_s and self._scheduler is not None:
-            self._scheduler.reschedule_job(DISPATCH_JOB_ID, trigger=IntervalTrigger(seconds=new.service.tick_s))
+        if new.service.tick_s != self.fleet.service.tick_s and self.scheduler is not None:
+            self.scheduler.reschedule_job(DISPATCH_JOB_ID, trigger=IntervalTrigger(seconds=new.service.tick_s))
         self.fleet = new
         self.health.tick_s = new.service.tick_s
-        if self._on_reload is not None:
-            self._on_reload(new)
-        log.info("config reloaded from %s: %d tenant(s); applies from the next tick", new.source_path, len(new.tenants))
-        self.notifier.ready(f"config reloaded; {self._status_line()}")
-        return True
 
     # --- claiming ------------------------------------------------------------------------------
 
@@ -282,7 +172,7 @@ class Replica:
 
     def dispatch(self) -> list[str]:
         """One tick: claim and start the due tenants this replica has room for; their names."""
-        if self._stopping:
+        if self.stopping:
             return []
         tenants = self.fleet.tenants
         targets = [fingerprint(t) for t in tenants]
@@ -395,16 +285,8 @@ class Replica:
         log.log(level, "tenant %s: %s", name, summary)
         self._publish_status()
 
-    # --- status --------------------------------------------------------------------------------
-
-    def _status_line(self) -> str:
-        running = ", ".join(sorted(tenant_name(t) for t in self.fleet.tenants if fingerprint(t) in self.running))
-        parts = [f"{len(self.fleet.tenants)} tenant(s)", f"running here: {running or 'none'}"]
-        parts.append(f"last: {self.last_summary}" if self.last_summary else "no run yet")
-        return "; ".join(parts)
-
     def _publish_status(self) -> None:
-        self.notifier.status(self._status_line())
+        self.notifier.status(self.describe_status())
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -416,18 +298,6 @@ def fleet_secrets(fleet: FleetConfig) -> list[Secret]:
 
 def serve_fleet(fleet: FleetConfig, store: Store, *, log_level: str = "INFO", log_format: LogFormat = "text") -> int:
     """``reconcile serve`` with a file of tenants: one replica, until SIGTERM or SIGINT; the exit code."""
-    return asyncio.run(_serve_fleet(fleet, store, log_level, log_format))
-
-
-async def _serve_fleet(fleet: FleetConfig, store: Store, log_level: str, log_format: LogFormat) -> int:
-    secrets = fleet_secrets(fleet)
-
-    def relog(new: FleetConfig) -> None:
-        # Secrets of the old file may still be in flight: keep masking them too.
-        known = {s.reveal() for s in secrets}
-        secrets.extend(s for s in fleet_secrets(new) if s.reveal() not in known)
-        setup_logging(log_level, secrets, log_format)
-
-    replica = Replica(fleet, store, on_reload=relog)
-    with signals_wired(replica.request_stop, replica.reload):
-        return await replica.run()
+    return serve_until_stopped(
+        lambda on_reload: Replica(fleet, store, on_reload=on_reload), fleet_secrets, fleet, log_level, log_format
+    )

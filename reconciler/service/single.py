@@ -9,12 +9,13 @@ One process, one asyncio event loop, which holds:
   overlaps another, even across a reload that replaces the trigger;
 - after each run, the target's consecutive failures: from ``quarantine_after``
   failed runs in a row the job moves to ``quarantine_interval`` (see
-  :func:`reconciler.gate.scheduled_interval_s`) until a run succeeds;
-- the systemd notify protocol (:mod:`reconciler.notify`): READY, STATUS (the
+  :func:`reconciler.service.schedule.scheduled_interval_s`) until a run succeeds;
+- the systemd notify protocol (:mod:`reconciler.service.notify`): READY, STATUS (the
   last run in one line), WATCHDOG, RELOADING, STOPPING;
-- the Prometheus ``/metrics`` and ``/healthz`` endpoint (:mod:`reconciler.metrics`).
+- the Prometheus ``/metrics`` and ``/healthz`` endpoint (:mod:`reconciler.service.endpoint`).
 
-Signals: SIGTERM and SIGINT stop scheduling and give the run in flight
+Its life cycle is :class:`reconciler.service.daemon.Daemon`'s. Signals:
+SIGTERM and SIGINT stop scheduling and give the run in flight
 ``stop_timeout`` to finish; then it is cancelled, which records it as
 ``interrupted`` with its unanswered writes (the next plan, computed from live
 state, redoes what they did not do). A second SIGTERM/SIGINT cancels at once.
@@ -27,11 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Final
+from pathlib import Path
+from typing import Any, Final, Unpack
 
 from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -41,17 +41,16 @@ from sqlmodel import Session, col, select
 
 from reconciler.config.load import load_config
 from reconciler.config.model import Config, fingerprint
-from reconciler.errors import ConfigError
-from reconciler.hooks import http_observer
-from reconciler.logs import LogFormat, setup_logging
+from reconciler.logs import LogFormat
 from reconciler.models.runs import SUCCESSFUL, RunStatus
 from reconciler.run.alerting import reconcile_and_alert
 from reconciler.run.outcome import RunOutcome
-from reconciler.secret import Secret
-from reconciler.service.daemon import CANCEL_GRACE_S, _duration, _utc, config_secrets, run_summary, signals_wired
-from reconciler.service.metrics import Health, MetricsServer, ServiceMetrics
-from reconciler.service.notify import Notifier, start_watchdog
+from reconciler.service.daemon import Daemon, DaemonOptions, StopWords
+from reconciler.service.health import Health
+from reconciler.service.metrics import ServiceMetrics
+from reconciler.service.process import config_secrets, serve_until_stopped
 from reconciler.service.schedule import normal_trigger, quarantined, schedule_period_s, scheduled_interval_s
+from reconciler.service.wording import format_duration, format_utc, run_summary
 from reconciler.store import Run, Store
 from reconciler.store.locks import LockBusy
 
@@ -60,18 +59,11 @@ log = logging.getLogger(__name__)
 JOB_ID: Final = "reconcile"
 
 
-# --- the schedule ------------------------------------------------------------------------------
-
-
-# --- the service -------------------------------------------------------------------------------
-
-
-class Service:
+class Service(Daemon[Config]):
     """The scheduler, the runs, the notify messages and the metrics endpoint of ``reconcile serve``.
 
     :meth:`run` serves until :meth:`request_stop`; :meth:`reload` re-reads the
-    configuration file. Signals are wired by :func:`serve`, not here, so that
-    tests can drive a Service in their own event loop.
+    configuration file (the life cycle is :class:`reconciler.service.daemon.Daemon`'s).
     """
 
     def __init__(
@@ -79,61 +71,44 @@ class Service:
         config: Config,
         store: Store,
         *,
-        notifier: Notifier | None = None,
         metrics: ServiceMetrics | None = None,
-        environ: Mapping[str, str] = os.environ,
-        clock: Callable[[], float] = time.time,
-        on_reload: Callable[[Config], None] | None = None,
+        **options: Unpack[DaemonOptions[Config]],
     ) -> None:
+        super().__init__(store, **options)
         self.config = config
-        self.store = store
-        self.notifier = notifier or Notifier(environ)
         self.metrics = metrics or ServiceMetrics()
-        self.clock = clock
-        self._environ = environ
-        self._on_reload = on_reload
         self.fingerprint = fingerprint(config)
-        self.health = Health(schedule_period_s(config.schedule), started_at=clock(), clock=clock)
+        self.health = Health(schedule_period_s(config.schedule), started_at=self.clock(), clock=self.clock)
         self.quarantined = False
         self.consecutive_failures = 0
         self.last_outcome: RunOutcome | None = None
         self.runs_started = 0
         self.status_line = "waiting for the first run"
-        self.scheduler: AsyncIOScheduler | None = None
-        self.metrics_server: MetricsServer | None = None
         self._lock = asyncio.Lock()
         self._current: asyncio.Task[RunOutcome | None] | None = None
-        self._stop = asyncio.Event()
-        self._stop_reason = ""
-        self._stopping = False
 
-    # --- life cycle ----------------------------------------------------------------------------
+    # --- what the life cycle asks ----------------------------------------------------------------
 
-    async def run(self) -> int:
-        """Serve until :meth:`request_stop`; 0 after a clean stop, 1 if the service cannot start."""
+    stop_words = StopWords(
+        in_flight="the run in flight",
+        letting="letting the run in flight finish",
+        cancelling="the run did not finish within {timeout:g} s: cancelling it; it is recorded interrupted",
+        idle="no run in flight",
+    )
+
+    @property
+    def served(self) -> Config:
+        return self.config
+
+    def read_file(self, path: Path) -> Config:
+        return load_config(path, self.environ)
+
+    def prepare(self) -> None:
         self._seed_from_store()
-        address = self.config.metrics.address
-        if address is not None:
-            server = MetricsServer(self.metrics, self.health, *address)
-            try:
-                await server.start()
-            except OSError as error:
-                log.error("cannot serve metrics on %s (metrics.listen): %s", self.config.metrics.listen, error)
-                return 1
-            self.metrics_server = server
-        try:
-            with http_observer(self.metrics.observe_http):
-                return await self._serve()
-        finally:
-            if self.metrics_server is not None:
-                await self.metrics_server.stop()
-            self.notifier.close()
 
-    async def _serve(self) -> int:
-        self.scheduler = AsyncIOScheduler()
-        self.scheduler.start()
+    def start_jobs(self, scheduler: AsyncIOScheduler) -> None:
         run_now = datetime.now(UTC) if self.config.schedule.run_at_start else None
-        self.scheduler.add_job(
+        scheduler.add_job(
             self._scheduled_run,
             self._trigger(),
             id=JOB_ID,
@@ -143,80 +118,28 @@ class Service:
             misfire_grace_time=None,
             next_run_time=run_now,
         )
-        log.info("serving: %s; %s", self._describe_schedule(), self._describe_target())
+
+    def announce_ready(self) -> None:
+        """STATUS first, then READY=1 on its own."""
         self._publish_status()
         self.notifier.ready()
-        watchdog = start_watchdog(self.notifier, self._environ, self._scheduling)
-        try:
-            await self._stop.wait()
-            await self._wind_down()
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-        log.info("stopped")
-        return 0
 
-    def request_stop(self, reason: str = "stop requested") -> None:
-        """Stop scheduling and end the service (SIGTERM, SIGINT); a second request cancels the run at once."""
-        if self._stop.is_set():
-            if self._current is not None and not self._current.done():
-                log.warning("%s again: cancelling the run in flight now", reason)
-                self._current.cancel()
-            return
-        self._stop_reason = reason
-        self._stopping = True
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.pause()
-        self._stop.set()
+    def in_flight(self) -> list[asyncio.Task[Any]]:
+        return [self._current] if self._current is not None else []
 
-    async def _wind_down(self) -> None:
-        timeout = self.config.schedule.stop_timeout_s
-        self.notifier.stopping(f"stopping ({self._stop_reason}); {self.status_line}")
-        task = self._current
-        if task is not None and not task.done():
-            log.info(
-                "%s: letting the run in flight finish (up to %g s, schedule.stop_timeout)", self._stop_reason, timeout
-            )
-            done, _ = await asyncio.wait([task], timeout=timeout)
-            if not done:
-                log.warning("the run did not finish within %g s: cancelling it; it is recorded interrupted", timeout)
-                task.cancel()
-                await asyncio.wait([task], timeout=CANCEL_GRACE_S)
-        else:
-            log.info("%s: no run in flight", self._stop_reason)
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
-            await asyncio.sleep(0)  # AsyncIOScheduler shuts down in a loop callback
+    def stop_timeout_s(self) -> float:
+        return self.config.schedule.stop_timeout_s
 
-    def _scheduling(self) -> bool:
-        return self.scheduler is not None and self.scheduler.running
+    def describe_serving(self) -> str:
+        return f"serving: {self._describe_schedule()}; {self._describe_target()}"
 
-    # --- reload --------------------------------------------------------------------------------
+    def describe_reload(self) -> str:
+        return f"{self._describe_schedule()}; {self._describe_target()}; applies from the next run"
 
-    def reload(self) -> bool:
-        """Re-read the configuration file (SIGHUP); a bad one is rejected and the current one kept."""
-        if self._stopping:
-            return False
-        path = self.config.source_path
-        self.notifier.reloading()
-        try:
-            if path is None:
-                raise ConfigError(["the running configuration has no file to re-read"])
-            new = load_config(path, self._environ)
-        except ConfigError as error:
-            for problem in error.problems:
-                log.error("config reload rejected, keeping the running configuration: %s", problem)
-            self.notifier.ready(f"config reload rejected ({len(error.problems)} problem(s)); {self.status_line}")
-            return False
-        except Exception as error:  # a signal handler must not take the service down
-            log.exception("config reload rejected, keeping the running configuration: %s", error)
-            self.notifier.ready(f"config reload rejected; {self.status_line}")
-            return False
-        self._apply_config(new)
-        self.notifier.ready(f"config reloaded; {self.status_line}")
-        return True
+    def describe_status(self) -> str:
+        return self.status_line
 
-    def _apply_config(self, new: Config) -> None:
+    def adopt(self, new: Config) -> None:
         old = self.config
         if new.store.url != old.store.url:
             log.warning("store.url changed: the service keeps its store until it restarts")
@@ -225,17 +148,9 @@ class Service:
         self.config = new
         self.fingerprint = fingerprint(new)
         self.health.interval_s = schedule_period_s(new.schedule)
-        if self._on_reload is not None:
-            self._on_reload(new)
         self._check_quarantine(announce=False)
         if new.schedule != old.schedule or new.thresholds != old.thresholds or self.fingerprint != fingerprint(old):
             self._reschedule()
-        log.info(
-            "config reloaded from %s: %s; %s; applies from the next run",
-            new.source_path,
-            self._describe_schedule(),
-            self._describe_target(),
-        )
 
     # --- runs ----------------------------------------------------------------------------------
 
@@ -244,7 +159,7 @@ class Service:
 
     async def run_once(self) -> RunOutcome | None:
         """One run, unless one is going already or the service is stopping; None when none ran to its end."""
-        if self._stopping:
+        if self.stopping:
             return None
         if self._lock.locked():
             log.warning("a run is still in flight: this one is skipped")
@@ -261,7 +176,7 @@ class Service:
     async def _run(self, config: Config) -> RunOutcome | None:
         self.runs_started += 1
         started, started_at = time.monotonic(), self.clock()
-        self._publish_status(f"run in progress since {_utc(started_at)}")
+        self._publish_status(f"run in progress since {format_utc(started_at)}")
         try:
             outcome = await self._reconcile_locked(config)
             if outcome is None:
@@ -356,7 +271,7 @@ class Service:
                     "running every %s until a run succeeds",
                     failures,
                     self.config.thresholds.quarantine_after,
-                    _duration(self._interval_s()),
+                    format_duration(self._interval_s()),
                 )
             else:
                 log.warning("quarantine over: a run succeeded; back to %s", self._describe_schedule())
@@ -373,7 +288,7 @@ class Service:
         return normal_trigger(self.config.schedule)
 
     def _reschedule(self) -> None:
-        if self.scheduler is None or self._stopping:
+        if self.scheduler is None or self.stopping:
             return
         job = self.scheduler.get_job(JOB_ID)
         if job is not None:
@@ -386,15 +301,14 @@ class Service:
     def _publish_status(self, now_doing: str | None = None) -> None:
         parts = []
         if self.quarantined:
-            parts.append(
-                f"QUARANTINED after {self.consecutive_failures} failed runs, every {_duration(self._interval_s())}"
-            )
+            every = format_duration(self._interval_s())
+            parts.append(f"QUARANTINED after {self.consecutive_failures} failed runs, every {every}")
         if now_doing:
             parts.append(now_doing)
         parts.append(f"last: {self._last_summary}" if self._last_summary else "no run yet")
         next_run = self.next_run_time()
         if next_run is not None and not now_doing:
-            parts.append(f"next run {_utc(next_run.timestamp())}")
+            parts.append(f"next run {format_utc(next_run.timestamp())}")
         self.status_line = "; ".join(parts)
         self.notifier.status(self.status_line)
 
@@ -404,8 +318,8 @@ class Service:
 
     def _describe_schedule(self) -> str:
         schedule = self.config.schedule
-        every = f'cron "{schedule.cron}"' if schedule.cron else f"every {_duration(schedule.interval_s)}"
-        jitter = f" (+ up to {_duration(schedule.jitter_s)} jitter)" if schedule.jitter_s else ""
+        every = f'cron "{schedule.cron}"' if schedule.cron else f"every {format_duration(schedule.interval_s)}"
+        jitter = f" (+ up to {format_duration(schedule.jitter_s)} jitter)" if schedule.jitter_s else ""
         return f"runs {every}{jitter}"
 
     def _describe_target(self) -> str:
@@ -422,7 +336,7 @@ class Service:
             log.warning(
                 "quarantine: %d failed runs in a row before this start: running every %s until a run succeeds",
                 self.consecutive_failures,
-                _duration(self._interval_s()),
+                format_duration(self._interval_s()),
             )
 
 
@@ -448,17 +362,6 @@ def last_success_at(store: Store, config_fingerprint: str) -> float | None:
 
 def serve(config: Config, store: Store, *, log_level: str = "INFO", log_format: LogFormat = "text") -> int:
     """``reconcile serve``: run the service until SIGTERM or SIGINT; the exit code."""
-    return asyncio.run(_serve(config, store, log_level, log_format))
-
-
-async def _serve(config: Config, store: Store, log_level: str, log_format: LogFormat) -> int:
-    secrets: list[Secret] = config_secrets(config)
-
-    def relog(new: Config) -> None:
-        # Values of the old configuration may still be in flight: keep masking them too.
-        secrets.extend(s for s in config_secrets(new) if s.reveal() not in {k.reveal() for k in secrets})
-        setup_logging(log_level, secrets, log_format)
-
-    service = Service(config, store, on_reload=relog)
-    with signals_wired(service.request_stop, service.reload):
-        return await service.run()
+    return serve_until_stopped(
+        lambda on_reload: Service(config, store, on_reload=on_reload), config_secrets, config, log_level, log_format
+    )

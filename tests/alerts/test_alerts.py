@@ -24,7 +24,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from reconciler.alerts.conditions import (
+from reconciler.alerts import (
     BLOCKED,
     CONSECUTIVE_FAILURES,
     DRIFT,

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from reconciler.config import MetricsConfig, fingerprint, load_fleet
 from reconciler.models.runs import RunMode, RunStatus
-from reconciler.service.fleet import Replica, ReplicaHealth
+from reconciler.service.fleet import Replica
+from reconciler.service.health import ReplicaHealth
 from reconciler.service.notify import Notifier
 from reconciler.store import Run, Store
 from reconciler.testing.scim_server import RunningScimServer, free_loopback_port

@@ -13,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from reconciler.config import load_config
 from reconciler.hooks import http_observer, observe_http
 from reconciler.models.runs import RunStatus
-from reconciler.service.metrics import Health, ServiceMetrics
+from reconciler.service.health import Health
+from reconciler.service.metrics import ServiceMetrics
 from reconciler.service.single import Service
 from reconciler.store import Store
 from reconciler.testing.scim_server import free_loopback_port

@@ -36,6 +36,8 @@ class Reply:
     content_type: str = SCIM_MEDIA_TYPE
     delay_s: float = 0.0
     """Wait this long before answering, to make a client time out."""
+    hold: asyncio.Event | None = None
+    """Answer only once this is set: a request that hangs until the test lets it go, however slow the machine."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,8 @@ class FaultServer:
         try:
             if reply.delay_s:
                 await asyncio.sleep(reply.delay_s)
+            if reply.hold is not None:
+                await reply.hold.wait()
             return _respond(reply)
         finally:
             self.in_flight -= 1

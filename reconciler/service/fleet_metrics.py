@@ -1,0 +1,96 @@
+"""Prometheus metrics of one replica of a fleet (``reconcile serve`` with ``[[tenants]]``).
+
+Per tenant, from the store (every replica shows the whole fleet, whichever
+replica ran the tenant): ``tenant_last_success_timestamp_seconds{tenant}``,
+``tenant_consecutive_failures{tenant}``, ``tenant_running{tenant}``. Per tenant,
+from this replica's own runs: ``tenant_runs_total{tenant,status}`` and
+``tenant_drift{tenant,kind}`` (user and group kinds). The replica's own:
+``runs_in_flight``, ``claims_total{outcome}`` (started; busy: another replica
+took it first; not_due: another replica had just run it),
+``run_duration_seconds`` and ``http_requests_total{service,status}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from reconciler.config.model import Config, fingerprint
+from reconciler.models.groups import GroupActionKind
+from reconciler.models.runs import RunStatus
+from reconciler.service.metrics import PREFIX, PrometheusMetrics
+from reconciler.service.schedule import tenant_name
+
+if TYPE_CHECKING:
+    from reconciler.run.outcome import RunOutcome
+    from reconciler.store import TenantState
+
+
+class FleetMetrics(PrometheusMetrics):
+    """A replica's metrics for a file of tenants (see the module's docstring)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry)
+        r = self.registry
+        self.runs = Counter(
+            f"{PREFIX}_tenant_runs",
+            "Runs this replica finished, by tenant and status.",
+            ["tenant", "status"],
+            registry=r,
+        )
+        self.drift = Gauge(
+            f"{PREFIX}_tenant_drift",
+            "Drift found by the tenant's last plan here, by kind.",
+            ["tenant", "kind"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            f"{PREFIX}_tenant_last_success_timestamp_seconds",
+            "When the tenant's last successful run ended, by any replica (Unix time; 0 before any).",
+            ["tenant"],
+            registry=r,
+        )
+        self.consecutive_failures = Gauge(
+            f"{PREFIX}_tenant_consecutive_failures", "The tenant's failed runs in a row.", ["tenant"], registry=r
+        )
+        self.tenant_running = Gauge(
+            f"{PREFIX}_tenant_running", "1 while a run of the tenant is recorded running.", ["tenant"], registry=r
+        )
+        self.in_flight = Gauge(f"{PREFIX}_runs_in_flight", "Tenant runs this replica is doing now.", registry=r)
+        self.claims = Counter(
+            f"{PREFIX}_claims", "Attempts to claim a due tenant, by outcome.", ["outcome"], registry=r
+        )
+        self.duration = self.run_duration_histogram("Duration of this replica's runs.")
+        self.http_requests = self.http_requests_counter(
+            "HTTP requests sent to Okta and to the SCIM platforms, by HTTP status ('error': no answer)."
+        )
+        for outcome in ("started", "busy", "not_due"):
+            self.claims.labels(outcome)
+
+    def tenants_seen(self, tenants: Iterable[Config], states: Mapping[str, TenantState]) -> None:
+        """Refresh the per-tenant gauges from the store's view (see :meth:`reconciler.store.Store.tenant_states`)."""
+        for config in tenants:
+            name = tenant_name(config)
+            state = states.get(fingerprint(config))
+            if state is None:
+                continue
+            success = state.last_success_at
+            self.last_success.labels(name).set(success.timestamp() if success is not None else 0)
+            self.consecutive_failures.labels(name).set(state.consecutive_failures)
+            running = state.latest is not None and state.latest.status is RunStatus.RUNNING
+            self.tenant_running.labels(name).set(int(running))
+
+    def run_finished(self, tenant: str, status: RunStatus, duration_s: float, outcome: RunOutcome | None) -> None:
+        self.runs.labels(tenant, status.value).inc()
+        self.duration.observe(duration_s)
+        if outcome is not None and outcome.plan is not None:
+            self._drift(tenant, outcome.plan.summary(), leave_out=("in_sync",))
+        if outcome is not None and outcome.group_plan is not None:
+            self._drift(tenant, outcome.group_plan.summary(), leave_out=("in_sync", GroupActionKind.UNMANAGED.value))
+
+    def _drift(self, tenant: str, summary: Mapping[str, int], leave_out: tuple[str, ...]) -> None:
+        for kind, count in summary.items():
+            if kind not in leave_out:
+                self.drift.labels(tenant, kind).set(count)
