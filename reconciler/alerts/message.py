@@ -107,5 +107,4 @@ def _public_url(url: str) -> str:
 
 
 def _secret_values(config: Config) -> list[str]:
-    secrets = [config.okta.token, config.okta.private_key, config.scim.token, *config.alerts.urls]
-    return [secret.reveal() for secret in secrets if secret is not None]
+    return [secret.reveal() for secret in config.secrets()]

@@ -45,7 +45,6 @@ from reconciler.config.service_model import ServiceConfig, valid_replica_name
 from reconciler.errors import ConfigError
 from reconciler.logs import LOG_FORMATS, LogFormat, setup_logging
 from reconciler.models.runs import RunStatus
-from reconciler.secret import Secret
 from reconciler.service.schedule import quarantined
 from reconciler.store import Store, StoreError, db_upgrade, schema_status
 from reconciler.store.locks import LockBusy
@@ -165,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"config: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     log_level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
-    setup_logging(log_level, [s for config in fleet.tenants for s in _secrets_of(config)], args.log_format or "text")
+    setup_logging(log_level, fleet.secrets(), args.log_format or "text")
     json_output = args.output == "json"
     if args.command == "db":
         return _db(fleet.store.url, args.db_action)
@@ -276,11 +275,6 @@ def _check(config: Config, json_output: bool) -> int:
     else:
         render_check(Console(), config, report)
     return EXIT_OK if report.ok else EXIT_FAILURE
-
-
-def _secrets_of(config: Config) -> list[Secret]:
-    tokens = (config.okta.token, config.okta.private_key, config.scim.token)
-    return [s for s in tokens if s is not None] + list(config.alerts.urls)
 
 
 def _run(

@@ -218,6 +218,11 @@ class Config:
     )
     """The name of its ``[[tenants]]`` entry; None for a single-tenant file."""
 
+    def secrets(self) -> list[Secret]:
+        """What no log line, message or record may show: the Okta and SCIM credentials, the alert URLs."""
+        credentials = (self.okta.token, self.okta.private_key, self.scim.token)
+        return [secret for secret in credentials if secret is not None] + list(self.alerts.urls)
+
 
 @dataclass(frozen=True)
 class FleetConfig:
@@ -231,6 +236,10 @@ class FleetConfig:
     source_path: Path | None
     multi_tenant: bool
     """True when the file has ``[[tenants]]``."""
+
+    def secrets(self) -> list[Secret]:
+        """Every tenant's secrets (see :meth:`Config.secrets`)."""
+        return [secret for config in self.tenants for secret in config.secrets()]
 
     def tenant(self, name: str) -> Config:
         """The tenant named ``name``; a ConfigError naming the known tenants if there is none."""

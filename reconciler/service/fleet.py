@@ -54,12 +54,11 @@ from reconciler.logs import LogFormat
 from reconciler.models.runs import RunStatus
 from reconciler.run.alerting import reconcile_and_alert
 from reconciler.run.outcome import RunOutcome
-from reconciler.secret import Secret
 from reconciler.service.daemon import Daemon, DaemonOptions, StopWords
 from reconciler.service.fleet_metrics import FleetMetrics
 from reconciler.service.health import ReplicaHealth
 from reconciler.service.notify import one_line
-from reconciler.service.process import config_secrets, serve_until_stopped
+from reconciler.service.process import serve_until_stopped
 from reconciler.service.schedule import SCHEDULED_MODES, due_tenants, next_due, tenant_name
 from reconciler.service.wording import run_summary
 from reconciler.store import Store
@@ -292,12 +291,8 @@ class Replica(Daemon[FleetConfig]):
 # --- the command -------------------------------------------------------------------------------
 
 
-def fleet_secrets(fleet: FleetConfig) -> list[Secret]:
-    return [secret for config in fleet.tenants for secret in config_secrets(config)]
-
-
 def serve_fleet(fleet: FleetConfig, store: Store, *, log_level: str = "INFO", log_format: LogFormat = "text") -> int:
     """``reconcile serve`` with a file of tenants: one replica, until SIGTERM or SIGINT; the exit code."""
     return serve_until_stopped(
-        lambda on_reload: Replica(fleet, store, on_reload=on_reload), fleet_secrets, fleet, log_level, log_format
+        lambda on_reload: Replica(fleet, store, on_reload=on_reload), FleetConfig.secrets, fleet, log_level, log_format
     )

@@ -7,16 +7,9 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from reconciler.config.model import Config
 from reconciler.logs import LogFormat, setup_logging
 from reconciler.secret import Secret
 from reconciler.service.daemon import ConfigT, Daemon
-
-
-def config_secrets(config: Config) -> list[Secret]:
-    """The values a target's configuration holds that no log line may show."""
-    tokens = (config.okta.token, config.okta.private_key, config.scim.token)
-    return [s for s in tokens if s is not None] + list(config.alerts.urls)
 
 
 class MaskedSecrets:

@@ -48,7 +48,7 @@ from reconciler.run.outcome import RunOutcome
 from reconciler.service.daemon import Daemon, DaemonOptions, StopWords
 from reconciler.service.health import Health
 from reconciler.service.metrics import ServiceMetrics
-from reconciler.service.process import config_secrets, serve_until_stopped
+from reconciler.service.process import serve_until_stopped
 from reconciler.service.schedule import normal_trigger, quarantined, schedule_period_s, scheduled_interval_s
 from reconciler.service.wording import format_duration, format_utc, run_summary
 from reconciler.store import Run, Store
@@ -363,5 +363,5 @@ def last_success_at(store: Store, config_fingerprint: str) -> float | None:
 def serve(config: Config, store: Store, *, log_level: str = "INFO", log_format: LogFormat = "text") -> int:
     """``reconcile serve``: run the service until SIGTERM or SIGINT; the exit code."""
     return serve_until_stopped(
-        lambda on_reload: Service(config, store, on_reload=on_reload), config_secrets, config, log_level, log_format
+        lambda on_reload: Service(config, store, on_reload=on_reload), Config.secrets, config, log_level, log_format
     )
