@@ -8,9 +8,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 import httpx
 
@@ -39,12 +41,26 @@ def _scim2_server_command() -> list[str]:
     return [sys.executable, "-c", "from scim2_server.testserver.cli import main; main()"]
 
 
-def _wait_until_serving(server: RunningScimServer, deadline_s: float) -> None:
+PORT_ATTEMPTS = 5
+"""Ports tried at most: a free port is chosen, released, then bound by the server, and in between another
+process (a parallel test worker) may take it."""
+
+
+class _PortTaken(Exception):
+    """The chosen port was bound by another process before the server could bind it."""
+
+
+def _wait_until_serving(server: RunningScimServer, deadline_s: float, stderr: IO[bytes]) -> None:
     deadline = time.monotonic() + deadline_s
     headers = {"Authorization": f"Bearer {server.token}"}
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"scim2-server exited with code {server.process.returncode} at start-up")
+            stderr.seek(0)
+            said = stderr.read().decode(errors="replace")
+            if "Address already in use" in said:
+                raise _PortTaken(server.base_url)
+            last = said.strip().splitlines()[-1:] or ["(nothing on stderr)"]
+            raise RuntimeError(f"scim2-server exited with code {server.process.returncode} at start-up: {last[0]}")
         with contextlib.suppress(httpx.TransportError):
             # Any HTTP answer means it serves (with tenants, /v2 itself answers 404).
             httpx.get(f"{server.base_url}/ServiceProviderConfig", headers=headers, timeout=1)
@@ -58,29 +74,37 @@ def run_scim2_server(
     token: str, extra_args: Sequence[str] = (), start_timeout_s: float = 20.0
 ) -> Iterator[RunningScimServer]:
     """Start `scim2-server --bearer-token TOKEN [extra_args]` on 127.0.0.1 and stop it on exit."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        with tempfile.TemporaryFile() as stderr:
+            server = _start(token, extra_args, stderr)
+            try:
+                _wait_until_serving(server, start_timeout_s, stderr)
+            except _PortTaken:
+                _stop(server.process)
+                if attempt == PORT_ATTEMPTS:
+                    raise RuntimeError(f"scim2-server found its port taken {attempt} times in a row") from None
+                continue
+            except BaseException:
+                _stop(server.process)
+                raise
+            try:
+                yield server
+            finally:
+                _stop(server.process)
+            return
+
+
+def _start(token: str, extra_args: Sequence[str], stderr: IO[bytes]) -> RunningScimServer:
     port = free_loopback_port()
-    process = subprocess.Popen(
-        [
-            *_scim2_server_command(),
-            "--hostname",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--bearer-token",
-            token,
-            *extra_args,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = RunningScimServer(base_url=f"http://127.0.0.1:{port}/v2", token=token, process=process)
+    command = [*_scim2_server_command(), "--hostname", "127.0.0.1", "--port", str(port), "--bearer-token", token]
+    process = subprocess.Popen([*command, *extra_args], stdout=subprocess.DEVNULL, stderr=stderr)
+    return RunningScimServer(base_url=f"http://127.0.0.1:{port}/v2", token=token, process=process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
     try:
-        _wait_until_serving(server, start_timeout_s)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
