@@ -37,7 +37,6 @@ from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlmodel import Session, col, select
 
 from reconciler.config.load import load_config
 from reconciler.config.model import Config, fingerprint
@@ -52,7 +51,7 @@ from reconciler.service.daemon import CANCEL_GRACE_S, _duration, _utc, config_se
 from reconciler.service.metrics import Health, MetricsServer, ServiceMetrics
 from reconciler.service.notify import Notifier, start_watchdog
 from reconciler.service.schedule import normal_trigger, quarantined, schedule_period_s, scheduled_interval_s
-from reconciler.store import Run, Store
+from reconciler.store import Store
 from reconciler.store.locks import LockBusy
 
 log = logging.getLogger(__name__)
@@ -413,8 +412,9 @@ class Service:
 
     def _seed_from_store(self) -> None:
         """The last successful run and the failure streak as the store has them, for /healthz and metrics."""
-        ended = last_success_at(self.store, self.fingerprint)
-        if ended is not None:
+        finished = self.store.last_success_at(self.fingerprint)
+        if finished is not None:
+            ended = finished.timestamp()
             self.health.last_success_at = ended
             self.metrics.last_success.set(ended)
         self._check_quarantine(announce=False)
@@ -424,23 +424,6 @@ class Service:
                 self.consecutive_failures,
                 _duration(self._interval_s()),
             )
-
-
-def last_success_at(store: Store, config_fingerprint: str) -> float | None:
-    """When the latest successful run of the target ended (Unix time), from the store."""
-    query = (
-        select(Run.finished_at)
-        .where(
-            Run.config_fingerprint == config_fingerprint,
-            col(Run.status).in_(SUCCESSFUL),
-            col(Run.finished_at).is_not(None),
-        )
-        .order_by(col(Run.id).desc())
-        .limit(1)
-    )
-    with Session(store.engine) as session:
-        finished = session.exec(query).first()
-    return finished.timestamp() if finished is not None else None
 
 
 # --- the command -------------------------------------------------------------------------------

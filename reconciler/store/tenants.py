@@ -68,6 +68,21 @@ class TenantQueries(Repository):
         with self._session() as session:
             return _failure_streaks(session, [fingerprint]).get(fingerprint, 0)
 
+    def last_success_at(self, fingerprint: str) -> datetime | None:
+        """When the target's latest successful run (its status in :data:`SUCCESSFUL`) ended; None if none did."""
+        query = (
+            select(Run.finished_at)
+            .where(
+                Run.config_fingerprint == fingerprint,
+                col(Run.status).in_(SUCCESSFUL),
+                col(Run.finished_at).is_not(None),
+            )
+            .order_by(col(Run.id).desc())
+            .limit(1)
+        )
+        with self._session() as session:
+            return session.exec(query).first()
+
     def tenant_states(
         self, fingerprints: Iterable[str], modes: Iterable[RunMode] | None = None
     ) -> dict[str, TenantState]:
