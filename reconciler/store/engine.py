@@ -38,7 +38,7 @@ def migration_engine(url: str) -> Engine:
     inside the transaction, and the transaction starts with BEGIN IMMEDIATE,
     which takes the database's write lock at once (another process waits for it,
     up to the busy timeout). PostgreSQL runs DDL in transactions already; the
-    caller takes an advisory lock in it (:data:`MIGRATION_LOCK_KEY`).
+    caller takes an advisory lock in it (:data:`reconciler.store.schema.MIGRATION_LOCK_KEY`).
     """
     url = normalize_url(url)
     path = sqlite_path(url)
