@@ -37,7 +37,6 @@ from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlmodel import Session, col, select
 
 from reconciler.config.load import load_config
 from reconciler.config.model import Config, fingerprint
@@ -51,7 +50,7 @@ from reconciler.service.metrics import ServiceMetrics
 from reconciler.service.process import serve_until_stopped
 from reconciler.service.schedule import normal_trigger, quarantined, schedule_period_s, scheduled_interval_s
 from reconciler.service.wording import format_duration, format_utc, run_summary
-from reconciler.store import Run, Store
+from reconciler.store import Store
 from reconciler.store.locks import LockBusy
 
 log = logging.getLogger(__name__)
@@ -327,8 +326,9 @@ class Service(Daemon[Config]):
 
     def _seed_from_store(self) -> None:
         """The last successful run and the failure streak as the store has them, for /healthz and metrics."""
-        ended = last_success_at(self.store, self.fingerprint)
-        if ended is not None:
+        finished = self.store.last_success_at(self.fingerprint)
+        if finished is not None:
+            ended = finished.timestamp()
             self.health.last_success_at = ended
             self.metrics.last_success.set(ended)
         self._check_quarantine(announce=False)
@@ -338,23 +338,6 @@ class Service(Daemon[Config]):
                 self.consecutive_failures,
                 format_duration(self._interval_s()),
             )
-
-
-def last_success_at(store: Store, config_fingerprint: str) -> float | None:
-    """When the latest successful run of the target ended (Unix time), from the store."""
-    query = (
-        select(Run.finished_at)
-        .where(
-            Run.config_fingerprint == config_fingerprint,
-            col(Run.status).in_(SUCCESSFUL),
-            col(Run.finished_at).is_not(None),
-        )
-        .order_by(col(Run.id).desc())
-        .limit(1)
-    )
-    with Session(store.engine) as session:
-        finished = session.exec(query).first()
-    return finished.timestamp() if finished is not None else None
 
 
 # --- the command -------------------------------------------------------------------------------

@@ -2,19 +2,10 @@
 schema migrations; the per-target run lock."""
 
 from reconciler.store.locks import LockBusy, RunLock
-from reconciler.store.store import (
-    ActionRecord,
-    AlertState,
-    GroupActionRecord,
-    Run,
-    SchemaError,
-    SchemaStatus,
-    Store,
-    TenantState,
-    db_upgrade,
-    schema_status,
-    utc_now,
-)
+from reconciler.store.schema import SchemaError, SchemaStatus, db_upgrade, schema_status
+from reconciler.store.store import Store
+from reconciler.store.tables import ActionRecord, AlertState, GroupActionRecord, Run, utc_now
+from reconciler.store.tenants import TenantState
 from reconciler.store.urls import StoreError
 
 __all__ = [

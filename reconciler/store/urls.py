@@ -41,7 +41,7 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database).expanduser()
 
 
-def _in_memory(url: str) -> bool:
+def is_in_memory(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite" and sqlite_path(url) is None
 
 

@@ -47,7 +47,7 @@ import pytest
 from reconciler.models.records import WRITE_KINDS, ActionKind
 from reconciler.models.runs import ActionStatus, RunMode, RunStatus
 from reconciler.store import ActionRecord, Run, Store
-from reconciler.store.store import INTERRUPTED_RUN_ERROR
+from reconciler.store.runs import INTERRUPTED_RUN_ERROR
 from reconciler.store.urls import sqlite_path
 from reconciler.testing.scenario import write_secret_file
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision

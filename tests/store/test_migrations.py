@@ -27,9 +27,9 @@ from sqlmodel import SQLModel
 from reconciler.models.groups import GroupAction, GroupActionKind
 from reconciler.models.records import Action, ActionKind, Change
 from reconciler.models.runs import ActionStatus, RunStatus
-from reconciler.store import SchemaError, Store, StoreError, db_upgrade, schema_status
-from reconciler.store import store as store_module
-from reconciler.store.store import FIRST_REVISION, migration_engine
+from reconciler.store import SchemaError, Store, StoreError, db_upgrade, schema, schema_status
+from reconciler.store.engine import migration_engine
+from reconciler.store.schema import FIRST_REVISION
 from tests.support.postgres import BACKENDS, database_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,17 +83,17 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def newer_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
     """Make the code know one more revision (its file's text), as the next version of the package would."""
-    original = store_module.MIGRATIONS_DIR
+    original = schema.MIGRATIONS_DIR
 
     def install(revision_source: str) -> None:
         copy = tmp_path / "newer-migrations"
         shutil.copytree(original, copy, ignore=shutil.ignore_patterns("__pycache__"))
         (copy / "versions" / "0004_test.py").write_text(revision_source)
-        monkeypatch.setattr(store_module, "MIGRATIONS_DIR", copy)
-        store_module._script.cache_clear()
+        monkeypatch.setattr(schema, "MIGRATIONS_DIR", copy)
+        schema.script_directory.cache_clear()
 
     yield install
-    store_module._script.cache_clear()
+    schema.script_directory.cache_clear()
 
 
 def tables_of(url: str) -> set[str]:
@@ -121,9 +121,9 @@ def migrate(url: str, command_name: str, revision: str, *, unversioned: bool = F
     engine = migration_engine(url)
     try:
         with engine.connect() as connection, connection.begin():
-            store_module._alembic(connection, command_name, revision)
+            schema.run_alembic(connection, command_name, revision)
             if unversioned:
-                connection.execute(sa.text(f"DROP TABLE {store_module.VERSION_TABLE}"))
+                connection.execute(sa.text(f"DROP TABLE {schema.VERSION_TABLE}"))
     finally:
         engine.dispose()
 
@@ -270,8 +270,8 @@ def test_a_store_ahead_of_the_code_is_refused(
     newer_code(REVISION_0004)
     db_upgrade(url)
     # back to this version
-    monkeypatch.setattr(store_module, "MIGRATIONS_DIR", REPO / "reconciler" / "store" / "migrations")
-    store_module._script.cache_clear()
+    monkeypatch.setattr(schema, "MIGRATIONS_DIR", REPO / "reconciler" / "store" / "migrations")
+    schema.script_directory.cache_clear()
 
     with pytest.raises(SchemaError, match="at schema revision 0004, which this version of okta-reconciler does not"):
         Store(url)
@@ -353,7 +353,7 @@ def test_head_downgrades_to_0001_keeping_the_runs(url: str) -> None:
 
     assert schema_status(url).current == FIRST_REVISION
     assert "group_actions" not in tables_of(url)
-    assert columns_of(url, "runs") == store_module.PREVERSIONED_COLUMNS["runs"]
+    assert columns_of(url, "runs") == schema.PREVERSIONED_COLUMNS["runs"]
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:

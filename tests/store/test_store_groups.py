@@ -13,7 +13,8 @@ from reconciler.models.groups import GroupAction, GroupActionKind, GroupPlan
 from reconciler.models.records import Action, ActionKind
 from reconciler.models.runs import ActionStatus, RunStatus
 from reconciler.store import GroupActionRecord, Store
-from reconciler.store.store import GROUP_SUMMARY_KEYS, INTERRUPTED_ACTION_ERROR
+from reconciler.store.journal import INTERRUPTED_ACTION_ERROR
+from reconciler.store.tables import GROUP_SUMMARY_KEYS
 
 FINGERPRINT = "f" * 64
 OTHER_TARGET = "0" * 64

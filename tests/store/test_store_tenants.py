@@ -122,6 +122,7 @@ def test_tenant_states_of_several_targets(store: Store) -> None:
 
     for target, state in states.items():
         assert store.consecutive_failures(target) == state.consecutive_failures
+        assert store.last_success_at(target) == state.last_success_at
     assert store.tenant_states([]) == {}
 
 

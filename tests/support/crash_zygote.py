@@ -295,11 +295,11 @@ def main() -> None:
     import reconciler.cli  # noqa: F401
     import reconciler.cli.apply  # noqa: F401
     from reconciler.run.reconcile import freeze_startup_objects
-    from reconciler.store.store import _head
+    from reconciler.store.schema import head_revision
 
     for name in WARM_MODULES:
         importlib.import_module(name)
-    _head()  # reads the migration scripts once
+    head_revision()  # reads the migration scripts once
 
     # What a long-lived process does once before its first run, done before forking: the collector then
     # leaves the imported objects alone, so a child does not copy every page by walking them.

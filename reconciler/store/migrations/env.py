@@ -14,7 +14,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-from reconciler.store.store import VERSION_TABLE, migration_engine
+from reconciler.store.engine import migration_engine
+from reconciler.store.schema import VERSION_TABLE
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -2,7 +2,7 @@
 
 A database made by ``create_all`` before migrations existed has exactly these
 tables and columns; the store recognises one and stamps it at this revision
-(see reconciler.store.PREVERSIONED_COLUMNS).
+(see reconciler.store.schema.PREVERSIONED_COLUMNS).
 
 Revision ID: 0001
 Revises:
@@ -14,25 +14,20 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from reconciler.store.migrations.action_tables import ENUM_LENGTH, create_action_table, drop_action_table, utc
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | None = None
 depends_on: str | None = None
-
-ENUM_LENGTH = 16
-"""Enums are stored as their value in a VARCHAR (no database enum type to migrate)."""
-
-
-def _utc() -> sa.DateTime:
-    return sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
     op.create_table(
         "runs",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("started_at", _utc(), nullable=False),
-        sa.Column("finished_at", _utc(), nullable=True),
+        sa.Column("started_at", utc(), nullable=False),
+        sa.Column("finished_at", utc(), nullable=True),
         sa.Column("mode", sa.String(ENUM_LENGTH), nullable=False),
         sa.Column("status", sa.String(ENUM_LENGTH), nullable=False),
         sa.Column("config_fingerprint", sa.String(64), nullable=False),
@@ -52,32 +47,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_runs_status", "runs", ["status"], unique=False)
-    op.create_table(
+    create_action_table(
         "actions",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("run_id", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(ENUM_LENGTH), nullable=False),
         sa.Column("user_name", sa.String(), nullable=False),
         sa.Column("okta_user_id", sa.String(), nullable=True),
         sa.Column("scim_id", sa.String(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("changes", sa.JSON(), nullable=False),
-        sa.Column("status", sa.String(ENUM_LENGTH), nullable=False),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("created_at", _utc(), nullable=False),
-        sa.Column("finished_at", _utc(), nullable=True),
-        sa.ForeignKeyConstraint(["run_id"], ["runs.id"]),
-        sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_actions_run_id", "actions", ["run_id"], unique=False)
-    op.create_index("ix_actions_status", "actions", ["status"], unique=False)
     op.create_table(
         "alert_states",
         sa.Column("config_fingerprint", sa.String(64), nullable=False),
         sa.Column("key", sa.String(64), nullable=False),
         sa.Column("title", sa.Text(), nullable=False),
-        sa.Column("active_since", _utc(), nullable=False),
-        sa.Column("last_sent_at", _utc(), nullable=True),
+        sa.Column("active_since", utc(), nullable=False),
+        sa.Column("last_sent_at", utc(), nullable=True),
         sa.Column("last_run_id", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("config_fingerprint", "key"),
     )
@@ -85,8 +69,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("alert_states")
-    op.drop_index("ix_actions_status", table_name="actions")
-    op.drop_index("ix_actions_run_id", table_name="actions")
-    op.drop_table("actions")
+    drop_action_table("actions")
     op.drop_index("ix_runs_status", table_name="runs")
     op.drop_table("runs")
