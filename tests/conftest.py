@@ -6,6 +6,7 @@ Also the Hypothesis profiles: ``default`` for ``make test`` and a bare ``pytest`
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -170,3 +171,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def store(store_url: str) -> Iterator[Store]:
     with Store(store_url) as opened:
         yield opened
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move what importing and collecting made (~360,000 objects, kept for the session) out of the collector's reach.
+
+    Otherwise every full GC pass of a test process walks them all: ~0.2 s of CPU each, up to 0.8 s of wall
+    time on a busy machine, a stall that lands in the middle of whatever the test is timing. Garbage is
+    collected first; what is frozen lives until the process ends anyway.
+    """
+    gc.collect()
+    gc.freeze()
