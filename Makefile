@@ -25,7 +25,7 @@ demo: $(STAMP)
 test: $(STAMP) postgres-binaries
 	$(BIN)/ruff check reconciler tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 ## Long-running tests, not part of `make test`, and the property tests with the `full` Hypothesis profile
 ## (tests/conftest.py: today's example counts, twice those of `make test`).
