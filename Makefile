@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_WORKERS ?= 3
 
 .PHONY: demo test test-slow chaos bench bench-fleet install postgres-binaries cassettes docs clean
 
@@ -18,15 +19,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/reconcile demo
 
-## The default suite (real SCIM server, Okta emulator and PostgreSQL on 127.0.0.1), under 10 minutes.
+## The default suite (real SCIM server, Okta emulator and PostgreSQL on 127.0.0.1): the set a bare `pytest` runs
+## (addopts: -m "not slow"), on TEST_WORKERS pytest-xdist workers. Each worker starts its own servers.
+## TEST_WORKERS=0 runs it in one process.
 test: $(STAMP) postgres-binaries
 	$(BIN)/ruff check reconciler tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
-## Long-running tests, not part of `make test`.
+## Long-running tests, not part of `make test`, and the property tests with the `full` Hypothesis profile
+## (tests/conftest.py: today's example counts, twice those of `make test`).
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=full $(BIN)/python -m pytest -m "slow or hypothesis" $(PYTEST_ARGS)
 
 ## Crash safety, the long version: applies SIGKILLed at 300 random points per store backend
 ## (tests/run/test_crash_safety.py; CHAOS_KILLS=N for another count, CRASH_SEED=N for another seed). About 11 minutes.

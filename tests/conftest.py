@@ -1,7 +1,13 @@
-"""Real components for the tests: scim2-server and the Okta emulator, both on 127.0.0.1."""
+"""Real components for the tests: scim2-server and the Okta emulator, both on 127.0.0.1.
+
+Also the Hypothesis profiles: ``default`` for ``make test`` and a bare ``pytest``, ``full`` for
+``make test-slow`` (``HYPOTHESIS_PROFILE=full``, or ``--hypothesis-profile=full``).
+"""
 
 from __future__ import annotations
 
+import gc
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 
 from reconciler.store import Store
 from reconciler.testing.okta import OktaEmulator, okta_emulator_in_thread
@@ -20,6 +27,28 @@ from tests.support.postgres import BACKENDS, database_url
 OKTA_TOKEN = "okta-api-token-7c1e5a9d3f0b42e8"
 SCIM_TOKEN = "scim-bearer-token-4b8f2d6a0e1c9735"
 """Distinctive values, so that a test can prove they leak nowhere."""
+
+
+# -- Hypothesis: the profile decides how many examples ------------------------------------------------
+
+settings.register_profile(
+    "default",
+    max_examples=50,
+    deadline=None,  # a wall-clock bound per example fails on a loaded machine, not on a bug
+    suppress_health_check=[HealthCheck.too_slow],  # likewise: generation is slow when the cores are busy
+    print_blob=True,  # a failure prints @reproduce_failure(...), so it reproduces on any machine
+)
+settings.register_profile("full", settings.get_profile("default"), max_examples=100)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def examples(weight: int) -> settings:
+    """Settings for a property test that needs ``weight`` times the profile's examples (a wider input space).
+
+    The profile keeps the say: ``full`` gives ``weight`` × 100 examples, ``default`` half as many.
+    Call it in the decorator: test modules are imported after this module loaded the profile.
+    """
+    return settings(max_examples=weight * settings.default.max_examples)
 
 
 @pytest.fixture(scope="session")
@@ -142,3 +171,25 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def store(store_url: str) -> Iterator[Store]:
     with Store(store_url) as opened:
         yield opened
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The cpu_bound tests first, in their order, then the rest in theirs.
+
+    Started last, such a test ends the run alone on one core. ``make test``'s workers (``--dist worksteal``)
+    each start on an even, contiguous share of this order, so the first worker takes these one after another
+    while the others' shares and the steals overlap them.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("cpu_bound") is None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move what importing and collecting made (~220,000 objects, kept for the session) out of the collector's reach.
+
+    Otherwise every full GC pass of a test process walks them all: ~0.1 s of CPU each (0.2 s before the SDK's
+    whole client was imported lazily), up to 0.8 s of wall time seen on a busy machine, a stall that lands in
+    the middle of whatever the test is timing. Garbage is collected first; what is frozen lives until the
+    process ends anyway.
+    """
+    gc.collect()
+    gc.freeze()

@@ -210,21 +210,30 @@ async def test_failure_on_page_3_fails_the_whole_listing(org: Org) -> None:
     assert [r.status for r in org.emulator.requests] == [200, 200, 500, 500, 500]  # page 3 tried 3 times
 
 
+READ_TIMEOUT_S = 1.0
+"""The client's timeout where a read timeout is the fault. Every other request of the test must answer
+within it: a loopback page takes milliseconds, but a loaded 2-core machine stalls a process for a few
+hundred (0.27 s seen for a whole listing while the suite ran on 4 workers), so 0.2 s was crossed."""
+HELD_S = 3 * READ_TIMEOUT_S
+"""How long the faulty answer is held: far beyond the timeout, so a late answer cannot slip in under it."""
+
+
 @pytest.mark.parametrize(
-    "fault",
+    ("fault", "timeout_s"),
     [
-        {"status": 503},
-        {"kind": FaultKind.DELAY, "delay_s": 0.5},
-        {"kind": FaultKind.RESET},
-        {"kind": FaultKind.DROP, "times": 2},
+        ({"status": 503}, 5.0),
+        ({"kind": FaultKind.DELAY, "delay_s": HELD_S}, READ_TIMEOUT_S),
+        ({"kind": FaultKind.RESET}, 5.0),
+        ({"kind": FaultKind.DROP, "times": 2}, 5.0),
     ],
     ids=["503", "read-timeout", "reset-mid-body", "dropped"],
 )
-async def test_a_transient_failure_on_a_page_is_retried(org: Org, fault: dict[str, Any]) -> None:
+async def test_a_transient_failure_on_a_page_is_retried(org: Org, fault: dict[str, Any], timeout_s: float) -> None:
+    """Only the read timeout needs a short client timeout; the other faults leave timing out of the test."""
     org.emulator.add_assigned_users(org.app_id, 3)
     rule = org.emulator.inject_fault(LISTING, nth=2, **{"times": 1, **fault})
 
-    assert len(await list_all(org.source(page_size=2, timeout_s=0.2))) == 3
+    assert len(await list_all(org.source(page_size=2, timeout_s=timeout_s))) == 3
     assert rule.times is not None and rule.fired == rule.times
     assert rule.seen == 2 + rule.times  # page 1, then page 2 until it came through
 

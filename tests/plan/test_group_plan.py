@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.models.groups import GroupActionKind, GroupPlan, OktaGroup, PlatformGroup
 from reconciler.plan.groups import plan_groups
+from tests.conftest import examples
 
 LINKS = {"00u1": "s1", "00u2": "s2", "00u3": "s3"}
 
@@ -157,7 +158,7 @@ def _apply(plan: GroupPlan, actual: list[PlatformGroup], links: dict[str, str]) 
     return list(groups.values())
 
 
-@settings(max_examples=300, deadline=None)
+@examples(3)
 @given(worlds())
 def test_applying_a_group_plan_leaves_only_conflicts_and_unmanaged_groups(
     world: tuple[list[OktaGroup], list[PlatformGroup], dict[str, str]],

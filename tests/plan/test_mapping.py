@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.config import PolicyConfig
@@ -35,6 +35,7 @@ from reconciler.plan.mapping import (
 from reconciler.plan.users import plan
 from reconciler.run.apply import patch_operations
 from reconciler.scim.patch import apply_operations
+from tests.conftest import examples
 from tests.support.factories import okta_id
 
 
@@ -320,7 +321,7 @@ PROFILES = st.dictionaries(st.sampled_from(["title", "email", "other"]), FIELD_V
 
 
 @given(app_profile=PROFILES, user_profile=st.none() | PROFILES)
-@settings(max_examples=200)
+@examples(2)
 def test_the_two_forms_read_alike_for_any_profile(
     app_profile: dict[str, Any], user_profile: dict[str, Any] | None
 ) -> None:

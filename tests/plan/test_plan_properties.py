@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.config.mapping import DEFAULT_MAPPING
 from reconciler.models.records import ActionKind, OktaAssignment, PlatformUser
 from reconciler.models.scim_path import build_resource
 from reconciler.plan.users import pair_actions, plan
+from tests.conftest import examples
 from tests.support.factories import okta_id
 from tests.support.target_model import apply_to_model
 
@@ -91,7 +92,7 @@ def platform_users(draw) -> list[PlatformUser]:
     return result
 
 
-SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = examples(4)
 
 
 @SETTINGS

@@ -570,6 +570,7 @@ def check_history_as_a_user_would(config: Path, attempts: list[Attempt]) -> None
     assert {status[a.run_id] for a in attempts if a.killed and a.run_id is not None} <= {"interrupted"}
 
 
+@pytest.mark.cpu_bound
 def test_an_apply_killed_at_random_points_converges_without_duplicates_or_wrong_deactivations(
     okta: Okta, platform: httpx.Client, scim_url: str, store_url: str, zygote: Zygote, tmp_path: Path
 ) -> None:

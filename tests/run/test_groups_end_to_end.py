@@ -406,6 +406,7 @@ def members_named(exchange: Exchange) -> int:
     return sum(len(op.get("value", [])) if op["op"] == "add" else 1 for op in exchange.body["Operations"])
 
 
+@pytest.mark.cpu_bound
 def test_a_5000_member_group_is_created_and_changed_in_batches(okta: Okta, scim_url: str, tmp_path: Path) -> None:
     people = [p.id for p in okta.emulator.add_assigned_users(okta.app_id, LARGE)]
     group = okta.emulator.create_group("Everyone")

@@ -9,15 +9,17 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from okta.client import Client
 
 from reconciler.testing.okta import TOKEN_PATH, OktaEmulator
+
+if TYPE_CHECKING:
+    from okta.client import Client
 
 API_TOKEN = "00emulator-test-token"
 READ_SCOPES = ["okta.apps.read", "okta.users.read"]
@@ -46,6 +48,10 @@ def http_check_disabled() -> Iterator[None]:
 
 
 def sdk_client(org_url: str, **config: Any) -> Client:
+    """The SDK's whole client, imported on first use: the import costs ~2 s of CPU, which every test
+    process (each xdist worker) would otherwise pay just to collect these tests."""
+    from okta.client import Client
+
     with http_check_disabled():
         return Client({"orgUrl": org_url, "requestTimeout": 10, "rateLimit": {"maxRetries": 0}, **config})
 
