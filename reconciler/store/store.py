@@ -2,7 +2,7 @@
 
 A run row is written when the run starts and completed when it ends
 (:mod:`reconciler.store.runs`). Each action, a user's (``actions``) or a group's
-(``group_actions``, from :mod:`reconciler.group_plan`), is recorded as an *intent*
+(``group_actions``, from :mod:`reconciler.plan.groups`), is recorded as an *intent*
 (pending) and committed before its request is sent, then completed with its
 *outcome* (:mod:`reconciler.store.journal`); each write is its own short
 transaction, so a crash loses at most the outcome of the requests in flight.

@@ -44,7 +44,7 @@ def utc_now() -> datetime:
 
 
 GROUP_SUMMARY_KEYS: Final = (*(kind.value for kind in GroupActionKind), "in_sync")
-"""The keys of :meth:`reconciler.group_plan.GroupPlan.summary`, as ``runs.planned_groups`` keeps them."""
+"""The keys of :meth:`reconciler.models.groups.GroupPlan.summary`, as ``runs.planned_groups`` keeps them."""
 
 
 TENANT_NAME_LENGTH: Final = 63
@@ -90,14 +90,14 @@ class Run(SQLModel, table=True):
 
     @property
     def summary(self) -> dict[str, int] | None:
-        """The plan summary as :meth:`reconciler.records.Plan.summary` gives it; None before planning."""
+        """The plan summary as :meth:`reconciler.models.records.Plan.summary` gives it; None before planning."""
         if self.planned_in_sync is None:
             return None
         return {key: getattr(self, f"planned_{key}") or 0 for key in SUMMARY_KEYS}
 
     @property
     def group_summary(self) -> dict[str, int] | None:
-        """The group plan summary as :meth:`reconciler.group_plan.GroupPlan.summary` gives it; None if none."""
+        """The group plan summary as :meth:`reconciler.models.groups.GroupPlan.summary` gives it; None if none."""
         if self.planned_groups is None:
             return None
         return {key: int(self.planned_groups.get(key) or 0) for key in GROUP_SUMMARY_KEYS}
@@ -133,7 +133,7 @@ class ActionRecord(ActionColumns, table=True):
 
 
 class GroupActionRecord(ActionColumns, table=True):
-    """A group action of a run (:class:`reconciler.group_plan.GroupAction`), as :class:`ActionRecord` is a user's.
+    """A group action of a run (:class:`reconciler.models.groups.GroupAction`), as :class:`ActionRecord` is a user's.
 
     Its ``scim_id`` is the platform group's id: the planned one, or the one a CREATE_GROUP learned.
     """

@@ -1,7 +1,7 @@
 """One replica of a fleet, in the test's event loop: its slots, its fairness, its leases, its metrics.
 
 The tenants are real (an Okta emulator app and a scim2-server tenant each, tests/support/fleet_lab.py), the
-store is a SQLite file, and the replica is :class:`reconciler.fleet.Replica` as ``reconcile serve`` builds it.
+store is a SQLite file, and the replica is :class:`reconciler.service.fleet.Replica` as ``reconcile serve`` builds it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""When a tenant is due: the pure part of the fleet (reconciler.fleet.next_due, due_tenants).
+"""When a tenant is due: the pure part of the fleet (reconciler.service.schedule.next_due, due_tenants).
 
 Every replica computes the same answer from the same store rows, so these are plain
 functions of a tenant's configuration, its state in the store and the time.

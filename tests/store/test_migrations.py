@@ -1,9 +1,9 @@
-"""Schema versions: alembic revisions in reconciler/migrations, checked when a Store opens.
+"""Schema versions: alembic revisions in reconciler/store/migrations, checked when a Store opens.
 
 Each test runs on a SQLite file and on PostgreSQL (tests/support/postgres.py). A database
 "behind" is made either by stopping at an older revision that ships (0001, below
 0002's group actions; 0002, below 0003's tenants), or by giving the code a revision
-0004 it does not ship (a copy of reconciler/migrations with one more file): the real
+0004 it does not ship (a copy of reconciler/store/migrations with one more file): the real
 head is then one behind.
 """
 
@@ -34,7 +34,7 @@ from tests.support.postgres import BACKENDS, database_url
 
 REPO = Path(__file__).resolve().parents[2]
 HEAD = "0003"
-"""The newest revision reconciler/migrations ships."""
+"""The newest revision reconciler/store/migrations ships."""
 FINGERPRINT = "a" * 64
 
 REVISION_0004 = '''"""A test revision: an index on runs.started_at."""

@@ -1,6 +1,6 @@
 """Group actions: the table ``group_actions`` and the group plan's counts, ``runs.planned_groups``.
 
-``group_actions`` records each action of a run's group plan (reconciler.group_plan)
+``group_actions`` records each action of a run's group plan (reconciler.plan.groups)
 as ``actions`` records a user's: an intent, then its outcome. ``planned_groups``
 holds ``GroupPlan.summary()``; it stays NULL for runs that planned no groups,
 which every run made before this revision is.
