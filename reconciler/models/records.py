@@ -35,16 +35,18 @@ class OktaAssignment(msgspec.Struct, frozen=True, gc=False):
     app_status: str | None = None
     """``AppUser.status`` (ACTIVE, PROVISIONED, INACTIVE, ...)."""
     user_status: str | None = None
-    """``_embedded.user.status`` (ACTIVE, SUSPENDED, DEPROVISIONED, ...); None when not expanded."""
+    """``_embedded.user.status`` (ACTIVE, SUSPENDED, DEPROVISIONED, ...). A listing without it is refused;
+    None (a record built by hand) is never read as ACTIVE: the plan leaves such a user as it is."""
     scope: str | None = None
     """USER (assigned directly) or GROUP (through a group)."""
     sync_state: str | None = None
     scim_id: str | None = None
-    """``AppUser.externalId``: the SCIM id Okta stored when it provisioned the user."""
+    """``AppUser.externalId``: the SCIM id Okta stored when it provisioned the user; None (absent, null or
+    empty): none stored, as for a user Okta never provisioned."""
     app_profile: Mapping[str, Any] = msgspec.field(default_factory=dict)
     """The app-specific profile (givenName, familyName, email, ...)."""
     user_profile: Mapping[str, Any] | None = None
-    """The Okta user's own profile from ``_embedded.user``; None when not expanded."""
+    """The Okta user's own profile from ``_embedded.user`` (a listing without it is refused); None: not known."""
 
 
 @dataclass(frozen=True, slots=True)

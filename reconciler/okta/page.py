@@ -96,23 +96,43 @@ def decode_app_users(body: bytes | str, fields: ProfileFields = KEEP_ALL) -> lis
     return [_assignment(app_user, page) for app_user in app_users]
 
 
+EXPAND_DROPPED = "the answer ignored expand=user (a proxy or gateway that drops query parameters?)"
+NOT_OKTAS_SHAPE = "Okta always sends it: the answer is not the shape Okta lists (a proxy or gateway altering it?)"
+
+
 def _assignment(app_user: Any, page: _PageDecoder) -> OktaAssignment:
+    """One app user; SourceError names a field the run needs that the answer lacks, the user and the likely cause.
+
+    Nothing missing is read as a default (see docs/mapping.md, "When Okta's answer lacks a field"):
+    a missing status would make the user ACTIVE, a missing profile would write nothing, or a default.
+    """
     if not app_user.id:
         raise SourceError("an Okta app user has no id")
     user_name = app_user.credentials.userName if app_user.credentials else None
     if not user_name:
-        raise SourceError(f"Okta app user {app_user.id} has no credentials.userName")
+        raise SourceError(f"Okta app user {app_user.id} has no credentials.userName; {NOT_OKTAS_SHAPE}")
+    who = f"Okta app user {app_user.id} ({user_name})"
+    if not app_user.status:
+        raise SourceError(f"{who} has no status; {NOT_OKTAS_SHAPE}")
+    if app_user.profile is None:
+        raise SourceError(f"{who} has no profile; {NOT_OKTAS_SHAPE}")
     embedded = app_user.embedded.user if app_user.embedded else None
+    if embedded is None:
+        raise SourceError(f"{who} has no _embedded.user: {EXPAND_DROPPED}")
+    if not embedded.status:
+        raise SourceError(f"{who} has no _embedded.user.status; {NOT_OKTAS_SHAPE}")
+    if embedded.profile is None:
+        raise SourceError(f"{who} has no _embedded.user.profile; {NOT_OKTAS_SHAPE}")
     return OktaAssignment(
         okta_user_id=app_user.id,
         user_name=user_name,
         app_status=_shared(app_user.status),
-        user_status=_shared(embedded.status) if embedded is not None else None,
+        user_status=_shared(embedded.status),
         scope=_shared(app_user.scope),
         sync_state=_shared(app_user.syncState),
         scim_id=app_user.externalId or None,
         app_profile=page.app_profile.as_dict(app_user.profile),
-        user_profile=page.user_profile.as_dict(embedded.profile) if embedded is not None else None,
+        user_profile=page.user_profile.as_dict(embedded.profile),
     )
 
 

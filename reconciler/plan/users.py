@@ -30,6 +30,7 @@ from enum import Enum
 from typing import Literal, Protocol
 
 from reconciler.config.mapping import SourceSpec
+from reconciler.errors import SourceError
 from reconciler.models.records import (
     Action,
     ActionKind,
@@ -40,7 +41,7 @@ from reconciler.models.records import (
     looks_like_okta_user_id,
 )
 from reconciler.models.scim_path import values_equal
-from reconciler.plan.mapping import UNKNOWN, CompiledMapping, compile_mapping, desired_attributes
+from reconciler.plan.mapping import UNKNOWN, CompiledMapping, compile_mapping, desired_attributes, unknown_problems
 
 INACTIVE_APP_STATUSES = frozenset({"INACTIVE", "DEPROVISIONED", "UNASSIGNED"})
 """AppUser statuses for an assignment Okta itself considers switched off."""
@@ -80,9 +81,11 @@ def intended_lifecycle(assignment: OktaAssignment, policy: PlanPolicy) -> Intent
 @functools.lru_cache(maxsize=256)
 def _intent(app_status: str | None, status: str | None, suspended: str) -> Intent:
     """Cached: a plan asks this of every user, and there are only a handful of status pairs."""
+    if app_status is None or status is None:  # never read as ACTIVE (the listing refuses it before this)
+        return Intent(Lifecycle.KEEP, "Okta's answer gave no status: left as it is")
     if app_status in INACTIVE_APP_STATUSES:
         return Intent(Lifecycle.INACTIVE, f"app assignment is {app_status} in Okta")
-    if status is None or status in ACTIVE_USER_STATUSES:
+    if status in ACTIVE_USER_STATUSES:
         return Intent(Lifecycle.ACTIVE, "assigned and active in Okta")
     if status == "SUSPENDED":
         if suspended == "deactivate":
@@ -328,10 +331,13 @@ def plan(
     """Compute the actions that bring ``actual`` in line with ``desired``.
 
     ``ahead`` holds pairs already decided by :func:`pair_actions` from the same
-    records, mapping and policy.
+    records, mapping and policy. Raises SourceError, before any matching, when
+    Okta's answer left unknown what the plan cannot do without (:func:`unknown_problems`).
     """
     ahead = ahead or {}
     compiled = compile_mapping(mapping)
+    if problems := unknown_problems(desired, compiled):
+        raise SourceError("; ".join(problems))
     matching = _Matching(actual)
     _match_by_stored_scim_id(desired, matching)
     _match_by_external_id(desired, matching)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -422,16 +423,52 @@ def test_assignment_from_an_expanded_app_user() -> None:
     )
 
 
-def test_assignment_from_an_app_user_without_embedded_user() -> None:
-    plain = {key: value for key, value in APP_USER.items() if key != "_embedded"} | {
-        "externalId": None,
-        "profile": None,
-    }
+def without(path: str, body: dict[str, Any] = APP_USER) -> dict[str, Any]:
+    """``body`` with the field at a dotted ``path`` left out (the rest untouched)."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        return {key: value for key, value in body.items() if key != head}
+    return {**body, head: without(rest, body[head])}
 
-    assignment = assignment_from_app_user(plain)
 
-    assert (assignment.user_status, assignment.user_profile) == (None, None)
-    assert (assignment.scim_id, assignment.app_profile) == (None, {})
+@pytest.mark.parametrize(
+    ("missing", "says"),
+    [
+        ("status", "has no status; Okta always sends it"),
+        ("_embedded", "has no _embedded.user: the answer ignored expand=user"),
+        ("_embedded.user", "has no _embedded.user: the answer ignored expand=user"),
+        ("_embedded.user.status", "has no _embedded.user.status; Okta always sends it"),
+        ("_embedded.user.profile", "has no _embedded.user.profile; Okta always sends it"),
+        ("profile", "has no profile; Okta always sends it"),
+    ],
+)
+def test_an_app_user_missing_a_field_the_run_needs_is_refused_naming_it(missing: str, says: str) -> None:
+    null = [{**APP_USER, missing: None}] if "." not in missing else []
+    for shape in [without(missing), *null]:
+        with pytest.raises(SourceError) as refused:
+            assignment_from_app_user(shape)
+        assert str(refused.value).startswith("Okta app user 00u1dnq5S0CfjlkpABCD (saml.test@example.com) " + says)
+
+
+@pytest.mark.parametrize("missing", ["credentials", "credentials.userName"])
+def test_an_app_user_without_a_user_name_is_refused_naming_it(missing: str) -> None:
+    with pytest.raises(SourceError, match=r"^Okta app user 00u1dnq5S0CfjlkpABCD has no credentials\.userName; "):
+        assignment_from_app_user(without(missing))
+
+
+@pytest.mark.parametrize(
+    "shape", [without("externalId"), {**APP_USER, "externalId": None}, {**APP_USER, "externalId": ""}]
+)
+def test_an_app_user_without_an_external_id_has_no_scim_id_stored(shape: dict[str, Any]) -> None:
+    """Normal: Okta stores the SCIM id only once it provisioned the user (and never for SSO-only apps)."""
+    assert assignment_from_app_user(shape) == msgspec.structs.replace(assignment_from_app_user(APP_USER), scim_id=None)
+
+
+@pytest.mark.parametrize("missing", ["scope", "syncState"])
+def test_an_app_user_without_scope_or_sync_state_is_read_as_not_said(missing: str) -> None:
+    """Neither is read by the plan: nothing is decided on them, so their absence is no reason to stop."""
+    read = assignment_from_app_user(without(missing))
+    assert (read.scope, read.sync_state) == {"scope": (None, "SYNCHRONIZED"), "syncState": ("USER", None)}[missing]
 
 
 def test_assignment_from_the_sdk_model_equals_the_raw_json() -> None:
@@ -507,7 +544,10 @@ def test_recorded_okta_app_users_parse() -> None:
         pytest.skip(f"recorded Okta responses not found at {folder}")
 
     parsed = 0
-    for where, app_user in recorded_app_users(folder):
+    for where, recorded in recorded_app_users(folder):
+        with pytest.raises(SourceError, match="has no _embedded.user: the answer ignored expand=user"):
+            assignment_from_app_user(recorded)  # recorded without expand=user: never read as an ACTIVE user
+        app_user = {**recorded, "_embedded": {"user": {"id": recorded["id"], "status": "ACTIVE", "profile": {}}}}
         assignment = assignment_from_app_user(app_user)
         assert assignment.okta_user_id == app_user["id"], where
         assert assignment.user_name == app_user["credentials"]["userName"], where

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from reconciler.config import PolicyConfig
 from reconciler.config.mapping import DEFAULT_MAPPING, SourceSpec, mapping_problems
+from reconciler.errors import SourceError
 from reconciler.models.records import ActionKind, Change, OktaAssignment, PlatformUser, ProfileFields
 from reconciler.models.scim_path import (
     CORE_USER_URN,
@@ -278,7 +279,13 @@ def test_join_takes_transform_and_default() -> None:
 def test_an_unknown_join_is_neither_compared_nor_written_and_an_empty_one_removes() -> None:
     mapping = {"userName": "credentials.userName", "displayName": {"join": ["user.profile.a", "user.profile.b"]}}
     not_expanded = OktaAssignment(okta_user_id=okta_id(1), user_name="user1@example.com", app_status="ACTIVE")
-    assert plan([not_expanded], [_platform(not_expanded, {"displayName": "Kept"})], mapping, POLICY).actions == ()
+    known = OktaAssignment(
+        okta_user_id=okta_id(2), user_name="user2@example.com", app_status="ACTIVE", user_profile={"a": "Ada"}
+    )
+    platform = [_platform(not_expanded, {"displayName": "Kept"}), _platform(known, {"displayName": "Ada"})]
+    assert plan([not_expanded, known], platform, mapping, POLICY).actions == ()
+    with pytest.raises(SourceError, match=r'mapping\."displayName": no user\'s Okta profile has a value for it'):
+        plan([not_expanded], platform[:1], mapping, POLICY)
 
     empty = OktaAssignment(
         okta_user_id=okta_id(1), user_name="user1@example.com", app_status="ACTIVE", user_profile={"a": "", "b": None}

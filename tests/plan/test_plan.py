@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from reconciler.config.mapping import DEFAULT_MAPPING
+from reconciler.errors import SourceError
 from reconciler.models.records import ActionKind, Change
 from reconciler.plan.users import plan
 from tests.support.factories import assignment, in_sync_pair, okta_id, platform_user
@@ -189,18 +190,39 @@ def test_unmanaged_policy_deactivate():
     assert action.kind is ActionKind.DEACTIVATE
 
 
-def test_app_user_without_embedded_user_is_planned_from_the_app_status():
-    desired = assignment(1, user_status=None)
-    assert desired.user_profile is None
-    assert only(run([desired], [])).kind is ActionKind.CREATE
+def test_a_user_whose_okta_status_is_unknown_is_never_read_as_active():
+    """The listing refuses an answer without a status (tests/okta); the plan, given one, acts on nothing of it."""
+    for unknown in (assignment(1, user_status=None), assignment(1, app_status=None)):  # type: ignore[arg-type]
+        assert run([unknown], []).actions == (), "not created"
+        inactive = platform_user(unknown.user_name, external_id=unknown.okta_user_id, active=False)
+        assert run([unknown], [inactive]).actions == (), "not reactivated"
+        active = platform_user(unknown.user_name, external_id=unknown.okta_user_id)
+        assert run([unknown], [active]).actions == (), "not deactivated"
 
 
-def test_attribute_okta_does_not_carry_is_left_alone():
+def test_attribute_okta_does_not_carry_for_one_user_is_left_alone():
     profile = dict(assignment(1).app_profile)
     del profile["displayName"]
     desired = msgspec.structs.replace(assignment(1), app_profile=profile)
     actual = platform_user(desired.user_name, external_id=desired.okta_user_id, display_name="Hand edited")
-    assert run([desired], [actual]).actions == ()
+    other, other_actual = in_sync_pair(2)
+    assert run([desired, other], [actual, other_actual]).actions == ()
+
+
+def test_attribute_okta_carries_for_no_user_stops_the_plan():
+    profile = dict(assignment(1).app_profile)
+    del profile["displayName"]
+    desired = msgspec.structs.replace(assignment(1), app_profile=profile)
+    actual = platform_user(desired.user_name, external_id=desired.okta_user_id, display_name="Hand edited")
+    with pytest.raises(SourceError, match=r'mapping\."displayName": no user\'s Okta profile has a value'):
+        run([desired], [actual])
+
+
+def test_user_name_okta_gives_no_value_for_stops_the_plan():
+    mapping = {**DEFAULT_MAPPING, "userName": "profile.email"}
+    known, unknown = assignment(1), assignment(2, email=None)
+    with pytest.raises(SourceError, match=rf"mapping\.userName: .* 1 user\(s\): {unknown.okta_user_id} "):
+        plan([known, unknown], [], mapping, Policy())
 
 
 def test_create_whose_user_name_stays_taken_is_a_conflict():

@@ -277,7 +277,13 @@ async def test_an_okta_listing_past_any_real_app_is_refused(monkeypatch: pytest.
 
     async def one_user_per_page(request: web.Request) -> web.Response:
         n = next(counter)
-        user = {"id": f"00u{n}", "status": "PROVISIONED", "credentials": {"userName": f"u{n}@example.com"}}
+        user = {
+            "id": f"00u{n}",
+            "status": "PROVISIONED",
+            "credentials": {"userName": f"u{n}@example.com"},
+            "profile": {},
+            "_embedded": {"user": {"status": "ACTIVE", "profile": {}}},
+        }
         link = f'<{request.url.with_query(limit=5, after=str(n))}>; rel="next"'
         return web.json_response([user], headers={"Link": link})
 
@@ -356,10 +362,12 @@ def one_user_listing(display_name_json: str) -> str:
 
 
 def one_assignment_page(display_name_json: str) -> str:
-    """An Okta page of one assignment (00uDEEP) whose compared profile.displayName is this JSON."""
+    """An Okta page of one assignment (00uDEEP) whose compared profile.displayName is this JSON (the other mapped
+    attributes null: known, so the plan compares them)."""
     user = (
         '{"id": "00uDEEP", "status": "PROVISIONED", "credentials": {"userName": "deep@example.com"}, '
-        '"profile": {"displayName": %s}, "_embedded": {"user": {"status": "ACTIVE"}}}'
+        '"profile": {"givenName": null, "familyName": null, "email": null, "locale": null, "displayName": %s}, '
+        '"_embedded": {"user": {"status": "ACTIVE", "profile": {}}}}'
     )
     return "[" + user % display_name_json + "]"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -69,16 +70,21 @@ class OktaEmulator(CredentialAdmin, AppUserAdmin, AppGroupAdmin, GroupAdmin):
         keep_bytes: int | None = None,
         delay_s: float = 0.0,
         action: Callable[[], object] | None = None,
+        reshape: Callable[[Any], Any] | None = None,
     ) -> FaultRule:
         """Add a :class:`FaultRule`; rules are checked in the order they were added.
 
         Example: ``inject_fault("/api/v1/apps/*/users", status=500, nth=3)``
         makes the third listing request answer 500 and later ones succeed;
         ``inject_fault(path, kind=FaultKind.CALL, action=lambda: emulator.revoke_api_token(token))``
-        revokes the token once the first page is answered.
+        revokes the token once the first page is answered;
+        ``inject_fault(path, kind=FaultKind.RESHAPE, times=None, reshape=drop_embedded)`` serves every
+        listing page as a proxy that drops ``expand=user`` would.
         """
         if kind is FaultKind.CALL and action is None:
             raise ValueError("a CALL fault needs an action")
+        if kind is FaultKind.RESHAPE and reshape is None:
+            raise ValueError("a RESHAPE fault needs a reshape function")
         rule = FaultRule(
             path,
             kind=kind,
@@ -90,6 +96,7 @@ class OktaEmulator(CredentialAdmin, AppUserAdmin, AppGroupAdmin, GroupAdmin):
             keep_bytes=keep_bytes,
             delay_s=delay_s,
             action=action,
+            reshape=reshape,
         )
         self._front_door.faults.add(rule)
         return rule

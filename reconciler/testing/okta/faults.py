@@ -1,5 +1,5 @@
-"""Faults a test injects: answers replaced by errors, cut short, delayed or dropped, and actions run
-between a request and its answer."""
+"""Faults a test injects: answers replaced by errors, cut short, delayed, dropped or reshaped, and actions
+run between a request and its answer."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from aiohttp import web
 
@@ -37,6 +38,9 @@ class FaultKind(StrEnum):
     CALL = "call"
     """Run ``action`` once the request is authorized and answered, before the answer is sent: a change
     made between two pages (revoke the token, unassign a user) shows from the next request on."""
+    RESHAPE = "reshape"
+    """Answer as usual, but with the JSON body passed through ``reshape`` (which may change it in place or
+    return a new one): the answer a proxy or gateway that drops fields or query parameters would pass on."""
 
 
 REPLACING_FAULTS = frozenset({FaultKind.STATUS, FaultKind.DROP, FaultKind.NON_JSON})
@@ -58,8 +62,8 @@ class FaultRule:
 
     aiohttp clients resend an idempotent request once when the connection
     drops, so a DROP meant to reach the caller must fire twice (``times=2``).
-    ``keep_bytes`` (TRUNCATED, RESET), ``delay_s`` (DELAY) and ``action``
-    (CALL) go with their kinds.
+    ``keep_bytes`` (TRUNCATED, RESET), ``delay_s`` (DELAY), ``action``
+    (CALL) and ``reshape`` (RESHAPE) go with their kinds.
     """
 
     path: str
@@ -72,6 +76,7 @@ class FaultRule:
     keep_bytes: int | None = None
     delay_s: float = 0.0
     action: Callable[[], object] | None = None
+    reshape: Callable[[Any], Any] | None = None
     seen: int = 0
     fired: int = 0
 
@@ -148,6 +153,17 @@ def cut_response(
         request.transport.write(head.encode() + kept)
         reset_connection(request.transport)
     return web.Response(), None
+
+
+def reshaped_response(rule: FaultRule, response: web.StreamResponse) -> tuple[web.StreamResponse, int | None]:
+    """The handler's JSON answer passed through ``rule.reshape``, with the same status and headers."""
+    assert rule.reshape is not None
+    body = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else b"null"
+    decoded = json.loads(body)
+    changed = rule.reshape(decoded)
+    reshaped = json.dumps(decoded if changed is None else changed).encode()
+    headers = {name: value for name, value in response.headers.items() if name.lower() != "content-length"}
+    return web.Response(body=reshaped, status=response.status, headers=headers), response.status
 
 
 def reset_connection(transport: asyncio.BaseTransport) -> None:

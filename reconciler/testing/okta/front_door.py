@@ -20,6 +20,7 @@ from reconciler.testing.okta.faults import (
     FaultRules,
     cut_response,
     fault_response,
+    reshaped_response,
 )
 from reconciler.testing.okta.oauth import authorization_scheme
 from reconciler.testing.okta.rate_limits import RateLimiter
@@ -124,4 +125,6 @@ class FrontDoor:
             fault.action()
         if fault is not None and fault.kind in CUTTING_FAULTS:
             return cut_response(request, fault, response)
+        if fault is not None and fault.kind is FaultKind.RESHAPE:
+            return reshaped_response(fault, response)
         return response, response.status
