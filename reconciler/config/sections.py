@@ -117,10 +117,11 @@ def read_thresholds(table: Table) -> ThresholdsConfig | None:
     error_ratio = table.ratio("max_error_ratio")
     quarantine_after = table.integer("quarantine_after")
     quarantine_interval = table.duration("quarantine_interval")
+    max_plan_age = table.duration("max_plan_age")
     if not table.clean:
         return None
     assert drop is not None and error_ratio is not None and quarantine_after and quarantine_interval
-    assert min_for_ratio is not None
+    assert min_for_ratio is not None and max_plan_age
     return ThresholdsConfig(
         MappingProxyType(limits),
         MappingProxyType(group_limits),
@@ -130,6 +131,7 @@ def read_thresholds(table: Table) -> ThresholdsConfig | None:
         error_ratio,
         quarantine_after,
         quarantine_interval,
+        max_plan_age,
     )
 
 
