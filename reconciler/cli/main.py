@@ -176,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(fleet.tenants[0], json_output)
     replica = getattr(args, "replica", None) or fleet.service.replica
     try:
-        store = Store(fleet.store.url, config_path=fleet.source_path, replica=replica)
+        only_looks = args.command in STORE_ONLY_COMMANDS
+        store = Store(fleet.store.url, config_path=fleet.source_path, replica=replica, create=not only_looks)
     except StoreError as error:
         print(f"reconcile: {error}", file=sys.stderr)
         return EXIT_FAILURE
