@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -16,6 +17,7 @@ from reconciler.config.model import Config
 from reconciler.run.alerting import alert_after_run
 from reconciler.run.outcome import RunOutcome
 from reconciler.run.saved.apply import Confirm, PlanApplyOutcome, apply_saved_plan, judged_outcome
+from reconciler.run.saved.binding import describe_age, plan_age_s
 from reconciler.run.saved.document import SavedPlan, SavedPlanError, load_plan, save_plan
 from reconciler.run.saved.groups import group_action_json
 from reconciler.store import Store
@@ -46,6 +48,22 @@ def _is_terminal(stream: IO[str]) -> bool:
         return False
 
 
+def check_plan_age(saved: SavedPlan, config: Config, *, yes: bool, now: datetime | None = None) -> None:
+    """Refuse a plan older than ``[thresholds] max_plan_age``, unless ``--yes`` says to apply it all the same."""
+    age_s = plan_age_s(saved.created_at, now or datetime.now(UTC))
+    limit_s = config.thresholds.max_plan_age_s
+    if age_s <= limit_s:
+        return
+    age, limit = describe_age(age_s), describe_age(limit_s)
+    if yes:
+        print(f"this plan is {age} old, older than max_plan_age ({limit}); --yes given: applying it.", file=sys.stderr)
+        return
+    raise SavedPlanError(
+        f"{saved.path}: refusing this plan: it is {age} old, older than [thresholds] max_plan_age ({limit}). "
+        "Make a new plan (reconcile --dry-run --save-plan FILE), or pass --yes to apply this one all the same"
+    )
+
+
 def save_after_dry_run(path: Path, config: Config, outcome: RunOutcome, console: Console) -> bool:
     """``--save-plan``: write the dry-run's plan (blocked or not: that is the review path)."""
     if outcome.plan is None:
@@ -71,6 +89,7 @@ def run_apply_command(config: Config, store: Store, path: Path, *, yes: bool, js
     """``reconcile apply PLAN_FILE``: exit 0 when every write was applied, 1 otherwise."""
     try:
         saved = load_plan(path, config)
+        check_plan_age(saved, config, yes=yes)
     except SavedPlanError as error:
         print(f"reconcile: {error}", file=sys.stderr)
         return 1

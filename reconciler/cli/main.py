@@ -116,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     apply = commands.add_parser("apply", help="apply a plan saved by --dry-run --save-plan; stale actions are skipped")
     _add_common(apply, argparse.SUPPRESS)
     apply.add_argument("plan_file", type=Path, metavar="PLAN_FILE")
-    apply.add_argument("--yes", action="store_true", help="confirm a plan above the thresholds off a terminal")
+    apply.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm a plan above the thresholds off a terminal, or one older than max_plan_age",
+    )
     demo = commands.add_parser("demo", help="run against a local Okta emulator and SCIM server, no Okta org needed")
     demo.add_argument("--users", type=int, default=200, help="assigned users to seed (default 200)")
     demo.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -172,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(fleet.tenants[0], json_output)
     replica = getattr(args, "replica", None) or fleet.service.replica
     try:
-        store = Store(fleet.store.url, config_path=fleet.source_path, replica=replica)
+        only_looks = args.command in STORE_ONLY_COMMANDS
+        store = Store(fleet.store.url, config_path=fleet.source_path, replica=replica, create=not only_looks)
     except StoreError as error:
         print(f"reconcile: {error}", file=sys.stderr)
         return EXIT_FAILURE

@@ -111,7 +111,7 @@ def _single_tenant(document: Mapping[str, Any], source_path: Path, environ: Mapp
     problems: list[str] = []
     tables = _top_level_tables(document, problems, multi_tenant=False)
     parts = tenant_parts(tables, {}, "", source_path.parent, environ, problems)
-    store = read_store(Table("store", tables.get("store") or {}, problems))
+    store = read_store(Table("store", tables.get("store") or {}, problems), source_path.parent)
     metrics = read_metrics(Table("metrics", tables.get("metrics") or {}, problems))
     if problems:
         raise ConfigError(problems)
@@ -156,7 +156,7 @@ def _build_fleet(
     """
     problems: list[str] = []
     defaults = _top_level_tables(document, problems, multi_tenant=True)
-    store = read_store(Table("store", defaults.get("store") or {}, problems))
+    store = read_store(Table("store", defaults.get("store") or {}, problems), source_path.parent)
     metrics = read_metrics(Table("metrics", defaults.get("metrics") or {}, problems))
     service = read_service(Table("service", defaults.get("service") or {}, problems))
     default_mapping = flatten_dotted_keys(defaults.get("mapping") or {}, problems)

@@ -40,7 +40,7 @@ from reconciler.errors import ConfigError
 from reconciler.secret import Secret
 
 DEFAULT_STORE_URL: Final = "sqlite:///reconciler.db"
-"""A SQLite file ``reconciler.db`` in the current directory."""
+"""A SQLite file ``reconciler.db`` beside the configuration file (a relative path is relative to it)."""
 
 
 DRIFT_KINDS: Final = ("create", "update", "deactivate", "reactivate", "link", "conflict", "unmanaged", *GROUP_LIMITS)
@@ -49,7 +49,8 @@ DRIFT_KINDS: Final = ("create", "update", "deactivate", "reactivate", "link", "c
 
 DATABASE_URL: Final = ValueType(
     "database URL",
-    'An SQLAlchemy database URL: ``"sqlite:///FILE"`` (a relative path; an absolute one takes four slashes) '
+    'An SQLAlchemy database URL: ``"sqlite:///FILE"`` (a path relative to the configuration file\'s directory; an '
+    "absolute one takes four slashes) "
     'or ``"postgresql://USER@HOST/DATABASE"``.',
 )
 APPRISE_URLS: Final = ValueType(
@@ -68,8 +69,9 @@ class StoreConfig:
     url: str = setting(
         text(
             "url",
-            "An SQLAlchemy database URL. The default is a SQLite file in the current directory; an absolute path "
-            "takes four slashes. Under the shipped systemd unit (``StateDirectory=okta-reconciler``): "
+            "An SQLAlchemy database URL. The default is a SQLite file beside the configuration file: a relative "
+            "path is relative to the file's directory, as token files are; an absolute path takes four slashes. "
+            "Under the shipped systemd unit (``StateDirectory=okta-reconciler``): "
             '``"sqlite:////var/lib/okta-reconciler/reconciler.db"``. PostgreSQL: '
             '``"postgresql://reconciler@db.example.com/reconciler"``.',
             DATABASE_URL,

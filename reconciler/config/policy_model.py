@@ -179,3 +179,11 @@ class ThresholdsConfig:
     quarantine_interval_s: float = setting(
         duration("quarantine_interval", "How often a quarantined service runs."), default=6 * 3600.0
     )
+    max_plan_age_s: float = setting(
+        duration(
+            "max_plan_age",
+            "A saved plan older than this is refused by ``reconcile apply PLAN_FILE`` unless ``--yes`` is given: "
+            "live state has moved on since it was reviewed. Make a new plan instead.",
+        ),
+        default=24 * 3600.0,
+    )

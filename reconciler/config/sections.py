@@ -81,18 +81,24 @@ def read_policy(table: Table) -> PolicyConfig | None:
     return PolicyConfig(cast(UnmanagedPolicy, unmanaged), cast(SuspendedPolicy, suspended))
 
 
-def read_store(table: Table) -> StoreConfig | None:
+def read_store(table: Table, base: Path) -> StoreConfig | None:
+    """``[store]``; a relative SQLite path in the file is relative to ``base``, the file's directory."""
     table.check_keys()
     url = table.string("url") or DEFAULT_STORE_URL
     if not table.clean:
         return None
     try:
-        backend = make_url(url).get_backend_name()
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
     except ArgumentError:
         backend = None
     if backend not in ("sqlite", "postgresql"):
         table.note("url", f'expected a sqlite:/// or postgresql:// URL, e.g. "{DEFAULT_STORE_URL}"')
         return None
+    if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
+        database = Path(parsed.database).expanduser()
+        if not database.is_absolute():
+            url = parsed.set(database=str(base / database)).render_as_string(hide_password=False)
     return StoreConfig(url)
 
 
@@ -117,10 +123,11 @@ def read_thresholds(table: Table) -> ThresholdsConfig | None:
     error_ratio = table.ratio("max_error_ratio")
     quarantine_after = table.integer("quarantine_after")
     quarantine_interval = table.duration("quarantine_interval")
+    max_plan_age = table.duration("max_plan_age")
     if not table.clean:
         return None
     assert drop is not None and error_ratio is not None and quarantine_after and quarantine_interval
-    assert min_for_ratio is not None
+    assert min_for_ratio is not None and max_plan_age
     return ThresholdsConfig(
         MappingProxyType(limits),
         MappingProxyType(group_limits),
@@ -130,6 +137,7 @@ def read_thresholds(table: Table) -> ThresholdsConfig | None:
         error_ratio,
         quarantine_after,
         quarantine_interval,
+        max_plan_age,
     )
 
 

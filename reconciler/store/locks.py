@@ -16,9 +16,11 @@ out. It is the store's, so it spans every process that shares the store:
 - SQLite: ``flock`` on a file beside the database (``<db>.<fingerprint[:12]>.lock``),
   released by the kernel when the process dies. The holder writes who it is in
   the file (holder text, pid, host, since) for the message of the one that finds
-  it busy. flock works between processes of one host, which is where a SQLite
-  file is. The file stays when its holder dies (with its text): only the flock
-  says whether it is held.
+  it busy, and removes the file when it lets go (see :class:`_FileLock`). flock
+  works between processes of one host, which is where a SQLite file is. The
+  file stays when its holder is killed (with its text): only the flock says
+  whether it is held, and the next holder reuses it. It is created with the
+  database's owner and mode (:mod:`reconciler.store.files`).
 - In-memory SQLite: a lock within the process (no other process can see it).
 
 A busy lock raises :class:`LockBusy` at once, or after up to ``wait_s`` seconds
@@ -29,6 +31,7 @@ waiting for any.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -51,6 +54,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from reconciler.errors import ReconcileError
+from reconciler.store.files import lock_file_problem, open_shared_file
 from reconciler.store.urls import StoreError, is_postgresql, masked_url, normalize_url, sqlite_path
 
 POLL_INTERVAL_S: Final = 0.2
@@ -131,7 +135,7 @@ def _backend(url: str, fingerprint: str, holder: str) -> _Backend:
     path = sqlite_path(url)
     if path is None:
         return _ProcessLock(fingerprint, holder)
-    return _FileLock(lock_path(path, fingerprint), holder)
+    return _FileLock(lock_path(path, fingerprint), holder, path)
 
 
 def lock_holders(url: str, fingerprints: Iterable[str], *, engine: Engine | None = None) -> dict[str, str]:
@@ -301,27 +305,40 @@ class _PostgresLock:
 
 
 class _FileLock:
-    def __init__(self, path: Path, holder: str) -> None:
+    """``flock`` on a file that its holder removes when it lets go, so lock files never pile up.
+
+    Removing a lock file is safe only with a check on the other side: a process
+    that opened the file before its holder removed it would lock a file nobody
+    else can see. So whoever gets the lock checks that the file it locked is
+    still the one at the path (same device and inode); if not, it opens the path
+    again and retries. A file left by a holder that was killed is reused, then
+    removed by its next holder.
+    """
+
+    def __init__(self, path: Path, holder: str, database: Path) -> None:
         self.path = path
+        self.database = database
         self.holder_text = holder
         self.held = False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = self._open()
+
+    def _open(self) -> int:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             # Not inherited by child processes (O_CLOEXEC): a child outliving us must not keep the lock.
-            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            return open_shared_file(self.path, os.O_RDWR | os.O_CLOEXEC, self.database)
         except OSError as error:
-            raise StoreError(f"cannot open the run lock file {path}: {error.strerror or error}") from error
+            raise StoreError(lock_file_problem(self.path, error)) from error
 
     def try_acquire(self) -> bool:
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            # lock_holders' probe holds a shared lock for a few microseconds: not a run, so look again once.
-            time.sleep(SHARED_PROBE_RETRY_S)
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        while True:
+            if not self._flock():
                 return False
+            if self._is_current():
+                break
+            fcntl.flock(self.fd, fcntl.LOCK_UN)  # its holder removed it meanwhile: lock the file now at the path
+            os.close(self.fd)
+            self.fd = self._open()
         self.held = True
         who = {
             "holder": self.holder_text,
@@ -334,6 +351,26 @@ class _FileLock:
         os.pwrite(self.fd, json.dumps(who).encode() + b"\n", 0)
         return True
 
+    def _flock(self) -> bool:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # lock_holders' probe holds a shared lock for a few microseconds: not a run, so look again once.
+            time.sleep(SHARED_PROBE_RETRY_S)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+        return True
+
+    def _is_current(self) -> bool:
+        try:
+            at_path = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(self.fd)
+        return (at_path.st_dev, at_path.st_ino) == (mine.st_dev, mine.st_ino)
+
     def holder(self) -> str | None:
         return _file_holder_text(self.fd)
 
@@ -343,6 +380,8 @@ class _FileLock:
     def close(self) -> None:
         try:
             if self.held:
+                with contextlib.suppress(OSError):  # a file it may not remove is reused by the next holder
+                    os.unlink(self.path)
                 os.ftruncate(self.fd, 0)
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
         finally:

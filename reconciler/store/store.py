@@ -47,12 +47,31 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler.store.alert_states import AlertStates
 from reconciler.store.engine import store_engine, store_errors
+from reconciler.store.files import check_writable, create_database_file
 from reconciler.store.journal import ActionJournal
 from reconciler.store.locks import LockBusy, RunLock, lock_holders, run_lock
 from reconciler.store.runs import RunRecords
 from reconciler.store.schema import SchemaError, inspect_schema, prepare_schema
 from reconciler.store.tenants import TenantQueries
-from reconciler.store.urls import StoreError, is_in_memory, masked_url, normalize_url
+from reconciler.store.urls import StoreError, is_in_memory, masked_url, normalize_url, sqlite_path
+
+
+class NoStore(StoreError):
+    """There is no store yet: no run has happened with this configuration."""
+
+
+def no_run_yet(where: str, config_path: str | Path | None) -> str:
+    config = f"--config {config_path} " if config_path else ""
+    return (
+        f"no store at {where} yet: no run has happened with this configuration. The first run creates it, "
+        f"e.g. reconcile {config}--dry-run"
+    )
+
+
+def refuse_missing_store(database: Path, config_path: str | Path | None) -> None:
+    """NoStore when the SQLite file ``database`` does not exist; nothing is created."""
+    if not database.exists():
+        raise NoStore(no_run_yet(str(database), config_path))
 
 
 def default_replica_name() -> str:
@@ -67,19 +86,39 @@ class Store(RunRecords, ActionJournal, TenantQueries, AlertStates):
     gets the newest schema, one behind raises :class:`SchemaError`, whose message
     names the upgrade command (with ``--config config_path`` when given).
 
+    ``create=False`` is for the commands that only look (``history``, ``show``,
+    ``status``): a store that does not exist yet, a SQLite file that is not
+    there or an empty database, raises :class:`NoStore` and is left as it was,
+    rather than created empty.
+
     ``replica`` names this process in the runs it records and in the run locks it
     holds (default: :func:`default_replica_name`).
     """
 
-    def __init__(self, url: str, *, config_path: str | Path | None = None, replica: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        config_path: str | Path | None = None,
+        replica: str | None = None,
+        create: bool = True,
+    ) -> None:
         self.url = normalize_url(url)
         self.replica = replica or default_replica_name()
         self._replica_named = bool(replica)
+        database = sqlite_path(self.url)
+        if database is not None:
+            if not create:
+                refuse_missing_store(database, config_path)
+            create_database_file(database)
+            check_writable(database)
         self.engine = store_engine(self.url)
         try:
             with store_errors(self.url):
                 with self.engine.connect() as connection:
                     status = inspect_schema(connection, self.url)
+                if status.state == "empty" and not create:
+                    raise NoStore(no_run_yet(masked_url(self.url), config_path))
                 if status.state != "current":
                     # An in-memory SQLite database lives in this engine's one connection: prepare it there.
                     in_memory = self.engine if is_in_memory(self.url) else None

@@ -12,7 +12,6 @@ import pytest
 from reconciler.config import Config, StoreConfig, fingerprint, load_config
 from reconciler.config.connections_model import DEFAULT_SCOPES
 from reconciler.config.mapping import DEFAULT_MAPPING
-from reconciler.config.model import DEFAULT_STORE_URL
 from reconciler.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,7 +78,7 @@ def test_the_example_config_loads_as_shipped() -> None:
     assert config.okta.token is not None and config.okta.token.reveal() == OKTA_TOKEN
     assert config.scim.token.reveal() == SCIM_TOKEN
     assert dict(config.mapping) == dict(DEFAULT_MAPPING)
-    assert config.store.url == DEFAULT_STORE_URL
+    assert config.store.url == f"sqlite:///{REPO / 'reconciler.db'}", "beside the file, as its token files"
     assert config.source_path == REPO / "config.example.toml"
 
 
@@ -107,12 +106,13 @@ def test_the_example_private_key_mode_loads_once_uncommented(tmp_path: Path) -> 
 def test_defaults(write_config: WriteConfig) -> None:
     config = load(write_config, MINIMAL)
 
+    assert config.source_path is not None
     assert config.okta.scopes == ("okta.apps.read", "okta.users.read", "okta.groups.read")
     assert (config.okta.timeout_s, config.scim.timeout_s, config.scim.page_size) == (30.0, 30.0, 100)
     assert config.okta.rate_limit_share == 0.5
     assert (config.scim.read_concurrency, config.scim.write_concurrency) == (4, 4)
     assert (config.policy.unmanaged, config.policy.suspended) == ("report", "keep")
-    assert config.store.url == "sqlite:///reconciler.db"
+    assert config.store.url == f"sqlite:///{config.source_path.parent / 'reconciler.db'}", "beside the file"
     assert dict(config.mapping) == dict(DEFAULT_MAPPING)
 
 

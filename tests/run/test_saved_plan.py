@@ -356,7 +356,8 @@ def test_a_plan_with_group_actions_is_refused_by_a_config_that_pushes_no_group(
     config_file.write_text(plain)
     applied = _apply(config_file, plan_file)
     assert applied.code == 1
-    assert "the plan holds group actions, but this config pushes no group" in applied.stderr
+    assert "the saved plan is stale" in applied.stderr
+    assert "groups.push_assigned: true in the plan, false now" in applied.stderr
     assert platform.get("/Groups").json().get("Resources", []) == []
 
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 SavedAction_ = TypeVar("SavedAction_")
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` with every Mapping a dict and every tuple a list, as JSON would read it back."""
+    if isinstance(value, Mapping):
+        return {str(key): plain_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_json(item) for item in value]
+    return value
 
 
 def canonical_json(value: Any) -> bytes:

@@ -8,17 +8,20 @@ subject changed since is skipped and reported as stale, never applied blindly.
 
 The file (JSON, mode 0600, written atomically) holds no secret. It records the
 configuration's fingerprint, so a plan made for another app or endpoint is
-refused, and an HMAC over its content, so that an edited file is refused too
-(see :func:`signing_key` for why the key is derived from the credentials).
+refused; the settings that shaped it, so a plan made under another mapping or
+policy is refused, naming what changed (:mod:`reconciler.run.saved.binding`);
+and an HMAC over its content, so that an edited file is refused too (see
+:func:`signing_key` for why the key is derived from the credentials).
 
-Format, version 1::
+Format, version 2::
 
     {
       "format": "okta-reconciler saved plan",
-      "version": 1,
+      "version": 2,
       "created_at": "2025-01-31T09:00:00Z",
       "fingerprint": "<config fingerprint>",
       "target": {"okta_org_url": ..., "okta_app_id": ..., "scim_base_url": ...},
+      "binding": {"mapping": {...}, "policy": {...}, "groups": {...}},  # see reconciler.run.saved.binding
       "run_id": 12,                      # the dry-run that made the plan
       "summary": {"create": 3, ..., "in_sync": 80},
       "gate": {"blocked": false, "stop_all": false, "trips": [{"kind": ..., "reason": ...}]},
@@ -53,13 +56,15 @@ from reconciler.errors import ReconcileError
 from reconciler.models.records import Action, ActionKind, Change, OktaAssignment, Plan, PlatformUser
 from reconciler.plan.gate import GateDecision, Trip
 from reconciler.run.outcome import RunOutcome
-from reconciler.run.saved.digest import canonical_json, digest_of
+from reconciler.run.saved.binding import binding_changes, plan_binding
+from reconciler.run.saved.digest import canonical_json, digest_of, plain_json
 from reconciler.run.saved.groups import GroupLiveState, SavedGroups, groups_document, parse_groups
 
 log = logging.getLogger(__name__)
 
 FORMAT: Final = "okta-reconciler saved plan"
-VERSION: Final = 1
+VERSION: Final = 2
+"""2: the plan records the settings that shaped it (``binding``); 1 did not, and is refused."""
 SIGNATURE_ALGORITHM: Final = "HMAC-SHA256"
 _KEY_LABEL: Final = "okta-reconciler saved-plan signing key, v1"
 """Domain separation: this key signs saved plans and nothing else."""
@@ -72,27 +77,18 @@ class SavedPlanError(ReconcileError):
 # --- canonical JSON and digests ---------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """``value`` with every Mapping a dict and every tuple a list, as JSON would read it back."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
 def assignment_state(assignment: OktaAssignment | None) -> dict[str, Any] | None:
     """Every field of the assignment, as plain JSON."""
     if assignment is None:
         return None
-    return {name: _plain(getattr(assignment, name)) for name in assignment.__struct_fields__}
+    return {name: plain_json(getattr(assignment, name)) for name in assignment.__struct_fields__}
 
 
 def resource_state(user: PlatformUser | None) -> dict[str, Any] | None:
     """The SCIM resource without ``meta``: a server may bump lastModified without a change."""
     if user is None:
         return None
-    return {key: _plain(value) for key, value in user.resource.items() if key != "meta"}
+    return {key: plain_json(value) for key, value in user.resource.items() if key != "meta"}
 
 
 class LiveState:
@@ -208,11 +204,12 @@ def plan_document(config: Config, outcome: RunOutcome, created_at: datetime | No
         "created_at": _utc_text(created_at or datetime.now(UTC)),
         "fingerprint": fingerprint(config),
         "target": target_identity(config),
+        "binding": plan_binding(config),
         "run_id": outcome.run_id,
         "summary": outcome.plan.summary(),
         "gate": _gate_json(outcome.gate),
         "actions": [
-            _plain(action.to_json()) | {"subject_digest": live.subject_digest(action)}
+            plain_json(action.to_json()) | {"subject_digest": live.subject_digest(action)}
             for action in outcome.plan.actions
         ],
     }
@@ -304,6 +301,7 @@ def load_plan(path: Path, config: Config) -> SavedPlan:
     document = _read_document(path)
     _check_format(path, document)
     _check_target(path, document, config)
+    _check_binding(path, document, config)
     _check_signature(path, document, config)
     try:
         return _parse(path, document)
@@ -333,6 +331,12 @@ def _read_document(path: Path) -> dict[str, Any]:
 def _check_format(path: Path, document: Mapping[str, Any]) -> None:
     if document.get("format") != FORMAT:
         raise SavedPlanError(f'{path}: not a saved plan of okta-reconciler (no "format": "{FORMAT}")')
+    if document.get("version") == 1:
+        raise SavedPlanError(
+            f"{path}: refusing this plan: it was saved by an earlier version of okta-reconciler (saved-plan format 1), "
+            "which did not record the mapping and policy it was made under, so it cannot be checked against this "
+            "config. Make a new plan with this version (reconcile --dry-run --save-plan FILE) and review that one"
+        )
     if document.get("version") != VERSION:
         raise SavedPlanError(
             f"{path}: saved-plan format version {document.get('version')!r} is not one this reconciler reads "
@@ -356,6 +360,20 @@ def _check_target(path: Path, document: Mapping[str, Any], config: Config) -> No
         f"{path}: refusing this plan: it was made for {made_for}; "
         f"this config is {_describe_target(target_identity(config))}. Make a plan with this config"
     )
+
+
+def _check_binding(path: Path, document: Mapping[str, Any], config: Config) -> None:
+    """The settings that shaped the plan are this config's (see :mod:`reconciler.run.saved.binding`)."""
+    saved = document.get("binding")
+    if not isinstance(saved, Mapping):
+        raise SavedPlanError(f"{path}: a malformed saved plan (no binding: the settings it was made under)")
+    changes = binding_changes(saved, plan_binding(config))
+    if changes:
+        raise SavedPlanError(
+            f"{path}: refusing this plan: the saved plan is stale: the configuration changed since it was made, "
+            f"so it is not the plan this config would make: {'; '.join(changes)}. Make a new plan with this config "
+            "(reconcile --dry-run --save-plan FILE), or restore the settings it was made under"
+        )
 
 
 def _check_signature(path: Path, document: Mapping[str, Any], config: Config) -> None:
