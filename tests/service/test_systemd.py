@@ -85,3 +85,12 @@ def test_audit_runs_a_dry_run_daily_and_treats_findings_as_success() -> None:
     assert "--dry-run" in audit["ExecStart"].split()
     assert set(audit["SuccessExitStatus"].split()) == {"2", "3"}
     assert _unit("okta-reconciler-audit.timer")["Timer"]["OnCalendar"] == "daily"
+
+
+def test_the_service_and_the_audit_share_one_dynamic_user_and_state_directory() -> None:
+    """Each unit's DynamicUser= would otherwise be named after the unit: two users on one store, and the store's
+    files (mode 0600, store.md) made by one would be closed to the other."""
+    units = [_unit(name)["Service"] for name in SERVICES]
+    assert all(unit["DynamicUser"] == "yes" for unit in units)
+    assert {unit.get("User") for unit in units} == {"okta-reconciler"}
+    assert {unit["StateDirectory"] for unit in units} == {"okta-reconciler"}
