@@ -42,6 +42,7 @@ from reconciler.models.records import (
 )
 from reconciler.models.scim_path import values_equal
 from reconciler.plan.mapping import UNKNOWN, CompiledMapping, compile_mapping, desired_attributes, unknown_problems
+from reconciler.plan.renames import hold_taken_user_names
 
 INACTIVE_APP_STATUSES = frozenset({"INACTIVE", "DEPROVISIONED", "UNASSIGNED"})
 """AppUser statuses for an assignment Okta itself considers switched off."""
@@ -365,6 +366,7 @@ def plan(
         else:
             actions.append(found)
 
+    actions = hold_taken_user_names(actions, actual)
     actions.sort(key=lambda a: (_KIND_ORDER[a.kind], a.user_name.casefold(), a.scim_id or ""))
     pairs = {okta_user_id: user.scim_id for okta_user_id, user in matching.pairs.items()}
     return Plan(tuple(actions), in_sync, pairs)

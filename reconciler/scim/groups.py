@@ -5,11 +5,26 @@ masking and counting) and its reader's discovered capabilities, as the user writ
 Membership changes are PATCHes of ``members`` in batches: a 5,000-member group
 is never sent whole, and each batch names only the members it changes, so a
 member added on the platform meanwhile is not lost.
+
+Servers differ (docs/compatibility.md); what this adapts to, as the user writer
+adapts to PUT-only servers, is learnt from the first refusal and kept for the run:
+
+- a server that ignores ``members`` in a POST (django-scim2) gets the members its
+  answer lacks added by PATCH;
+- a server that answers 501 to ``remove`` of ``members[value eq "…"]`` (django-scim2)
+  gets ``remove`` of ``members`` with a value list, the form others refuse (400);
+- a server that answers 501 to a PATCH ``replace`` of ``displayName`` or
+  ``externalId`` (django-scim2) gets the group read and PUT back whole with the
+  one attribute changed, one group at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -25,6 +40,8 @@ MEMBER_BATCH: Final = 100
 """Members named in one PATCH: small enough for any server's payload limit, few enough requests for 5,000."""
 MAX_GROUP_PAGES: Final = 10_000
 
+log = logging.getLogger(__name__)
+
 
 class ScimGroups:
     """Reads and writes ``/Groups`` over the run's connection; page size and capabilities from its reader."""
@@ -35,6 +52,12 @@ class ScimGroups:
         self._reader = reader
         self._connection = connection
         self._batch = member_batch
+        self._filtered_remove = True
+        """Whether ``remove`` of ``members[value eq "…"]`` is answered (until a 501 says otherwise)."""
+        self._patch_replace = True
+        """Whether a PATCH ``replace`` of a group attribute is answered (until a 501 says otherwise)."""
+        self._put_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        """One read-then-PUT at a time per group: a second would put back what the first changed."""
 
     async def list_groups(self) -> list[PlatformGroup]:
         """Every group with its members, page by page; a listing that cannot be read whole raises TargetError."""
@@ -67,16 +90,19 @@ class ScimGroups:
         }
         response = await self._connection.send("POST", "/Groups", body=body)
         created = to_platform_group(_object(decode_json(response.content)))
+        dropped = [member for member in body["members"] if member["value"] not in created.member_ids]
+        if dropped:  # a server that takes no members in a POST (django-scim2)
+            await self._patch(created.scim_id, [_add([member["value"] for member in dropped])])
         for batch in batches[1:]:
             await self._patch(created.scim_id, [_add(batch)])
         return created
 
     async def rename_group(self, scim_id: str, name: str) -> None:
-        await self._patch(scim_id, [{"op": "replace", "path": "displayName", "value": name}])
+        await self._replace(scim_id, "displayName", name)
 
     async def link_group(self, scim_id: str, okta_group_id: str) -> None:
         """Set ``externalId`` to the Okta group id, so the group stays matched through renames."""
-        await self._patch(scim_id, [{"op": "replace", "path": "externalId", "value": okta_group_id}])
+        await self._replace(scim_id, "externalId", okta_group_id)
 
     async def delete_group(self, scim_id: str) -> None:
         """DELETE the group (only ever for ``[groups] delete_unpushed``); one already gone counts as deleted."""
@@ -96,8 +122,61 @@ class ScimGroups:
         """PATCH ``remove`` of ``members[value eq "…"]``, a batch of operations per request; returns the requests."""
         batches = list(_batches(member_ids, self._batch))
         for batch in batches:
-            await self._patch(scim_id, [_remove(member) for member in batch])
+            await self._remove_batch(scim_id, batch)
         return len(batches)
+
+    async def _remove_batch(self, scim_id: str, member_ids: Sequence[str]) -> None:
+        if self._filtered_remove:
+            filtered = [_remove(member) for member in member_ids]
+            if await self._patch_if_implemented(scim_id, filtered, "members are removed by a value list"):
+                return
+            self._filtered_remove = False
+        operation = {"op": "remove", "path": "members", "value": [{"value": member} for member in member_ids]}
+        await self._patch(scim_id, [operation])
+
+    async def _replace(self, scim_id: str, attribute: str, value: str) -> None:
+        """PATCH ``replace`` of one attribute; where the server does not implement it, the group is PUT."""
+        if self._patch_replace:
+            replace = [{"op": "replace", "path": attribute, "value": value}]
+            if await self._patch_if_implemented(scim_id, replace, "groups are renamed and linked by PUT"):
+                return
+            self._patch_replace = False
+        await self._put_with(scim_id, attribute, value)
+
+    async def _put_with(self, scim_id: str, attribute: str, value: str) -> None:
+        """Read the group now and PUT it back whole (members as read) with ``attribute`` set to ``value``."""
+        path = f"/Groups/{quote(scim_id, safe='')}"
+        async with self._put_locks[scim_id]:
+            response = await self._connection.send("GET", path)
+            resource = _object(decode_json(response.content))
+            group = to_platform_group(resource)
+            body: dict[str, Any] = {
+                "schemas": [GROUP_URN],
+                "id": group.scim_id,
+                "displayName": group.display_name,
+                "members": [{"value": member} for member in sorted(group.member_ids)],
+            }
+            if group.external_id is not None:
+                body["externalId"] = group.external_id
+            body[attribute] = value
+            await self._connection.send("PUT", path, body=body, headers=await self._if_match(resource))
+
+    async def _if_match(self, resource: dict[str, Any]) -> dict[str, str] | None:
+        version = (resource.get("meta") or {}).get("version")
+        if isinstance(version, str) and (await self._reader.capabilities()).etag_supported:
+            return {"If-Match": version}
+        return None
+
+    async def _patch_if_implemented(self, scim_id: str, operations: list[dict[str, Any]], instead: str) -> bool:
+        """PATCH; False when the server answers 501 Not Implemented, and ``instead`` says what is done from now on."""
+        try:
+            await self._patch(scim_id, operations)
+        except TargetError as error:
+            if error.status != HTTPStatus.NOT_IMPLEMENTED:
+                raise
+            log.warning("SCIM /Groups: %s; %s from now on", error, instead)
+            return False
+        return True
 
     async def _patch(self, scim_id: str, operations: list[dict[str, Any]]) -> None:
         await self._connection.send("PATCH", f"/Groups/{quote(scim_id, safe='')}", body=patch_message(operations))

@@ -39,6 +39,9 @@ class UserListing:
 
     def __init__(self, page_size: int, filter_expression: str | None) -> None:
         self.page_size = page_size
+        """What the first page asks for."""
+        self.step = page_size
+        """How many users the server really puts in a page, as its first page showed."""
         self.filter_expression = filter_expression
         self.total = 0
         self._pages: dict[int, list[PlatformUser]] = {}
@@ -70,14 +73,15 @@ class UserListing:
         self._pages[start_index] = users
         self._seen.update(user.scim_id for user in users)
 
-    def first_gap(self) -> int | None:
-        """The first start index not covered by a page read so far, up to ``total``; None when all is read."""
+    def first_gap(self) -> tuple[int, int] | None:
+        """The first range not covered by a page read so far, up to ``total``, as (startIndex, count) of at
+        most one step; None when all is read."""
         covered = 1
         for start_index in sorted(self._pages):
             if start_index > covered:
-                return covered
+                return covered, min(self.step, start_index - covered)
             covered = max(covered, start_index + len(self._pages[start_index]))
-        return covered if covered <= self.total else None
+        return (covered, min(self.step, self.total + 1 - covered)) if covered <= self.total else None
 
     def users(self) -> list[PlatformUser]:
         unique: dict[str, PlatformUser] = {}

@@ -236,34 +236,38 @@ class ScimReader:
         """Every user, the first page alone and then the rest ``read_concurrency`` pages at a time.
 
         The first page tells ``totalResults`` and how many users the server
-        really puts in a page (it may give fewer than asked, and may omit
-        itemsPerPage); the remaining start indexes follow from those. Any range
-        a short page left uncovered is then read one page after another, so a
-        server that pages irregularly is still read whole. A partial listing
-        must never drive a plan: an empty page inside ``totalResults`` raises,
-        and so does a page holding only users already listed (a server ignoring
-        startIndex). A page whose ``totalResults`` differs from the first
-        page's raises TotalChanged.
+        really puts in a page: fewer than asked (a cap below what it announces
+        as ``filter.maxResults``) or more (``count`` ignored); it may omit
+        itemsPerPage. The remaining pages follow from those, each asking for
+        just the users it covers, and a page answering more than it asked is
+        cut to that (the rest is another page's), so no user is read twice. Any
+        range a shorter page left uncovered is then read one page after another,
+        from the first user missing, so a server that pages irregularly is still
+        read whole. A partial listing must never drive a plan: an empty page
+        inside ``totalResults`` raises, and so does a page holding only users
+        already listed (a server ignoring startIndex). A page whose
+        ``totalResults`` differs from the first page's raises TotalChanged.
         """
         capabilities = await self.capabilities()
         listing = UserListing(min(self.page_size, capabilities.max_results or self.page_size), filter_expression)
-        first = await self._listing_page(listing, 1)
-        step = listing.page_size if len(first) >= listing.page_size else max(1, len(first))
-        check_page_count(listing.total, len(first), step)
-        await self._read_pages_at(listing, range(1 + len(first), listing.total + 1, step))
+        first = await self._listing_page(listing, 1, listing.page_size, whole=True)
+        listing.step = max(1, len(first))
+        check_page_count(listing.total, len(first), listing.step)
+        starts = range(1 + len(first), listing.total + 1, listing.step)
+        await self._read_pages_at(listing, [(start, listing.step) for start in starts])
         while (gap := listing.first_gap()) is not None:
             await self._read_pages_at(listing, [gap])
         return listing.users()
 
-    async def _read_pages_at(self, listing: UserListing, start_indexes: Sequence[int]) -> None:
-        """Read the pages at ``start_indexes`` with ``read_concurrency`` workers; the first failure stops them all."""
-        pending = iter(start_indexes)
+    async def _read_pages_at(self, listing: UserListing, pages: Sequence[tuple[int, int]]) -> None:
+        """Read ``pages`` (startIndex, count) with ``read_concurrency`` workers; the first failure stops them all."""
+        pending = iter(pages)
 
         async def worker() -> None:
-            for start_index in pending:
-                await self._listing_page(listing, start_index)
+            for start_index, count in pending:
+                await self._listing_page(listing, start_index, count)
 
-        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.read_concurrency, len(start_indexes)))]
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.read_concurrency, len(pages)))]
         try:
             await asyncio.gather(*workers)
         except BaseException:
@@ -272,14 +276,18 @@ class ScimReader:
             await asyncio.gather(*workers, return_exceptions=True)
             raise
 
-    async def _listing_page(self, listing: UserListing, start_index: int) -> list[PlatformUser]:
-        params: dict[str, str | int] = {"startIndex": start_index, "count": listing.page_size}
+    async def _listing_page(
+        self, listing: UserListing, start_index: int, count: int, *, whole: bool = False
+    ) -> list[PlatformUser]:
+        """One page of the listing; beyond ``count`` users only when ``whole`` (the first page sets the step)."""
+        params: dict[str, str | int] = {"startIndex": start_index, "count": count}
         if listing.filter_expression:
             params["filter"] = listing.filter_expression
         total, page_users = await self._read_page(params)
-        listing.add(start_index, total, page_users)
-        self._progress.scim_page(len(page_users), listing.total)
-        return page_users
+        kept = page_users if whole else page_users[:count]
+        listing.add(start_index, total, kept)
+        self._progress.scim_page(len(kept), listing.total)
+        return kept
 
     async def _read_page(self, params: Mapping[str, str | int]) -> tuple[int, list[PlatformUser]]:
         """``(totalResults, users)`` of one ListResponse page."""

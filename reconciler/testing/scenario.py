@@ -95,7 +95,10 @@ async def seed_scenario(
 
 
 async def push_group_like_okta(client: httpx.AsyncClient, name: str, okta_group_id: str, members: list[str]) -> str:
-    """POST a group as Okta's Group Push does: its name, its Okta id as externalId, its members' SCIM ids."""
+    """POST a group as Okta's Group Push does: its name, its Okta id as externalId, its members' SCIM ids.
+
+    A server that takes no members in a POST (django-scim2) gets them added by PATCH, as Okta's push does.
+    """
     body = {
         "schemas": [GROUP_URN],
         "displayName": name,
@@ -104,7 +107,15 @@ async def push_group_like_okta(client: httpx.AsyncClient, name: str, okta_group_
     }
     response = await client.post("/Groups", json=body)
     response.raise_for_status()
-    return str(response.json()["id"])
+    created = response.json()
+    kept = {str(member.get("value")) for member in created.get("members") or []}
+    if dropped := [{"value": member} for member in members if member not in kept]:
+        operation = {"op": "add", "path": "members", "value": dropped}
+        patched = await client.patch(
+            f"/Groups/{created['id']}", json={"schemas": [PATCH_OP_URN], "Operations": [operation]}
+        )
+        patched.raise_for_status()
+    return str(created["id"])
 
 
 @dataclass(frozen=True)
@@ -145,10 +156,10 @@ class _Drift:
         emulator, client, app_id, scim_ids = self.emulator, self.client, self.app_id, self.scim_ids
         trainees = [m for m in emulator.group(trainees_id).member_ids if m in scim_ids]
         trainees_scim = await push_group_like_okta(client, GROUP_NAME, trainees_id, [scim_ids[m] for m in trainees])
-        removed_by_hand = [{"op": "remove", "path": f'members[value eq "{scim_ids[m]}"]'} for m in trainees[:3]]
+        await self._remove_members_by_hand(trainees_scim, [scim_ids[m] for m in trainees[:3]])
         stranger = next(p for p in people if p.id in scim_ids and p.id not in trainees)
         added_by_hand = {"op": "add", "path": "members", "value": [{"value": scim_ids[stranger.id]}]}
-        await self._patch(f"/Groups/{trainees_scim}", [*removed_by_hand, added_by_hand])
+        await self._patch(f"/Groups/{trainees_scim}", [added_by_hand])
 
         drill = emulator.create_group(NEVER_PUSHED_GROUP)
         for person in people[:8]:  # some of them were never pushed either: created first, then added
@@ -195,6 +206,18 @@ class _Drift:
         self.emulator.update_user_profile(person.id, login=new_login, email=new_login)
         self.emulator.set_app_user(self.app_id, person.id, user_name=new_login)
         return new_login
+
+    async def _remove_members_by_hand(self, group_scim_id: str, member_ids: list[str]) -> None:
+        """Remove members as an admin's tool would: by ``members[value eq "…"]`` (RFC 7644), or by a value
+        list where the server does not implement filtered paths (django-scim2 answers 501)."""
+        operations = [{"op": "remove", "path": f'members[value eq "{member}"]'} for member in member_ids]
+        body = {"schemas": [PATCH_OP_URN], "Operations": operations}
+        response = await self.client.patch(f"/Groups/{group_scim_id}", json=body)
+        if response.status_code == 501:
+            value = [{"value": member} for member in member_ids]
+            await self._patch(f"/Groups/{group_scim_id}", [{"op": "remove", "path": "members", "value": value}])
+        else:
+            response.raise_for_status()
 
     async def _patch(self, path: str, operations: list[dict[str, Any]]) -> None:
         """PATCH a SCIM resource (``/Users/{id}``, ``/Groups/{id}``) with these operations, by hand."""

@@ -7,7 +7,6 @@ Quirks are asserted as they are, not as RFC 7644 would have them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,14 +19,6 @@ CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
-
-
-@pytest.fixture
-def peer(django_scim_server: DjangoScimServer) -> Iterator[httpx.Client]:
-    django_scim_server.reset()
-    headers = {"Authorization": f"Bearer {SCIM_TOKEN}"}
-    with httpx.Client(base_url=django_scim_server.base_url, headers=headers, timeout=10) as client:
-        yield client
 
 
 def _ada() -> dict[str, Any]:

@@ -5,7 +5,7 @@ whole stack. Each request is recorded. A request first takes the next reply
 scripted for its method and path; with none left, the server falls back to a
 minimal SCIM behaviour: a ServiceProviderConfig when given one (404 otherwise),
 and a ``/Users`` listing of fixed users that may return fewer users than asked
-and may omit ``itemsPerPage``.
+(or more, ignoring ``count``) and may omit ``itemsPerPage``.
 """
 
 from __future__ import annotations
@@ -78,14 +78,19 @@ class FaultServer:
         service_provider_config: Mapping[str, Any] | None = None,
         listing_delay_s: float = 0.0,
         short_pages: Mapping[int, int] | None = None,
+        fixed_page: int | None = None,
     ) -> None:
-        """``short_pages`` maps a startIndex to how many users that page holds, fewer than asked."""
+        """``short_pages`` maps a startIndex to how many users that page holds, fewer than asked;
+        ``fixed_page`` makes every page hold that many users, whatever ``count`` asked (more or fewer)."""
         self.users = list(users)
         self.page_cap = page_cap
         self.items_per_page = items_per_page
         self.service_provider_config = service_provider_config
         self.listing_delay_s = listing_delay_s
         self.short_pages = dict(short_pages or {})
+        self.fixed_page = fixed_page
+        self.served: list[str] = []
+        """The id of every user sent in a listing page, in order: a user read twice shows twice."""
         self.in_flight = 0
         self.peak_in_flight = 0
         self.requests: list[SeenRequest] = []
@@ -147,7 +152,9 @@ class FaultServer:
     def _listing(self, start_index: int, count: int) -> Reply:
         size = min(count, self.page_cap) if self.page_cap else count
         size = min(size, self.short_pages.get(start_index, size))
+        size = self.fixed_page or size
         page = self.users[start_index - 1 : start_index - 1 + size]
+        self.served.extend(str(user.get("id")) for user in page)
         body: dict[str, Any] = {
             "schemas": [LIST_RESPONSE_URN],
             "totalResults": len(self.users),

@@ -22,7 +22,7 @@ def _as_user(resource: dict) -> PlatformUser:
 
 
 def apply_to_model(users: Sequence[PlatformUser], actions: Iterable[Action]) -> list[PlatformUser]:
-    """The platform after ``actions``; a CREATE whose userName is taken raises, like a 409."""
+    """The platform after ``actions``; a write onto a userName another user holds raises, like a 409."""
     by_id = {u.scim_id: u for u in users}
     new_ids = (f"created-{n}" for n in itertools.count(1))
     writes = sorted((a for a in actions if a.writes), key=lambda a: APPLY_ORDER.index(a.kind))
@@ -36,6 +36,15 @@ def apply_to_model(users: Sequence[PlatformUser], actions: Iterable[Action]) -> 
             resource["id"] = next(new_ids)
         else:
             assert action.scim_id is not None
+            new_name = after.get("userName")
+            held_by = {u.scim_id for u in by_id.values() if isinstance(new_name, str) and _same(u.user_name, new_name)}
+            if held_by - {action.scim_id}:
+                raise UserNameTaken(new_name)
             resource = build_resource(after, base=by_id[action.scim_id].resource)
         by_id[resource["id"]] = _as_user(resource)
     return list(by_id.values())
+
+
+def _same(name: str, other: str) -> bool:
+    """userName equality as SCIM has it: case-insensitive."""
+    return name.casefold() == other.casefold()
