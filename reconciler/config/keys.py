@@ -36,7 +36,9 @@ INTEGER: Final = ValueType("integer", "A whole number, without quotes.")
 SHARE: Final = ValueType("share", "A number from 0 to 1: ``0.05`` is 5 %.")
 SECONDS: Final = ValueType("seconds", "A number of seconds greater than 0, e.g. ``30`` or ``2.5``.")
 DURATION: Final = ValueType(
-    "duration", 'A number of seconds, or a string with a unit: ``"90s"``, ``"30m"``, ``"6h"``, ``"1d"``.'
+    "duration",
+    'A number of seconds, or a string with a unit: ``"90s"``, ``"30m"``, ``"6h"``, ``"1d"``. 0 only where the '
+    "key says what it means (its Allowed column: ``0 (no jitter) or more``).",
 )
 BOOLEAN: Final = ValueType("boolean", "``true`` or ``false``.")
 TABLE: Final = ValueType("table", "An inline table: ``{ name = value, ... }``.")
@@ -80,6 +82,8 @@ class Key:
     high: int | None = None
     choices: tuple[str, ...] = ()
     """The values it may take (for a table: its keys)."""
+    zero: str | None = None
+    """For a duration: what 0 means where it means "none" (``"no jitter"``); None: 0 is refused as nonsense."""
 
 
 KEYS: Final = "reconciler.config.keys"
@@ -141,8 +145,17 @@ def seconds(name: str, doc: str) -> Key:
     return Key(name, SECONDS, doc)
 
 
-def duration(name: str, doc: str) -> Key:
-    return Key(name, DURATION, doc)
+def duration(name: str, doc: str, *, zero: str | None = None) -> Key:
+    """A duration; ``zero`` says what 0 means where it legitimately means "none" (else 0 is refused)."""
+    return Key(name, DURATION, doc, zero=zero)
+
+
+def duration_text(seconds: float) -> str:
+    """``"30m"`` for 1800 seconds: the largest unit that divides it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def flag(name: str, doc: str) -> Key:

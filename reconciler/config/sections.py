@@ -200,12 +200,12 @@ def read_schedule(table: Table) -> ScheduleConfig | None:
         table.note("cron", "set together with interval — keep only one of them")
     interval = table.duration("interval")
     cron = _cron(table)
-    jitter_s = 0.0 if table.value("jitter") in (0, "0") else table.duration("jitter")
+    jitter_s = table.duration("jitter")
     run_at_start = table.flag("run_at_start")
     stop_timeout = table.duration("stop_timeout")
     if not table.clean:
         return None
-    assert interval and jitter_s is not None and run_at_start is not None and stop_timeout
+    assert interval and jitter_s is not None and run_at_start is not None and stop_timeout is not None
     return ScheduleConfig(interval, cron, jitter_s, run_at_start, stop_timeout)
 
 

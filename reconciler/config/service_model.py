@@ -31,6 +31,7 @@ class ScheduleConfig:
         duration(
             "jitter",
             "Each run starts up to this much later, so that deployments do not hit Okta at once; 0 turns it off.",
+            zero="no jitter",
         ),
         default=60.0,
     )
@@ -39,7 +40,8 @@ class ScheduleConfig:
         duration(
             "stop_timeout",
             "On SIGTERM, the in-flight run's writes get this long to finish; then it is recorded as "
-            '"interrupted" (the next run converges from live state).',
+            '"interrupted" (the next run converges from live state). 0: no grace, they are cancelled at once.',
+            zero="no grace",
         ),
         default=30.0,
     )

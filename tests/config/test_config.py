@@ -11,8 +11,9 @@ import pytest
 
 from reconciler.config import Config, StoreConfig, fingerprint, load_config
 from reconciler.config.connections_model import DEFAULT_SCOPES
+from reconciler.config.keys import DURATION, duration_text, table_keys
 from reconciler.config.mapping import DEFAULT_MAPPING
-from reconciler.config.model import DEFAULT_STORE_URL
+from reconciler.config.model import DEFAULT_STORE_URL, TABLE_MODELS
 from reconciler.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -598,3 +599,49 @@ def test_groups_problems_name_the_key_and_the_fix(write_config: WriteConfig, tab
 def test_group_kinds_can_raise_their_own_drift_alert(write_config: WriteConfig) -> None:
     text = MINIMAL + "[alerts]\nalert_drift_by_kind = {remove_members = 1, create = 5}\n"
     assert load(write_config, text).alerts.alert_drift_by_kind == {"remove_members": 1, "create": 5}
+
+
+# --- durations: 0 where it means none, refused where it is nonsense ------------------------------
+
+ZERO_MEANS_NONE = {("schedule", "jitter"), ("schedule", "stop_timeout")}
+"""The durations for which 0 is a choice: no jitter; no grace on stop (runs in flight are cancelled at once)."""
+
+
+def duration_keys() -> list[tuple[str, str]]:
+    """Every duration key of the tables a single-tenant file takes."""
+    return [
+        (section, key.name)
+        for section, model in TABLE_MODELS.items()
+        if section != "service"  # [service] is only read in a multi-tenant file (tests/config/test_config_tenants.py)
+        for key in table_keys(model).values()
+        if key.type is DURATION
+    ]
+
+
+@pytest.mark.parametrize("zero", ["0s", 0, "0", "0m", 0.0])
+def test_jitter_and_stop_timeout_take_zero_as_none(write_config: WriteConfig, zero: object) -> None:
+    value = json.dumps(zero)
+    schedule = load(write_config, MINIMAL + f"[schedule]\njitter = {value}\nstop_timeout = {value}\n").schedule
+    assert (schedule.jitter_s, schedule.stop_timeout_s) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(("section", "key"), duration_keys())
+def test_zero_is_refused_where_it_is_nonsense_naming_the_key_and_the_fix(
+    write_config: WriteConfig, section: str, key: str
+) -> None:
+    text = MINIMAL + f'[{section}]\n{key} = "0s"\n'
+    if (section, key) in ZERO_MEANS_NONE:
+        assert load(write_config, text)
+        return
+    default = duration_text(table_keys(TABLE_MODELS[section])[key].default)
+    assert problems_of(write_config(text)) == [
+        f'{section}.{key}: 0 is not a usable duration here: set one greater than 0, such as "30m" — or remove it '
+        f'for the default, "{default}"'
+    ]
+
+
+def test_every_duration_key_is_swept_and_a_negative_one_is_refused(write_config: WriteConfig) -> None:
+    assert {("schedule", "interval"), ("alerts", "realert_after")} | ZERO_MEANS_NONE <= set(duration_keys())
+    assert problems_of(write_config(MINIMAL + "[schedule]\njitter = -5\n")) == [
+        'schedule.jitter: expected a duration such as "30m", "6h" or "1d", got -5'
+    ]

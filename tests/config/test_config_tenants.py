@@ -301,7 +301,11 @@ def test_service_keys(tmp_path: Path) -> None:
         ("concurrency = 65", "service.concurrency: expected an integer from 1 to 64, got 65"),
         ('concurrency = "4"', 'service.concurrency: expected an integer, got "4"'),
         ('tick = "soon"', 'service.tick: expected a duration such as "30m", "6h" or "1d", got "soon"'),
-        ("tick = 0", 'service.tick: expected a duration such as "30m"'),
+        (
+            "tick = 0",
+            'service.tick: 0 is not a usable duration here: set one greater than 0, such as "30m" — or remove it '
+            'for the default, "5s"',
+        ),
         ("replica = 1", "service.replica: expected a string, got 1"),
         ('replica = "a\\nb"', "service.replica: expected a name of 1 to 128 printable characters"),
         ("ticks = 5", "service.ticks: unknown key — did you mean tick?"),
