@@ -51,19 +51,23 @@ PATH: Final = ValueType("path", "A file path; a relative one is taken relative t
 ENV_NAME: Final = ValueType(
     "variable name",
     'The NAME of an environment variable that holds a secret (e.g. ``"SCIM_TOKEN"``), not the secret itself; '
-    "its value is read at start-up, stripped of surrounding whitespace.",
+    "its value is read at start-up, stripped of surrounding whitespace. As for a secret file, a token under 8 "
+    "characters is refused.",
 )
 SECRET_FILE: Final = ValueType(
     "secret file",
     "The path of a file that holds a secret (its text, stripped of surrounding whitespace); relative to the "
     "configuration file's directory. It must be private to its owner: a file that its group or others may read "
-    "is refused, with the command to fix it (``chmod 600 FILE``).",
+    "is refused, with the command to fix it (``chmod 600 FILE``). A token under 8 characters is refused (under "
+    "16, a warning is logged): no issuer hands out such a token, and the log could not mask it.",
 )
 CREDENTIAL: Final = ValueType(
     "credential",
     "Under systemd: the name given to ``LoadCredential=`` in the unit. The secret is read from "
-    "``$CREDENTIALS_DIRECTORY/NAME``, which systemd keeps private to the service (its mode is not checked). "
-    "Outside systemd, use the matching ``*_file`` key.",
+    "``$CREDENTIALS_DIRECTORY/NAME``. In the directory systemd makes (``/run/credentials/UNIT``, or "
+    "``$XDG_RUNTIME_DIR/credentials/UNIT`` for a user service), private to the service, its mode is not checked; "
+    "anywhere else it must be private to its owner, as a secret file. Outside systemd, use the matching "
+    "``*_file`` key.",
 )
 
 

@@ -28,7 +28,7 @@ from reconciler.config.policy_model import (
     ThresholdsConfig,
     UnmanagedPolicy,
 )
-from reconciler.config.secrets import read_secret_file
+from reconciler.config.secrets import checked_secret, read_secret_file
 from reconciler.config.service_model import MetricsConfig, ScheduleConfig, ServiceConfig, valid_replica_name
 from reconciler.config.table import Table
 from reconciler.config.wording import show
@@ -184,14 +184,15 @@ def _alert_urls(table: Table, base_dir: Path, environ: Mapping[str, str]) -> tup
     if not isinstance(inline, list) or not all(isinstance(u, str) and "://" in u for u in inline):
         table.note("urls", 'expected a list of apprise URLs, e.g. ["json://alerts.example.com/hook"]')
         return None
-    lines: list[str] = []
+    urls = [checked_secret(table, "urls", url, "an alert URL", warn=False) for url in inline]
     from_files = [key for key in ("urls_file", "urls_credential") if table.has(key)]
     for key in from_files:
         text = read_secret_file(table, key, base_dir, environ)
         if text is None:
             return None
-        lines += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return tuple(Secret(url) for url in (*inline, *lines))
+        lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        urls += [checked_secret(table, key, url, "a URL line", warn=False) for url in lines]
+    return tuple(url for url in urls if url is not None) if all(urls) else None
 
 
 def read_schedule(table: Table) -> ScheduleConfig | None:

@@ -36,7 +36,7 @@ from reconciler.okta.answers import (
 )
 from reconciler.okta.sdk import capped_session, okta_api_error
 from reconciler.okta.wording import FailureWording
-from reconciler.secret import Secret
+from reconciler.secret import Secret, redact
 
 if TYPE_CHECKING:
     from okta.request_executor import RequestExecutor
@@ -302,10 +302,8 @@ class OktaConnection:
 
 
 def mask_secrets(text: str, secrets: tuple[Secret, ...]) -> str:
-    """``text`` with the value of each secret replaced by ``********``."""
-    for secret in secrets:
-        text = text.replace(secret.reveal(), "********")
-    return text
+    """``text`` with the value of each secret (and any credential-looking header value) replaced by ``********``."""
+    return redact(text, [secret.reveal() for secret in secrets])
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:

@@ -532,7 +532,13 @@ def test_every_mapping_example_in_the_example_config_loads(write_config: WriteCo
 
 def test_fingerprint_identifies_the_pair_not_the_credentials(write_config: WriteConfig) -> None:
     first = fingerprint(load(write_config, MINIMAL))
-    other_tokens = fingerprint(load(write_config, MINIMAL, {"OKTA_API_TOKEN": "a", "SCIM_TOKEN": "b"}))
+    other_tokens = fingerprint(
+        load(
+            write_config,
+            MINIMAL,
+            {"OKTA_API_TOKEN": "other-okta-token-3b1f9e", "SCIM_TOKEN": "other-scim-token-8c2d0a"},
+        )
+    )
     other_app = fingerprint(load(write_config, MINIMAL.replace("0oa1b2c3d4e5f6g7h8i9", "0oaOTHER")))
 
     assert first == other_tokens != other_app
@@ -543,8 +549,8 @@ def test_tokens_from_systemd_credentials(tmp_path: Path) -> None:
     """token_credential reads $CREDENTIALS_DIRECTORY/NAME, as LoadCredential= provides."""
     credentials = tmp_path / "credentials"
     credentials.mkdir()
-    (credentials / "okta-token").write_text("okta-secret-from-credential\n")
-    (credentials / "scim-token").write_text("scim-secret-from-credential\n")
+    write_secret(credentials / "okta-token", "okta-secret-from-credential\n")
+    write_secret(credentials / "scim-token", "scim-secret-from-credential\n")
     path = tmp_path / "c.toml"
     path.write_text(
         '[okta]\norg_url = "https://example.okta.com"\napp_id = "0oa1"\ntoken_credential = "okta-token"\n'
