@@ -10,7 +10,10 @@ from reconciler.config.connections_model import MAX_CONCURRENCY
 from reconciler.config.keys import ValueType, duration, flag, integer, setting, text
 
 CRONTAB: Final = ValueType(
-    "crontab", 'A 5-field crontab expression (minute hour day month weekday), e.g. ``"*/30 * * * *"``.'
+    "crontab",
+    'A 5-field crontab expression (minute hour day month weekday), e.g. ``"*/30 * * * *"``, read as cron(8) '
+    "reads it: weekday 0 or 7 is Sunday, and when both the day and the weekday are restricted (neither starts "
+    'with ``*``) a day matches if either does: ``"0 3 1 * 1"`` runs on the 1st and on every Monday.',
 )
 
 
