@@ -35,12 +35,12 @@ from aiohttp import web
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, ReconcileError
 from reconciler.logs import RedactingFilter
+from reconciler.net.retries import RetryPolicy
 from reconciler.okta.source import OktaSource
 from reconciler.scim.discovery import DEFAULT_CAPABILITIES
-from reconciler.scim.http import RetryPolicy
 from reconciler.secret import Secret, redact
 from reconciler.testing.scenario import write_local_config
-from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, provision
+from tests.conftest import FAST_RETRIES, OKTA_RETRIES, OKTA_TOKEN, SCIM_TOKEN, Okta, provision
 from tests.support.cassette_scenario import CASSETTES, recorder
 from tests.support.cassette_scenario import OKTA_TOKEN as CASSETTE_OKTA_TOKEN
 from tests.support.cassette_scenario import SCIM_TOKEN as CASSETTE_SCIM_TOKEN
@@ -212,7 +212,7 @@ def alerts_section(alert_url: str) -> str:
 @pytest.fixture(autouse=True)
 def quick_okta_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Okta 5xx are retried with backoff; the leak test does not need to wait for it."""
-    monkeypatch.setattr("reconciler.okta.connection.TRANSIENT_BACKOFF_S", 0.01, raising=False)
+    monkeypatch.setattr(OKTA_RETRIES, FAST_RETRIES)
 
 
 # --- every command, successful ----------------------------------------------------------------------
