@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Final
 
 
 class Secret:
@@ -39,10 +40,20 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
+MIN_SECRET_CHARS: Final = 8
+"""A secret shorter than this is no real credential, and masking it would mask pieces of ordinary words
+(a one-letter token would turn every "e" of a log line into ``********``): the configuration refuses it,
+and :func:`redact` never masks with one."""
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every known secret value and credential-looking header value masked."""
+    """``text`` with every known secret value and credential-looking header value masked.
+
+    Values shorter than :data:`MIN_SECRET_CHARS` are not searched for: the configuration refuses such
+    secrets, so none reaches here but the empty ones of a configuration read without its secrets.
+    """
     for value in secrets:
-        if value:
+        if len(value) >= MIN_SECRET_CHARS:
             text = text.replace(value, "********")
     return _CREDENTIAL_PATTERNS.sub(lambda m: f"{m.group(1) or m.group(2)} ********".replace("= ", "="), text)
 

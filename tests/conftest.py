@@ -17,6 +17,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
+from reconciler.net.retries import RetryPolicy
 from reconciler.store import Store
 from reconciler.testing.okta import OktaEmulator, okta_emulator_in_thread
 from reconciler.testing.scenario import write_local_config
@@ -25,6 +26,9 @@ from tests.support.django_peer_server import DjangoScimServer, run_django_scim_s
 from tests.support.postgres import BACKENDS, database_url
 
 OKTA_TOKEN = "okta-api-token-7c1e5a9d3f0b42e8"
+FAST_RETRIES = RetryPolicy(attempts=3, backoff_multiplier_s=0.01, max_backoff_s=0.05, jitter_s=0.01)
+"""The shared retry policy made quick, with 3 attempts, for tests that go through Okta's retries."""
+OKTA_RETRIES = "reconciler.okta.connection.RETRIES"
 SCIM_TOKEN = "scim-bearer-token-4b8f2d6a0e1c9735"
 """Distinctive values, so that a test can prove they leak nowhere."""
 

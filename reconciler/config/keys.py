@@ -36,7 +36,9 @@ INTEGER: Final = ValueType("integer", "A whole number, without quotes.")
 SHARE: Final = ValueType("share", "A number from 0 to 1: ``0.05`` is 5 %.")
 SECONDS: Final = ValueType("seconds", "A number of seconds greater than 0, e.g. ``30`` or ``2.5``.")
 DURATION: Final = ValueType(
-    "duration", 'A number of seconds, or a string with a unit: ``"90s"``, ``"30m"``, ``"6h"``, ``"1d"``.'
+    "duration",
+    'A number of seconds, or a string with a unit: ``"90s"``, ``"30m"``, ``"6h"``, ``"1d"``. 0 only where the '
+    "key says what it means (its Allowed column: ``0 (no jitter) or more``).",
 )
 BOOLEAN: Final = ValueType("boolean", "``true`` or ``false``.")
 TABLE: Final = ValueType("table", "An inline table: ``{ name = value, ... }``.")
@@ -49,19 +51,23 @@ PATH: Final = ValueType("path", "A file path; a relative one is taken relative t
 ENV_NAME: Final = ValueType(
     "variable name",
     'The NAME of an environment variable that holds a secret (e.g. ``"SCIM_TOKEN"``), not the secret itself; '
-    "its value is read at start-up, stripped of surrounding whitespace.",
+    "its value is read at start-up, stripped of surrounding whitespace. As for a secret file, a token under 8 "
+    "characters is refused.",
 )
 SECRET_FILE: Final = ValueType(
     "secret file",
     "The path of a file that holds a secret (its text, stripped of surrounding whitespace); relative to the "
     "configuration file's directory. It must be private to its owner: a file that its group or others may read "
-    "is refused, with the command to fix it (``chmod 600 FILE``).",
+    "is refused, with the command to fix it (``chmod 600 FILE``). A token under 8 characters is refused (under "
+    "16, a warning is logged): no issuer hands out such a token, and the log could not mask it.",
 )
 CREDENTIAL: Final = ValueType(
     "credential",
     "Under systemd: the name given to ``LoadCredential=`` in the unit. The secret is read from "
-    "``$CREDENTIALS_DIRECTORY/NAME``, which systemd keeps private to the service (its mode is not checked). "
-    "Outside systemd, use the matching ``*_file`` key.",
+    "``$CREDENTIALS_DIRECTORY/NAME``. In the directory systemd makes (``/run/credentials/UNIT``, or "
+    "``$XDG_RUNTIME_DIR/credentials/UNIT`` for a user service), private to the service, its mode is not checked; "
+    "anywhere else it must be private to its owner, as a secret file. Outside systemd, use the matching "
+    "``*_file`` key.",
 )
 
 
@@ -80,6 +86,8 @@ class Key:
     high: int | None = None
     choices: tuple[str, ...] = ()
     """The values it may take (for a table: its keys)."""
+    zero: str | None = None
+    """For a duration: what 0 means where it means "none" (``"no jitter"``); None: 0 is refused as nonsense."""
 
 
 KEYS: Final = "reconciler.config.keys"
@@ -141,8 +149,17 @@ def seconds(name: str, doc: str) -> Key:
     return Key(name, SECONDS, doc)
 
 
-def duration(name: str, doc: str) -> Key:
-    return Key(name, DURATION, doc)
+def duration(name: str, doc: str, *, zero: str | None = None) -> Key:
+    """A duration; ``zero`` says what 0 means where it legitimately means "none" (else 0 is refused)."""
+    return Key(name, DURATION, doc, zero=zero)
+
+
+def duration_text(seconds: float) -> str:
+    """``"30m"`` for 1800 seconds: the largest unit that divides it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def flag(name: str, doc: str) -> Key:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from reconciler.config import mapping as mapping_language
-from reconciler.config.keys import DURATION, SHARE, Key, ValueType, table_keys
+from reconciler.config.keys import DURATION, SHARE, Key, ValueType, duration_text, table_keys
 from reconciler.config.load import CONFIG_ENV
 from reconciler.config.mapping import DEFAULT_MAPPING, SOURCE_TABLE_KEYS, mapping_key
 from reconciler.config.model import SECTIONS, SHARED_SECTIONS, TABLE_MODELS, TENANT_SECTIONS, Config
@@ -60,14 +60,6 @@ def file_value(key: Key) -> str:
     if key.type is DURATION:
         return json.dumps(duration_text(key.default))
     return _toml(key.default)
-
-
-def duration_text(seconds: float) -> str:
-    """``"30m"`` for 1800 seconds: the largest unit that divides it."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def _toml(value: Any) -> str:
@@ -168,6 +160,8 @@ def _allowed(key: Key) -> str:
         return f"{key.low:,} to {key.high:,}"
     if key.type is SHARE:
         return "0 to 1"
+    if key.type is DURATION:
+        return f"0 ({key.zero}) or more" if key.zero else "more than 0"
     return ""
 
 

@@ -5,14 +5,21 @@ Secrets come from an environment variable (``token_env``), a file
 (``*_credential``); their values are stripped of surrounding whitespace and
 wrapped in :class:`~reconciler.secret.Secret`. A relative secret file path is
 taken relative to the configuration file's directory. A secret file that its
-group or others may access is refused, with the ``chmod`` to run; systemd
-credentials are not checked: systemd keeps them in a directory only the service
-can read, and may grant the service access through an ACL, which shows in the
-group bits of the mode.
+group or others may access is refused, with the ``chmod`` to run; so is a
+``*_credential`` file, unless it lies in a credentials directory systemd made
+itself (``/run/credentials/UNIT``, or ``$XDG_RUNTIME_DIR/credentials/UNIT`` for a
+user service): systemd keeps those private to the service, and may grant the
+service access through an ACL, which shows in the group bits of the mode.
+
+A secret shorter than :data:`~reconciler.secret.MIN_SECRET_CHARS` (8) is refused:
+no issuer hands out such a token, and the log scrubber could not mask it without
+masking pieces of ordinary words. One shorter than :data:`SHORT_SECRET_CHARS` is
+accepted with a warning naming the key (never the value).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -23,9 +30,15 @@ from typing import Final
 
 from reconciler.config.table import Table, os_reason
 from reconciler.config.wording import show
-from reconciler.secret import Secret
+from reconciler.secret import MIN_SECRET_CHARS, Secret
+
+log = logging.getLogger(__name__)
 
 CREDENTIALS_DIRECTORY_ENV: Final = "CREDENTIALS_DIRECTORY"
+SYSTEMD_CREDENTIALS_ROOT: Final = Path("/run/credentials")
+"""Where systemd puts a system service's credentials: ``/run/credentials/UNIT``."""
+SHORT_SECRET_CHARS: Final = 16
+"""A token shorter than this is accepted with a warning: real API and bearer tokens are far longer."""
 
 
 class NoSecrets(dict[str, str]):
@@ -53,7 +66,9 @@ def read_token(table: Table, environ: Mapping[str, str], base_dir: Path, example
     if given[0] == "token_env":
         return _secret_env(table, "token_env", environ, example_env)
     text = read_secret_file(table, given[0], base_dir, environ)
-    return None if text is None else Secret(text)
+    if text is None or isinstance(environ, NoSecrets):
+        return None if text is None else Secret(text)
+    return checked_secret(table, given[0], text, str(_secret_path(table, given[0], base_dir, environ)))
 
 
 def _secret_env(table: Table, key: str, environ: Mapping[str, str], example_env: str) -> Secret | None:
@@ -67,12 +82,37 @@ def _secret_env(table: Table, key: str, environ: Mapping[str, str], example_env:
         table.note(key, "expected the NAME of an environment variable (letters, digits, _), not the token itself")
         return None
     value = environ.get(name, "").strip()
+    shown = f"environment variable {name}" if _CONVENTIONAL_ENV_NAME.match(name) else "the environment variable"
     if not value:
-        shown = f"environment variable {name}" if _CONVENTIONAL_ENV_NAME.match(name) else "the environment variable"
         state = "is empty" if name in environ else "is not set"
         table.note(key, f"{shown} {state} — export it or use {table.name}.{key.removesuffix('_env')}_file")
         return None
-    return Secret(value)
+    return checked_secret(table, key, value, shown)
+
+
+def checked_secret(table: Table, key: str, text: str, source: str, *, warn: bool = True) -> Secret | None:
+    """``text`` as a Secret, or None (a problem noted) when it is too short to be a real one.
+
+    ``source`` says where it was read (an environment variable's name, a path), never what it holds.
+    Under :data:`SHORT_SECRET_CHARS` a warning is logged (unless ``warn`` is false: alert URLs are
+    long by nature, the length of their secret part is not theirs to judge).
+    """
+    if len(text) < MIN_SECRET_CHARS:
+        table.note(
+            key,
+            f"{source} holds fewer than {MIN_SECRET_CHARS} characters: too short to be a real secret — "
+            "put the whole token there",
+        )
+        return None
+    if warn and len(text) < SHORT_SECRET_CHARS:
+        log.warning(
+            "%s.%s: %s holds fewer than %d characters, short for a real token: check that it is whole",
+            table.name,
+            key,
+            source,
+            SHORT_SECRET_CHARS,
+        )
+    return Secret(text)
 
 
 def _secret_path(table: Table, key: str, base_dir: Path, environ: Mapping[str, str]) -> Path | None:
@@ -115,7 +155,7 @@ def read_secret_file(table: Table, key: str, base_dir: Path, environ: Mapping[st
     try:
         with path.open("rb") as file:
             mode = os.fstat(file.fileno()).st_mode
-            if not key.endswith("_credential") and (problem := _loose_permissions(path, mode)):
+            if not _in_systemd_credentials(path, environ) and (problem := _loose_permissions(path, mode)):
                 table.note(key, problem)
                 return None
             text = file.read().decode("utf-8").strip()
@@ -132,6 +172,20 @@ def read_secret_file(table: Table, key: str, base_dir: Path, environ: Mapping[st
 
 
 SECRET_FILE_MODE: Final = 0o600
+
+
+def _in_systemd_credentials(path: Path, environ: Mapping[str, str]) -> bool:
+    """True for a file in a credentials directory systemd made: ``/run/credentials/UNIT/NAME``
+    (a system service) or ``$XDG_RUNTIME_DIR/credentials/UNIT/NAME`` (a user service).
+
+    A ``$CREDENTIALS_DIRECTORY`` set by hand elsewhere (a CLI run outside systemd) is an ordinary
+    directory, and its files are checked as secret files are.
+    """
+    roots = [SYSTEMD_CREDENTIALS_ROOT]
+    if environ.get("XDG_RUNTIME_DIR"):
+        roots.append(Path(environ["XDG_RUNTIME_DIR"]) / "credentials")
+    unit_directory = path.resolve().parent
+    return any(unit_directory.parent == root.resolve() for root in roots)
 
 
 def _loose_permissions(path: Path, mode: int) -> str | None:
@@ -159,8 +213,10 @@ def read_private_key(table: Table, base_dir: Path, environ: Mapping[str, str]) -
     text = read_secret_file(table, key, base_dir, environ)
     if text is None:
         return None
-    if text and "PRIVATE KEY-----" not in text and not text.startswith("{"):
-        path = _secret_path(table, key, base_dir, environ)
+    if isinstance(environ, NoSecrets):
+        return Secret(text)
+    path = _secret_path(table, key, base_dir, environ)
+    if "PRIVATE KEY-----" not in text and not text.startswith("{"):
         table.note(key, f"{path} holds no private key: expected a PEM private key or a JWK")
         return None
-    return Secret(text)
+    return checked_secret(table, key, text, str(path), warn=False)

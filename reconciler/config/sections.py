@@ -28,7 +28,7 @@ from reconciler.config.policy_model import (
     ThresholdsConfig,
     UnmanagedPolicy,
 )
-from reconciler.config.secrets import read_secret_file
+from reconciler.config.secrets import checked_secret, read_secret_file
 from reconciler.config.service_model import MetricsConfig, ScheduleConfig, ServiceConfig, valid_replica_name
 from reconciler.config.table import Table
 from reconciler.config.wording import show
@@ -192,14 +192,15 @@ def _alert_urls(table: Table, base_dir: Path, environ: Mapping[str, str]) -> tup
     if not isinstance(inline, list) or not all(isinstance(u, str) and "://" in u for u in inline):
         table.note("urls", 'expected a list of apprise URLs, e.g. ["json://alerts.example.com/hook"]')
         return None
-    lines: list[str] = []
+    urls = [checked_secret(table, "urls", url, "an alert URL", warn=False) for url in inline]
     from_files = [key for key in ("urls_file", "urls_credential") if table.has(key)]
     for key in from_files:
         text = read_secret_file(table, key, base_dir, environ)
         if text is None:
             return None
-        lines += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return tuple(Secret(url) for url in (*inline, *lines))
+        lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        urls += [checked_secret(table, key, url, "a URL line", warn=False) for url in lines]
+    return tuple(url for url in urls if url is not None) if all(urls) else None
 
 
 def read_schedule(table: Table) -> ScheduleConfig | None:
@@ -208,12 +209,12 @@ def read_schedule(table: Table) -> ScheduleConfig | None:
         table.note("cron", "set together with interval — keep only one of them")
     interval = table.duration("interval")
     cron = _cron(table)
-    jitter_s = 0.0 if table.value("jitter") in (0, "0") else table.duration("jitter")
+    jitter_s = table.duration("jitter")
     run_at_start = table.flag("run_at_start")
     stop_timeout = table.duration("stop_timeout")
     if not table.clean:
         return None
-    assert interval and jitter_s is not None and run_at_start is not None and stop_timeout
+    assert interval and jitter_s is not None and run_at_start is not None and stop_timeout is not None
     return ScheduleConfig(interval, cron, jitter_s, run_at_start, stop_timeout)
 
 

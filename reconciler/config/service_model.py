@@ -10,7 +10,10 @@ from reconciler.config.connections_model import MAX_CONCURRENCY
 from reconciler.config.keys import ValueType, duration, flag, integer, setting, text
 
 CRONTAB: Final = ValueType(
-    "crontab", 'A 5-field crontab expression (minute hour day month weekday), e.g. ``"*/30 * * * *"``.'
+    "crontab",
+    'A 5-field crontab expression (minute hour day month weekday), e.g. ``"*/30 * * * *"``, read as cron(8) '
+    "reads it: weekday 0 or 7 is Sunday, and when both the day and the weekday are restricted (neither starts "
+    'with ``*``) a day matches if either does: ``"0 3 1 * 1"`` runs on the 1st and on every Monday.',
 )
 
 
@@ -31,6 +34,7 @@ class ScheduleConfig:
         duration(
             "jitter",
             "Each run starts up to this much later, so that deployments do not hit Okta at once; 0 turns it off.",
+            zero="no jitter",
         ),
         default=60.0,
     )
@@ -39,7 +43,8 @@ class ScheduleConfig:
         duration(
             "stop_timeout",
             "On SIGTERM, the in-flight run's writes get this long to finish; then it is recorded as "
-            '"interrupted" (the next run converges from live state).',
+            '"interrupted" (the next run converges from live state). 0: no grace, they are cancelled at once.',
+            zero="no grace",
         ),
         default=30.0,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from reconciler.config.keys import as_file_value, table_keys
+from reconciler.config.keys import as_file_value, duration_text, table_keys
 from reconciler.config.model import SECTIONS, TABLE_MODELS
 from reconciler.config.wording import did_you_mean, show
 from reconciler.net.limits import MIB
@@ -169,11 +169,19 @@ class Table:
         return float(value)
 
     def duration(self, key: str) -> float | None:
-        """Seconds, from a number or a string like "90s", "30m", "6h", "1d"."""
+        """Seconds, from a number or a string like "90s", "30m", "6h", "1d"; 0 only where declared to mean none."""
+        declared = self.keys[key]
         value = self.value(key)
         seconds = parse_duration(value)
-        if seconds is None or seconds <= 0:
+        if seconds is None or seconds < 0:
             self.note(key, f'expected a duration such as "30m", "6h" or "1d", got {show(value)}')
+            return None
+        if seconds == 0 and declared.zero is None:
+            default = (
+                f' — or remove it for the default, "{duration_text(declared.default)}"' if declared.default else ""
+            )
+            self.note(key, f'0 is not a usable duration here: set one greater than 0, such as "30m"{default}')
+            return None
         return seconds
 
     def choice(self, key: str) -> str | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,6 +13,7 @@ import aiohttp
 
 from reconciler.errors import SourceError
 from reconciler.net.pacing import header_value
+from reconciler.net.retries import is_transient_connection_failure
 from reconciler.net.transport import is_loopback_host
 
 APPS_FAMILY = "/api/v1/apps"
@@ -45,15 +45,17 @@ def exception_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def is_transient_status(status: int) -> bool:
-    """The 5xx that may pass; 501 Not Implemented and 505 never will. (429 is paced separately.)"""
-    return 500 <= status < 600 and status not in (HTTPStatus.NOT_IMPLEMENTED, HTTPStatus.HTTP_VERSION_NOT_SUPPORTED)
-
-
 def is_transient_transport_error(exc: BaseException) -> bool:
-    """A timeout, or a connection made and then lost (dropped, reset, answer broken off); not a refused one."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    """A failure on the wire that may pass, by the policy both sides share (:mod:`reconciler.net.retries`).
+
+    A timeout, or a connection made and then lost (dropped, reset, answer broken off), may pass; a failed
+    connect may pass when it was refused, reset or unreachable for now, not when the host is unknown; a
+    certificate that does not verify never will.
+    """
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
         return False
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return is_transient_connection_failure(exc.os_error)
     return isinstance(
         exc,
         TimeoutError

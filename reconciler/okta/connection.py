@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -25,10 +26,10 @@ import tenacity
 
 from reconciler.errors import SourceError
 from reconciler.net.pacing import RateLimitBudget, header_value, parse_retry_after
+from reconciler.net.retries import TRANSIENT_RETRIES, RetryPolicy, is_transient_status
 from reconciler.net.transport import ResponseTooLarge, is_json_media_type
 from reconciler.okta.answers import (
     APPS_FAMILY,
-    is_transient_status,
     is_transient_transport_error,
     next_cursor,
     okta_error_detail,
@@ -36,7 +37,7 @@ from reconciler.okta.answers import (
 )
 from reconciler.okta.sdk import capped_session, okta_api_error
 from reconciler.okta.wording import FailureWording
-from reconciler.secret import Secret
+from reconciler.secret import Secret, redact
 
 if TYPE_CHECKING:
     from okta.request_executor import RequestExecutor
@@ -45,11 +46,10 @@ log = logging.getLogger(__name__)
 
 RATE_LIMIT_ATTEMPTS = 3
 """Requests for one page at most when Okta answers 429 (each after waiting for the window to reset)."""
-TRANSIENT_ATTEMPTS = 3
-"""Requests for one page at most when Okta fails in a way that may pass: a 5xx, a timeout, a dropped
-or reset connection, an answer broken off part-way."""
-TRANSIENT_BACKOFF_S = 0.5
-"""The wait before the second of those attempts; it doubles before each next one."""
+RETRIES: RetryPolicy = TRANSIENT_RETRIES
+"""How hard a page is asked for again when Okta fails in a way that may pass: the policy SCIM's side
+shares (:mod:`reconciler.net.retries`: a 5xx, a timeout, a refused, dropped or reset connection, an answer
+broken off part-way). Read at each request, so that a test can make it fast."""
 MAX_EMPTY_PAGES_IN_A_ROW = 10
 """Empty pages that each point to yet another page: a listing that does not end."""
 
@@ -205,21 +205,21 @@ class OktaConnection:
     async def fetch(self, url: str, where: str) -> tuple[bytes | str, Mapping[str, Any]]:
         """One GET's raw body and headers, transient failures retried with backoff; SourceError on any failure.
 
-        A GET can be sent again harmlessly. A refused connection or an unknown
-        host is not retried: it is a wrong ``okta.org_url`` far more often than
-        a blip, and the next run tries again anyway.
+        A GET can be sent again harmlessly. What may pass, and how often it is tried, is the policy both
+        sides share (:data:`RETRIES`); an unknown host is final at once.
         """
+        policy = RETRIES
         retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(TRANSIENT_ATTEMPTS),
-            wait=tenacity.wait_exponential_jitter(multiplier=TRANSIENT_BACKOFF_S, jitter=TRANSIENT_BACKOFF_S / 2),
+            stop=tenacity.stop_after_attempt(policy.attempts),
+            wait=policy.backoff(),
             retry=tenacity.retry_if_exception_type(TransientSourceError),
-            before_sleep=_log_retry,
+            before_sleep=functools.partial(_log_retry, attempts=policy.attempts),
             reraise=True,
         )
         try:
             return await retrying(self._fetch_once, url, where)
         except TransientSourceError as failure:
-            raise SourceError(f"{failure} (gave up after {TRANSIENT_ATTEMPTS} attempts)") from None
+            raise SourceError(f"{failure} (gave up after {policy.attempts} attempts)") from None
 
     async def _fetch_once(self, url: str, where: str) -> tuple[bytes | str, Mapping[str, Any]]:
         """One GET's raw body and headers, waiting out the rate limit; SourceError on any failure."""
@@ -302,16 +302,14 @@ class OktaConnection:
 
 
 def mask_secrets(text: str, secrets: tuple[Secret, ...]) -> str:
-    """``text`` with the value of each secret replaced by ``********``."""
-    for secret in secrets:
-        text = text.replace(secret.reveal(), "********")
-    return text
+    """``text`` with the value of each secret (and any credential-looking header value) replaced by ``********``."""
+    return redact(text, [secret.reveal() for secret in secrets])
 
 
-def _log_retry(state: tenacity.RetryCallState) -> None:
+def _log_retry(state: tenacity.RetryCallState, attempts: int) -> None:
     failure = state.outcome.exception() if state.outcome else None
     wait_s = state.next_action.sleep if state.next_action else 0.0
-    log.warning("%s; retrying in %.2f s (attempt %d of %d)", failure, wait_s, state.attempt_number, TRANSIENT_ATTEMPTS)
+    log.warning("%s; retrying in %.2f s (attempt %d of %d)", failure, wait_s, state.attempt_number, attempts)
 
 
 async def _let_run(task: asyncio.Future[Any]) -> None:

@@ -3,8 +3,8 @@ status and the server's own detail, never the token."""
 
 from __future__ import annotations
 
+import os
 import ssl
-from collections.abc import Iterator
 from http import HTTPStatus
 
 import httpx
@@ -13,6 +13,7 @@ from scim2_models import Error
 
 from reconciler.errors import TargetConflict, TargetError, TargetNotFound
 from reconciler.net.pacing import parse_retry_after
+from reconciler.net.retries import exception_chain, is_transient_connection_failure, is_transient_status
 from reconciler.net.transport import JsonError, decode_json
 from reconciler.secret import Secret, redact
 
@@ -34,10 +35,22 @@ class RetryableFailure(TargetError):
 
 
 def is_retryable_status(status: int) -> bool:
-    """429 and the 5xx that may pass; 501 Not Implemented and 505 never will."""
-    if status == HTTPStatus.TOO_MANY_REQUESTS:
+    """429 (paced by its ``Retry-After``) and the 5xx that may pass (:mod:`reconciler.net.retries`)."""
+    return status == HTTPStatus.TOO_MANY_REQUESTS or is_transient_status(status)
+
+
+def is_transient_transport_error(error: httpx.TransportError) -> bool:
+    """A failure on the wire that may pass, by the shared policy (:mod:`reconciler.net.retries`).
+
+    A timeout, or a connection made and then lost (a read or write cut off, an answer broken off), may
+    pass; a failed connect may pass when it was refused, reset or unreachable for now, not when the host
+    is unknown; a certificate that does not verify, or a request httpx cannot send, never will.
+    """
+    if is_certificate_failure(error):
+        return False
+    if isinstance(error, httpx.TimeoutException | httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
         return True
-    return 500 <= status < 600 and status not in (HTTPStatus.NOT_IMPLEMENTED, HTTPStatus.HTTP_VERSION_NOT_SUPPORTED)
+    return is_transient_connection_failure(error)
 
 
 def status_reason(status: int) -> str:
@@ -104,21 +117,13 @@ def transport_failure(method: str, where: str, error: httpx.TransportError, time
     if isinstance(error, httpx.TimeoutException):  # its causes say only that a deadline passed
         kind = type(error).__name__
         return f"SCIM {method} {where} timed out: no answer within {timeout_s:g} s (scim.timeout_s) ({kind})"
-    cause = next((str(link) for link in exception_chain(error) if str(link)), "")
+    chain = list(exception_chain(error))
+    socket_reason = next((os.strerror(link.errno) for link in chain if isinstance(link, OSError) and link.errno), None)
+    cause = socket_reason or next((str(link) for link in chain if str(link)), "")
     detail = f"{type(error).__name__}: {cause}" if cause else type(error).__name__
     if isinstance(error, httpx.ConnectError):
         return f"cannot reach SCIM at {where} ({method}): {detail}"
     return f"SCIM {method} {where}: the connection broke before the answer was complete ({detail})"
-
-
-def exception_chain(error: BaseException, depth: int = 5) -> Iterator[BaseException]:
-    """``error``, then what caused it, and so on (``depth`` links at most)."""
-    link: BaseException | None = error
-    for _ in range(depth):
-        if link is None:
-            return
-        yield link
-        link = link.__cause__ or link.__context__
 
 
 def is_certificate_failure(error: httpx.TransportError) -> bool:

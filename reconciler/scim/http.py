@@ -4,7 +4,8 @@ may pass, read within the size cap, and mapped to a :class:`~reconciler.errors.T
 A :class:`ScimConnection` is built once per run and handed to the reader, the writer and the groups
 client (the way httpx hands a transport to a client): they share its HTTP client, its retries and
 its ``request_counts``. Every request carries the bearer token, is retried on 429 (honouring
-``Retry-After``), on 5xx and on network errors with exponential backoff and jitter. TLS is verified
+``Retry-After``) and on the failures that may pass, by the policy Okta's side shares
+(:mod:`reconciler.net.retries`). TLS is verified
 (against ``ca_bundle`` alone when given), and each answer is read up to ``max_response_bytes``: what
 the platform sends is not trusted.
 """
@@ -17,7 +18,6 @@ import logging
 import ssl
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +30,7 @@ from reconciler.errors import TargetError
 from reconciler.hooks import observe_http
 from reconciler.models.records import PlatformUser
 from reconciler.net.limits import DEFAULT_MAX_RESPONSE_BYTES, READ_CHUNK_BYTES
+from reconciler.net.retries import TRANSIENT_RETRIES, RetryPolicy
 from reconciler.net.transport import (
     ACCEPT_ENCODING,
     CappedBody,
@@ -47,6 +48,7 @@ from reconciler.scim.failures import (
     certificate_message,
     failure_for,
     is_certificate_failure,
+    is_transient_transport_error,
     transport_failure,
 )
 from reconciler.scim.page import to_platform_user
@@ -57,21 +59,6 @@ log = logging.getLogger(__name__)
 SCIM_MEDIA_TYPE: Final = "application/scim+json"
 ACCEPT: Final = f"{SCIM_MEDIA_TYPE}, application/json"
 MAX_RESPONSE_SETTING: Final = "scim.max_response_mb"
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard to retry a request that may succeed later (429, 5xx, network errors)."""
-
-    attempts: int = 5
-    """Requests issued at most, the first one included."""
-    backoff_multiplier_s: float = 0.5
-    """The first backoff; each next one doubles, up to ``max_backoff_s``."""
-    max_backoff_s: float = 30.0
-    jitter_s: float = 0.5
-    """A random 0..jitter_s added to each backoff, so that workers do not retry in step."""
-    retry_after_cap_s: float = 60.0
-    """The longest ``Retry-After`` honoured; a longer one is cut to this."""
 
 
 class ScimConnection:
@@ -87,7 +74,7 @@ class ScimConnection:
         token: Secret,
         timeout_s: float = 30.0,
         *,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = TRANSIENT_RETRIES,
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         ca_bundle: Path | None = None,
@@ -97,9 +84,7 @@ class ScimConnection:
         self._token = token
         self._retry = retry
         self._max_response_bytes = max_response_bytes
-        self._backoff = tenacity.wait_exponential_jitter(
-            multiplier=retry.backoff_multiplier_s, max=retry.max_backoff_s, jitter=retry.jitter_s
-        )
+        self._backoff = retry.backoff()
         self._timeout = httpx.Timeout(timeout_s)
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
@@ -178,7 +163,8 @@ class ScimConnection:
             where = f"{self.base_url}{path}"
             if is_certificate_failure(error):
                 raise TargetError(certificate_message(where, error)) from error
-            raise RetryableFailure(transport_failure(method, where, error, self._timeout.read)) from error
+            message = transport_failure(method, where, error, self._timeout.read)
+            raise (RetryableFailure if is_transient_transport_error(error) else TargetError)(message) from error
         except httpx.HTTPError as error:
             observe_http("scim", None)
             raise TargetError(f"SCIM {method} {path} failed: {type(error).__name__}: {error}") from error

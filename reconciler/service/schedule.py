@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -42,22 +43,38 @@ CRON_PERIOD_SAMPLES: Final = 60
 _CRON_DAYS: Final = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
-def crontab_trigger(expression: str, jitter_s: float = 0.0) -> CronTrigger:
-    """A CronTrigger that reads a 5-field crontab expression as cron does.
+def crontab_trigger(expression: str, jitter_s: float = 0.0) -> BaseTrigger:
+    """A trigger that reads a 5-field crontab expression as cron(8) does.
 
-    APScheduler 3's ``CronTrigger.from_crontab`` takes weekday 0 as Monday
-    (cron: Sunday; its issue 286, fixed only in 4.x): ``0 3 * * 1`` would run
-    on Tuesdays. The weekday field is translated to day names here.
+    Two differences from APScheduler 3's ``CronTrigger.from_crontab``:
+
+    - weekday 0 is Sunday (APScheduler takes it as Monday, its issue 286, fixed only in 4.x):
+      ``0 3 * * 1`` would run on Tuesdays. The weekday field is translated to day names.
+    - when both the day of month and the day of week are restricted (neither starts with ``*``),
+      a day matches if EITHER does: ``0 3 1 * 1`` runs on the 1st and on every Monday. APScheduler
+      requires both; so the expression becomes one trigger per field, fired by whichever comes first.
     """
     minute, hour, day, month, weekdays = expression.split()
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=crontab_weekdays(weekdays),
-        jitter=jitter_s or None,
-    )
+    jitter = jitter_s or None
+
+    def cron(day_field: str, weekday_field: str, trigger_jitter: float | None) -> CronTrigger:
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day_field,
+            month=month,
+            day_of_week=crontab_weekdays(weekday_field),
+            jitter=trigger_jitter,
+        )
+
+    if _restricted(day) and _restricted(weekdays):
+        return OrTrigger([cron(day, "*", None), cron("*", weekdays, None)], jitter=jitter)
+    return cron(day, weekdays, jitter)
+
+
+def _restricted(field: str) -> bool:
+    """A day field that restricts, for cron(8)'s either-day rule: one not starting with ``*`` (``*/2`` does not)."""
+    return not field.startswith(("*", "?"))
 
 
 def crontab_weekdays(field: str) -> str:

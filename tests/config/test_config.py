@@ -11,7 +11,9 @@ import pytest
 
 from reconciler.config import Config, StoreConfig, fingerprint, load_config
 from reconciler.config.connections_model import DEFAULT_SCOPES
+from reconciler.config.keys import DURATION, duration_text, table_keys
 from reconciler.config.mapping import DEFAULT_MAPPING
+from reconciler.config.model import TABLE_MODELS
 from reconciler.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -531,7 +533,13 @@ def test_every_mapping_example_in_the_example_config_loads(write_config: WriteCo
 
 def test_fingerprint_identifies_the_pair_not_the_credentials(write_config: WriteConfig) -> None:
     first = fingerprint(load(write_config, MINIMAL))
-    other_tokens = fingerprint(load(write_config, MINIMAL, {"OKTA_API_TOKEN": "a", "SCIM_TOKEN": "b"}))
+    other_tokens = fingerprint(
+        load(
+            write_config,
+            MINIMAL,
+            {"OKTA_API_TOKEN": "other-okta-token-3b1f9e", "SCIM_TOKEN": "other-scim-token-8c2d0a"},
+        )
+    )
     other_app = fingerprint(load(write_config, MINIMAL.replace("0oa1b2c3d4e5f6g7h8i9", "0oaOTHER")))
 
     assert first == other_tokens != other_app
@@ -542,8 +550,8 @@ def test_tokens_from_systemd_credentials(tmp_path: Path) -> None:
     """token_credential reads $CREDENTIALS_DIRECTORY/NAME, as LoadCredential= provides."""
     credentials = tmp_path / "credentials"
     credentials.mkdir()
-    (credentials / "okta-token").write_text("okta-secret-from-credential\n")
-    (credentials / "scim-token").write_text("scim-secret-from-credential\n")
+    write_secret(credentials / "okta-token", "okta-secret-from-credential\n")
+    write_secret(credentials / "scim-token", "scim-secret-from-credential\n")
     path = tmp_path / "c.toml"
     path.write_text(
         '[okta]\norg_url = "https://example.okta.com"\napp_id = "0oa1"\ntoken_credential = "okta-token"\n'
@@ -598,3 +606,49 @@ def test_groups_problems_name_the_key_and_the_fix(write_config: WriteConfig, tab
 def test_group_kinds_can_raise_their_own_drift_alert(write_config: WriteConfig) -> None:
     text = MINIMAL + "[alerts]\nalert_drift_by_kind = {remove_members = 1, create = 5}\n"
     assert load(write_config, text).alerts.alert_drift_by_kind == {"remove_members": 1, "create": 5}
+
+
+# --- durations: 0 where it means none, refused where it is nonsense ------------------------------
+
+ZERO_MEANS_NONE = {("schedule", "jitter"), ("schedule", "stop_timeout")}
+"""The durations for which 0 is a choice: no jitter; no grace on stop (runs in flight are cancelled at once)."""
+
+
+def duration_keys() -> list[tuple[str, str]]:
+    """Every duration key of the tables a single-tenant file takes."""
+    return [
+        (section, key.name)
+        for section, model in TABLE_MODELS.items()
+        if section != "service"  # [service] is only read in a multi-tenant file (tests/config/test_config_tenants.py)
+        for key in table_keys(model).values()
+        if key.type is DURATION
+    ]
+
+
+@pytest.mark.parametrize("zero", ["0s", 0, "0", "0m", 0.0])
+def test_jitter_and_stop_timeout_take_zero_as_none(write_config: WriteConfig, zero: object) -> None:
+    value = json.dumps(zero)
+    schedule = load(write_config, MINIMAL + f"[schedule]\njitter = {value}\nstop_timeout = {value}\n").schedule
+    assert (schedule.jitter_s, schedule.stop_timeout_s) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(("section", "key"), duration_keys())
+def test_zero_is_refused_where_it_is_nonsense_naming_the_key_and_the_fix(
+    write_config: WriteConfig, section: str, key: str
+) -> None:
+    text = MINIMAL + f'[{section}]\n{key} = "0s"\n'
+    if (section, key) in ZERO_MEANS_NONE:
+        assert load(write_config, text)
+        return
+    default = duration_text(table_keys(TABLE_MODELS[section])[key].default)
+    assert problems_of(write_config(text)) == [
+        f'{section}.{key}: 0 is not a usable duration here: set one greater than 0, such as "30m" — or remove it '
+        f'for the default, "{default}"'
+    ]
+
+
+def test_every_duration_key_is_swept_and_a_negative_one_is_refused(write_config: WriteConfig) -> None:
+    assert {("schedule", "interval"), ("alerts", "realert_after")} | ZERO_MEANS_NONE <= set(duration_keys())
+    assert problems_of(write_config(MINIMAL + "[schedule]\njitter = -5\n")) == [
+        'schedule.jitter: expected a duration such as "30m", "6h" or "1d", got -5'
+    ]

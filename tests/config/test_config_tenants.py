@@ -143,8 +143,8 @@ def test_secrets_per_tenant_from_env_file_and_systemd_credential(tmp_path: Path)
     write_secret_file(tmp_path / "secrets" / "acme-scim", ACME_SCIM + "\n")
     credentials = tmp_path / "credentials"
     credentials.mkdir()
-    (credentials / "globex-okta").write_text(GLOBEX_OKTA + "\n")
-    (credentials / "globex-scim").write_text(GLOBEX_SCIM)
+    write_secret_file(credentials / "globex-okta", GLOBEX_OKTA + "\n")
+    write_secret_file(credentials / "globex-scim", GLOBEX_SCIM)
     text = tenant("acme").replace('token_env = "ACME_SCIM_TOKEN"', 'token_file = "secrets/acme-scim"') + tenant(
         "globex"
     ).replace('token_env = "GLOBEX_OKTA_TOKEN"', 'token_credential = "globex-okta"').replace(
@@ -301,7 +301,11 @@ def test_service_keys(tmp_path: Path) -> None:
         ("concurrency = 65", "service.concurrency: expected an integer from 1 to 64, got 65"),
         ('concurrency = "4"', 'service.concurrency: expected an integer, got "4"'),
         ('tick = "soon"', 'service.tick: expected a duration such as "30m", "6h" or "1d", got "soon"'),
-        ("tick = 0", 'service.tick: expected a duration such as "30m"'),
+        (
+            "tick = 0",
+            'service.tick: 0 is not a usable duration here: set one greater than 0, such as "30m" — or remove it '
+            'for the default, "5s"',
+        ),
         ("replica = 1", "service.replica: expected a string, got 1"),
         ('replica = "a\\nb"', "service.replica: expected a name of 1 to 128 printable characters"),
         ("ticks = 5", "service.ticks: unknown key — did you mean tick?"),
@@ -412,8 +416,8 @@ def test_the_example_many_tenants_block_loads_once_uncommented(tmp_path: Path) -
     assert text.count("[[tenants]]\n") == 2 and "\n[service]\n" in text and "\n[okta]  " in text
     credentials = tmp_path / "credentials"
     credentials.mkdir()
-    (credentials / "globex-okta-token").write_text(GLOBEX_OKTA)
-    (credentials / "globex-scim-token").write_text(GLOBEX_SCIM)
+    write_secret_file(credentials / "globex-okta-token", GLOBEX_OKTA)
+    write_secret_file(credentials / "globex-scim-token", GLOBEX_SCIM)
     write_secret_file(tmp_path / "acme-scim-token", ACME_SCIM)
     text = text.replace("/etc/okta-reconciler/credentials/acme-scim-token", str(tmp_path / "acme-scim-token"))
     environ = {"ACME_OKTA_TOKEN": ACME_OKTA, "CREDENTIALS_DIRECTORY": str(credentials)}

@@ -15,6 +15,7 @@ database file), the alerts sent, and the cassettes.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import signal
 import sqlite3
@@ -33,12 +34,13 @@ from aiohttp import web
 
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, ReconcileError
+from reconciler.logs import RedactingFilter
+from reconciler.net.retries import RetryPolicy
 from reconciler.okta.source import OktaSource
 from reconciler.scim.discovery import DEFAULT_CAPABILITIES
-from reconciler.scim.http import RetryPolicy
-from reconciler.secret import Secret
+from reconciler.secret import Secret, redact
 from reconciler.testing.scenario import write_local_config
-from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, provision
+from tests.conftest import FAST_RETRIES, OKTA_RETRIES, OKTA_TOKEN, SCIM_TOKEN, Okta, provision
 from tests.support.cassette_scenario import CASSETTES, recorder
 from tests.support.cassette_scenario import OKTA_TOKEN as CASSETTE_OKTA_TOKEN
 from tests.support.cassette_scenario import SCIM_TOKEN as CASSETTE_SCIM_TOKEN
@@ -210,7 +212,7 @@ def alerts_section(alert_url: str) -> str:
 @pytest.fixture(autouse=True)
 def quick_okta_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Okta 5xx are retried with backoff; the leak test does not need to wait for it."""
-    monkeypatch.setattr("reconciler.okta.connection.TRANSIENT_BACKOFF_S", 0.01, raising=False)
+    monkeypatch.setattr(OKTA_RETRIES, FAST_RETRIES)
 
 
 # --- every command, successful ----------------------------------------------------------------------
@@ -507,20 +509,130 @@ def test_every_kind_of_secret_file_is_checked(tmp_path: Path) -> None:
         assert ALERT_SECRET not in str(raised.value)
 
 
-def test_systemd_credentials_are_not_held_to_the_mode_check(tmp_path: Path) -> None:
-    """systemd owns $CREDENTIALS_DIRECTORY (readable by the service alone) and may grant access by ACL,
-    which shows as group bits: a credential file is read whatever its mode."""
-    credentials = tmp_path / "credentials"
-    credentials.mkdir()
-    for name, value in (("okta-token", OKTA_TOKEN), ("scim-token", SCIM_TOKEN)):
-        (credentials / name).write_text(value)
-        (credentials / name).chmod(0o440)
+def credentials_config(tmp_path: Path) -> Path:
     config = tmp_path / "config.toml"
     config.write_text(
         OKTA_SECTION + 'token_credential = "okta-token"\n' + SCIM_SECTION + 'token_credential = "scim-token"\n'
     )
-    loaded = load_config(config, {"CREDENTIALS_DIRECTORY": str(credentials)})
+    return config
+
+
+def write_credentials(directory: Path, mode: int) -> None:
+    directory.mkdir(parents=True)
+    for name, value in (("okta-token", OKTA_TOKEN), ("scim-token", SCIM_TOKEN)):
+        (directory / name).write_text(value)
+        (directory / name).chmod(mode)
+
+
+def test_credentials_systemd_made_are_not_held_to_the_mode_check(tmp_path: Path) -> None:
+    """systemd makes a user service's credentials directory at $XDG_RUNTIME_DIR/credentials/UNIT (a system
+    service's at /run/credentials/UNIT), readable by the service alone, and may grant access by ACL, which
+    shows as group bits: a credential file there is read whatever its mode."""
+    credentials = tmp_path / "runtime" / "credentials" / "okta-reconciler.service"
+    write_credentials(credentials, 0o440)
+    environ = {"CREDENTIALS_DIRECTORY": str(credentials), "XDG_RUNTIME_DIR": str(tmp_path / "runtime")}
+    loaded = load_config(credentials_config(tmp_path), environ)
     assert loaded.scim.token.reveal() == SCIM_TOKEN
+
+
+def test_credentials_in_a_directory_set_by_hand_are_checked_like_secret_files(tmp_path: Path) -> None:
+    """$CREDENTIALS_DIRECTORY pointed by hand at an ordinary directory (a CLI run outside systemd): its files
+    are secret files like any other, refused with the chmod to run when others may read them."""
+    credentials = tmp_path / "etc" / "credentials"
+    write_credentials(credentials, 0o644)
+    environ = {"CREDENTIALS_DIRECTORY": str(credentials), "XDG_RUNTIME_DIR": str(tmp_path / "runtime")}
+    with pytest.raises(ConfigError) as raised:
+        load_config(credentials_config(tmp_path), environ)
+    assert raised.value.problems == [
+        f"{section}.token_credential: {credentials / name} is accessible to its group and others (mode 0644): a "
+        f"secret file must be private to its owner — run: chmod 600 {credentials / name}"
+        for section, name in (("okta", "okta-token"), ("scim", "scim-token"))
+    ]
+    for name in ("okta-token", "scim-token"):
+        (credentials / name).chmod(0o600)
+    assert load_config(credentials_config(tmp_path), environ).okta.token == Secret(OKTA_TOKEN)
+
+
+# --- secrets too short to be real -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("short", ["x", "e", "1234567"])
+@pytest.mark.parametrize("where", ["env", "file", "credential"])
+def test_a_token_under_8_characters_is_refused_naming_the_key_never_the_value(
+    tmp_path: Path, short: str, where: str
+) -> None:
+    """A one-letter token would have the log scrubber mask that letter in every word: it never loads."""
+    write_credentials(tmp_path / "credentials", 0o600)
+    (tmp_path / "scim.token").write_text(short + "\n")
+    (tmp_path / "scim.token").chmod(0o600)
+    (tmp_path / "credentials" / "scim-token").write_text(short)
+    scim_key = {"env": 'token_env = "SCIM_TOKEN"', "file": 'token_file = "scim.token"'}.get(
+        where, 'token_credential = "scim-token"'
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(OKTA_SECTION + 'token_env = "OKTA_API_TOKEN"\n' + SCIM_SECTION + scim_key + "\n")
+    environ = {
+        "OKTA_API_TOKEN": OKTA_TOKEN,
+        "SCIM_TOKEN": short,
+        "CREDENTIALS_DIRECTORY": str(tmp_path / "credentials"),
+    }
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(config, environ)
+
+    [problem] = raised.value.problems
+    source = {"env": "environment variable SCIM_TOKEN", "file": str(tmp_path / "scim.token")}.get(
+        where, str(tmp_path / "credentials" / "scim-token")
+    )
+    key = scim_key.split(" ")[0]
+    assert problem == (
+        f"scim.{key}: {source} holds fewer than 8 characters: too short to be a real secret — put the whole token there"
+    )
+    assert f"{short}\n" not in problem and f" {short} " not in problem
+
+
+def test_a_token_under_16_characters_loads_with_a_warning_naming_the_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(OKTA_SECTION + 'token_env = "OKTA_API_TOKEN"\n' + SCIM_SECTION + 'token_env = "SCIM_TOKEN"\n')
+    short = "Zq7-w4Lp_9x"  # 11 characters
+
+    with caplog.at_level(logging.WARNING, logger="reconciler.config"):
+        loaded = load_config(config, {"OKTA_API_TOKEN": OKTA_TOKEN, "SCIM_TOKEN": short})
+
+    assert loaded.scim.token.reveal() == short
+    assert [record.getMessage() for record in caplog.records] == [
+        "scim.token_env: environment variable SCIM_TOKEN holds fewer than 16 characters, short for a real token: "
+        "check that it is whole"
+    ]
+    assert short not in caplog.text
+
+
+def test_a_private_key_or_an_alert_url_too_short_to_be_real_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "key.jwk").write_text("{}")
+    (tmp_path / "key.jwk").chmod(0o600)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        OKTA_SECTION
+        + 'auth = "private_key"\nclient_id = "0oa2"\nprivate_key_file = "key.jwk"\n'
+        + SCIM_SECTION
+        + 'token_env = "SCIM_TOKEN"\n[alerts]\nurls = ["a://b"]\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(config, {"SCIM_TOKEN": SCIM_TOKEN})
+    assert [problem.split(":")[0] for problem in raised.value.problems] == ["okta.private_key_file", "alerts.urls"]
+    assert all("fewer than 8 characters" in problem for problem in raised.value.problems)
+
+
+def test_the_log_scrubber_masks_a_secret_not_the_letters_of_ordinary_words() -> None:
+    """However a secret reached it, the scrubber masks only values long enough to be told from words."""
+    line = "Okta answered 200 for the assignments of app 0oa1"
+    assert redact(line, ["e", "a", ""]) == line
+    assert redact(f"token {SCIM_TOKEN} refused", [SCIM_TOKEN]) == "token ******** refused"
+    record = logging.LogRecord("reconciler", logging.WARNING, __file__, 1, "reading %s", ("page 2 of app",), None)
+    RedactingFilter([Secret("a"), Secret(SCIM_TOKEN)]).filter(record)
+    assert record.getMessage() == "reading page 2 of app"
 
 
 def test_the_demo_and_the_test_helper_write_secret_files_private(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from reconciler.okta.groups import decode_app_groups, decode_group_members, deco
 from reconciler.okta.source import OktaSource
 from reconciler.secret import Secret
 from reconciler.testing.okta import EmulatedGroup, FaultKind, OktaEmulator, run_okta_emulator
-from tests.conftest import OKTA_TOKEN
+from tests.conftest import FAST_RETRIES, OKTA_RETRIES, OKTA_TOKEN
 
 APP_GROUPS = "/api/v1/apps/*/groups"
 GROUP = "/api/v1/groups/*"
@@ -51,7 +51,7 @@ class Org:
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reconciler.okta.connection.TRANSIENT_BACKOFF_S", 0.01)
+    monkeypatch.setattr(OKTA_RETRIES, FAST_RETRIES)
 
 
 async def serve(emulator: OktaEmulator) -> AsyncIterator[Org]:

@@ -29,6 +29,7 @@ from reconciler.okta.sdk import HTTPS_CHECK_ENV, SDK_LOGGER_NAME
 from reconciler.okta.source import OktaSource
 from reconciler.secret import Secret
 from reconciler.testing.okta import FaultKind, OktaEmulator, run_okta_emulator
+from tests.conftest import FAST_RETRIES, OKTA_RETRIES
 
 API_TOKEN = "00source-test-api-token-4f9a"
 LISTING = "/api/v1/apps/*/users"
@@ -56,7 +57,7 @@ class Org:
 @pytest.fixture(autouse=True)
 def fast_page_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Transient failures are retried as in production, without its half-second backoff."""
-    monkeypatch.setattr("reconciler.okta.connection.TRANSIENT_BACKOFF_S", 0.01)
+    monkeypatch.setattr(OKTA_RETRIES, FAST_RETRIES)
 
 
 @pytest.fixture

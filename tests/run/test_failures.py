@@ -13,7 +13,7 @@ from reconciler.run.reconcile import reconcile as reconcile_once
 from reconciler.store import Store
 from reconciler.testing.scenario import write_local_config
 from reconciler.testing.scim_server import free_loopback_port
-from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
+from tests.conftest import FAST_RETRIES, OKTA_RETRIES, OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 from tests.support.cli_runner import Result, reconcile
 from tests.support.scim_fault_server import FaultServer, Reply
 
@@ -21,7 +21,7 @@ from tests.support.scim_fault_server import FaultServer, Reply
 @pytest.fixture(autouse=True)
 def fast_okta_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Okta pages are retried on 5xx as in production, without its half-second backoff."""
-    monkeypatch.setattr("reconciler.okta.connection.TRANSIENT_BACKOFF_S", 0.01)
+    monkeypatch.setattr(OKTA_RETRIES, FAST_RETRIES)
 
 
 def _provision_some(okta: Okta, platform: httpx.Client, count: int, *, last: bool = False) -> list[str]:

@@ -27,11 +27,12 @@ import httpx
 import pytest
 
 import reconciler.run.reconcile as reconcile_module
+from reconciler.net.retries import RetryPolicy
 from reconciler.okta.source import OktaSource
-from reconciler.scim.http import RetryPolicy, ScimConnection
+from reconciler.scim.http import ScimConnection
 from reconciler.testing.okta import FaultKind, OktaEmulator, okta_emulator_in_thread
 from reconciler.testing.scenario import write_local_config
-from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
+from tests.conftest import FAST_RETRIES, OKTA_RETRIES, OKTA_TOKEN, SCIM_TOKEN, Okta, all_users, provision
 from tests.support.cli_runner import Result, reconcile
 from tests.support.fault_proxy import FaultProxy, ProxyFault, run_fault_proxy
 
@@ -63,7 +64,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries as in production, without production's backoff (half a second, doubling)."""
     assert ScimConnection.__init__.__kwdefaults__ is not None
     monkeypatch.setitem(ScimConnection.__init__.__kwdefaults__, "retry", SCIM_RETRY)
-    monkeypatch.setattr("reconciler.okta.connection.TRANSIENT_BACKOFF_S", 0.01)
+    monkeypatch.setattr(OKTA_RETRIES, FAST_RETRIES)
     monkeypatch.setattr("reconciler.net.pacing.RESET_MARGIN_S", 0.1)  # the emulator's reset times are exact
 
 

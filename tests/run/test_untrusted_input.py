@@ -31,11 +31,11 @@ from reconciler.cli.main import exit_code
 from reconciler.config import load_config
 from reconciler.errors import SourceError, TargetError
 from reconciler.models.runs import RunStatus
+from reconciler.net.retries import RetryPolicy
 from reconciler.okta import connection as okta_connection
 from reconciler.okta import source as okta_source
 from reconciler.okta.source import OktaSource
 from reconciler.run.reconcile import reconcile
-from reconciler.scim.http import RetryPolicy
 from reconciler.scim.reader import ScimReader
 from reconciler.secret import Secret
 from reconciler.service.single import Service

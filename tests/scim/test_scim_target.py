@@ -18,8 +18,8 @@ from reconciler.errors import TargetConflict, TargetError, TargetNotFound
 from reconciler.models.records import PlatformUser
 from reconciler.models.scim_path import ENTERPRISE_URN
 from reconciler.net.pacing import parse_retry_after
+from reconciler.net.retries import RetryPolicy
 from reconciler.scim.discovery import DEFAULT_CAPABILITIES, ScimCapabilities
-from reconciler.scim.http import RetryPolicy
 from reconciler.scim.page import to_platform_user
 from reconciler.scim.patch import PATCH_OP_URN, apply_operations
 from reconciler.scim.reader import ScimReader, filter_string

@@ -34,7 +34,7 @@ from reconciler.service.schedule import crontab_trigger, crontab_weekdays, sched
 from reconciler.service.single import JOB_ID, Service
 from reconciler.store import Run, Store
 from reconciler.testing.scenario import write_local_config
-from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta
+from tests.conftest import FAST_RETRIES, OKTA_RETRIES, OKTA_TOKEN, SCIM_TOKEN, Okta
 from tests.support.scim_fault_server import FaultServer, Reply
 from tests.support.service_process import eventually, service_process
 
@@ -106,7 +106,10 @@ async def test_runs_happen_on_schedule_and_never_overlap(tmp_path: Path, okta: O
     assert runs[0].applied == 2 and all(run.applied == 0 for run in runs[1:])
 
 
-async def test_quarantine_slows_the_schedule_until_a_run_succeeds(tmp_path: Path, okta: Okta, scim_url: str) -> None:
+async def test_quarantine_slows_the_schedule_until_a_run_succeeds(
+    tmp_path: Path, okta: Okta, scim_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(OKTA_RETRIES, FAST_RETRIES)  # each failed run gives up after Okta's retries: quick ones
     okta.emulator.add_assigned_users(okta.app_id, 1)
     okta.emulator.inject_fault("/api/v1/apps/*/users", status=500, times=None)
     extra = '[thresholds]\nquarantine_after = 2\nquarantine_interval = "2h"\n'
