@@ -37,7 +37,11 @@ from tests.support.cli_runner import Result, reconcile
 from tests.support.fault_proxy import FaultProxy, ProxyFault, run_fault_proxy
 
 TIMEOUT_S = 0.5
-"""``okta.timeout_s`` and ``scim.timeout_s``: short, so that a read timeout costs little."""
+"""``okta.timeout_s`` and ``scim.timeout_s`` in the tests that hold an answer: short, so a read timeout costs little."""
+NORMAL_TIMEOUT_S = 10.0
+"""The same, in every other test: far above any answer on a busy machine, so no request times out by accident
+(a 404 that took 0.5 s to come back would be retried, and a test counting statuses would see it twice)."""
+SHORT_TIMEOUTS = pytest.mark.parametrize("client_timeout_s", [TIMEOUT_S], ids=["short-timeouts"])
 HELD_S = 1.2
 """How long a held answer waits: longer than TIMEOUT_S, so the client times out."""
 OKTA_PAGE_SIZE = 2
@@ -136,7 +140,13 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, okta: Okta, proxy: FaultProxy, platform: httpx.Client) -> World:
+def client_timeout_s() -> float:
+    """The timeouts the world's config sets; a test that holds an answer parametrizes it to TIMEOUT_S."""
+    return NORMAL_TIMEOUT_S
+
+
+@pytest.fixture
+def world(tmp_path: Path, okta: Okta, proxy: FaultProxy, platform: httpx.Client, client_timeout_s: float) -> World:
     users = [user.id for user in okta.emulator.add_assigned_users(okta.app_id, 6)]
     in_sync, edited, never_pushed, leaver = users[:2], users[2], users[3:5], users[5]
     scim_ids = provision(okta, platform, [*in_sync, edited, leaver])
@@ -146,8 +156,8 @@ def world(tmp_path: Path, okta: Okta, proxy: FaultProxy, platform: httpx.Client)
         tmp_path / "state", okta.org_url, okta.app_id, proxy.base_url, OKTA_TOKEN, SCIM_TOKEN
     )
     text = config_file.read_text()
-    text = text.replace("[okta]\n", f"[okta]\ntimeout_s = {TIMEOUT_S}\n", 1)
-    text = text.replace("[scim]\n", f"[scim]\ntimeout_s = {TIMEOUT_S}\npage_size = {SCIM_PAGE_SIZE}\n", 1)
+    text = text.replace("[okta]\n", f"[okta]\ntimeout_s = {client_timeout_s}\n", 1)
+    text = text.replace("[scim]\n", f"[scim]\ntimeout_s = {client_timeout_s}\npage_size = {SCIM_PAGE_SIZE}\n", 1)
     config_file.write_text(text)
     return World(okta, proxy, platform, config_file, scim_ids, in_sync, edited, never_pushed, leaver)
 
@@ -222,6 +232,7 @@ def _statuses(world: World, method: str, path: str = "*", **query: str) -> list[
 # --- SCIM reads --------------------------------------------------------------------------------
 
 
+@SHORT_TIMEOUTS
 @pytest.mark.parametrize(
     "fault",
     [
@@ -247,6 +258,7 @@ def test_a_passing_fault_on_a_scim_page_is_retried(world: World, fault: dict[str
     assert_next_clean_run_converges(world, left_to_apply=False)
 
 
+@SHORT_TIMEOUTS
 @pytest.mark.parametrize(
     ("fault", "says"),
     [
@@ -357,6 +369,7 @@ def test_okta_users_assigned_and_unassigned_mid_run_converge_on_the_next_run(wor
 # --- SCIM writes -------------------------------------------------------------------------------
 
 
+@SHORT_TIMEOUTS
 @pytest.mark.parametrize(
     ("method", "fault"),
     [
@@ -508,6 +521,7 @@ def test_an_okta_token_revoked_between_pages_fails_the_run_unretried(world: Worl
 # --- Okta reads --------------------------------------------------------------------------------
 
 
+@SHORT_TIMEOUTS
 @pytest.mark.parametrize(
     "fault",
     [
@@ -533,6 +547,7 @@ def test_a_passing_fault_on_an_okta_page_is_retried(world: World, fault: dict[st
     assert_next_clean_run_converges(world, left_to_apply=False)
 
 
+@SHORT_TIMEOUTS
 @pytest.mark.parametrize(
     ("fault", "says"),
     [
