@@ -20,6 +20,7 @@ API_TOKEN = "00emulator-speed-token"
 SMALL, LARGE = 2_000, 20_000
 PAGES = 10
 ROUNDS = 5
+WARM_PAIRS = 3
 
 
 class ServedApp:
@@ -89,13 +90,19 @@ async def test_a_page_read_again_costs_far_less_than_its_first_read(
 
 
 async def test_warm_listing_makes_a_first_read_cheap(http: aiohttp.ClientSession) -> None:
-    """Two identical orgs, one warmed: its first read of a 500-user page costs far less."""
-    warmed, cold = ServedApp(SMALL), ServedApp(SMALL)
-    async with AsyncExitStack() as stack:
-        for served in (warmed, cold):
-            served.url = await stack.enter_async_context(run_okta_emulator(served.emulator))
-        warmed.emulator.warm_listing(warmed.app_id, warmed.url + "/")
-        first_warmed = await warmed.read_page(http, 500, warmed.cursors[PAGES // 2])
-        first_cold = await cold.read_page(http, 500, cold.cursors[PAGES // 2])
+    """Identical orgs, half of them warmed: a warmed org's first read of a 500-user page costs far less.
 
-    assert first_warmed < first_cold / 3, (first_warmed, first_cold)
+    A first read happens once per org, so the best of a few pairs is compared, read in turn: one sample
+    each would fail whenever the machine stalls during the warmed read.
+    """
+    pairs = [(ServedApp(SMALL), ServedApp(SMALL)) for _ in range(WARM_PAIRS)]
+    firsts_warmed, firsts_cold = [], []
+    async with AsyncExitStack() as stack:
+        for warmed, cold in pairs:
+            for served in (warmed, cold):
+                served.url = await stack.enter_async_context(run_okta_emulator(served.emulator))
+            warmed.emulator.warm_listing(warmed.app_id, warmed.url + "/")
+            firsts_warmed.append(await warmed.read_page(http, 500, warmed.cursors[PAGES // 2]))
+            firsts_cold.append(await cold.read_page(http, 500, cold.cursors[PAGES // 2]))
+
+    assert min(firsts_warmed) < min(firsts_cold) / 3, (firsts_warmed, firsts_cold)
