@@ -117,9 +117,11 @@ def read_thresholds(table: Table) -> ThresholdsConfig | None:
     error_ratio = table.ratio("max_error_ratio")
     quarantine_after = table.integer("quarantine_after")
     quarantine_interval = table.duration("quarantine_interval")
+    quarantine_after_interrupted = table.integer("quarantine_after_interrupted")
     if not table.clean:
         return None
     assert drop is not None and error_ratio is not None and quarantine_after and quarantine_interval
+    assert quarantine_after_interrupted
     assert min_for_ratio is not None
     return ThresholdsConfig(
         MappingProxyType(limits),
@@ -130,6 +132,7 @@ def read_thresholds(table: Table) -> ThresholdsConfig | None:
         error_ratio,
         quarantine_after,
         quarantine_interval,
+        quarantine_after_interrupted,
     )
 
 
