@@ -32,6 +32,9 @@ PROBE_WAIT_S: Final = 0.2
 """How long a request waits, before claiming again, while another one finds out how a new window stands."""
 UNKNOWN_WINDOW_S: Final = 60.0
 """A count whose window no answer has told for this long is started afresh: Okta's windows last a minute."""
+PROBE_TIMEOUT_S: Final = 5.0
+"""While an org's limit was never told, a request that went to find out and was never answered (cancelled,
+failed, timed out) is given up after this long, and another may go."""
 SAME_WINDOW_S: Final = 1.5
 """Two resets this close are one window's: the header and ``Date`` have one-second resolution."""
 
@@ -99,7 +102,8 @@ def _current(count: WindowCount | None, now: float) -> WindowCount:
     if count is None:
         return fresh(now)
     ended = count.resets_at is not None and now >= count.resets_at
-    untold = count.resets_at is None and now - count.opened_at >= UNKNOWN_WINDOW_S
+    patience = UNKNOWN_WINDOW_S if count.limit is not None else PROBE_TIMEOUT_S
+    untold = count.resets_at is None and now - count.opened_at >= patience
     return fresh(now, count.limit) if ended or untold else count
 
 

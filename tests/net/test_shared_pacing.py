@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from reconciler.net.pacing import RESET_MARGIN_S, RateLimitState
-from reconciler.net.shared_pacing import PROBE_WAIT_S, UNKNOWN_WINDOW_S, WindowCount, claim, exhaust, observe
+from reconciler.net.shared_pacing import (
+    PROBE_TIMEOUT_S,
+    PROBE_WAIT_S,
+    UNKNOWN_WINDOW_S,
+    WindowCount,
+    claim,
+    exhaust,
+    observe,
+)
 
 NOW = 1_000_000.0
 
@@ -45,7 +53,10 @@ def test_a_429_spends_the_window_for_everyone() -> None:
     assert blind.resets_at == NOW + 60.0 and claim(blind, 1.0, NOW + 1)[1] > 0
 
 
-def test_a_window_no_answer_ever_told_is_started_afresh() -> None:
-    count, _ = claim(None, 0.5, NOW)
-    again, wait = claim(count, 0.5, NOW + UNKNOWN_WINDOW_S)
-    assert (again.used, wait) == (1, 0.0)
+def test_a_window_no_answer_told_is_started_afresh_and_a_lost_probe_soon() -> None:
+    known, _ = claim(WindowCount(limit=2, used=0, resets_at=None, opened_at=NOW), 0.5, NOW)
+    assert claim(known, 0.5, NOW + UNKNOWN_WINDOW_S - 1)[1] > 0
+    assert claim(known, 0.5, NOW + UNKNOWN_WINDOW_S) == (WindowCount(2, 1, None, NOW + UNKNOWN_WINDOW_S), 0.0)
+    probe, _ = claim(None, 0.5, NOW)  # cancelled before its answer came: never observed
+    assert claim(probe, 0.5, NOW + PROBE_TIMEOUT_S - 1)[1] == PROBE_WAIT_S
+    assert claim(probe, 0.5, NOW + PROBE_TIMEOUT_S) == (WindowCount(None, 1, None, NOW + PROBE_TIMEOUT_S), 0.0)
