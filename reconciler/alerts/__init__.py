@@ -16,10 +16,12 @@ from reconciler.alerts.conditions import (
     DRIFT,
     FAILED,
     GROUP_DRIFT,
+    QUARANTINED,
     Condition,
     FinishedRun,
     conditions_of,
     judged_by,
+    quarantine_condition,
 )
 from reconciler.alerts.message import Message, compose, show_command
 from reconciler.alerts.send import send
@@ -31,6 +33,7 @@ __all__ = [
     "DRIFT",
     "FAILED",
     "GROUP_DRIFT",
+    "QUARANTINED",
     "Condition",
     "ConditionState",
     "Event",
@@ -41,6 +44,7 @@ __all__ = [
     "compose",
     "conditions_of",
     "judged_by",
+    "quarantine_condition",
     "send",
     "show_command",
     "state_changes",

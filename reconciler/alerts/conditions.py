@@ -7,14 +7,17 @@ The conditions, by key:
 - ``drift:groups``: more group drift (group writes and conflicts) than ``alert_drift``;
 - ``blocked``: the safety gate stopped the run;
 - ``failed``: the run failed, or some of its writes did (``partial``);
-- ``consecutive_failures``: the latest ``consecutive_failures`` runs all failed.
+- ``consecutive_failures``: the latest ``consecutive_failures`` runs all failed;
+- ``quarantined``: a fleet's tenant whose latest runs died with their replica (a crash, an OOM kill) was
+  quarantined (:func:`quarantine_condition`; raised by the replica that finds the last dead run, not by a run).
 
 Drift is what a run *found*, before it applied anything: an apply run that
 repairs 60 users raises ``drift`` all the same (push missed all of them), and
 the next run, finding the platform in line, resolves it.
 
-What a run can judge. Every finished run judges ``failed`` and
-``consecutive_failures``. Only a run that planned judges ``drift`` and
+What a run can judge. Every finished run judges ``failed``,
+``consecutive_failures`` and ``quarantined`` (a run that ends on its own
+lifts that quarantine). Only a run that planned judges ``drift`` and
 ``drift:<kind>``, and only one the gate saw judges ``blocked``: a run that
 could not read both sides knows nothing of drift, so those conditions keep the
 state they had. An Okta outage neither resolves a drift alert nor repeats it.
@@ -39,6 +42,7 @@ DRIFT: Final = "drift"
 BLOCKED: Final = "blocked"
 FAILED: Final = "failed"
 CONSECUTIVE_FAILURES: Final = "consecutive_failures"
+QUARANTINED: Final = "quarantined"
 
 MAX_EXAMPLES: Final = 10
 DRIFT_KINDS: Final = tuple(kind for kind in ActionKind if kind in WRITE_KINDS or kind is ActionKind.CONFLICT)
@@ -110,7 +114,7 @@ def judged_by(outcome: FinishedRun) -> frozenset[str]:
     """The condition families this run can find active or clear (see the module docstring)."""
     judged = set()
     if outcome.status in _FINISHED:
-        judged |= {FAILED, CONSECUTIVE_FAILURES}
+        judged |= {FAILED, CONSECUTIVE_FAILURES, QUARANTINED}
     if outcome.plan is not None:
         judged.add(DRIFT)
     if outcome.gate is not None:
@@ -206,6 +210,18 @@ def _consecutive_failures(outcome: FinishedRun, failures: int, limit: int) -> Co
     title = f"{failures} consecutive failed runs (consecutive_failures = {limit})"
     details = (f"latest error: {outcome.error}",) if outcome.error else ()
     return Condition(CONSECUTIVE_FAILURES, title, outcome.run_id, details=details)
+
+
+def quarantine_condition(run_id: int, crashes: int, limit: int, interval_s: float) -> Condition:
+    """A tenant quarantined after ``crashes`` runs in a row died with their replica; ``run_id`` is the last."""
+    title = f"Quarantined: {crashes} runs in a row died with their replica (quarantine_after_interrupted = {limit})"
+    details = (
+        "Each of these runs was found running with no replica holding it: the process died under it (a crash, "
+        "an OOM kill). The other tenants keep their schedule.",
+        f"This tenant now runs alone, every {interval_s / 3600:g} h (quarantine_interval), until a run of it "
+        "ends on its own; or run it once by hand when the cause is fixed.",
+    )
+    return Condition(QUARANTINED, title, run_id, details=details)
 
 
 def _counts(plan: Plan | GroupPlan | None, kinds: Iterable[ActionKind | GroupActionKind]) -> dict[str, int]:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import apprise
 
-from reconciler.alerts.conditions import BLOCKED, CONSECUTIVE_FAILURES, DRIFT, FAILED, family
+from reconciler.alerts.conditions import BLOCKED, CONSECUTIVE_FAILURES, DRIFT, FAILED, QUARANTINED, family
 from reconciler.alerts.transitions import Event, Notification
 from reconciler.config.model import Config
 from reconciler.secret import redact
@@ -57,7 +57,7 @@ def show_command(config: Config, run_id: int) -> str:
 _EVENT_ORDER: Final = (Event.STARTED, Event.STILL_ACTIVE, Event.RESOLVED)
 
 
-_FAMILY_ORDER: Final = (FAILED, CONSECUTIVE_FAILURES, BLOCKED, DRIFT)
+_FAMILY_ORDER: Final = (QUARANTINED, FAILED, CONSECUTIVE_FAILURES, BLOCKED, DRIFT)
 
 
 def _importance(notification: Notification) -> tuple[int, int, str]:

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from reconciler.config.model import FleetConfig, fingerprint
 from reconciler.models.runs import RunStatus
-from reconciler.service.schedule import SCHEDULED_MODES, next_due, quarantined, tenant_name
+from reconciler.service.schedule import SCHEDULED_MODES, next_due, tenant_name, tenant_quarantined
 from reconciler.store import Run, Store
 
 STATUS_STYLE = {
@@ -39,7 +39,10 @@ class TenantStatus:
     last_run: Run | None
     last_success_at: datetime | None
     consecutive_failures: int
+    consecutive_interrupted: int
+    """Its latest runs in a row that died with their replica (a crash, an OOM kill)."""
     quarantined: bool
+    """After ``quarantine_after`` failed runs, or ``quarantine_after_interrupted`` dead ones, in a row."""
     held_by: str | None
     """Who holds the tenant's run lock now (a replica: ``reconcile HOST pid N`` or its ``--replica`` name)."""
     next_due: datetime
@@ -68,7 +71,8 @@ def tenant_statuses(fleet: FleetConfig, store: Store, now: datetime | None = Non
             last_run=states[target].latest,
             last_success_at=states[target].last_success_at,
             consecutive_failures=states[target].consecutive_failures,
-            quarantined=quarantined(states[target].consecutive_failures, config.thresholds),
+            consecutive_interrupted=states[target].consecutive_crashes,
+            quarantined=tenant_quarantined(states[target], config.thresholds),
             held_by=holders.get(target),
             next_due=next_due(config, scheduled[target], now),
         )
@@ -103,6 +107,7 @@ def _tenant_document(status: TenantStatus) -> dict[str, Any]:
         "drift": status.drift,
         "last_success_at": status.last_success_at.isoformat() if status.last_success_at else None,
         "consecutive_failures": status.consecutive_failures,
+        "consecutive_interrupted": status.consecutive_interrupted,
         "quarantined": status.quarantined,
         "held_by": status.held_by,
         "next_due": status.next_due.isoformat(),
@@ -123,12 +128,21 @@ def render_status(console: Console, statuses: Sequence[TenantStatus], now: datet
             style = STATUS_STYLE.get(run.status, "")
             state = f"[{style}]{run.status.value}[/]" if style else run.status.value
             if status.quarantined:
-                state += f" [red](quarantined, {status.consecutive_failures} failed)[/]"
+                state += f" [red](quarantined, {_quarantine_reason(status)})[/]"
         drift = ", ".join(f"{kind} {n}" for kind, n in status.drift.items()) or ("none" if run else "-")
         success = _ago(status.last_success_at, now) if status.last_success_at else "never"
         upcoming = "due now" if status.next_due <= now else f"in {_span((status.next_due - now).total_seconds())}"
         table.add_row(status.tenant, last, state, drift, success, upcoming, status.held_by or "[dim]-[/]")
     console.print(table)
+
+
+def _quarantine_reason(status: TenantStatus) -> str:
+    reasons = []
+    if status.consecutive_failures:
+        reasons.append(f"{status.consecutive_failures} failed")
+    if status.consecutive_interrupted:
+        reasons.append(f"{status.consecutive_interrupted} died with their replica")
+    return ", ".join(reasons)
 
 
 def _ago(moment: datetime, now: datetime) -> str:

@@ -187,3 +187,14 @@ class ThresholdsConfig:
         ),
         default=24 * 3600.0,
     )
+    quarantine_after_interrupted: int = setting(
+        integer(
+            "quarantine_after_interrupted",
+            1,
+            1000,
+            "Fleet: after this many runs in a row that died with their replica (a crash, an OOM kill; found "
+            "running with no holder), the tenant is quarantined: alerted once, run every ``quarantine_interval``, "
+            "and alone on its replica, until a run of it ends on its own.",
+        ),
+        default=3,
+    )

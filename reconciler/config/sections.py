@@ -124,10 +124,11 @@ def read_thresholds(table: Table) -> ThresholdsConfig | None:
     quarantine_after = table.integer("quarantine_after")
     quarantine_interval = table.duration("quarantine_interval")
     max_plan_age = table.duration("max_plan_age")
+    quarantine_after_interrupted = table.integer("quarantine_after_interrupted")
     if not table.clean:
         return None
     assert drop is not None and error_ratio is not None and quarantine_after and quarantine_interval
-    assert min_for_ratio is not None and max_plan_age
+    assert min_for_ratio is not None and max_plan_age and quarantine_after_interrupted
     return ThresholdsConfig(
         MappingProxyType(limits),
         MappingProxyType(group_limits),
@@ -138,6 +139,7 @@ def read_thresholds(table: Table) -> ThresholdsConfig | None:
         quarantine_after,
         quarantine_interval,
         max_plan_age,
+        quarantine_after_interrupted,
     )
 
 

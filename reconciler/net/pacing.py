@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,24 @@ def rate_limit_state(headers: Mapping[str, Any], now: float | None = None) -> Ra
     server_now = _server_time(headers)
     clock = server_now if server_now is not None else (time.time() if now is None else now)
     return RateLimitState(int(limit), int(remaining), max(0.0, reset - clock))
+
+
+class PacingBudget(Protocol):
+    """What a connection awaits before each request to one rate-limit family, and tells of each answer.
+
+    :class:`RateLimitBudget` paces one run alone; :class:`reconciler.net.shared_pacing.SharedRateLimitBudget`
+    shares one org's window between every process that reads it.
+    """
+
+    waited_s: float
+
+    async def acquire(self) -> None: ...
+    def observe(self, headers: Mapping[str, Any]) -> None: ...
+    async def after_429(self, headers: Mapping[str, Any], retry_after_s: float | None) -> float: ...
+
+
+BudgetFactory = Callable[[str], PacingBudget]
+"""A rate-limit family (``/api/v1/apps``…) → the budget its requests are paced by."""
 
 
 class RateLimitBudget:
@@ -87,11 +105,7 @@ class RateLimitBudget:
 
     async def after_429(self, headers: Mapping[str, Any], retry_after_s: float | None) -> float:
         """Wait out a 429: until the window resets, else Retry-After, else a minute. Returns the wait."""
-        state = rate_limit_state(headers)
-        if state is not None:
-            wait_s = state.wait_until_reset_s + RESET_MARGIN_S
-        else:
-            wait_s = retry_after_s if retry_after_s is not None else DEFAULT_429_WAIT_S
+        _, wait_s = wait_after_429(headers, retry_after_s)
         await self._pause(wait_s)
         return wait_s
 
@@ -113,6 +127,14 @@ class RateLimitBudget:
         self.waited_s += wait_s
         self._state = None  # the next answer tells how the new window stands
         await self._sleep(wait_s)
+
+
+def wait_after_429(headers: Mapping[str, Any], retry_after_s: float | None) -> tuple[RateLimitState | None, float]:
+    """A 429's rate-limit headers, and how long to wait: until the window resets, else Retry-After, else a minute."""
+    state = rate_limit_state(headers)
+    if state is not None:
+        return state, state.wait_until_reset_s + RESET_MARGIN_S
+    return None, retry_after_s if retry_after_s is not None else DEFAULT_429_WAIT_S
 
 
 class AdaptiveLimit:

@@ -25,7 +25,7 @@ import aiohttp
 import tenacity
 
 from reconciler.errors import SourceError
-from reconciler.net.pacing import RateLimitBudget, header_value, parse_retry_after
+from reconciler.net.pacing import BudgetFactory, PacingBudget, RateLimitBudget, header_value, parse_retry_after
 from reconciler.net.retries import TRANSIENT_RETRIES, RetryPolicy, is_transient_status
 from reconciler.net.transport import ResponseTooLarge, is_json_media_type
 from reconciler.okta.answers import (
@@ -102,13 +102,16 @@ class OktaConnection:
         rate_limit_share: float,
         ca_bundle: Path | None,
         max_response_bytes: int,
+        budgets: BudgetFactory | None = None,
     ) -> None:
+        """``budgets``: each rate-limit family's budget (default: this connection's own, spending
+        ``rate_limit_share`` of each window; a fleet's share one org's windows between its replicas)."""
         self.executor = executor
         self.wording = wording
         self.org_url = wording.org_url
         self._secrets = secrets
-        self._rate_limit_share = rate_limit_share
-        self._budgets = {APPS_FAMILY: RateLimitBudget(rate_limit_share)}
+        self._new_budget: BudgetFactory = budgets or (lambda _family: RateLimitBudget(rate_limit_share))
+        self._budgets: dict[str, PacingBudget] = {APPS_FAMILY: self._new_budget(APPS_FAMILY)}
         """One per rate-limit family (Okta counts ``/api/v1/apps``, ``/api/v1/groups``… in windows of their own)."""
         self._ca_bundle = ca_bundle
         self._max_response_bytes = max_response_bytes
@@ -258,12 +261,12 @@ class OktaConnection:
             return NotFound(self.masked(message), self.masked(okta_error_detail(error)))
         return self._transient(message) if is_transient_status(status) else self.error(message)
 
-    def _budget_for(self, url: str) -> RateLimitBudget:
+    def _budget_for(self, url: str) -> PacingBudget:
         """The budget of the URL's rate-limit family: the groups' answers say nothing of the apps' window."""
         family = rate_limit_family(url)
         budget = self._budgets.get(family)
         if budget is None:
-            budget = self._budgets[family] = RateLimitBudget(self._rate_limit_share)
+            budget = self._budgets[family] = self._new_budget(family)
         return budget
 
     async def _send_get(self, url: str, where: str) -> tuple[int, Mapping[str, Any], str]:

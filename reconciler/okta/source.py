@@ -25,6 +25,7 @@ from reconciler.hooks import NO_PROGRESS, ProgressListener
 from reconciler.models.groups import OktaGroup
 from reconciler.models.records import OktaAssignment, ProfileFields
 from reconciler.net.limits import DEFAULT_MAX_RESPONSE_BYTES
+from reconciler.net.pacing import BudgetFactory
 from reconciler.okta.answers import checked_org_url, exception_text, int_header, json_object_of
 from reconciler.okta.connection import Listing, OktaConnection, mask_secrets
 from reconciler.okta.groups import PushedGroupsReader
@@ -90,9 +91,11 @@ class OktaSource:
         on_page: Callable[[list[OktaAssignment]], None] | None = None,
         ca_bundle: Path | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        budgets: BudgetFactory | None = None,
     ) -> None:
         """``ca_bundle``: a PEM file of the CAs to trust instead of the system's; ``max_response_bytes``:
-        the largest answer read (a larger one fails the listing unread)."""
+        the largest answer read (a larger one fails the listing unread); ``budgets``: the pacing of each
+        rate-limit family, when not this source's own (see :class:`OktaConnection`)."""
         self.org_url, loopback_http = checked_org_url(org_url)
         _check_settings(app_id, timeout_s, page_size)
         self.app_id = app_id
@@ -115,6 +118,7 @@ class OktaSource:
             rate_limit_share=rate_limit_share,
             ca_bundle=ca_bundle,
             max_response_bytes=max_response_bytes,
+            budgets=budgets,
         )
         self._profile_fields = profile_fields
         self._progress = progress

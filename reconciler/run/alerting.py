@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
 
 from reconciler.alerts import (
+    QUARANTINED,
+    Condition,
     ConditionState,
     Notification,
     compose,
     conditions_of,
     judged_by,
+    quarantine_condition,
     send,
     state_changes,
     transitions,
@@ -50,12 +54,37 @@ async def alert_after_run(
 
 
 async def _alert_after_run(store: Store, config: Config, outcome: RunOutcome, now: datetime) -> list[Notification]:
+    current = conditions_of(outcome, config.alerts, store.consecutive_failures(fingerprint(config)))
+    return await _tell_and_remember(store, config, current, judged_by(outcome), outcome.run_id, now)
+
+
+async def alert_quarantined(store: Store, config: Config, last_dead_run: int, crashes: int) -> list[Notification]:
+    """Tell that a fleet's tenant is quarantined for runs that died with their replica (once: the state remembers).
+
+    Called by the replica that found the last dead run, under the tenant's lease; the next run of the tenant
+    that ends on its own resolves it (:func:`alert_after_run`). Never raises, as :func:`alert_after_run`.
+    """
+    thresholds = config.thresholds
+    condition = quarantine_condition(
+        last_dead_run, crashes, thresholds.quarantine_after_interrupted, thresholds.quarantine_interval_s
+    )
+    try:
+        return await _tell_and_remember(
+            store, config, {QUARANTINED: condition}, {QUARANTINED}, last_dead_run, utc_now()
+        )
+    except Exception:
+        log.exception("alerting the quarantine of run %s's tenant failed", last_dead_run)
+        return []
+
+
+async def _tell_and_remember(
+    store: Store, config: Config, current: dict[str, Condition], judged: Collection[str], run_id: int, now: datetime
+) -> list[Notification]:
+    """Tell what changed among the ``judged`` condition families, and keep the new states in the store."""
     target = fingerprint(config)
     previous = {key: _remembered(row) for key, row in store.alert_states(target).items()}
-    current = conditions_of(outcome, config.alerts, store.consecutive_failures(target))
-    judged = judged_by(outcome)
     notifications = transitions(previous, current, now, config.alerts.realert_after_s, judged)
-    told = bool(notifications) and await send(compose(notifications, config, outcome.run_id), config.alerts.urls)
+    told = bool(notifications) and await send(compose(notifications, config, run_id), config.alerts.urls)
     changes = state_changes(previous, current, notifications, told=told, now=now, judged=judged)
     for state in changes.save:
         store.save_alert_state(_row(target, state))

@@ -119,7 +119,7 @@ async def reconcile(
     with failures_recorded(store, run_id) as failure:
         lookahead = Lookahead(config)
         async with (
-            okta_source(config, progress, lookahead.okta_page) as source,
+            okta_source(config, progress, lookahead.okta_page, store) as source,
             scim_reader(config, progress) as reader,
         ):
             read_s = await _read(config, outcome, source, reader, lookahead)

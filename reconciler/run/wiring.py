@@ -10,7 +10,8 @@ from reconciler.config.model import Config
 from reconciler.hooks import NO_PROGRESS, ProgressListener
 from reconciler.models.groups import OktaGroup, PlatformGroup
 from reconciler.models.records import OktaAssignment, PlatformUser
-from reconciler.net.pacing import AdaptiveLimit, all_or_cancel
+from reconciler.net.pacing import AdaptiveLimit, BudgetFactory, all_or_cancel
+from reconciler.net.shared_pacing import SharedRateLimitBudget
 from reconciler.okta.source import OktaSource
 from reconciler.plan.mapping import profile_fields, resource_attributes
 from reconciler.plan.users import PairDecisions, pair_actions
@@ -27,7 +28,10 @@ def okta_source(
     config: Config,
     progress: ProgressListener = NO_PROGRESS,
     on_page: Callable[[list[OktaAssignment]], None] | None = None,
+    store: Store | None = None,
 ) -> OktaSource:
+    """The run's Okta source; with ``store``, paced by the org's rate budget that every process on the store
+    shares (:func:`shared_budgets`), else by its own."""
     okta = config.okta
     return OktaSource(
         org_url=okta.org_url,
@@ -44,7 +48,18 @@ def okta_source(
         on_page=on_page,
         ca_bundle=okta.ca_bundle,
         max_response_bytes=okta.max_response_bytes,
+        budgets=shared_budgets(store, okta.org_url, okta.rate_limit_share) if store is not None else None,
     )
+
+
+def shared_budgets(store: Store, org_url: str, share: float) -> BudgetFactory:
+    """Each rate-limit family's budget, claimed from the org's window in the store.
+
+    So that replicas (and one-off runs) reading one org spend together what one run would:
+    ``share`` of each window, not ``share`` each.
+    """
+    ledger = store.rate_ledger(org_url)
+    return lambda family: SharedRateLimitBudget(ledger, family, share)
 
 
 def scim_reader(config: Config, progress: ProgressListener = NO_PROGRESS) -> ScimReader:

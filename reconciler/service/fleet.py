@@ -52,16 +52,23 @@ from reconciler.config.load import load_fleet
 from reconciler.config.model import Config, FleetConfig, fingerprint
 from reconciler.logs import LogFormat
 from reconciler.models.runs import RunStatus
-from reconciler.run.alerting import reconcile_and_alert
+from reconciler.run.alerting import alert_quarantined, reconcile_and_alert
 from reconciler.run.outcome import RunOutcome
 from reconciler.service.daemon import Daemon, DaemonOptions, StopWords
 from reconciler.service.fleet_metrics import FleetMetrics
 from reconciler.service.health import ReplicaHealth
 from reconciler.service.notify import one_line
 from reconciler.service.process import serve_until_stopped
-from reconciler.service.schedule import SCHEDULED_MODES, due_tenants, next_due, tenant_name
+from reconciler.service.schedule import (
+    SCHEDULED_MODES,
+    crash_quarantined,
+    due_tenants,
+    next_due,
+    runs_alone,
+    tenant_name,
+)
 from reconciler.service.wording import run_summary
-from reconciler.store import Store
+from reconciler.store import Store, TenantState
 from reconciler.store.locks import LockBusy, RunLock
 
 log = logging.getLogger(__name__)
@@ -95,6 +102,10 @@ class Replica(Daemon[FleetConfig]):
         """A tenant never run is due since then (see :func:`next_due`)."""
         self.running: dict[str, asyncio.Task[None]] = {}
         """Fingerprint → the task running that tenant here."""
+        self.suspect: str | None = None
+        """The tenant running here alone because its latest runs died with their replica (a crash streak)."""
+        self.alerting: set[asyncio.Task[Any]] = set()
+        """Quarantine alerts being sent."""
         self.last_summary: str | None = None
 
     @property
@@ -129,7 +140,7 @@ class Replica(Daemon[FleetConfig]):
         )
 
     def in_flight(self) -> list[asyncio.Task[Any]]:
-        return list(self.running.values())
+        return [*self.running.values(), *self.alerting]
 
     def stop_timeout_s(self) -> float:
         """The longest ``schedule.stop_timeout`` of the tenants."""
@@ -178,15 +189,18 @@ class Replica(Daemon[FleetConfig]):
         states = self.store.tenant_states(targets, SCHEDULED_MODES)
         now = datetime.now(UTC)
         self.metrics.tenants_seen(tenants, states)
-        free = self.fleet.service.concurrency - len(self.running)
+        free = 0 if self.suspect in self.running else self.fleet.service.concurrency - len(self.running)
         started: list[str] = []
         if free > 0:
             due = due_tenants(tenants, states, now, skip=self.running, since=self.started_at)
             held = self.store.lock_holders([fingerprint(d.config) for d in due]) if due else {}
             for candidate in due:
-                if len(started) >= free:
+                target = fingerprint(candidate.config)
+                if len(started) >= free or self.suspect in self.running:
                     break
-                if fingerprint(candidate.config) not in held and self._claim(candidate.config):
+                if runs_alone(states[target], candidate.config.thresholds) and (self.running or started):
+                    continue  # a suspect runs alone, on a replica with nothing else in flight
+                if target not in held and self._claim(candidate.config):
                     started.append(candidate.name)
         self.health.last_tick_at, self.health.last_error = self.clock(), None
         self.metrics.in_flight.set(len(self.running))
@@ -204,27 +218,66 @@ class Replica(Daemon[FleetConfig]):
             self.metrics.claims.labels("busy").inc()
             return False
         try:
-            state = self.store.tenant_states([target], SCHEDULED_MODES)[target]
-            now = datetime.now(UTC)
-            if next_due(config, state, now, self.started_at) > now:  # another replica ran it since this tick's read
-                self.metrics.claims.labels("not_due").inc()
-                lease.close()
-                return False
-            abandoned = self.store.mark_interrupted(fingerprint=target)
+            outcome, alone = self._still_due(config)
         except BaseException:
             lease.close()
             raise
-        if abandoned:
-            log.warning(
-                "tenant %s: runs %s were left running by a dead replica: marked interrupted",
-                tenant_name(config),
-                abandoned,
-            )
+        if outcome != "started":
+            self.metrics.claims.labels(outcome).inc()
+            lease.close()
+            return False
         self.metrics.claims.labels("started").inc()
+        if alone:
+            self.suspect = target
         self.running[target] = asyncio.create_task(
             self._run_tenant(config, lease, held), name=f"reconcile {tenant_name(config)}"
         )
         return True
+
+    def _still_due(self, config: Config) -> tuple[str, bool]:
+        """Under the tenant's lease: ``started`` if it should run here now, else why not (a claims label);
+        and whether it must run alone (:func:`runs_alone`).
+
+        Runs its dead replica left ``running`` are marked interrupted first: they
+        count towards its crash streak, which may quarantine it (alerted here,
+        once) or make it a suspect that runs only alone.
+        """
+        target = fingerprint(config)
+        state = self.store.tenant_states([target], SCHEDULED_MODES)[target]
+        now = datetime.now(UTC)
+        if next_due(config, state, now, self.started_at) > now:  # another replica ran it since this tick's read
+            return "not_due", False
+        abandoned = self.store.mark_interrupted(fingerprint=target)
+        if not abandoned:
+            return self._alone_if_suspect(state, config)
+        log.warning(
+            "tenant %s: runs %s were left running by a dead replica: marked interrupted", tenant_name(config), abandoned
+        )
+        state = self.store.tenant_states([target], SCHEDULED_MODES)[target]
+        if crash_quarantined(state, config.thresholds):
+            self._quarantined(config, state.consecutive_crashes, abandoned[-1])
+            return "quarantined", False
+        return self._alone_if_suspect(state, config)
+
+    def _alone_if_suspect(self, state: TenantState, config: Config) -> tuple[str, bool]:
+        """A suspect (:func:`runs_alone`) starts only on a replica with nothing in flight: then a death is its own."""
+        alone = runs_alone(state, config.thresholds)
+        return ("suspect_waits" if alone and self.running else "started"), alone
+
+    def _quarantined(self, config: Config, crashes: int, last_dead_run: int) -> None:
+        """A poison tenant: say so, and alert (once) without holding up the tick."""
+        thresholds = config.thresholds
+        log.error(
+            "tenant %s: quarantined: its last %d runs died with their replica (quarantine_after_interrupted = %d); "
+            "it runs alone every %s until a run of it ends on its own",
+            tenant_name(config),
+            crashes,
+            thresholds.quarantine_after_interrupted,
+            f"{thresholds.quarantine_interval_s:g} s",
+        )
+        alert = asyncio.create_task(alert_quarantined(self.store, config, last_dead_run, crashes))
+        self.alerting.add(alert)
+        alert.add_done_callback(self.alerting.discard)
 
     async def _run_tenant(self, config: Config, lease: ExitStack, held: RunLock) -> None:
         """The tenant's run, its lease released when it ends, however it ends; cancelled if the lease is lost."""
@@ -249,6 +302,8 @@ class Replica(Daemon[FleetConfig]):
             guard.cancel()
             lease.close()
             self.running.pop(target, None)
+            if self.suspect == target:
+                self.suspect = None
             self._finished(config, status, time.monotonic() - started, outcome, error)
 
     async def _guard_lease(self, held: RunLock, run: asyncio.Future[RunOutcome], name: str) -> bool:

@@ -2,11 +2,13 @@
 
 Per tenant, from the store (every replica shows the whole fleet, whichever
 replica ran the tenant): ``tenant_last_success_timestamp_seconds{tenant}``,
-``tenant_consecutive_failures{tenant}``, ``tenant_running{tenant}``. Per tenant,
+``tenant_consecutive_failures{tenant}``, ``tenant_consecutive_interrupted{tenant}`` (runs in a row that died
+with their replica), ``tenant_running{tenant}``. Per tenant,
 from this replica's own runs: ``tenant_runs_total{tenant,status}`` and
 ``tenant_drift{tenant,kind}`` (user and group kinds). The replica's own:
 ``runs_in_flight``, ``claims_total{outcome}`` (started; busy: another replica
-took it first; not_due: another replica had just run it),
+took it first; not_due: another replica had just run it; quarantined: its
+runs kept dying with their replica; suspect_waits: it runs only alone),
 ``run_duration_seconds`` and ``http_requests_total{service,status}``.
 """
 
@@ -55,6 +57,12 @@ class FleetMetrics(PrometheusMetrics):
         self.consecutive_failures = Gauge(
             f"{PREFIX}_tenant_consecutive_failures", "The tenant's failed runs in a row.", ["tenant"], registry=r
         )
+        self.consecutive_interrupted = Gauge(
+            f"{PREFIX}_tenant_consecutive_interrupted",
+            "The tenant's runs in a row that died with their replica (a crash, an OOM kill).",
+            ["tenant"],
+            registry=r,
+        )
         self.tenant_running = Gauge(
             f"{PREFIX}_tenant_running", "1 while a run of the tenant is recorded running.", ["tenant"], registry=r
         )
@@ -66,7 +74,7 @@ class FleetMetrics(PrometheusMetrics):
         self.http_requests = self.http_requests_counter(
             "HTTP requests sent to Okta and to the SCIM platforms, by HTTP status ('error': no answer)."
         )
-        for outcome in ("started", "busy", "not_due"):
+        for outcome in ("started", "busy", "not_due", "quarantined", "suspect_waits"):
             self.claims.labels(outcome)
 
     def tenants_seen(self, tenants: Iterable[Config], states: Mapping[str, TenantState]) -> None:
@@ -79,6 +87,7 @@ class FleetMetrics(PrometheusMetrics):
             success = state.last_success_at
             self.last_success.labels(name).set(success.timestamp() if success is not None else 0)
             self.consecutive_failures.labels(name).set(state.consecutive_failures)
+            self.consecutive_interrupted.labels(name).set(state.consecutive_crashes)
             running = state.latest is not None and state.latest.status is RunStatus.RUNNING
             self.tenant_running.labels(name).set(int(running))
 

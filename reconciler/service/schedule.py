@@ -25,6 +25,30 @@ def quarantined(consecutive_failures: int, thresholds: ThresholdsConfig) -> bool
     return consecutive_failures >= thresholds.quarantine_after
 
 
+def crash_quarantined(state: TenantState, thresholds: ThresholdsConfig) -> bool:
+    """A fleet's poison tenant: ``quarantine_after_interrupted`` runs in a row died with their replica.
+
+    Entra's quarantine, for what kills the process rather than fails the run:
+    the tenant runs every ``quarantine_interval`` (and alone on its replica),
+    until one of its runs ends on its own.
+    """
+    return state.consecutive_crashes >= thresholds.quarantine_after_interrupted
+
+
+def runs_alone(state: TenantState, thresholds: ThresholdsConfig) -> bool:
+    """A suspect: one more death would quarantine it, so it runs only on a replica with nothing else in flight.
+
+    A replica that dies takes every run it had with it; the death that quarantines
+    a tenant must be its own, not that of a tenant that shared its replica.
+    """
+    return state.consecutive_crashes >= max(1, thresholds.quarantine_after_interrupted - 1)
+
+
+def tenant_quarantined(state: TenantState, thresholds: ThresholdsConfig) -> bool:
+    """In quarantine for either reason: failed runs in a row, or runs that died with their replica."""
+    return quarantined(state.consecutive_failures, thresholds) or crash_quarantined(state, thresholds)
+
+
 def scheduled_interval_s(base_interval_s: float, consecutive_failures: int, thresholds: ThresholdsConfig) -> float:
     """How long the service waits before the next run: slower while quarantined, until a run succeeds.
 
@@ -158,7 +182,9 @@ def next_due(config: Config, state: TenantState, now: datetime, since: datetime 
     on it, and hundreds of tenants on one schedule still spread their start.
     A tenant never run is due since ``since`` (the replica's start; default
     ``now``), or with ``run_at_start = false`` at its schedule's first time
-    after it. A tenant whose latest run was cut off is due since that run began.
+    after it. A tenant whose latest run was cut off is due since that run began,
+    unless it is a poison tenant (:func:`crash_quarantined`): then a
+    ``quarantine_interval`` after it.
     Each answer is a fixed moment, not "now": the most overdue tenant is the one
     due longest, and a tenant waiting for a slot cannot be overtaken forever.
     """
@@ -168,6 +194,9 @@ def next_due(config: Config, state: TenantState, now: datetime, since: datetime 
         start = since or now
         return start if schedule.run_at_start else _after(config, start, now)
     if latest.status in RESTARTED:
+        if crash_quarantined(state, config.thresholds):  # the slower pace, from the run that died last
+            period = max(schedule_period_s(schedule, now), config.thresholds.quarantine_interval_s)
+            return latest.started_at + timedelta(seconds=period)
         return latest.started_at
     period = schedule_period_s(schedule, now)
     slowed = scheduled_interval_s(period, state.consecutive_failures, config.thresholds)

@@ -32,7 +32,8 @@ records its tenant and the replica that did it (:meth:`Store.start_run`);
 :meth:`Store.tenant_states` gives every target's latest run, last success and
 failure streak in a few queries whatever their number
 (:mod:`reconciler.store.tenants`), and :meth:`Store.lock_holders` which of them
-a process is running right now.
+a process is running right now. Replicas reading one Okta org share its rate
+budget through the store (:meth:`Store.rate_ledger`, :mod:`reconciler.store.rate_windows`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from reconciler.store.engine import store_engine, store_errors
 from reconciler.store.files import check_writable, create_database_file
 from reconciler.store.journal import ActionJournal
 from reconciler.store.locks import LockBusy, RunLock, lock_holders, run_lock
+from reconciler.store.rate_windows import RateWindows
 from reconciler.store.runs import RunRecords
 from reconciler.store.schema import SchemaError, inspect_schema, prepare_schema
 from reconciler.store.tenants import TenantQueries
@@ -79,7 +81,7 @@ def default_replica_name() -> str:
     return f"{socket.gethostname()} pid {os.getpid()}"
 
 
-class Store(RunRecords, ActionJournal, TenantQueries, AlertStates):
+class Store(RunRecords, ActionJournal, TenantQueries, AlertStates, RateWindows):
     """Runs and actions in a database; every method is one short transaction.
 
     Opening it checks the schema (see the module's docstring): an empty database

@@ -169,3 +169,22 @@ class AlertState(SQLModel, table=True):
     """When an alert about it was last delivered; None while it has never been (no channel, or none answered)."""
     last_run_id: int
     """The latest run that found it; a plain pointer, not a foreign key."""
+
+
+class RateWindow(SQLModel, table=True):
+    """One Okta org's current rate-limit window for one endpoint family, shared by every process (revision 0004).
+
+    See :mod:`reconciler.net.shared_pacing`: each process claims a request here before
+    sending it, and every answer's headers refresh it. Times are epoch seconds.
+    """
+
+    __tablename__ = "rate_windows"
+
+    org: str = Field(primary_key=True, max_length=255)
+    """The Okta org's URL (``https://acme.okta.com``)."""
+    family: str = Field(primary_key=True, max_length=64)
+    """The endpoint family Okta counts apart: ``/api/v1/apps``, ``/api/v1/groups``…"""
+    limit: int | None = None
+    used: int = 0
+    resets_at: float | None = None
+    opened_at: float = 0.0

@@ -12,10 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import ColumnElement, and_
 from sqlmodel import Session, col, func, select
 
 from reconciler.models.runs import SUCCESSFUL, RunMode, RunStatus
 from reconciler.store.repository import Repository
+from reconciler.store.runs import INTERRUPTED_RUN_ERROR
 from reconciler.store.tables import Run
 
 
@@ -32,6 +34,10 @@ class TenantState:
     """When its latest run whose status is in :data:`SUCCESSFUL` finished; None if none did."""
     consecutive_failures: int = 0
     """How many of its latest finished runs failed, counting back to the last that did not (running ones skipped)."""
+    consecutive_crashes: int = 0
+    """How many of its latest runs died with their process (found 'running' with no holder: a crash, an OOM
+    kill, a SIGKILL), counting back to its latest run that ended on its own; runs interrupted by a clean stop
+    or a lost lease are skipped, as are running ones. See :func:`_crash_streaks`."""
 
 
 def _failure_streaks(session: Session, fingerprints: list[str]) -> dict[str, int]:
@@ -39,10 +45,30 @@ def _failure_streaks(session: Session, fingerprints: list[str]) -> dict[str, int
 
     The targets without one (no failed run since the last that did not fail) are left out.
     """
+    counted = Run.status == RunStatus.FAILED
+    return _streaks(session, fingerprints, counted, not_barriers=(RunStatus.RUNNING, RunStatus.FAILED))
+
+
+def _crash_streaks(session: Session, fingerprints: list[str]) -> dict[str, int]:
+    """Each target's crash streak, in one query: its runs abandoned by a dead process since its newest run that
+    ended on its own (whatever its outcome, in any mode).
+
+    An abandoned run is one :meth:`RunRecords.mark_interrupted` marked (its error says so); a run cancelled by a
+    stop or a lost lease records another error and is neither counted nor a barrier. Targets without a
+    crash since are left out.
+    """
+    counted = and_(Run.status == RunStatus.INTERRUPTED, Run.error == INTERRUPTED_RUN_ERROR)
+    return _streaks(session, fingerprints, counted, not_barriers=(RunStatus.RUNNING, RunStatus.INTERRUPTED))
+
+
+def _streaks(
+    session: Session, fingerprints: list[str], counted: ColumnElement[bool], not_barriers: tuple[RunStatus, ...]
+) -> dict[str, int]:
+    """Per target, its runs that match ``counted`` newer than its newest run whose status is not in ``not_barriers``."""
     fingerprint = col(Run.config_fingerprint)
     barrier = (
         select(fingerprint, func.max(Run.id).label("id"))
-        .where(fingerprint.in_(fingerprints), col(Run.status).not_in((RunStatus.RUNNING, RunStatus.FAILED)))
+        .where(fingerprint.in_(fingerprints), col(Run.status).not_in(not_barriers))
         .group_by(fingerprint)
         .subquery()
     )
@@ -50,11 +76,7 @@ def _failure_streaks(session: Session, fingerprints: list[str]) -> dict[str, int
         select(fingerprint, func.count())
         .select_from(Run)
         .outerjoin(barrier, barrier.c.config_fingerprint == fingerprint)
-        .where(
-            fingerprint.in_(fingerprints),
-            Run.status == RunStatus.FAILED,
-            col(Run.id) > func.coalesce(barrier.c.id, 0),
-        )
+        .where(fingerprint.in_(fingerprints), counted, col(Run.id) > func.coalesce(barrier.c.id, 0))
         .group_by(fingerprint)
     )
     return {fp: int(count) for fp, count in session.execute(query)}
@@ -88,9 +110,9 @@ class TenantQueries(Repository):
     ) -> dict[str, TenantState]:
         """Every target of ``fingerprints`` (each one a key, run or not) and where it stands (:class:`TenantState`).
 
-        Three queries in one transaction whatever the number of targets (none when
+        Four queries in one transaction whatever the number of targets (none when
         none is asked for): the latest run of each, its latest successful run's
-        end, its failure streak. Each uses the index on ``(config_fingerprint, id)``.
+        end, its failure streak, its crash streak. Each uses the index on ``(config_fingerprint, id)``.
         With ``modes``, ``latest`` is the latest run of those modes (the service's
         schedule counts its own applies, not an operator's dry-run).
         """
@@ -115,4 +137,8 @@ class TenantQueries(Repository):
             success_query = select(fingerprint, Run.finished_at).join(succeeded, Run.id == succeeded.c.id)
             last_success = {fp: finished for fp, finished in session.execute(success_query)}
             streaks = _failure_streaks(session, wanted)
-        return {fp: TenantState(latest.get(fp), last_success.get(fp), streaks.get(fp, 0)) for fp in wanted}
+            crashes = _crash_streaks(session, wanted)
+        return {
+            fp: TenantState(latest.get(fp), last_success.get(fp), streaks.get(fp, 0), crashes.get(fp, 0))
+            for fp in wanted
+        }

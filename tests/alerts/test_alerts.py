@@ -30,6 +30,7 @@ from reconciler.alerts import (
     DRIFT,
     FAILED,
     GROUP_DRIFT,
+    QUARANTINED,
     Condition,
     ConditionState,
     Event,
@@ -116,7 +117,7 @@ def test_conditions_the_run_could_not_judge_keep_their_state() -> None:
         BLOCKED: state(BLOCKED, since=NOW, sent=NOW),
     }
     judged = judged_by(outcome_of(RunStatus.FAILED, error="Okta unreachable"))
-    assert judged == {FAILED, CONSECUTIVE_FAILURES}
+    assert judged == {FAILED, CONSECUTIVE_FAILURES, QUARANTINED}
     current = {FAILED: condition(FAILED)}
     later = NOW + timedelta(days=3)
     assert events(transitions(previous, current, later, 24 * HOUR, judged)) == [(FAILED, Event.STARTED)]
@@ -204,7 +205,7 @@ def test_a_run_that_could_not_plan_judges_failures_only() -> None:
     assert set(found) == {FAILED, CONSECUTIVE_FAILURES}
     assert found[FAILED].details == ("Okta answered 401",)
     assert "3 consecutive failed runs" in found[CONSECUTIVE_FAILURES].title
-    assert judged_by(outcome) == {FAILED, CONSECUTIVE_FAILURES}
+    assert judged_by(outcome) == {FAILED, CONSECUTIVE_FAILURES, QUARANTINED}
 
 
 def test_a_partial_apply_is_a_failure() -> None:

@@ -105,6 +105,7 @@ def write_fleet_config(
     interval_s: float,
     tick_s: float,
     concurrency: int,
+    extra: str = "",
 ) -> Path:
     """A ``[[tenants]]`` file: shared defaults at the top, each tenant's own app, endpoint and secrets."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -117,6 +118,7 @@ def write_fleet_config(
         "[thresholds]\nmax_create_ratio = 1.0  # every tenant starts with an empty platform\n",
         f'[okta]\norg_url = "{org_url}"\nauth = "api_token"\n',
         f'[scim]\ntoken_file = "{SCIM_TOKEN_FILE}"\n',
+        extra,
     ]
     for tenant in tenants:
         lines.append(
@@ -142,9 +144,16 @@ def fleet_lab(
     concurrency: int = 2,
     okta_latency_ms: float = 0.0,
     scim_url_of: Callable[[int, str], str] | None = None,
+    extra: str = "",
+    rate_limit: int = 1_000_000,
+    rate_limit_window_s: float = 60.0,
 ) -> Iterator[FleetLab]:
-    """The emulator serving, a SCIM tenant per tenant, the file written; replicas stopped on exit."""
-    emulator = OktaEmulator(seed=9, rate_limit=1_000_000)  # the pacing is not under test here
+    """The emulator serving, a SCIM tenant per tenant, the file written; replicas stopped on exit.
+
+    ``extra``: more top-level tables for the file (``[alerts]`` ...). The emulator's rate limit is out of the
+    way unless ``rate_limit`` (per ``rate_limit_window_s``) says otherwise.
+    """
+    emulator = OktaEmulator(seed=9, rate_limit=rate_limit, rate_limit_window_s=rate_limit_window_s)
     emulator.set_latency(okta_latency_ms)
     lab_tenants = []
     for number in range(1, tenants + 1):
@@ -166,6 +175,7 @@ def fleet_lab(
             interval_s=interval_s,
             tick_s=tick_s,
             concurrency=concurrency,
+            extra=extra,
         )
         lab = FleetLab(emulator, org_url, lab_tenants, config, store_url)
         try:

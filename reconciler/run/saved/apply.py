@@ -90,7 +90,7 @@ async def apply_saved_plan(
     run_id = store.start_run(RunMode.APPLY_PLAN, fingerprint(config), tenant=config.tenant)
     outcome = PlanApplyOutcome(run_id, RunStatus.RUNNING, saved.write_count)
     with failures_recorded(store, run_id) as failure:
-        async with okta_source(config, progress) as source, scim_reader(config, progress) as reader:
+        async with okta_source(config, progress, store=store) as source, scim_reader(config, progress) as reader:
             desired, actual = await read_both_sides(source, reader)
             live = LiveState(desired, actual)
             group_live = await _group_live_state(config, saved, source, reader, live)

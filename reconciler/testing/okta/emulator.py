@@ -15,7 +15,7 @@ from reconciler.testing.okta.faults import FaultKind, FaultRule, FaultRules
 from reconciler.testing.okta.front_door import FrontDoor, RequestLog, RequestRecord
 from reconciler.testing.okta.groups import GroupAdmin
 from reconciler.testing.okta.oauth import CredentialAdmin
-from reconciler.testing.okta.rate_limits import DEFAULT_RATE_LIMIT, RATE_LIMIT_WINDOW_S, RateLimiter
+from reconciler.testing.okta.rate_limits import DEFAULT_RATE_LIMIT, RATE_LIMIT_WINDOW_S, RateLimitBucket, RateLimiter
 
 
 class OktaEmulator(CredentialAdmin, AppUserAdmin, AppGroupAdmin, GroupAdmin):
@@ -111,6 +111,11 @@ class OktaEmulator(CredentialAdmin, AppUserAdmin, AppGroupAdmin, GroupAdmin):
         ``/api/v1`` (anything else) and ``/oauth2/v1/token``.
         """
         self._front_door.rate_limiter.set_limit(limit, bucket)
+
+    @property
+    def rate_limit_windows(self) -> list[tuple[str, RateLimitBucket]]:
+        """Every rate-limit window so far: its bucket (``/api/v1/apps``…) and what it counted."""
+        return self._front_door.rate_limiter.windows()
 
     @property
     def requests(self) -> list[RequestRecord]:

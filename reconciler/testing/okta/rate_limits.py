@@ -7,7 +7,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler.testing.okta.errors import OktaHTTPError, status_error
 from reconciler.testing.okta.oauth import TOKEN_PATH
@@ -65,6 +65,7 @@ class RateLimiter:
         self._window_s = window_s
         self._clock = clock
         self._buckets: dict[str, RateLimitBucket] = {}
+        self._past: list[tuple[str, RateLimitBucket]] = []
         self._lock = threading.Lock()
 
     def set_limit(self, limit: int, bucket: str | None = None) -> None:
@@ -76,6 +77,11 @@ class RateLimiter:
                 self._limits[bucket] = limit
             self._buckets.clear()
 
+    def windows(self) -> list[tuple[str, RateLimitBucket]]:
+        """Every window so far, each with its bucket's name and how many requests it let through (``used``)."""
+        with self._lock:
+            return [(name, replace(bucket)) for name, bucket in [*self._past, *self._buckets.items()]]
+
     def count(self, path: str) -> dict[str, str]:
         """Count a request in its bucket and return the headers to answer with; raise the 429 when exhausted."""
         name = rate_limit_bucket(path)
@@ -83,6 +89,8 @@ class RateLimiter:
         with self._lock:
             bucket = self._buckets.get(name)
             if bucket is None or now >= bucket.window_start + bucket.window_s:
+                if bucket is not None:
+                    self._past.append((name, bucket))
                 limit = self._limits.get(name, self._default_limit)
                 bucket = RateLimitBucket(limit, now, self._window_s)
                 self._buckets[name] = bucket

@@ -1,0 +1,62 @@
+"""The shared window count's arithmetic (reconciler/net/shared_pacing.py): pure, on a fake clock."""
+
+from __future__ import annotations
+
+from reconciler.net.pacing import RESET_MARGIN_S, RateLimitState
+from reconciler.net.shared_pacing import (
+    PROBE_TIMEOUT_S,
+    PROBE_WAIT_S,
+    UNKNOWN_WINDOW_S,
+    WindowCount,
+    claim,
+    exhaust,
+    observe,
+)
+
+NOW = 1_000_000.0
+
+
+def test_an_unknown_org_lets_one_request_find_out_and_the_others_wait_for_it() -> None:
+    first, wait = claim(None, 0.5, NOW)
+    assert (first.used, wait) == (1, 0.0)
+    same, wait = claim(first, 0.5, NOW + 0.01)
+    assert (same, wait) == (first, PROBE_WAIT_S)
+
+
+def test_the_share_of_the_window_is_claimed_then_everyone_waits_for_its_reset() -> None:
+    count, _ = claim(None, 0.5, NOW)
+    count = observe(count, RateLimitState(limit=10, remaining=9, wait_until_reset_s=30.0), NOW + 0.1)
+    assert (count.limit, count.used, count.resets_at) == (10, 1, NOW + 0.1 + 30.0 + RESET_MARGIN_S)
+    for _ in range(4):  # 5 of 10 at share 0.5
+        count, wait = claim(count, 0.5, NOW + 1)
+        assert wait == 0.0
+    refused, wait = claim(count, 0.5, NOW + 1)
+    assert refused.used == 5 and wait == count.resets_at - (NOW + 1)
+    assert count.resets_at is not None
+    after, wait = claim(count, 0.5, count.resets_at)
+    assert (after.used, after.limit, after.resets_at, wait) == (1, 10, None, 0.0)  # a new window, same limit
+
+
+def test_what_okta_says_was_spent_counts_when_it_is_more_than_was_claimed() -> None:
+    count = WindowCount(limit=10, used=1, resets_at=NOW + 30, opened_at=NOW)
+    seen = observe(count, RateLimitState(limit=10, remaining=2, wait_until_reset_s=29.0 - RESET_MARGIN_S), NOW)
+    assert seen.used == 8  # another integration spent the rest
+    late = observe(seen, RateLimitState(limit=10, remaining=9, wait_until_reset_s=0.0), NOW - 10)
+    assert late == seen  # an answer from an earlier window changes nothing
+
+
+def test_a_429_spends_the_window_for_everyone() -> None:
+    count = WindowCount(limit=10, used=1, resets_at=NOW + 30, opened_at=NOW)
+    spent = exhaust(count, RateLimitState(limit=10, remaining=0, wait_until_reset_s=20.0), 21.0, NOW)
+    assert spent.used == 10 and claim(spent, 1.0, NOW + 1)[1] > 0
+    blind = exhaust(None, None, 60.0, NOW)
+    assert blind.resets_at == NOW + 60.0 and claim(blind, 1.0, NOW + 1)[1] > 0
+
+
+def test_a_window_no_answer_told_is_started_afresh_and_a_lost_probe_soon() -> None:
+    known, _ = claim(WindowCount(limit=2, used=0, resets_at=None, opened_at=NOW), 0.5, NOW)
+    assert claim(known, 0.5, NOW + UNKNOWN_WINDOW_S - 1)[1] > 0
+    assert claim(known, 0.5, NOW + UNKNOWN_WINDOW_S) == (WindowCount(2, 1, None, NOW + UNKNOWN_WINDOW_S), 0.0)
+    probe, _ = claim(None, 0.5, NOW)  # cancelled before its answer came: never observed
+    assert claim(probe, 0.5, NOW + PROBE_TIMEOUT_S - 1)[1] == PROBE_WAIT_S
+    assert claim(probe, 0.5, NOW + PROBE_TIMEOUT_S) == (WindowCount(None, 1, None, NOW + PROBE_TIMEOUT_S), 0.0)
