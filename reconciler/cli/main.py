@@ -29,6 +29,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler import __version__
+from reconciler.cli.exits import (
+    EXIT_BLOCKED,
+    EXIT_BUSY,
+    EXIT_CONFIG,
+    EXIT_DRIFT,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from reconciler.cli.progress_display import progress_for
 from reconciler.cli.render import (
     group_plan_document,
@@ -54,14 +63,6 @@ if TYPE_CHECKING:
 
 STORE_ONLY_COMMANDS = ("history", "show", "db", "status")
 """Commands that only read the store: no secret is read, and a file of tenants needs no --tenant."""
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_DRIFT = 2
-EXIT_BLOCKED = 3
-EXIT_BUSY = 75
-EXIT_USAGE = 64
-EXIT_CONFIG = 78
 
 
 class _Parser(argparse.ArgumentParser):
