@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reconciler.models.groups import GroupPlan, OktaGroup, PlatformGroup
@@ -34,6 +35,21 @@ class RunOutcome:
     actual_groups: list[PlatformGroup] = field(default_factory=list, repr=False)
     group_links: dict[str, str] = field(default_factory=dict, repr=False)
     """Okta user id → SCIM id of the users a group may name as members."""
+
+
+ConfirmPlan = Callable[[RunOutcome], bool]
+"""Asked, once a live run has planned and gated, whether to send the writes the gate allows; False declines them.
+Not asked when there is none to send."""
+
+
+def allowed_writes(outcome: RunOutcome) -> int:
+    """How many writes, user and group, the gate lets a live run send (0 before planning)."""
+    if outcome.plan is None or outcome.gate is None:
+        return 0
+    gate = outcome.gate
+    users = sum(1 for action in outcome.plan.writes if gate.allows(action.kind))
+    groups = 0 if outcome.group_plan is None else sum(1 for a in outcome.group_plan.writes if gate.allows(a.kind))
+    return users + groups
 
 
 def apply_status(result: ApplyResult, gate: GateDecision) -> RunStatus:
