@@ -19,6 +19,7 @@ from typing import IO
 from rich.console import Console
 from rich.markup import escape
 
+from reconciler.cli.ack import acknowledged_note
 from reconciler.cli.render import render_group_plan, render_plan
 from reconciler.config.model import Config
 from reconciler.hooks import ProgressListener
@@ -64,7 +65,7 @@ class PlanConfirmation:
     def __call__(self, outcome: RunOutcome) -> bool:
         assert outcome.plan is not None and outcome.gate is not None
         self.progress.finished()  # the display would draw over the question
-        render_plan(self.console, outcome.plan, f"Plan (run {outcome.run_id})")
+        render_plan(self.console, outcome.plan, f"Plan (run {outcome.run_id})", acknowledged_note(outcome))
         if outcome.group_plan is not None:
             render_group_plan(self.console, outcome.group_plan)
         self.shown = True

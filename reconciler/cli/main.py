@@ -6,7 +6,7 @@ Exit codes (also in the README):
 0     in sync, or everything planned was applied
 1     a failure: Okta or the platform unreadable, or an action failed; ``apply``:
       a saved plan refused, or not wholly applied (an action failed or was stale)
-2     ``--dry-run`` found drift (something to write, or a conflict)
+2     ``--dry-run`` found drift (something to write, or a conflict not acknowledged)
 3     blocked by the safety gate: a threshold or the source-shrink guard tripped;
       ``apply``: a saved plan above the thresholds, not confirmed
 4     declined: a live run on a terminal whose plan the operator did not approve
@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler import __version__
+from reconciler.cli.ack import acknowledged_note, mark_acknowledged
 from reconciler.cli.confirm import NO_COMMAND_HELP, PlanConfirmation, interactive
 from reconciler.cli.exits import (
     EXIT_BLOCKED,
@@ -66,8 +67,8 @@ from reconciler.store.locks import LockBusy
 if TYPE_CHECKING:
     from reconciler.run.outcome import RunOutcome
 
-STORE_ONLY_COMMANDS = ("history", "show", "db", "status")
-"""Commands that only read the store: no secret is read, and a file of tenants needs no --tenant."""
+STORE_ONLY_COMMANDS = ("history", "show", "db", "status", "ack")
+"""Commands that need only the store: no secret is read, and a file of tenants needs no --tenant."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,6 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--replica", metavar="NAME", help="this replica's name in `reconcile status` (default: host name and pid)"
     )
+    ack = commands.add_parser(
+        "ack", help="acknowledge a reviewed finding (a conflict, an unmanaged user) so a dry-run exits 0; list, revoke"
+    )
+    _add_common(ack, argparse.SUPPRESS)
+    ack.add_argument(
+        "what", choices=("conflict", "unmanaged", "list", "revoke"), metavar="conflict|unmanaged|list|revoke"
+    )
+    ack.add_argument(
+        "subject", nargs="?", metavar="ID", help="the finding's userName, Okta or SCIM id; for revoke, the number"
+    )
+    ack.add_argument("--reason", help="why it is acknowledged (required), kept in the store")
+    ack.add_argument("--by", metavar="NAME", help="who acknowledges or revokes (default: the OS user)")
+    ack.add_argument("--all", action="store_true", help="list: revoked acknowledgements too")
     status = commands.add_parser(
         "status", help="per tenant: last run, status, drift, next run, and which replica holds it now"
     )
@@ -203,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with store:
         if args.command == "serve":
             return _serve(fleet, store, log_level, args.log_format or "text")
+        if args.command == "ack":
+            from reconciler.cli.ack import run_ack_command
+
+            return run_ack_command(args, fleet, store, json_output)
         if args.command in STORE_ONLY_COMMANDS:
             return _look(args, fleet, store, json_output)
         return _dispatch(args, fleet.tenants[0], store, json_output)
@@ -352,7 +370,7 @@ def exit_code(outcome: RunOutcome, dry_run: bool) -> int:
         return EXIT_BLOCKED
     if outcome.status is RunStatus.DECLINED:
         return EXIT_DECLINED
-    if dry_run and outcome.plan is not None and needs_attention(outcome.plan, outcome.group_plan):
+    if dry_run and outcome.plan is not None and needs_attention(outcome.plan, outcome.group_plan, outcome.acknowledged):
         return EXIT_DRIFT
     return EXIT_OK
 
@@ -368,12 +386,13 @@ def _outcome_document(outcome: RunOutcome) -> dict:
         extra["groups"] = group_plan_document(outcome.group_plan)
     if outcome.plan is None:
         return {"summary": None, "actions": [], "run_id": outcome.run_id, **extra}
-    return plan_document(outcome.plan, outcome.run_id, **extra)
+    return mark_acknowledged(plan_document(outcome.plan, outcome.run_id, **extra), outcome)
 
 
 def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool, *, plan_shown: bool = False) -> None:
     if outcome.plan is not None and not plan_shown:
-        render_plan(console, outcome.plan, f"Plan (run {outcome.run_id}{', dry-run' if dry_run else ''})")
+        title = f"Plan (run {outcome.run_id}{', dry-run' if dry_run else ''})"
+        render_plan(console, outcome.plan, title, acknowledged_note(outcome))
     if outcome.group_plan is not None and not plan_shown:
         render_group_plan(console, outcome.group_plan)
     if not dry_run and outcome.plan is not None and outcome.status is not RunStatus.DECLINED:

@@ -37,6 +37,7 @@ from reconciler.plan.users import PairDecisions, group_member_links, plan
 from reconciler.run.outcome import (
     ConfirmPlan,
     RunOutcome,
+    acknowledged_in,
     allowed_writes,
     apply_error,
     apply_status,
@@ -188,7 +189,7 @@ def _finish_dry_run(store: Store, outcome: RunOutcome) -> None:
     store.record_skipped(outcome.run_id, outcome.plan.actions)
     if outcome.group_plan is not None:
         store.record_group_skipped(outcome.run_id, outcome.group_plan.actions)
-    outcome.status = dry_run_status(outcome.plan, outcome.gate, outcome.group_plan)
+    outcome.status = dry_run_status(outcome.plan, outcome.gate, outcome.group_plan, outcome.acknowledged)
 
 
 def _decline(store: Store, outcome: RunOutcome) -> None:
@@ -206,6 +207,7 @@ def _decline(store: Store, outcome: RunOutcome) -> None:
 
 def _plan_and_gate(config: Config, store: Store, outcome: RunOutcome, ahead: PairDecisions) -> None:
     outcome.plan = plan(outcome.desired, outcome.actual, config.mapping, config.policy, ahead)
+    outcome.acknowledged = acknowledged_in(outcome.plan, store.acknowledgements(fingerprint(config)))
     previous = store.last_trusted_source_count(fingerprint(config), outcome.run_id)
     populations = Populations.of(outcome.desired, outcome.actual, previous)
     store.record_populations(outcome.run_id, populations.assignments, populations.managed)

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from reconciler.store.acknowledgements import Acknowledgements
 from reconciler.store.alert_states import AlertStates
 from reconciler.store.engine import store_engine, store_errors
 from reconciler.store.files import check_writable, create_database_file
@@ -79,7 +80,7 @@ def default_replica_name() -> str:
     return f"{socket.gethostname()} pid {os.getpid()}"
 
 
-class Store(RunRecords, ActionJournal, TenantQueries, AlertStates):
+class Store(RunRecords, ActionJournal, TenantQueries, AlertStates, Acknowledgements):
     """Runs and actions in a database; every method is one short transaction.
 
     Opening it checks the schema (see the module's docstring): an empty database
