@@ -13,7 +13,9 @@ from typing import IO, Any
 from rich.console import Console
 from rich.markup import escape
 
+from reconciler.cli.exits import EXIT_BLOCKED, EXIT_FAILURE, EXIT_OK
 from reconciler.config.model import Config
+from reconciler.models.runs import RunStatus
 from reconciler.run.alerting import alert_after_run
 from reconciler.run.outcome import RunOutcome
 from reconciler.run.saved.apply import Confirm, PlanApplyOutcome, apply_saved_plan, judged_outcome
@@ -86,19 +88,22 @@ def save_after_dry_run(path: Path, config: Config, outcome: RunOutcome, console:
 
 
 def run_apply_command(config: Config, store: Store, path: Path, *, yes: bool, json_output: bool) -> int:
-    """``reconcile apply PLAN_FILE``: exit 0 when every write was applied, 1 otherwise."""
+    """``reconcile apply PLAN_FILE``: exit 0 when every write was applied, 3 when the gate held the plan (above
+    the thresholds, not confirmed), 1 otherwise."""
     try:
         saved = load_plan(path, config)
         check_plan_age(saved, config, yes=yes)
     except SavedPlanError as error:
         print(f"reconcile: {error}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     outcome = asyncio.run(_apply_and_alert(config, store, saved, yes))
     if json_output:
         sys.stdout.write(json.dumps(outcome_document(saved, outcome), ensure_ascii=False, indent=2) + "\n")
     else:
         render_apply(Console(), saved, outcome)
-    return 0 if outcome.complete else 1
+    if outcome.status is RunStatus.BLOCKED:
+        return EXIT_BLOCKED
+    return EXIT_OK if outcome.complete else EXIT_FAILURE
 
 
 async def _apply_and_alert(config: Config, store: Store, saved: SavedPlan, yes: bool) -> PlanApplyOutcome:

@@ -6,8 +6,11 @@ Exit codes (also in the README):
 0     in sync, or everything planned was applied
 1     a failure: Okta or the platform unreadable, or an action failed; ``apply``:
       a saved plan refused, or not wholly applied (an action failed or was stale)
-2     ``--dry-run`` found drift (something to write, or a conflict)
-3     blocked by the safety gate: a threshold or the source-shrink guard tripped
+2     ``--dry-run`` found drift (something to write, or a conflict not acknowledged)
+3     blocked by the safety gate: a threshold or the source-shrink guard tripped;
+      ``apply``: a saved plan above the thresholds, not confirmed
+4     declined: a live run on a terminal whose plan the operator did not approve
+      (any answer but ``yes``, end of input, Ctrl-C); nothing was written
 75    another run of the same target holds the run lock; nothing was done
 64    usage error (unknown option, missing argument)
 78    bad configuration; one line per problem on stderr
@@ -29,6 +32,18 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler import __version__
+from reconciler.cli.ack import acknowledged_note, mark_acknowledged
+from reconciler.cli.confirm import NO_COMMAND_HELP, PlanConfirmation, interactive
+from reconciler.cli.exits import (
+    EXIT_BLOCKED,
+    EXIT_BUSY,
+    EXIT_CONFIG,
+    EXIT_DECLINED,
+    EXIT_DRIFT,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from reconciler.cli.progress_display import progress_for
 from reconciler.cli.render import (
     group_plan_document,
@@ -52,16 +67,8 @@ from reconciler.store.locks import LockBusy
 if TYPE_CHECKING:
     from reconciler.run.outcome import RunOutcome
 
-STORE_ONLY_COMMANDS = ("history", "show", "db", "status")
-"""Commands that only read the store: no secret is read, and a file of tenants needs no --tenant."""
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_DRIFT = 2
-EXIT_BLOCKED = 3
-EXIT_BUSY = 75
-EXIT_USAGE = 64
-EXIT_CONFIG = 78
+STORE_ONLY_COMMANDS = ("history", "show", "db", "status", "ack")
+"""Commands that need only the store: no secret is read, and a file of tenants needs no --tenant."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,12 +106,20 @@ def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reconcile", description="Reconcile a SCIM 2.0 user store with an Okta app's assignments.")
+    parser = _Parser(
+        prog="reconcile",
+        description="Reconcile a SCIM 2.0 user store with an Okta app's assignments.",
+        epilog=NO_COMMAND_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_common(parser, None)
     parser.add_argument("--dry-run", action="store_true", help="plan only: no writer is built, nothing is written")
     parser.add_argument(
         "--save-plan", metavar="FILE", type=Path, help="with --dry-run: save the plan for `reconcile apply FILE`"
+    )
+    parser.add_argument(
+        "--yes", "--auto-approve", dest="yes", action="store_true", help="apply without asking, even on a terminal"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     history = commands.add_parser("history", help="list recent runs")
@@ -118,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("plan_file", type=Path, metavar="PLAN_FILE")
     apply.add_argument(
         "--yes",
+        "--auto-approve",
+        dest="yes",
         action="store_true",
+        default=argparse.SUPPRESS,  # `reconcile --yes apply FILE` means the same
         help="confirm a plan above the thresholds off a terminal, or one older than max_plan_age",
     )
     demo = commands.add_parser("demo", help="run against a local Okta emulator and SCIM server, no Okta org needed")
@@ -136,6 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--replica", metavar="NAME", help="this replica's name in `reconcile status` (default: host name and pid)"
     )
+    ack = commands.add_parser(
+        "ack", help="acknowledge a reviewed finding (a conflict, an unmanaged user) so a dry-run exits 0; list, revoke"
+    )
+    _add_common(ack, argparse.SUPPRESS)
+    ack.add_argument(
+        "what", choices=("conflict", "unmanaged", "list", "revoke"), metavar="conflict|unmanaged|list|revoke"
+    )
+    ack.add_argument(
+        "subject", nargs="?", metavar="ID", help="the finding's userName, Okta or SCIM id; for revoke, the number"
+    )
+    ack.add_argument("--reason", help="why it is acknowledged (required), kept in the store")
+    ack.add_argument("--by", metavar="NAME", help="who acknowledges or revokes (default: the OS user)")
+    ack.add_argument("--all", action="store_true", help="list: revoked acknowledgements too")
     status = commands.add_parser(
         "status", help="per tenant: last run, status, drift, next run, and which replica holds it now"
     )
@@ -148,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.save_plan is not None and (not args.dry_run or args.command is not None):
         parser.error("--save-plan is only valid with --dry-run (and no command)")
+    if args.yes and args.dry_run:
+        parser.error("--yes approves writes: a --dry-run writes nothing")
     if args.command == "apply" and args.dry_run:
         parser.error("apply sends a saved plan: it takes no --dry-run")
     if args.command == "serve" and args.dry_run:
@@ -184,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with store:
         if args.command == "serve":
             return _serve(fleet, store, log_level, args.log_format or "text")
+        if args.command == "ack":
+            from reconciler.cli.ack import run_ack_command
+
+            return run_ack_command(args, fleet, store, json_output)
         if args.command in STORE_ONLY_COMMANDS:
             return _look(args, fleet, store, json_output)
         return _dispatch(args, fleet.tenants[0], store, json_output)
@@ -248,7 +285,13 @@ def _dispatch(args: argparse.Namespace, config: Config, store: Store, json_outpu
 
                 return run_apply_command(config, store, args.plan_file, yes=args.yes, json_output=json_output)
             return _run(
-                config, store, dry_run=args.dry_run, json_output=json_output, save_plan=args.save_plan, quiet=args.quiet
+                config,
+                store,
+                dry_run=args.dry_run,
+                json_output=json_output,
+                save_plan=args.save_plan,
+                quiet=args.quiet,
+                yes=args.yes,
             )
     except LockBusy as error:
         print(f"reconcile: {error}", file=sys.stderr)
@@ -290,22 +333,26 @@ def _run(
     json_output: bool,
     save_plan: Path | None = None,
     quiet: bool = False,
+    yes: bool = False,
 ) -> int:
     # On stderr, and only on a terminal; stopped (and cleared) before the report is printed, whatever happens.
     progress = progress_for(sys.stderr, quiet)
+    confirm = None
+    if not dry_run and not yes and interactive():
+        confirm = PlanConfirmation(config, progress, json_output=json_output, stdin=sys.stdin)
     try:
         # Imported here: the okta SDK takes seconds to import, and history, show and
         # configuration errors do not need it.
         from reconciler.run.alerting import reconcile_and_alert
 
-        outcome = asyncio.run(reconcile_and_alert(config, store, dry_run=dry_run, progress=progress))
+        outcome = asyncio.run(reconcile_and_alert(config, store, dry_run=dry_run, progress=progress, confirm=confirm))
     finally:
         progress.finished()
     console = Console(stderr=json_output)
     if json_output:
         _print_json(_outcome_document(outcome))
     else:
-        _print_outcome(console, outcome, dry_run)
+        _print_outcome(console, outcome, dry_run, plan_shown=confirm is not None and confirm.shown)
     if save_plan is not None:
         from reconciler.cli.apply import save_after_dry_run
 
@@ -321,7 +368,9 @@ def exit_code(outcome: RunOutcome, dry_run: bool) -> int:
         return EXIT_FAILURE
     if outcome.status is RunStatus.BLOCKED:
         return EXIT_BLOCKED
-    if dry_run and outcome.plan is not None and needs_attention(outcome.plan, outcome.group_plan):
+    if outcome.status is RunStatus.DECLINED:
+        return EXIT_DECLINED
+    if dry_run and outcome.plan is not None and needs_attention(outcome.plan, outcome.group_plan, outcome.acknowledged):
         return EXIT_DRIFT
     return EXIT_OK
 
@@ -337,15 +386,16 @@ def _outcome_document(outcome: RunOutcome) -> dict:
         extra["groups"] = group_plan_document(outcome.group_plan)
     if outcome.plan is None:
         return {"summary": None, "actions": [], "run_id": outcome.run_id, **extra}
-    return plan_document(outcome.plan, outcome.run_id, **extra)
+    return mark_acknowledged(plan_document(outcome.plan, outcome.run_id, **extra), outcome)
 
 
-def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool) -> None:
-    if outcome.plan is not None:
-        render_plan(console, outcome.plan, f"Plan (run {outcome.run_id}{', dry-run' if dry_run else ''})")
-    if outcome.group_plan is not None:
+def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool, *, plan_shown: bool = False) -> None:
+    if outcome.plan is not None and not plan_shown:
+        title = f"Plan (run {outcome.run_id}{', dry-run' if dry_run else ''})"
+        render_plan(console, outcome.plan, title, acknowledged_note(outcome))
+    if outcome.group_plan is not None and not plan_shown:
         render_group_plan(console, outcome.group_plan)
-    if not dry_run and outcome.plan is not None:
+    if not dry_run and outcome.plan is not None and outcome.status is not RunStatus.DECLINED:
         console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
     if outcome.error:
         Console(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")

@@ -7,7 +7,7 @@ Nothing here sees a secret: the records carry none.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -49,12 +49,14 @@ def _value(value: Any) -> str:
     return "(none)" if value is None else escape(json.dumps(value, ensure_ascii=False))
 
 
-def _render_action(console: Console, action: Action) -> None:
+def _render_action(console: Console, action: Action, note: str | None = None) -> None:
     sign, style = _KIND_STYLE[action.kind]
     ids = ", ".join(
         f"{label} {value}" for label, value in (("scim", action.scim_id), ("okta", action.okta_user_id)) if value
     )
     console.print(f"  [{style}]{sign} {escape(action.user_name)}[/] [dim]({ids})[/] — {escape(action.reason)}")
+    if note:
+        console.print(f"      [dim]{escape(note)}[/]")
     if action.kind is ActionKind.CREATE:
         values = ", ".join(f"{escape(path)}={_value(c.after)}" for path, c in action.changes.items())
         console.print(f"      [dim]{values}[/]")
@@ -63,8 +65,10 @@ def _render_action(console: Console, action: Action) -> None:
         console.print(f"      {escape(path)}: {_value(change.before)} → {_value(change.after)}")
 
 
-def render_plan(console: Console, plan: Plan, title: str) -> None:
-    """The plan, grouped by kind, with every attribute's before → after."""
+def render_plan(
+    console: Console, plan: Plan, title: str, note: Callable[[Action], str | None] = lambda action: None
+) -> None:
+    """The plan, grouped by kind, with every attribute's before → after (and ``note``'s line, if any)."""
     console.rule(f"[bold]{escape(title)}")
     for kind in ActionKind:
         actions = [a for a in plan.actions if a.kind is kind]
@@ -73,7 +77,7 @@ def render_plan(console: Console, plan: Plan, title: str) -> None:
         sign, style = _KIND_STYLE[kind]
         console.print(f"[bold {style}]{kind.value.upper()}[/] ({len(actions)})")
         for action in actions[:MAX_ACTIONS_SHOWN_PER_KIND]:
-            _render_action(console, action)
+            _render_action(console, action, note(action))
         if len(actions) > MAX_ACTIONS_SHOWN_PER_KIND:
             hidden = len(actions) - MAX_ACTIONS_SHOWN_PER_KIND
             console.print(f"  [dim]… and {hidden} more (see --output json or `reconcile show`)[/]")

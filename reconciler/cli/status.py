@@ -26,6 +26,7 @@ STATUS_STYLE = {
     RunStatus.DRIFT: "yellow",
     RunStatus.PARTIAL: "yellow",
     RunStatus.BLOCKED: "red",
+    RunStatus.DECLINED: "yellow",
     RunStatus.FAILED: "red",
     RunStatus.INTERRUPTED: "yellow",
     RunStatus.RUNNING: "cyan",

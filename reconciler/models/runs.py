@@ -25,6 +25,8 @@ class RunStatus(StrEnum):
     """Left running by a process that stopped; found by a later start."""
     BLOCKED = "blocked"
     """The safety gate stopped gated writes; ``error`` says which limit tripped."""
+    DECLINED = "declined"
+    """A live run whose plan the operator declined when asked on a terminal: nothing was sent."""
 
 
 SOURCE_READ_WHOLE: Final = frozenset({RunStatus.SUCCEEDED, RunStatus.DRIFT, RunStatus.PARTIAL})

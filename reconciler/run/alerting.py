@@ -21,7 +21,7 @@ from reconciler.alerts import (
 )
 from reconciler.config.model import Config, fingerprint
 from reconciler.hooks import NO_PROGRESS, ProgressListener
-from reconciler.run.outcome import RunOutcome
+from reconciler.run.outcome import ConfirmPlan, RunOutcome
 from reconciler.run.reconcile import reconcile
 from reconciler.store import AlertState, Store, utc_now
 
@@ -29,10 +29,15 @@ log = logging.getLogger(__name__)
 
 
 async def reconcile_and_alert(
-    config: Config, store: Store, *, dry_run: bool, progress: ProgressListener = NO_PROGRESS
+    config: Config,
+    store: Store,
+    *,
+    dry_run: bool,
+    progress: ProgressListener = NO_PROGRESS,
+    confirm: ConfirmPlan | None = None,
 ) -> RunOutcome:
     """One run, then its alerts: what ``reconcile --dry-run``, ``reconcile`` and ``serve`` do."""
-    outcome = await reconcile(config, store, dry_run=dry_run, progress=progress)
+    outcome = await reconcile(config, store, dry_run=dry_run, progress=progress, confirm=confirm)
     await alert_after_run(store, config, outcome)
     return outcome
 

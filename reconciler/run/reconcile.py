@@ -34,7 +34,15 @@ from reconciler.okta.source import OktaSource
 from reconciler.plan.gate import GroupPopulations, Populations, evaluate
 from reconciler.plan.groups import plan_groups
 from reconciler.plan.users import PairDecisions, group_member_links, plan
-from reconciler.run.outcome import RunOutcome, apply_error, apply_status, dry_run_status
+from reconciler.run.outcome import (
+    ConfirmPlan,
+    RunOutcome,
+    acknowledged_in,
+    allowed_writes,
+    apply_error,
+    apply_status,
+    dry_run_status,
+)
 from reconciler.run.wiring import (
     Lookahead,
     applier_for,
@@ -54,6 +62,9 @@ NESTED_TOO_DEEP = (
     "an answer from Okta or the platform holds a value nested too deeply to compare (hundreds of levels; "
     "no real user attribute is): the run stops"
 )
+
+
+DECLINED_NOTE = "declined when asked to confirm: nothing was written"
 
 
 @dataclass
@@ -107,9 +118,13 @@ async def reconcile(
     *,
     dry_run: bool,
     progress: ProgressListener = NO_PROGRESS,
+    confirm: ConfirmPlan | None = None,
 ) -> RunOutcome:
     """Run once. Errors are recorded in the store and returned, not raised.
 
+    ``confirm`` (a live run on a terminal) is asked between the gate and the first
+    write, with the very plan that is then applied: nothing is read again in
+    between. Declined, nothing is sent and the run ends ``declined``.
     The caller alerts (:func:`reconciler.run.alerting.alert_after_run`) once it has the outcome.
     """
     freeze_startup_objects()
@@ -130,6 +145,8 @@ async def reconcile(
             progress.planned(len(outcome.plan.actions) + outcome.plan.in_sync)  # distinct users, whichever side
             if dry_run:
                 _finish_dry_run(store, outcome)
+            elif confirm is not None and allowed_writes(outcome) and not confirm(outcome):
+                _decline(store, outcome)
             else:
                 await _apply(config, store, outcome, reader, progress)
     if failure.error is not None:
@@ -172,11 +189,25 @@ def _finish_dry_run(store: Store, outcome: RunOutcome) -> None:
     store.record_skipped(outcome.run_id, outcome.plan.actions)
     if outcome.group_plan is not None:
         store.record_group_skipped(outcome.run_id, outcome.group_plan.actions)
-    outcome.status = dry_run_status(outcome.plan, outcome.gate, outcome.group_plan)
+    outcome.status = dry_run_status(outcome.plan, outcome.gate, outcome.group_plan, outcome.acknowledged)
+
+
+def _decline(store: Store, outcome: RunOutcome) -> None:
+    """The operator said no: every action recorded as not sent, with why; the run ends declined, not failed."""
+    assert outcome.plan is not None
+    why = "not sent: the operator declined the plan when asked to confirm it"
+    store.record_skipped(outcome.run_id, _report_only(outcome.plan.actions))
+    store.record_skipped(outcome.run_id, outcome.plan.writes, why)
+    if outcome.group_plan is not None:
+        store.record_group_skipped(outcome.run_id, [a for a in outcome.group_plan.actions if not a.writes])
+        store.record_group_skipped(outcome.run_id, outcome.group_plan.writes, why)
+    outcome.status = RunStatus.DECLINED
+    outcome.error = DECLINED_NOTE
 
 
 def _plan_and_gate(config: Config, store: Store, outcome: RunOutcome, ahead: PairDecisions) -> None:
     outcome.plan = plan(outcome.desired, outcome.actual, config.mapping, config.policy, ahead)
+    outcome.acknowledged = acknowledged_in(outcome.plan, store.acknowledgements(fingerprint(config)))
     previous = store.last_trusted_source_count(fingerprint(config), outcome.run_id)
     populations = Populations.of(outcome.desired, outcome.actual, previous)
     store.record_populations(outcome.run_id, populations.assignments, populations.managed)

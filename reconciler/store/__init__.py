@@ -4,11 +4,12 @@ schema migrations; the per-target run lock."""
 from reconciler.store.locks import LockBusy, RunLock
 from reconciler.store.schema import SchemaError, SchemaStatus, db_upgrade, schema_status
 from reconciler.store.store import Store
-from reconciler.store.tables import ActionRecord, AlertState, GroupActionRecord, Run, utc_now
+from reconciler.store.tables import Acknowledgement, ActionRecord, AlertState, GroupActionRecord, Run, utc_now
 from reconciler.store.tenants import TenantState
 from reconciler.store.urls import StoreError
 
 __all__ = [
+    "Acknowledgement",
     "ActionRecord",
     "AlertState",
     "GroupActionRecord",

@@ -5,7 +5,9 @@ The revisions ship in ``reconciler/store/migrations/versions``: 0001 made
 versioning); 0002 added ``group_actions`` and the group plan's counts
 (``runs.planned_groups``); 0003 added the run's tenant and replica
 (``runs.tenant``, ``runs.replica``) and an index on ``runs (config_fingerprint, id)``
-for :meth:`reconciler.store.Store.tenant_states`. Opening a Store:
+for :meth:`reconciler.store.Store.tenant_states`; 0004 added ``rate_windows`` (each Okta
+org's shared rate-limit window); 0005 added ``acknowledgements`` (findings a person
+reviewed, :mod:`reconciler.store.acknowledgements`). Opening a Store:
 
 - on an empty database (a new SQLite file, a new PostgreSQL database), creates
   the schema at the newest revision: zero set-up;

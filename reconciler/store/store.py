@@ -46,6 +46,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from reconciler.store.acknowledgements import Acknowledgements
 from reconciler.store.alert_states import AlertStates
 from reconciler.store.engine import store_engine, store_errors
 from reconciler.store.files import check_writable, create_database_file
@@ -81,7 +82,7 @@ def default_replica_name() -> str:
     return f"{socket.gethostname()} pid {os.getpid()}"
 
 
-class Store(RunRecords, ActionJournal, TenantQueries, AlertStates, RateWindows):
+class Store(RunRecords, ActionJournal, TenantQueries, AlertStates, RateWindows, Acknowledgements):
     """Runs and actions in a database; every method is one short transaction.
 
     Opening it checks the schema (see the module's docstring): an empty database

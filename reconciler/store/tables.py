@@ -188,3 +188,39 @@ class RateWindow(SQLModel, table=True):
     used: int = 0
     resets_at: float | None = None
     opened_at: float = 0.0
+
+
+ACK_KIND_LENGTH: Final = 16
+ACK_BY_LENGTH: Final = 200
+
+
+class Acknowledgement(SQLModel, table=True):
+    """A finding (a conflict, an unmanaged user) a person reviewed and acknowledged: who, when and why.
+
+    It holds for that finding as it was (``finding_digest``): once the finding changes (other users, another
+    reason), it is shown again. Revoked acknowledgements stay, with who revoked them and when, as the audit
+    trail. Added by revision 0005.
+    """
+
+    __tablename__ = "acknowledgements"
+    __table_args__ = (sa.Index("ix_acknowledgements_config_fingerprint", "config_fingerprint"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    config_fingerprint: str = Field(max_length=64)
+    kind: str = Field(max_length=ACK_KIND_LENGTH)
+    """The finding's kind: ``conflict`` or ``unmanaged``."""
+    user_name: str = Field(sa_type=sa.Text)
+    okta_user_id: str | None = None
+    scim_id: str | None = None
+    finding: str = Field(sa_type=sa.Text)
+    """The finding's reason as the plan gave it when it was acknowledged."""
+    finding_digest: str = Field(max_length=64)
+    """:func:`reconciler.plan.findings.finding_digest` of the finding acknowledged."""
+    reason: str = Field(sa_type=sa.Text)
+    """Why the person acknowledged it."""
+    acknowledged_by: str = Field(max_length=ACK_BY_LENGTH)
+    acknowledged_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime)
+    run_id: int | None = None
+    """The run whose report the finding was acknowledged from; a plain pointer, not a foreign key."""
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    revoked_by: str | None = Field(default=None, max_length=ACK_BY_LENGTH)

@@ -222,7 +222,7 @@ def test_a_plan_above_the_thresholds_needs_yes_off_a_terminal(
     assert json.loads(plan_file.read_text())["gate"]["blocked"] is True
 
     refused = _apply(config_file, plan_file)
-    assert refused.code == 1
+    assert refused.code == 3, "blocked by the safety gate: exit 3, as the exit-code table says"
     assert "this plan exceeds thresholds: 3 create planned, above max_create = 1" in refused.stderr
     assert "it was reviewed" in refused.stderr and "pass --yes" in refused.stderr
     assert all_users(platform) == []
@@ -234,6 +234,32 @@ def test_a_plan_above_the_thresholds_needs_yes_off_a_terminal(
     assert confirmed.code == 0, confirmed.stdout + confirmed.stderr
     assert "--yes given" in confirmed.stderr
     assert len(all_users(platform)) == 3
+
+
+def test_a_plan_above_the_thresholds_with_no_write_still_current_asks_nothing(
+    okta: Okta, scim_url: str, platform: httpx.Client, tmp_path: Path
+) -> None:
+    config_file = write_local_config(
+        tmp_path / "state",
+        okta.org_url,
+        okta.app_id,
+        scim_url,
+        OKTA_TOKEN,
+        SCIM_TOKEN,
+        "[thresholds]\nmax_create = 1\n",
+    )
+    users = okta.emulator.add_assigned_users(okta.app_id, 3)
+    plan_file = tmp_path / "plan.json"
+    assert _save(config_file, plan_file).code == 3
+    for user in users:
+        okta.emulator.unassign_user(okta.app_id, user.id)
+
+    applied = _apply(config_file, plan_file)
+    assert "exceeds thresholds" not in applied.stderr and "pass --yes" not in applied.stderr, applied.stderr
+    assert "stale 3 (of 3 write(s))" in applied.stdout
+    assert applied.code == 1, "stale writes: not wholly applied"
+    assert _latest_run(config_file)["status"] == "partial"
+    assert all_users(platform) == []
 
 
 def test_applying_the_same_plan_twice_makes_no_duplicates(

@@ -98,7 +98,9 @@ async def apply_saved_plan(
             current_groups = _current_groups(saved, group_live, outcome)
             outcome.gate = _gate_for(config, store, run_id, saved, live, group_live)
             _record_unsent(store, saved, outcome)
-            if outcome.gate.blocked and not confirm(threshold_question(outcome.gate, len(current))):
+            # Nothing still current to send: nothing to confirm (the stale writes are reported as such).
+            asks = outcome.gate.blocked and bool(current or current_groups)
+            if asks and not confirm(threshold_question(outcome.gate, len(current) + len(current_groups))):
                 _hold_unconfirmed(store, outcome, current, current_groups)
             else:
                 applier = applier_for(config, store, run_id, reader, actual, progress)
