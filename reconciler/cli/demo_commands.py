@@ -72,19 +72,19 @@ def run_demo_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     """Run ``reconcile demo ...`` once its arguments are parsed."""
     if args.demo_command == "okta":
         return _okta_command(args, parser)
-    from reconciler.cli import demo
+    from reconciler.cli.demo import run_demo, serve_okta
 
     if args.demo_command == "serve-okta":
         if args.users < 0:
             parser.error("demo serve-okta --users: expected 0 or more")
         if not 0 <= args.port <= 65535:
             parser.error("demo serve-okta --port: expected 0 (a free port) to 65535")
-        return demo.serve_okta(Console(), port=args.port, users=args.users, state=args.state)
+        return serve_okta(Console(), port=args.port, users=args.users, state=args.state)
     if args.users < MIN_DEMO_USERS:
         parser.error(
             f"demo --users: expected at least {MIN_DEMO_USERS}: with fewer, the demo's drift trips the safety gate"
         )
-    return demo.run_demo(Console(), users=args.users, keep_running=args.keep_running)
+    return run_demo(Console(), users=args.users, keep_running=args.keep_running)
 
 
 def _okta_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
