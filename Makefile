@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_WORKERS ?= 3
 
-.PHONY: demo test test-slow chaos bench bench-fleet install postgres-binaries cassettes docs clean
+.PHONY: demo demo-live test test-slow chaos bench bench-fleet install postgres-binaries cassettes docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 ## Run the whole job against a local Okta emulator and a local SCIM server (no Okta org needed).
 demo: $(STAMP)
 	$(BIN)/reconcile demo
+
+## The demo's servers kept up (until Ctrl-C) after its first dry-run, to try every command and change Okta by hand.
+demo-live: $(STAMP)
+	$(BIN)/reconcile demo --keep-running
 
 ## The default suite (real SCIM server, Okta emulator and PostgreSQL on 127.0.0.1): the set a bare `pytest` runs
 ## (addopts: -m "not slow"), on TEST_WORKERS pytest-xdist workers. Each worker starts its own servers.

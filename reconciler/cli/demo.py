@@ -11,7 +11,12 @@ the platform, a hand-made platform group. Then it shows the dry-run plan,
 applies it, and shows a second dry-run that is in sync.
 
 State (config, token files, the SQLite store) stays in ``./demo-state`` so that
-``reconcile --config demo-state/config.toml history`` works afterwards.
+``reconcile --config demo-state/config.toml history`` works afterwards. With
+``keep_running`` the demo stops after the first dry-run and keeps both servers up
+until Ctrl-C or SIGTERM, the drift left for a person to plan, save and apply, and
+Okta's side open to change through the emulator's control endpoint
+(``reconcile demo okta ...``). :func:`serve_okta` serves the emulator alone, in front
+of any SCIM platform.
 """
 
 from __future__ import annotations
@@ -19,30 +24,39 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
 
+from reconciler.cli.demo_state import program_name, write_demo_marker
 from reconciler.cli.render import render_group_plan, render_plan
 from reconciler.config.load import load_config
 from reconciler.run.alerting import reconcile_and_alert
 from reconciler.run.outcome import RunOutcome
 from reconciler.store import Store
 from reconciler.testing.okta import OktaEmulator, run_okta_emulator
-from reconciler.testing.scenario import GROUP_NAME, GROUPS_CONFIG, seed_scenario, write_local_config
+from reconciler.testing.scenario import (
+    GROUP_NAME,
+    GROUPS_CONFIG,
+    seed_scenario,
+    write_local_config,
+    write_secret_file,
+)
 from reconciler.testing.scim_server import run_scim2_server
 
 DEMO_STATE = Path("demo-state")
 
 
-def run_demo(console: Console, users: int = 200, state: Path = DEMO_STATE) -> int:
-    """Exit 0 when the second dry-run has nothing left to write."""
-    return asyncio.run(_demo(console, users, state))
+def run_demo(console: Console, users: int = 200, state: Path = DEMO_STATE, *, keep_running: bool = False) -> int:
+    """Exit 0 when the second dry-run has nothing left to write; with ``keep_running``, once stopped."""
+    return asyncio.run(_demo(console, users, state, keep_running))
 
 
-async def _demo(console: Console, users: int, state: Path) -> int:
+async def _demo(console: Console, users: int, state: Path, keep_running: bool) -> int:
     shutil.rmtree(state, ignore_errors=True)
     okta_token, scim_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     emulator = OktaEmulator(seed=2026, api_tokens=[okta_token])
@@ -65,9 +79,14 @@ async def _demo(console: Console, users: int, state: Path) -> int:
             config_path = write_local_config(
                 state, org_url, app_id, scim.base_url, okta_token, scim_token, GROUPS_CONFIG
             )
+            write_demo_marker(state, org_url, scim.base_url, keep_running=keep_running)
             config = load_config(config_path)
             with Store(config.store.url) as store:
                 before = await _step(console, store, config, dry_run=True, title="1. Dry-run: what drifted")
+                if keep_running:
+                    _explain_live(console, config_path, org_url, app_id)
+                    await _until_stopped(console)
+                    return 0
                 applied = await _step(console, store, config, dry_run=False, title="2. Apply")
                 after = await _step(console, store, config, dry_run=True, title="3. Dry-run again")
     return _conclude(console, state, before, applied, after)
@@ -97,3 +116,84 @@ def _conclude(console: Console, state: Path, before: RunOutcome, applied: RunOut
         console.print("[red]Not in sync after apply[/]: see the runs below.")
     console.print(f"Inspect: reconcile --config {state}/config.toml history | show {applied.run_id}")
     return 0 if converged else 1
+
+
+def _explain_live(console: Console, config_path: Path, org_url: str, app_id: str) -> None:
+    """What to try against the live servers: the commands, and how to change Okta's side."""
+    command, config = program_name(), f"--config {config_path}"
+    tries = [
+        ("check", "both connections, and what the platform supports"),
+        ("--dry-run", "the plan above, again"),
+        ("--dry-run --save-plan plan.json", "the plan, saved for review"),
+        ("apply plan.json", "apply exactly that plan"),
+        ("", "plan and apply"),
+        ("history", "the runs so far"),
+        ("serve", "reconcile on a schedule (metrics on 127.0.0.1:9464)"),
+    ]
+    changes = [
+        "users",
+        "hire new.hire@example.com",
+        "assign USER",
+        "unassign USER",
+        "deactivate USER",
+        "suspend USER",
+        "unsuspend USER",
+        "rename USER NEW_LOGIN",
+    ]
+    console.rule("[bold]The servers stay up: try the commands")
+    console.print(f"Config: {config_path}", soft_wrap=True)
+    for args, what in tries:
+        console.print(f"  {command} {config} {args}".rstrip() + f"    # {what}", soft_wrap=True, markup=False)
+    console.print("Change Okta's side by hand (USER: a login or an Okta id), then dry-run again:")
+    for change in changes:
+        console.print(f"  {command} demo okta {config} {change}", soft_wrap=True, markup=False)
+    token_file = config_path.parent / "okta.token"
+    curl = f'curl -H "Authorization: SSWS $(cat {token_file})" {org_url}/demo/v1/apps/{app_id}/users'
+    console.print(f"  or: {curl}", soft_wrap=True, markup=False)
+
+
+async def _until_stopped(console: Console) -> None:
+    """Serve until SIGINT (Ctrl-C) or SIGTERM; the callers' contexts then stop both servers."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    console.print("Serving until Ctrl-C (or SIGTERM).")
+    sys.stdout.flush()
+    try:
+        await stopped.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    console.print("Stopping the Okta emulator and the SCIM server.")
+
+
+def serve_okta(console: Console, *, port: int, users: int, state: Path) -> int:
+    """Serve the emulator alone, with ``users`` assigned to one app, in front of any SCIM platform."""
+    return asyncio.run(_serve_okta(console, port, users, state))
+
+
+async def _serve_okta(console: Console, port: int, users: int, state: Path) -> int:
+    token = secrets.token_urlsafe(32)
+    emulator = OktaEmulator(seed=2026, api_tokens=[token])
+    app = emulator.create_app()
+    emulator.add_assigned_users(app.id, users)
+    state.mkdir(parents=True, exist_ok=True)
+    token_file = state / "okta.token"
+    write_secret_file(token_file, token + "\n")
+    async with run_okta_emulator(emulator, port=port) as org_url:
+        console.print(f"Okta emulator on {org_url}: app {app.id}, {users} users assigned, none pushed yet.")
+        console.print(f"API token (also in {token_file}, mode 0600): {token}", soft_wrap=True, markup=False)
+        table = (
+            f'[okta]\norg_url = "{org_url}"\napp_id = "{app.id}"\nauth = "api_token"\n'
+            f'token_file = "{token_file.resolve()}"'
+        )
+        console.print("Your config's [okta] table, before your platform's [scim]:", markup=False)
+        console.print(table, soft_wrap=True, markup=False)
+        console.print(
+            f"Change Okta's side by hand: {program_name()} demo okta --config YOUR_CONFIG users (assign, ...)",
+            soft_wrap=True,
+            markup=False,
+        )
+        await _until_stopped(console)
+    return 0

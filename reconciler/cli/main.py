@@ -34,6 +34,8 @@ from rich.markup import escape
 from reconciler import __version__
 from reconciler.cli.ack import acknowledged_note, mark_acknowledged
 from reconciler.cli.confirm import NO_COMMAND_HELP, PlanConfirmation, interactive
+from reconciler.cli.demo_commands import add_demo_parser, run_demo_command
+from reconciler.cli.demo_state import demo_servers_gone
 from reconciler.cli.exits import (
     EXIT_BLOCKED,
     EXIT_BUSY,
@@ -139,9 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,  # `reconcile --yes apply FILE` means the same
         help="confirm a plan above the thresholds off a terminal, or one older than max_plan_age",
     )
-    demo = commands.add_parser("demo", help="run against a local Okta emulator and SCIM server, no Okta org needed")
-    demo.add_argument("--users", type=int, default=200, help="assigned users to seed (default 200)")
-    demo.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_demo_parser(commands, ("DEBUG", "INFO", "WARNING", "ERROR"))
     db = commands.add_parser("db", help="the store's schema: upgrade it, or show its status")
     _add_common(db, argparse.SUPPRESS)
     db.add_argument("db_action", choices=("upgrade", "status"), metavar="upgrade|status")
@@ -186,10 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve" and args.dry_run:
         parser.error("serve applies on a schedule: it takes no --dry-run (see the audit timer for a dry-run service)")
     if args.command == "demo":
-        from reconciler.cli.demo import run_demo
-
         setup_logging(args.log_level, log_format=args.log_format or "text")
-        return run_demo(Console(), users=args.users)
+        return run_demo_command(args, parser)
     if args.command == "serve" and args.tenant is not None:
         parser.error("serve serves every tenant of the file: --tenant is for one-off commands")
     if getattr(args, "replica", None) is not None and not valid_replica_name(args.replica):
@@ -200,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in error.problems:
             print(f"config: {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command not in STORE_ONLY_COMMANDS and (gone := demo_servers_gone(fleet.tenants[0])):
+        print(gone, file=sys.stderr)
+        return EXIT_FAILURE
     log_level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
     setup_logging(log_level, fleet.secrets(), args.log_format or "text")
     json_output = args.output == "json"

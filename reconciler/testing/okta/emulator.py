@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from reconciler.testing.okta.app_groups import AppGroupAdmin
-from reconciler.testing.okta.app_users import AppUserAdmin
+from reconciler.testing.okta.control import ControlAdmin
 from reconciler.testing.okta.faults import FaultKind, FaultRule, FaultRules
 from reconciler.testing.okta.front_door import FrontDoor, RequestLog, RequestRecord
 from reconciler.testing.okta.groups import GroupAdmin
@@ -18,11 +18,12 @@ from reconciler.testing.okta.oauth import CredentialAdmin
 from reconciler.testing.okta.rate_limits import DEFAULT_RATE_LIMIT, RATE_LIMIT_WINDOW_S, RateLimitBucket, RateLimiter
 
 
-class OktaEmulator(CredentialAdmin, AppUserAdmin, AppGroupAdmin, GroupAdmin):
+class OktaEmulator(CredentialAdmin, ControlAdmin, AppGroupAdmin, GroupAdmin):
     """In-memory Okta org state plus the aiohttp app that serves it.
 
     Each resource's part lives in its module (users, groups, app users, app groups, credentials); this
-    class puts them together and adds the traffic controls. Serve it with :func:`run_okta_emulator`
+    class puts them together and adds the traffic controls. The control endpoint (:mod:`.control`) lets a
+    person change the org over HTTP while it serves. Serve it with :func:`run_okta_emulator`
     (async) or :func:`okta_emulator_in_thread` (sync code, subprocess tests).
     """
 
@@ -49,6 +50,7 @@ class OktaEmulator(CredentialAdmin, AppUserAdmin, AppGroupAdmin, GroupAdmin):
         self._add_app_group_routes(app.router)
         self._add_user_routes(app.router)
         self._add_group_routes(app.router)
+        self._add_control_routes(app.router)
         return app
 
     # -- latency, faults, rate limits, request log ---------------------------

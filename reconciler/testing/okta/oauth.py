@@ -46,9 +46,10 @@ class CredentialAdmin(OktaOrg):
         JWK dict. Returns the client id (``0oa…`` unless given).
         """
         key = jwt.PyJWK(public_key).key if isinstance(public_key, Mapping) else public_key
+        key_id = public_key.get("kid") if isinstance(public_key, Mapping) else None
         with self._lock:
             client_id = client_id or self.new_id("0oa")
-            self._clients[client_id] = ServiceClient(client_id, key, frozenset(scopes))
+            self._clients[client_id] = ServiceClient(client_id, key, frozenset(scopes), key_id)
             return client_id
 
     def new_service_app(self, scopes: Iterable[str]) -> ServiceAppCredentials:
@@ -140,6 +141,9 @@ class CredentialAdmin(OktaOrg):
         client = self._clients.get(str(unverified.get("iss")))
         if client is None or unverified.get("sub") != client.client_id:
             raise oauth_error(401, "invalid_client", "Invalid value for 'client_id' parameter.")
+        named_key = jwt.get_unverified_header(assertion).get("kid")
+        if named_key is not None and client.key_id is not None and named_key != client.key_id:
+            raise oauth_error(401, "invalid_client", "The client_assertion kid does not match a key of the client.")
         try:
             claims = jwt.decode(
                 assertion,

@@ -93,6 +93,8 @@ class ServiceClient:
     client_id: str
     public_key: Any
     scopes: frozenset[str]
+    key_id: str | None = None
+    """The ``kid`` of the registered public key (a JWK's), which an assertion that names one must match."""
 
 
 @dataclass(frozen=True)
