@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler import __version__
+from reconciler.cli.consoles import console_for
 from reconciler.cli.progress_display import progress_for
 from reconciler.cli.render import (
     group_plan_document,
@@ -156,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from reconciler.cli.demo import run_demo
 
         setup_logging(args.log_level, log_format=args.log_format or "text")
-        return run_demo(Console(), users=args.users)
+        return run_demo(console_for(), users=args.users)
     if args.command == "serve" and args.tenant is not None:
         parser.error("serve serves every tenant of the file: --tenant is for one-off commands")
     if getattr(args, "replica", None) is not None and not valid_replica_name(args.replica):
@@ -278,7 +279,7 @@ def _check(config: Config, json_output: bool) -> int:
     if json_output:
         _print_json(check_document(report))
     else:
-        render_check(Console(), config, report)
+        render_check(console_for(), config, report)
     return EXIT_OK if report.ok else EXIT_FAILURE
 
 
@@ -301,7 +302,7 @@ def _run(
         outcome = asyncio.run(reconcile_and_alert(config, store, dry_run=dry_run, progress=progress))
     finally:
         progress.finished()
-    console = Console(stderr=json_output)
+    console = console_for(stderr=json_output)
     if json_output:
         _print_json(_outcome_document(outcome))
     else:
@@ -348,7 +349,7 @@ def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool) -> None
     if not dry_run and outcome.plan is not None:
         console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
     if outcome.error:
-        Console(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")
+        console_for(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")
     console.print(f"[dim]Inspect with: reconcile show {outcome.run_id}[/]")
 
 
@@ -359,7 +360,7 @@ def _history(store: Store, fleet: FleetConfig, limit: int, json_output: bool) ->
     if json_output:
         _print_json([run_document(run, []) | {"actions": None, "group_actions": None} for run in runs])
         return EXIT_OK
-    console = Console()
+    console = console_for()
     render_history(console, runs)
     states = store.tenant_states([fingerprint(config) for config in fleet.tenants])
     for config in fleet.tenants:
@@ -381,7 +382,7 @@ def _status(store: Store, fleet: FleetConfig, json_output: bool) -> int:
     if json_output:
         _print_json(status_document(statuses))
     else:
-        render_status(Console(), statuses)
+        render_status(console_for(), statuses)
     return EXIT_OK
 
 
@@ -394,7 +395,7 @@ def _show(store: Store, run_id: int, json_output: bool) -> int:
     if json_output:
         _print_json(run_document(run, actions, group_actions))
     else:
-        render_run(Console(), run, actions, group_actions)
+        render_run(console_for(), run, actions, group_actions)
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from reconciler.cli.consoles import print_rule, print_table
 from reconciler.models.groups import GroupAction, GroupActionKind, GroupPlan
 from reconciler.models.records import Action, ActionKind, Plan
 from reconciler.store import ActionRecord, GroupActionRecord, Run
@@ -65,7 +66,7 @@ def _render_action(console: Console, action: Action) -> None:
 
 def render_plan(console: Console, plan: Plan, title: str) -> None:
     """The plan, grouped by kind, with every attribute's before → after."""
-    console.rule(f"[bold]{escape(title)}")
+    print_rule(console, f"[bold]{escape(title)}")
     for kind in ActionKind:
         actions = [a for a in plan.actions if a.kind is kind]
         if not actions:
@@ -98,7 +99,7 @@ def _render_group_action(console: Console, action: GroupAction) -> None:
 
 def render_group_plan(console: Console, plan: GroupPlan) -> None:
     """The group plan, by kind, with the members each membership action names."""
-    console.rule("[bold]Groups")
+    print_rule(console, "[bold]Groups")
     for kind in GroupActionKind:
         actions = [a for a in plan.actions if a.kind is kind]
         if not actions:
@@ -187,7 +188,7 @@ def render_history(console: Console, runs: Sequence[Run]) -> None:
         ]
         cells += [escape(run.replica or "-")] if by else []
         table.add_row(*cells)
-    console.print(table)
+    print_table(console, table)
 
 
 def render_run(
