@@ -44,7 +44,7 @@ from reconciler.config.load import load_config, load_fleet
 from reconciler.config.model import Config, FleetConfig, fingerprint
 from reconciler.config.service_model import ServiceConfig, valid_replica_name
 from reconciler.errors import ConfigError
-from reconciler.logs import LOG_FORMATS, LogFormat, setup_logging
+from reconciler.logs import LOG_FORMATS, LogFormat, json_logs_active, setup_logging, tell
 from reconciler.models.runs import RunStatus
 from reconciler.service.schedule import quarantined
 from reconciler.store import Store, StoreError, db_upgrade, schema_status
@@ -165,8 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         fleet = _load(args)
     except ConfigError as error:
+        setup_logging(args.log_level or "WARNING", log_format=args.log_format or "text")
         for problem in error.problems:
-            print(f"config: {problem}", file=sys.stderr)
+            tell(f"config: {problem}", problem=problem)
         return EXIT_CONFIG
     log_level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
     setup_logging(log_level, fleet.secrets(), args.log_format or "text")
@@ -180,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         only_looks = args.command in STORE_ONLY_COMMANDS
         store = Store(fleet.store.url, config_path=fleet.source_path, replica=replica, create=not only_looks)
     except StoreError as error:
-        print(f"reconcile: {error}", file=sys.stderr)
+        tell(f"reconcile: {error}")
         return EXIT_FAILURE
     with store:
         if args.command == "serve":
@@ -252,7 +253,7 @@ def _dispatch(args: argparse.Namespace, config: Config, store: Store, json_outpu
                 config, store, dry_run=args.dry_run, json_output=json_output, save_plan=args.save_plan, quiet=args.quiet
             )
     except LockBusy as error:
-        print(f"reconcile: {error}", file=sys.stderr)
+        tell(f"reconcile: {error}", tenant=config.tenant)
         return EXIT_BUSY
 
 
@@ -267,7 +268,7 @@ def _db(url: str, action: str) -> int:
         print(status.describe())
         return EXIT_OK if status.state in ("current", "empty") else EXIT_FAILURE
     except StoreError as error:
-        print(f"reconcile: {error}", file=sys.stderr)
+        tell(f"reconcile: {error}")
         return EXIT_FAILURE
 
 
@@ -349,8 +350,18 @@ def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool) -> None
     if not dry_run and outcome.plan is not None:
         console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
     if outcome.error:
-        console_for(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")
+        _tell_failure(outcome)
     console.print(f"[dim]Inspect with: reconcile show {outcome.run_id}[/]")
+
+
+def _tell_failure(outcome: RunOutcome) -> None:
+    """``Run N failed: why`` on stderr: in red on a terminal, a JSON record with json logs."""
+    assert outcome.error is not None
+    if not json_logs_active():
+        console_for(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")
+        return
+    fields = {"run_id": outcome.run_id, "status": outcome.status.value, "error": outcome.error}
+    tell(f"Run {outcome.run_id} {outcome.status.value}: {outcome.error}", **fields)
 
 
 def _history(store: Store, fleet: FleetConfig, limit: int, json_output: bool) -> int:
@@ -389,7 +400,7 @@ def _status(store: Store, fleet: FleetConfig, json_output: bool) -> int:
 def _show(store: Store, run_id: int, json_output: bool) -> int:
     run = store.get_run(run_id)
     if run is None:
-        print(f"reconcile: no run {run_id} in the store (see `reconcile history`)", file=sys.stderr)
+        tell(f"reconcile: no run {run_id} in the store (see `reconcile history`)", run_id=run_id)
         return EXIT_FAILURE
     actions, group_actions = store.actions_of(run_id), store.group_actions_of(run_id)
     if json_output:

@@ -34,6 +34,7 @@ from reconciler.okta.source import OktaSource
 from reconciler.plan.gate import GroupPopulations, Populations, evaluate
 from reconciler.plan.groups import plan_groups
 from reconciler.plan.users import PairDecisions, group_member_links, plan
+from reconciler.run.log_fields import run_log_fields
 from reconciler.run.outcome import RunOutcome, apply_error, apply_status, dry_run_status
 from reconciler.run.wiring import (
     Lookahead,
@@ -116,7 +117,7 @@ async def reconcile(
     mode = RunMode.DRY_RUN if dry_run else RunMode.APPLY
     run_id = store.start_run(mode, fingerprint(config), tenant=config.tenant)
     outcome = RunOutcome(run_id, RunStatus.RUNNING)
-    with failures_recorded(store, run_id) as failure:
+    with run_log_fields(run_id, config.tenant), failures_recorded(store, run_id) as failure:
         lookahead = Lookahead(config)
         async with (
             okta_source(config, progress, lookahead.okta_page) as source,
@@ -156,6 +157,14 @@ async def _read(
 
 
 def _log_read_and_plan(outcome: RunOutcome, read_s: float, plan_s: float) -> None:
+    fields = {
+        "assignments": len(outcome.desired),
+        "platform_users": len(outcome.actual),
+        "read_s": round(read_s, 3),
+        "okta_paced_s": round(outcome.okta_paced_s, 3),
+        "plan_s": round(plan_s, 3),
+        "plan": outcome.plan.summary() if outcome.plan is not None else None,
+    }
     log.info(
         "read %d assignments and %d platform users in %.2f s (%.2f s waiting for Okta's rate limit); planned in %.2f s",
         len(outcome.desired),
@@ -163,6 +172,7 @@ def _log_read_and_plan(outcome: RunOutcome, read_s: float, plan_s: float) -> Non
         read_s,
         outcome.okta_paced_s,
         plan_s,
+        extra=fields,
     )
 
 
@@ -184,7 +194,7 @@ def _plan_and_gate(config: Config, store: Store, outcome: RunOutcome, ahead: Pai
     groups = _plan_groups(config, store, outcome) if config.groups.enabled else None
     outcome.gate = evaluate(outcome.plan, populations, config.thresholds, groups)
     if outcome.gate.blocked:
-        log.warning("safety gate: %s", outcome.gate.reason)
+        log.warning("safety gate: %s", outcome.gate.reason, extra={"gate": outcome.gate.reason})
 
 
 def _plan_groups(config: Config, store: Store, outcome: RunOutcome) -> tuple[GroupPlan, GroupPopulations]:
