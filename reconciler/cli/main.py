@@ -372,7 +372,7 @@ def _history(store: Store, fleet: FleetConfig, limit: int, json_output: bool) ->
         _print_json([run_document(run, []) | {"actions": None, "group_actions": None} for run in runs])
         return EXIT_OK
     console = console_for()
-    render_history(console, runs)
+    render_history(console, runs, fingerprint(fleet.tenants[0]) if not fleet.multi_tenant else None)
     states = store.tenant_states([fingerprint(config) for config in fleet.tenants])
     for config in fleet.tenants:
         failures = states[fingerprint(config)].consecutive_failures

@@ -160,35 +160,43 @@ def _drift_cell(summary: dict[str, int] | None) -> str:
     return " ".join(cells) or "in sync"
 
 
-def render_history(console: Console, runs: Sequence[Run]) -> None:
-    """The runs, one a row. With tenants (any run has one), a ``tenant`` column, and a ``by`` column naming
-    the replica that ran each when they were not all run by one; a single-tenant history looks as it always did
-    (each ``reconcile`` process is a replica of its own: naming them would only show pids)."""
+def render_history(console: Console, runs: Sequence[Run], this_config: str | None = None) -> None:
+    """The runs, one a row, each with the year and, for a run that failed or was blocked, why.
+
+    With tenants (any run has one), a ``tenant`` column, and a ``by`` column naming the replica that ran each
+    when they were not all run by one (each ``reconcile`` process is a replica of its own: naming them in a
+    single-tenant history would only show pids). Without tenants, runs of more than one configuration (an
+    earlier app or endpoint, sharing the store) get a ``config`` column: the configuration's fingerprint, cut
+    to :data:`FINGERPRINT_SHOWN` characters, ``this_config``'s marked ``*``.
+    """
     tenants = any(run.tenant for run in runs)
+    configs = not tenants and len({run.config_fingerprint for run in runs}) > 1
     by = tenants and len({run.replica for run in runs}) > 1
-    table = Table(
-        title="Recent runs",
-        caption="plan: +create ~update -deactivate ↑reactivate =link !conflict ?unmanaged; ok/err: writes",
-    )
-    columns = ["run", *(["tenant"] if tenants else []), "UTC", "mode", "status", "plan", "ok", "err"]
-    columns += ["by"] if by else []
+    caption = "plan: +create ~update -deactivate ↑reactivate =link !conflict ?unmanaged; ok/err: writes"
+    if configs:
+        caption += f"; config: * = this file's ({(this_config or '')[:FINGERPRINT_SHOWN]})"
+    table = Table(title="Recent runs", caption=caption)
+    columns = ["run", *(["tenant"] if tenants else []), *(["config"] if configs else []), "UTC", "mode", "status"]
+    columns += ["plan", "ok", "err", *(["by"] if by else []), "why"]
     for column in columns:
         justify = "right" if column in ("run", "ok", "err") else "left"
         table.add_column(column, justify=justify, no_wrap=column in ("UTC", "mode", "status", "plan"))
     for run in runs:
-        cells = [
-            str(run.id),
-            *([escape(run.tenant or "-")] if tenants else []),
-            run.started_at.strftime("%m-%d %H:%M"),
-            run.mode.value,
-            run.status.value,
-            _drift_cell(run.summary),
-            str(run.applied),
-            str(run.failed),
-        ]
-        cells += [escape(run.replica or "-")] if by else []
+        cells = [str(run.id), *([escape(run.tenant or "-")] if tenants else [])]
+        cells += [_config_cell(run.config_fingerprint, this_config)] if configs else []
+        cells += [run.started_at.strftime("%Y-%m-%d %H:%M"), run.mode.value, run.status.value, _drift_cell(run.summary)]
+        cells += [str(run.applied), str(run.failed), *([escape(run.replica or "-")] if by else [])]
+        cells.append(escape(" ".join(run.error.split())) if run.error else "")
         table.add_row(*cells)
     print_table(console, table)
+
+
+FINGERPRINT_SHOWN = 8
+"""Characters of a configuration's fingerprint shown in ``history``: enough to tell a store's few apart."""
+
+
+def _config_cell(fingerprint: str, this_config: str | None) -> str:
+    return fingerprint[:FINGERPRINT_SHOWN] + ("*" if fingerprint == this_config else "")
 
 
 def render_run(
@@ -196,8 +204,9 @@ def render_run(
 ) -> None:
     """One run: its status and counts, then each action with its outcome, then each group action."""
     finished = run.finished_at.strftime("%Y-%m-%d %H:%M:%S") if run.finished_at else "-"
+    tenant = f" (tenant {escape(run.tenant)})" if run.tenant else ""
     console.print(
-        f"[bold]Run {run.id}[/] {run.mode.value}, {run.status.value}; "
+        f"[bold]Run {run.id}[/]{tenant} {run.mode.value}, {run.status.value}; "
         f"started {run.started_at:%Y-%m-%d %H:%M:%S}, finished {finished} (UTC)"
     )
     if run.summary:
@@ -235,6 +244,7 @@ def run_document(
     return {
         "run_id": run.id,
         "tenant": run.tenant,
+        "config_fingerprint": run.config_fingerprint,
         "replica": run.replica,
         "mode": run.mode.value,
         "status": run.status.value,

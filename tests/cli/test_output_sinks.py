@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import Okta, all_users
-from tests.support.cli_runner import reconcile_process
+from reconciler.config import fingerprint, load_config
+from reconciler.testing.scenario import write_local_config
+from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users
+from tests.support.cli_runner import reconcile, reconcile_process
 
 LONG = 200
 
@@ -81,3 +84,31 @@ def test_a_plan_in_a_file_keeps_200_character_names_and_values_whole(
     status = status_txt.read_text(encoding="utf-8").splitlines()
     assert all(line == line.rstrip() for line in status)
     assert sum("drift" in line for line in status) == 1, "the tenant on one line"
+
+
+def test_history_says_why_a_run_failed_the_year_and_which_config_it_was_for(
+    okta: Okta, config_file: Path, scim_url: str, tmp_path: Path
+) -> None:
+    okta.emulator.add_assigned_users(okta.app_id, 1)
+    assert reconcile("--config", config_file, "--dry-run").code == 2
+    store_line = next(line for line in config_file.read_text().splitlines() if line.startswith("url = "))
+    other_app = okta.emulator.create_app(label="Another app")
+    refused = "not-the-token-" + SCIM_TOKEN
+    other = write_local_config(tmp_path / "other", okta.org_url, other_app.id, scim_url, OKTA_TOKEN, refused)
+    own_store = next(line for line in other.read_text().splitlines() if line.startswith("url = "))
+    other.write_text(other.read_text().replace(own_store, store_line))  # both configurations share one store
+    failed = reconcile("--config", other)
+    assert failed.code == 1
+
+    history = reconcile("--config", config_file, "history")
+    assert history.code == 0
+    lines = history.stdout.splitlines()
+    failed_line = next(line for line in lines if " failed " in line)
+    drift_line = next(line for line in lines if " drift " in line)
+    year = str(datetime.now(UTC).year)
+    assert f"{year}-" in failed_line and f"{year}-" in drift_line, "the year is shown"
+    assert "401" in failed_line, "why the run failed, on its line"
+    this = fingerprint(load_config(config_file))[:8]
+    assert f"{this}*" in drift_line and f"{this}*" not in failed_line, "which configuration each run was for"
+    document = reconcile("--config", config_file, "history", "--output", "json").json()
+    assert {run["config_fingerprint"][:8] for run in document} >= {this}
