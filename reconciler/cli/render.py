@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from reconciler.cli.consoles import print_rule, print_table
-from reconciler.models.groups import GroupAction, GroupActionKind, GroupPlan
+from reconciler.models.groups import GroupAction, GroupActionKind, GroupMember, GroupPlan
 from reconciler.models.records import Action, ActionKind, Plan
 from reconciler.store import ActionRecord, GroupActionRecord, Run
 
@@ -43,7 +43,8 @@ _GROUP_KIND_STYLE = {
     GroupActionKind.CONFLICT: ("!", "magenta"),
     GroupActionKind.UNMANAGED: ("?", "dim"),
 }
-MEMBERS_SHOWN = 5
+MEMBERS_SHOWN = 50
+"""Members a group action names in text; ``--output json`` names all."""
 
 
 def _value(value: Any) -> str:
@@ -83,7 +84,19 @@ def render_plan(console: Console, plan: Plan, title: str) -> None:
 
 def _members_text(members: Sequence[str]) -> str:
     shown = ", ".join(members[:MEMBERS_SHOWN])
-    return shown + (f" and {len(members) - MEMBERS_SHOWN} more" if len(members) > MEMBERS_SHOWN else "")
+    more = len(members) - MEMBERS_SHOWN
+    return shown + (f" and {more} more (see --output json)" if more > 0 else "")
+
+
+def _member_labels(entries: Sequence[str | dict[str, Any]]) -> list[str]:
+    """Members as recorded (``GroupAction.member_entries``, or an id in rows older than names) by userName."""
+    labels = []
+    for entry in entries:
+        if isinstance(entry, str):
+            labels.append(entry)
+        else:
+            labels.append(GroupMember(entry.get("user_name"), entry.get("okta_user_id"), entry.get("scim_id")).label())
+    return labels
 
 
 def _render_group_action(console: Console, action: GroupAction) -> None:
@@ -94,11 +107,12 @@ def _render_group_action(console: Console, action: GroupAction) -> None:
     why = f" — {escape(action.reason)}" if action.reason else ""
     console.print(f"  [{style}]{sign} {escape(action.name)}[/] [dim]({ids or 'new'})[/]{why}")
     if action.members:
-        console.print(f"      [dim]{len(action.members)} member(s): {escape(_members_text(action.members))}[/]")
+        labels = _member_labels(action.member_entries())
+        console.print(f"      {len(labels)} member(s): {escape(_members_text(labels))}")
 
 
 def render_group_plan(console: Console, plan: GroupPlan) -> None:
-    """The group plan, by kind, with the members each membership action names."""
+    """The group plan, by kind, with the members each membership action names, and who is left out and why."""
     print_rule(console, "[bold]Groups")
     for kind in GroupActionKind:
         actions = [a for a in plan.actions if a.kind is kind]
@@ -110,16 +124,28 @@ def render_group_plan(console: Console, plan: GroupPlan) -> None:
             _render_group_action(console, action)
         if len(actions) > MAX_ACTIONS_SHOWN_PER_KIND:
             console.print(f"  [dim]… and {len(actions) - MAX_ACTIONS_SHOWN_PER_KIND} more (see --output json)[/]")
-    left_out = sum(len(members) for members in plan.unresolved_members.values())
-    if left_out:
-        console.print(
-            f"[dim]{left_out} Okta group member(s) left out: not assigned to the app, so not on the platform[/]"
-        )
+    _render_left_out(console, plan)
     render_summary(console, plan.summary(), "Group summary")
 
 
+def _render_left_out(console: Console, plan: GroupPlan) -> None:
+    """Okta group members no platform group will hold: each named, with the true reason."""
+    count = sum(len(members) for members in plan.unresolved_members.values())
+    if not count:
+        return
+    console.print(f"[bold]LEFT OUT[/] ({count}): Okta group members the platform's groups will not hold")
+    for entry in plan.left_out[:MAX_ACTIONS_SHOWN_PER_KIND]:
+        console.print(
+            f"  [dim]·[/] {escape(entry.member.label())} [dim]({escape(entry.group)})[/] — {escape(entry.why)}"
+        )
+    if count > len(plan.left_out[:MAX_ACTIONS_SHOWN_PER_KIND]):
+        console.print(
+            f"  [dim]… and {count - len(plan.left_out[:MAX_ACTIONS_SHOWN_PER_KIND])} more (see --output json)[/]"
+        )
+
+
 def group_plan_document(plan: GroupPlan) -> dict[str, Any]:
-    """The ``groups`` part of the ``--output json`` document."""
+    """The ``groups`` part of the ``--output json`` document: members by userName, with both ids."""
     return {
         "summary": plan.summary(),
         "actions": [
@@ -128,12 +154,13 @@ def group_plan_document(plan: GroupPlan) -> dict[str, Any]:
                 "name": a.name,
                 "okta_group_id": a.okta_group_id,
                 "scim_id": a.scim_id,
-                "members": list(a.members),
+                "members": a.member_entries(),
                 "reason": a.reason,
             }
             for a in plan.actions
         ],
         "unresolved_members": {group: list(members) for group, members in plan.unresolved_members.items()},
+        "left_out": [{"group": e.group, **e.member.to_json(), "why": e.why} for e in plan.left_out],
     }
 
 
@@ -236,6 +263,8 @@ def _render_group_record(console: Console, record: GroupActionRecord) -> None:
         f"  [{style}]{sign} {record.kind.value} {escape(record.group_name)}[/] "
         f"[dim]({record.scim_id or 'new'}{members})[/] [bold]{record.status.value}[/] — {why}"
     )
+    if record.members:
+        console.print(f"      {escape(', '.join(_member_labels(record.members)))}")
 
 
 def run_document(

@@ -32,7 +32,7 @@ from reconciler.models.records import Action
 from reconciler.models.runs import RunMode, RunStatus
 from reconciler.okta.source import OktaSource
 from reconciler.plan.gate import GroupPopulations, Populations, evaluate
-from reconciler.plan.groups import plan_groups
+from reconciler.plan.groups import member_directory, plan_groups
 from reconciler.plan.users import PairDecisions, group_member_links, plan
 from reconciler.run.log_fields import run_log_fields
 from reconciler.run.outcome import RunOutcome, apply_error, apply_status, dry_run_status
@@ -49,6 +49,9 @@ from reconciler.scim.reader import ScimReader
 from reconciler.store import Store
 
 log = logging.getLogger(__name__)
+
+LEFT_OUT_LOGGED = 20
+"""Group members left out that the run's log line names; the rest are counted (the plan names them all)."""
 
 
 NESTED_TOO_DEEP = (
@@ -207,11 +210,16 @@ def _plan_groups(config: Config, store: Store, outcome: RunOutcome) -> tuple[Gro
         outcome.group_links,
         created,
         delete_unpushed=config.groups.delete_unpushed,
+        directory=member_directory(
+            outcome.desired, outcome.actual, outcome.group_links, config.policy, outcome.plan.pairs
+        ),
     )
     store.record_group_plan_counts(outcome.run_id, outcome.group_plan.summary())
-    if outcome.group_plan.unresolved_members:
-        left_out = sum(len(m) for m in outcome.group_plan.unresolved_members.values())
-        log.info("%d group member(s) left out: their users are not provisioned by this app", left_out)
+    left_out = outcome.group_plan.left_out
+    if left_out:
+        named = "; ".join(f"{e.member.label()} ({e.group}): {e.why}" for e in left_out[:LEFT_OUT_LOGGED])
+        more = f"; and {len(left_out) - LEFT_OUT_LOGGED} more" if len(left_out) > LEFT_OUT_LOGGED else ""
+        log.info("%d group member(s) left out: %s%s", len(left_out), named, more, extra={"left_out": len(left_out)})
     return outcome.group_plan, GroupPopulations.of(outcome.desired_groups, outcome.actual_groups)
 
 
