@@ -6,9 +6,17 @@ record, whoever emits it, passes through :class:`RedactingFilter`.
 
 Two formats: ``text`` (``time level logger: message``; the time is left out
 when stderr is the journal, which stamps each line itself) and ``json``, one
-JSON object per line (``time``, ``level``, ``logger``, ``message``, and ``exc``
-with the traceback) for log shippers. The filter runs before either formatter,
+JSON object per line (``time``, ``level``, ``logger``, ``message``, ``exc``
+with the traceback, and every field a log call passed with ``extra=``: run id,
+tenant, counts) for log shippers. The filter runs before either formatter,
 so both print the scrubbed record.
+
+What the command itself tells a person on stderr (a run that failed, a store
+it cannot open) goes through :func:`tell`: as it is with text logs, and as a
+JSON record with json logs, so that every line of stderr parses.
+
+Libraries log their chatter at INFO (alembic's "Context impl SQLiteImpl" at
+every start of ``serve``): their loggers are held at WARNING at least.
 """
 
 from __future__ import annotations
@@ -21,9 +29,20 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Final, Literal
 
+from reconciler.run.log_fields import CURRENT_RUN_FIELDS
 from reconciler.secret import Secret, redact
 
 OKTA_SDK_LOGGER = "okta-sdk-python"
+CHATTY_LIBRARIES: Final = ("httpx", "httpcore", "aiohttp.access", "apprise", "urllib3", "apscheduler", "alembic")
+"""Libraries whose INFO lines say nothing an operator needs: held at WARNING at least."""
+COMMAND_LOGGER: Final = "reconciler.cli"
+
+_RECORD_ATTRIBUTES: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def record_fields(record: logging.LogRecord) -> dict[str, object]:
+    """The fields a log call added with ``extra=`` (run_id, tenant, counts...), by name."""
+    return {key: value for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES}
 
 
 class RedactingFilter(logging.Filter):
@@ -42,6 +61,19 @@ class RedactingFilter(logging.Filter):
             record.exc_text = cleaned_exc
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        for key, value in record_fields(record).items():
+            if isinstance(value, str):
+                setattr(record, key, redact(value, self._values))
+        return True
+
+
+class RunFieldsFilter(logging.Filter):
+    """Stamps the current run's fields (run id, tenant) on each record made while the run goes on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in CURRENT_RUN_FIELDS.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
         return True
 
 
@@ -52,7 +84,8 @@ JOURNAL_TEXT_FORMAT: Final = "%(levelname)s %(name)s: %(message)s"
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record, on one line: time (UTC, ISO 8601), level, logger, message, exc."""
+    """One JSON object per record, on one line: time (UTC, ISO 8601), level, logger, message, the fields
+    given with ``extra=``, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
         document = {
@@ -61,6 +94,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        document.update(record_fields(record))
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -92,6 +126,7 @@ def setup_logging(level: str = "WARNING", secrets: Iterable[Secret] = (), log_fo
     """Log to stderr at ``level`` in ``log_format``; the okta SDK never below WARNING."""
     handler = logging.StreamHandler()
     handler.setFormatter(_formatter(log_format))
+    handler.addFilter(RunFieldsFilter())
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     for existing in list(root.handlers):
@@ -99,5 +134,18 @@ def setup_logging(level: str = "WARNING", secrets: Iterable[Secret] = (), log_fo
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger(OKTA_SDK_LOGGER).setLevel(max(logging.WARNING, root.level))
-    for noisy in ("httpx", "httpcore", "aiohttp.access", "apprise", "urllib3", "apscheduler"):
+    for noisy in CHATTY_LIBRARIES:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def json_logs_active() -> bool:
+    """Whether stderr's log lines are JSON (``--log-format json``)."""
+    return any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers)
+
+
+def tell(text: str, level: int = logging.ERROR, **fields: object) -> None:
+    """A line for the person running the command, on stderr: as is, or a JSON record when logs are JSON."""
+    if json_logs_active():
+        logging.getLogger(COMMAND_LOGGER).log(level, "%s", text, extra=fields)
+    else:
+        print(text, file=sys.stderr)

@@ -16,9 +16,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 
+from reconciler.cli.consoles import console_for
 from reconciler.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from reconciler.config.model import FleetConfig, fingerprint
 from reconciler.models.records import Action
@@ -95,7 +95,7 @@ def _acknowledge(store: Store, target: str, args: argparse.Namespace, json_outpu
     if json_output:
         _print_json(ack_document(held))
     else:
-        Console().print(f"{escape(said)}: {record.kind.value} {escape(record.user_name)} — {escape(record.reason)}")
+        console_for().print(f"{escape(said)}: {record.kind.value} {escape(record.user_name)} — {escape(record.reason)}")
     return EXIT_OK
 
 
@@ -132,7 +132,7 @@ def _revoke(store: Store, target: str, args: argparse.Namespace, json_output: bo
     if json_output:
         _print_json(ack_document(revoked))
     else:
-        Console().print(f"revoked #{revoked.id}: {revoked.kind} {escape(revoked.user_name)} counts again")
+        console_for().print(f"revoked #{revoked.id}: {revoked.kind} {escape(revoked.user_name)} counts again")
     return EXIT_OK
 
 
@@ -140,7 +140,7 @@ def _list(acknowledgements: list[Acknowledgement], json_output: bool) -> int:
     if json_output:
         _print_json([ack_document(a) for a in acknowledgements])
         return EXIT_OK
-    console = Console()
+    console = console_for()
     if not acknowledgements:
         console.print("no acknowledgement in force (reconcile ack conflict|unmanaged ID --reason ...)")
     for ack in acknowledgements:

@@ -13,6 +13,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.markup import escape
 
+from reconciler.cli.consoles import console_for, print_rule
 from reconciler.cli.exits import EXIT_BLOCKED, EXIT_FAILURE, EXIT_OK
 from reconciler.config.model import Config
 from reconciler.models.runs import RunStatus
@@ -69,12 +70,12 @@ def check_plan_age(saved: SavedPlan, config: Config, *, yes: bool, now: datetime
 def save_after_dry_run(path: Path, config: Config, outcome: RunOutcome, console: Console) -> bool:
     """``--save-plan``: write the dry-run's plan (blocked or not: that is the review path)."""
     if outcome.plan is None:
-        Console(stderr=True).print(f"[red]No plan saved to {escape(str(path))}:[/] the run failed before planning.")
+        console_for(stderr=True).print(f"[red]No plan saved to {escape(str(path))}:[/] the run failed before planning.")
         return False
     try:
         document = save_plan(path, config, outcome)
     except SavedPlanError as error:
-        Console(stderr=True).print(f"[red]{escape(str(error))}[/]")
+        console_for(stderr=True).print(f"[red]{escape(str(error))}[/]")
         return False
     writes = sum(1 for a in outcome.plan.actions if a.writes)
     if outcome.group_plan is not None:
@@ -100,7 +101,7 @@ def run_apply_command(config: Config, store: Store, path: Path, *, yes: bool, js
     if json_output:
         sys.stdout.write(json.dumps(outcome_document(saved, outcome), ensure_ascii=False, indent=2) + "\n")
     else:
-        render_apply(Console(), saved, outcome)
+        render_apply(console_for(), saved, outcome)
     if outcome.status is RunStatus.BLOCKED:
         return EXIT_BLOCKED
     return EXIT_OK if outcome.complete else EXIT_FAILURE
@@ -130,7 +131,7 @@ def outcome_document(saved: SavedPlan, outcome: PlanApplyOutcome) -> dict[str, A
 
 def render_apply(console: Console, saved: SavedPlan, outcome: PlanApplyOutcome) -> None:
     made = saved.created_at.strftime("%Y-%m-%d %H:%M:%S")
-    console.rule(f"[bold]Apply saved plan {escape(str(saved.path))} (run {outcome.run_id})")
+    print_rule(console, f"[bold]Apply saved plan {escape(str(saved.path))} (run {outcome.run_id})")
     console.print(f"Plan made {made} UTC by dry-run {saved.run_id}; {outcome.writes} write(s) in it.")
     if saved.trips:
         reasons = "; ".join(trip.reason for trip in saved.trips)
@@ -151,5 +152,5 @@ def render_apply(console: Console, saved: SavedPlan, outcome: PlanApplyOutcome) 
     if outcome.stale or outcome.stale_groups:
         console.print("Stale actions were not applied: make a new plan for them (reconcile --dry-run --save-plan).")
     if outcome.error:
-        Console(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")
+        console_for(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")
     console.print(f"[dim]Inspect with: reconcile show {outcome.run_id}[/]")

@@ -50,6 +50,8 @@ class GroupsSide:
     """Memberships of the pushed groups in Okta."""
     platform_groups: int = 0
     error: str | None = None
+    not_read: str | None = None
+    """Why the groups were not read: a side's connection failed, and it is reported once, on its own line."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,13 @@ async def run_check(config: Config) -> CheckReport:
     warnings: list[str] = []
     if scim.user_schema is not None:
         warnings = unannounced_paths((parse_target_path(text) for text in config.mapping), scim.user_schema)
-    groups = await _check_groups(config) if config.groups.enabled else None
+    groups = None
+    if config.groups.enabled:
+        failed = [side for side, error in (("Okta", okta.error), ("SCIM", scim.error)) if error is not None]
+        if failed:
+            groups = GroupsSide(not_read=f"not read: the {' and '.join(failed)} connection failed (see above)")
+        else:
+            groups = await _check_groups(config)
     return CheckReport(okta, scim, config.scim.page_size, warnings, groups)
 
 
@@ -155,6 +163,8 @@ def render_check(console: Console, config: Config, report: CheckReport) -> None:
 
 
 def _groups_line(side: GroupsSide) -> str:
+    if side.not_read is not None:
+        return f"[yellow]–[/] {escape(side.not_read)}"
     if side.error is not None:
         return f"[red]✗[/] {escape(side.error)}"
     names = ", ".join(side.pushed) or "none (no group assigned to the app yet)"

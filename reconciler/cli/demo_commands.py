@@ -20,6 +20,7 @@ from urllib.parse import quote
 import httpx
 from rich.console import Console
 
+from reconciler.cli.consoles import console_for
 from reconciler.cli.demo_state import program_name
 from reconciler.config.load import load_config
 from reconciler.errors import ConfigError
@@ -79,12 +80,12 @@ def run_demo_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             parser.error("demo serve-okta --users: expected 0 or more")
         if not 0 <= args.port <= 65535:
             parser.error("demo serve-okta --port: expected 0 (a free port) to 65535")
-        return serve_okta(Console(), port=args.port, users=args.users, state=args.state)
+        return serve_okta(console_for(), port=args.port, users=args.users, state=args.state)
     if args.users < MIN_DEMO_USERS:
         parser.error(
             f"demo --users: expected at least {MIN_DEMO_USERS}: with fewer, the demo's drift trips the safety gate"
         )
-    return run_demo(Console(), users=args.users, keep_running=args.keep_running)
+    return run_demo(console_for(), users=args.users, keep_running=args.keep_running)
 
 
 def _okta_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

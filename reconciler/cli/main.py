@@ -34,6 +34,7 @@ from rich.markup import escape
 from reconciler import __version__
 from reconciler.cli.ack import acknowledged_note, mark_acknowledged
 from reconciler.cli.confirm import NO_COMMAND_HELP, PlanConfirmation, interactive
+from reconciler.cli.consoles import console_for
 from reconciler.cli.demo_commands import add_demo_parser, run_demo_command
 from reconciler.cli.demo_state import demo_servers_gone
 from reconciler.cli.exits import (
@@ -60,7 +61,7 @@ from reconciler.config.load import load_config, load_fleet
 from reconciler.config.model import Config, FleetConfig, fingerprint
 from reconciler.config.service_model import ServiceConfig, valid_replica_name
 from reconciler.errors import ConfigError
-from reconciler.logs import LOG_FORMATS, LogFormat, setup_logging
+from reconciler.logs import LOG_FORMATS, LogFormat, json_logs_active, setup_logging, tell
 from reconciler.models.runs import RunStatus
 from reconciler.service.schedule import quarantined
 from reconciler.store import Store, StoreError, db_upgrade, schema_status
@@ -195,11 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         fleet = _load(args)
     except ConfigError as error:
+        setup_logging(args.log_level or "WARNING", log_format=args.log_format or "text")
         for problem in error.problems:
-            print(f"config: {problem}", file=sys.stderr)
+            tell(f"config: {problem}", problem=problem)
         return EXIT_CONFIG
     if args.command not in STORE_ONLY_COMMANDS and (gone := demo_servers_gone(fleet.tenants[0])):
-        print(gone, file=sys.stderr)
+        tell(gone)
         return EXIT_FAILURE
     log_level = args.log_level or ("INFO" if args.command == "serve" else "WARNING")
     setup_logging(log_level, fleet.secrets(), args.log_format or "text")
@@ -213,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         only_looks = args.command in STORE_ONLY_COMMANDS
         store = Store(fleet.store.url, config_path=fleet.source_path, replica=replica, create=not only_looks)
     except StoreError as error:
-        print(f"reconcile: {error}", file=sys.stderr)
+        tell(f"reconcile: {error}")
         return EXIT_FAILURE
     with store:
         if args.command == "serve":
@@ -295,7 +297,7 @@ def _dispatch(args: argparse.Namespace, config: Config, store: Store, json_outpu
                 yes=args.yes,
             )
     except LockBusy as error:
-        print(f"reconcile: {error}", file=sys.stderr)
+        tell(f"reconcile: {error}", tenant=config.tenant)
         return EXIT_BUSY
 
 
@@ -310,7 +312,7 @@ def _db(url: str, action: str) -> int:
         print(status.describe())
         return EXIT_OK if status.state in ("current", "empty") else EXIT_FAILURE
     except StoreError as error:
-        print(f"reconcile: {error}", file=sys.stderr)
+        tell(f"reconcile: {error}")
         return EXIT_FAILURE
 
 
@@ -322,7 +324,7 @@ def _check(config: Config, json_output: bool) -> int:
     if json_output:
         _print_json(check_document(report))
     else:
-        render_check(Console(), config, report)
+        render_check(console_for(), config, report)
     return EXIT_OK if report.ok else EXIT_FAILURE
 
 
@@ -349,7 +351,7 @@ def _run(
         outcome = asyncio.run(reconcile_and_alert(config, store, dry_run=dry_run, progress=progress, confirm=confirm))
     finally:
         progress.finished()
-    console = Console(stderr=json_output)
+    console = console_for(stderr=json_output)
     if json_output:
         _print_json(_outcome_document(outcome))
     else:
@@ -399,8 +401,18 @@ def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool, *, plan
     if not dry_run and outcome.plan is not None and outcome.status is not RunStatus.DECLINED:
         console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
     if outcome.error:
-        Console(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")
+        _tell_failure(outcome)
     console.print(f"[dim]Inspect with: reconcile show {outcome.run_id}[/]")
+
+
+def _tell_failure(outcome: RunOutcome) -> None:
+    """``Run N failed: why`` on stderr: in red on a terminal, a JSON record with json logs."""
+    assert outcome.error is not None
+    if not json_logs_active():
+        console_for(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")
+        return
+    fields = {"run_id": outcome.run_id, "status": outcome.status.value, "error": outcome.error}
+    tell(f"Run {outcome.run_id} {outcome.status.value}: {outcome.error}", **fields)
 
 
 def _history(store: Store, fleet: FleetConfig, limit: int, json_output: bool) -> int:
@@ -410,8 +422,8 @@ def _history(store: Store, fleet: FleetConfig, limit: int, json_output: bool) ->
     if json_output:
         _print_json([run_document(run, []) | {"actions": None, "group_actions": None} for run in runs])
         return EXIT_OK
-    console = Console()
-    render_history(console, runs)
+    console = console_for()
+    render_history(console, runs, fingerprint(fleet.tenants[0]) if not fleet.multi_tenant else None)
     states = store.tenant_states([fingerprint(config) for config in fleet.tenants])
     for config in fleet.tenants:
         failures = states[fingerprint(config)].consecutive_failures
@@ -432,20 +444,20 @@ def _status(store: Store, fleet: FleetConfig, json_output: bool) -> int:
     if json_output:
         _print_json(status_document(statuses))
     else:
-        render_status(Console(), statuses)
+        render_status(console_for(), statuses)
     return EXIT_OK
 
 
 def _show(store: Store, run_id: int, json_output: bool) -> int:
     run = store.get_run(run_id)
     if run is None:
-        print(f"reconcile: no run {run_id} in the store (see `reconcile history`)", file=sys.stderr)
+        tell(f"reconcile: no run {run_id} in the store (see `reconcile history`)", run_id=run_id)
         return EXIT_FAILURE
     actions, group_actions = store.actions_of(run_id), store.group_actions_of(run_id)
     if json_output:
         _print_json(run_document(run, actions, group_actions))
     else:
-        render_run(Console(), run, actions, group_actions)
+        render_run(console_for(), run, actions, group_actions)
     return EXIT_OK
 
 

@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reconciler.models.groups import GroupAction, GroupActionKind, GroupPlan
+from reconciler.cli.consoles import print_rule, print_table
+from reconciler.models.groups import GroupAction, GroupActionKind, GroupMember, GroupPlan
 from reconciler.models.records import Action, ActionKind, Plan
 from reconciler.store import ActionRecord, GroupActionRecord, Run
 
@@ -42,7 +43,8 @@ _GROUP_KIND_STYLE = {
     GroupActionKind.CONFLICT: ("!", "magenta"),
     GroupActionKind.UNMANAGED: ("?", "dim"),
 }
-MEMBERS_SHOWN = 5
+MEMBERS_SHOWN = 50
+"""Members a group action names in text; ``--output json`` names all."""
 
 
 def _value(value: Any) -> str:
@@ -69,7 +71,7 @@ def render_plan(
     console: Console, plan: Plan, title: str, note: Callable[[Action], str | None] = lambda action: None
 ) -> None:
     """The plan, grouped by kind, with every attribute's before → after (and ``note``'s line, if any)."""
-    console.rule(f"[bold]{escape(title)}")
+    print_rule(console, f"[bold]{escape(title)}")
     for kind in ActionKind:
         actions = [a for a in plan.actions if a.kind is kind]
         if not actions:
@@ -86,7 +88,19 @@ def render_plan(
 
 def _members_text(members: Sequence[str]) -> str:
     shown = ", ".join(members[:MEMBERS_SHOWN])
-    return shown + (f" and {len(members) - MEMBERS_SHOWN} more" if len(members) > MEMBERS_SHOWN else "")
+    more = len(members) - MEMBERS_SHOWN
+    return shown + (f" and {more} more (see --output json)" if more > 0 else "")
+
+
+def _member_labels(entries: Sequence[str | dict[str, Any]]) -> list[str]:
+    """Members as recorded (``GroupAction.member_entries``, or an id in rows older than names) by userName."""
+    labels = []
+    for entry in entries:
+        if isinstance(entry, str):
+            labels.append(entry)
+        else:
+            labels.append(GroupMember(entry.get("user_name"), entry.get("okta_user_id"), entry.get("scim_id")).label())
+    return labels
 
 
 def _render_group_action(console: Console, action: GroupAction) -> None:
@@ -97,12 +111,13 @@ def _render_group_action(console: Console, action: GroupAction) -> None:
     why = f" — {escape(action.reason)}" if action.reason else ""
     console.print(f"  [{style}]{sign} {escape(action.name)}[/] [dim]({ids or 'new'})[/]{why}")
     if action.members:
-        console.print(f"      [dim]{len(action.members)} member(s): {escape(_members_text(action.members))}[/]")
+        labels = _member_labels(action.member_entries())
+        console.print(f"      {len(labels)} member(s): {escape(_members_text(labels))}")
 
 
 def render_group_plan(console: Console, plan: GroupPlan) -> None:
-    """The group plan, by kind, with the members each membership action names."""
-    console.rule("[bold]Groups")
+    """The group plan, by kind, with the members each membership action names, and who is left out and why."""
+    print_rule(console, "[bold]Groups")
     for kind in GroupActionKind:
         actions = [a for a in plan.actions if a.kind is kind]
         if not actions:
@@ -113,16 +128,28 @@ def render_group_plan(console: Console, plan: GroupPlan) -> None:
             _render_group_action(console, action)
         if len(actions) > MAX_ACTIONS_SHOWN_PER_KIND:
             console.print(f"  [dim]… and {len(actions) - MAX_ACTIONS_SHOWN_PER_KIND} more (see --output json)[/]")
-    left_out = sum(len(members) for members in plan.unresolved_members.values())
-    if left_out:
-        console.print(
-            f"[dim]{left_out} Okta group member(s) left out: not assigned to the app, so not on the platform[/]"
-        )
+    _render_left_out(console, plan)
     render_summary(console, plan.summary(), "Group summary")
 
 
+def _render_left_out(console: Console, plan: GroupPlan) -> None:
+    """Okta group members no platform group will hold: each named, with the true reason."""
+    count = sum(len(members) for members in plan.unresolved_members.values())
+    if not count:
+        return
+    console.print(f"[bold]LEFT OUT[/] ({count}): Okta group members the platform's groups will not hold")
+    for entry in plan.left_out[:MAX_ACTIONS_SHOWN_PER_KIND]:
+        console.print(
+            f"  [dim]·[/] {escape(entry.member.label())} [dim]({escape(entry.group)})[/] — {escape(entry.why)}"
+        )
+    if count > len(plan.left_out[:MAX_ACTIONS_SHOWN_PER_KIND]):
+        console.print(
+            f"  [dim]… and {count - len(plan.left_out[:MAX_ACTIONS_SHOWN_PER_KIND])} more (see --output json)[/]"
+        )
+
+
 def group_plan_document(plan: GroupPlan) -> dict[str, Any]:
-    """The ``groups`` part of the ``--output json`` document."""
+    """The ``groups`` part of the ``--output json`` document: members by userName, with both ids."""
     return {
         "summary": plan.summary(),
         "actions": [
@@ -131,12 +158,13 @@ def group_plan_document(plan: GroupPlan) -> dict[str, Any]:
                 "name": a.name,
                 "okta_group_id": a.okta_group_id,
                 "scim_id": a.scim_id,
-                "members": list(a.members),
+                "members": a.member_entries(),
                 "reason": a.reason,
             }
             for a in plan.actions
         ],
         "unresolved_members": {group: list(members) for group, members in plan.unresolved_members.items()},
+        "left_out": [{"group": e.group, **e.member.to_json(), "why": e.why} for e in plan.left_out],
     }
 
 
@@ -163,35 +191,43 @@ def _drift_cell(summary: dict[str, int] | None) -> str:
     return " ".join(cells) or "in sync"
 
 
-def render_history(console: Console, runs: Sequence[Run]) -> None:
-    """The runs, one a row. With tenants (any run has one), a ``tenant`` column, and a ``by`` column naming
-    the replica that ran each when they were not all run by one; a single-tenant history looks as it always did
-    (each ``reconcile`` process is a replica of its own: naming them would only show pids)."""
+def render_history(console: Console, runs: Sequence[Run], this_config: str | None = None) -> None:
+    """The runs, one a row, each with the year and, for a run that failed or was blocked, why.
+
+    With tenants (any run has one), a ``tenant`` column, and a ``by`` column naming the replica that ran each
+    when they were not all run by one (each ``reconcile`` process is a replica of its own: naming them in a
+    single-tenant history would only show pids). Without tenants, runs of more than one configuration (an
+    earlier app or endpoint, sharing the store) get a ``config`` column: the configuration's fingerprint, cut
+    to :data:`FINGERPRINT_SHOWN` characters, ``this_config``'s marked ``*``.
+    """
     tenants = any(run.tenant for run in runs)
+    configs = not tenants and len({run.config_fingerprint for run in runs}) > 1
     by = tenants and len({run.replica for run in runs}) > 1
-    table = Table(
-        title="Recent runs",
-        caption="plan: +create ~update -deactivate ↑reactivate =link !conflict ?unmanaged; ok/err: writes",
-    )
-    columns = ["run", *(["tenant"] if tenants else []), "UTC", "mode", "status", "plan", "ok", "err"]
-    columns += ["by"] if by else []
+    caption = "plan: +create ~update -deactivate ↑reactivate =link !conflict ?unmanaged; ok/err: writes"
+    if configs:
+        caption += f"; config: * = this file's ({(this_config or '')[:FINGERPRINT_SHOWN]})"
+    table = Table(title="Recent runs", caption=caption)
+    columns = ["run", *(["tenant"] if tenants else []), *(["config"] if configs else []), "UTC", "mode", "status"]
+    columns += ["plan", "ok", "err", *(["by"] if by else []), "why"]
     for column in columns:
         justify = "right" if column in ("run", "ok", "err") else "left"
         table.add_column(column, justify=justify, no_wrap=column in ("UTC", "mode", "status", "plan"))
     for run in runs:
-        cells = [
-            str(run.id),
-            *([escape(run.tenant or "-")] if tenants else []),
-            run.started_at.strftime("%m-%d %H:%M"),
-            run.mode.value,
-            run.status.value,
-            _drift_cell(run.summary),
-            str(run.applied),
-            str(run.failed),
-        ]
-        cells += [escape(run.replica or "-")] if by else []
+        cells = [str(run.id), *([escape(run.tenant or "-")] if tenants else [])]
+        cells += [_config_cell(run.config_fingerprint, this_config)] if configs else []
+        cells += [run.started_at.strftime("%Y-%m-%d %H:%M"), run.mode.value, run.status.value, _drift_cell(run.summary)]
+        cells += [str(run.applied), str(run.failed), *([escape(run.replica or "-")] if by else [])]
+        cells.append(escape(" ".join(run.error.split())) if run.error else "")
         table.add_row(*cells)
-    console.print(table)
+    print_table(console, table)
+
+
+FINGERPRINT_SHOWN = 8
+"""Characters of a configuration's fingerprint shown in ``history``: enough to tell a store's few apart."""
+
+
+def _config_cell(fingerprint: str, this_config: str | None) -> str:
+    return fingerprint[:FINGERPRINT_SHOWN] + ("*" if fingerprint == this_config else "")
 
 
 def render_run(
@@ -199,8 +235,9 @@ def render_run(
 ) -> None:
     """One run: its status and counts, then each action with its outcome, then each group action."""
     finished = run.finished_at.strftime("%Y-%m-%d %H:%M:%S") if run.finished_at else "-"
+    tenant = f" (tenant {escape(run.tenant)})" if run.tenant else ""
     console.print(
-        f"[bold]Run {run.id}[/] {run.mode.value}, {run.status.value}; "
+        f"[bold]Run {run.id}[/]{tenant} {run.mode.value}, {run.status.value}; "
         f"started {run.started_at:%Y-%m-%d %H:%M:%S}, finished {finished} (UTC)"
     )
     if run.summary:
@@ -230,6 +267,8 @@ def _render_group_record(console: Console, record: GroupActionRecord) -> None:
         f"  [{style}]{sign} {record.kind.value} {escape(record.group_name)}[/] "
         f"[dim]({record.scim_id or 'new'}{members})[/] [bold]{record.status.value}[/] — {why}"
     )
+    if record.members:
+        console.print(f"      {escape(', '.join(_member_labels(record.members)))}")
 
 
 def run_document(
@@ -238,6 +277,7 @@ def run_document(
     return {
         "run_id": run.id,
         "tenant": run.tenant,
+        "config_fingerprint": run.config_fingerprint,
         "replica": run.replica,
         "mode": run.mode.value,
         "status": run.status.value,

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from reconciler.cli.consoles import print_table
 from reconciler.config.model import FleetConfig, fingerprint
 from reconciler.models.runs import RunStatus
 from reconciler.service.schedule import SCHEDULED_MODES, next_due, tenant_name, tenant_quarantined
@@ -134,7 +135,7 @@ def render_status(console: Console, statuses: Sequence[TenantStatus], now: datet
         success = _ago(status.last_success_at, now) if status.last_success_at else "never"
         upcoming = "due now" if status.next_due <= now else f"in {_span((status.next_due - now).total_seconds())}"
         table.add_row(status.tenant, last, state, drift, success, upcoming, status.held_by or "[dim]-[/]")
-    console.print(table)
+    print_table(console, table)
 
 
 def _quarantine_reason(status: TenantStatus) -> str:

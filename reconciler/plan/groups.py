@@ -21,7 +21,10 @@ Situations:
                    longer pushed, only with ``delete_unpushed``; without it, such a group is UNMANAGED
   UNMANAGED        a platform group no pushed Okta group matched: reported, never touched
 
-Members are named by Okta user id; a member whose user is not on the platform
+Members are kept by Okta user id (adds) or SCIM id (removes), and named for a
+person (userName and both ids) from a :class:`MemberDirectory`, which also says
+why a member is left out: not assigned to the app, or assigned but deactivated
+in Okta, and so on. A member whose user is not on the platform
 yet (the user plan creates it) is resolved to its SCIM id at apply time, after
 the users' actions, so a group never waits for a second run. Groups are never
 deleted unless the caller asks for DELETE_GROUP (``[groups] delete_unpushed``),
@@ -32,15 +35,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from reconciler.models.groups import (
     GroupAction,
     GroupActionKind,
     GroupPlan,
+    LeftOutMember,
+    MemberDirectory,
     OktaGroup,
     PlatformGroup,
     looks_like_okta_group_id,
 )
+from reconciler.models.records import OktaAssignment, PlatformUser
+from reconciler.plan.users import Lifecycle, PlanPolicy, intended_lifecycle
 
 
 def plan_groups(
@@ -50,6 +58,7 @@ def plan_groups(
     users_to_create: frozenset[str] = frozenset(),
     *,
     delete_unpushed: bool = False,
+    directory: MemberDirectory | None = None,
 ) -> GroupPlan:
     """The actions that make the platform's groups match Okta's pushed groups.
 
@@ -57,6 +66,7 @@ def plan_groups(
     this run manages and keeps); ``users_to_create`` are Okta user ids the
     user plan creates. A member in neither is left out and reported.
     ``delete_unpushed`` turns the unmatched groups Okta once pushed into DELETE_GROUP.
+    ``directory`` names the members (see :func:`member_directory`); without it they are ids alone.
     """
     matches, conflicts = _match(desired, actual)
     actions: list[GroupAction] = list(conflicts)
@@ -81,7 +91,56 @@ def plan_groups(
         for g in actual
         if g.scim_id not in claimed and not _is_conflict_candidate(g, conflicts)
     )
-    return GroupPlan(tuple(actions), in_sync, unresolved)
+    if directory is None:
+        return GroupPlan(tuple(actions), in_sync, unresolved)
+    okta_members = {group.okta_group_id: group.member_ids for group in desired}
+    named = tuple(_named(action, directory, user_links, okta_members) for action in actions)
+    names = {group.okta_group_id: group.name for group in desired}
+    left_out = tuple(
+        LeftOutMember(names[group_id], directory.by_okta_id(member, {}), directory.why_left_out(member))
+        for group_id, missing in unresolved.items()
+        for member in missing
+    )
+    return GroupPlan(named, in_sync, unresolved, left_out)
+
+
+def member_directory(
+    desired: Sequence[OktaAssignment],
+    actual: Sequence[PlatformUser],
+    user_links: Mapping[str, str],
+    policy: PlanPolicy,
+    pairs: Mapping[str, str] | None = None,
+) -> MemberDirectory:
+    """Both sides' userNames, who is whom (``pairs``: every Okta user id → SCIM id the user plan matched,
+    ``user_links`` when not given), and why each assigned user without a link is no group member."""
+    not_member_because = {}
+    for assignment in desired:
+        intent = intended_lifecycle(assignment, policy)
+        if assignment.okta_user_id not in user_links and intent.lifecycle is not Lifecycle.ACTIVE:
+            not_member_because[assignment.okta_user_id] = intent.reason
+    return MemberDirectory(
+        okta_names={a.okta_user_id: a.user_name for a in desired},
+        scim_names={u.scim_id: u.user_name for u in actual},
+        okta_of_scim={scim_id: okta_user_id for okta_user_id, scim_id in (pairs or user_links).items()},
+        not_member_because=not_member_because,
+    )
+
+
+def _named(
+    action: GroupAction,
+    directory: MemberDirectory,
+    links: Mapping[str, str],
+    okta_members: Mapping[str, frozenset[str]],
+) -> GroupAction:
+    """The action with its members named; a removal's reason tells Okta members no longer provisioned apart."""
+    if action.kind is not GroupActionKind.REMOVE_MEMBERS:
+        return replace(action, named_members=tuple(directory.by_okta_id(m, links) for m in action.members))
+    named = tuple(directory.by_scim_id(m) for m in action.members)
+    in_okta_group = okta_members.get(action.okta_group_id or "", frozenset())
+    still = [m for m in named if m.okta_user_id in in_okta_group]
+    reasons = ["not members of the Okta group"] if len(still) < len(named) else []
+    reasons += [f"{m.label()}: {directory.why_left_out(m.okta_user_id or '')}" for m in still]
+    return replace(action, named_members=named, reason="; ".join(reasons))
 
 
 def _unmatched(group: PlatformGroup, delete_unpushed: bool) -> GroupAction:

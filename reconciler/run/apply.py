@@ -191,7 +191,8 @@ class Applier:
         self._progress.write_done(False)
         self.result.failed += 1
         self.result.errors.append(f"{_describe(action)}: {error}")
-        log.warning("failed to %s: %s", _describe(action), error)
+        fields = {"action": action.kind.value, "user_name": action.user_name, "error": error}
+        log.warning("failed to %s: %s", _describe(action), error, extra=fields)
         self.result.check_error_ratio(self._max_error_ratio)
 
     async def _send(self, action: Action) -> str | None:

@@ -118,7 +118,8 @@ class GroupApplier:
         self._journal.record_group_outcome(action_id, False, error, scim_id)
         self.result.failed += 1
         self.result.errors.append(f"{action.kind.value} {action.name}: {error}")
-        log.warning("failed to %s %s: %s", action.kind.value, action.name, error)
+        fields = {"action": action.kind.value, "group": action.name, "error": error}
+        log.warning("failed to %s %s: %s", action.kind.value, action.name, error, extra=fields)
         self.result.check_error_ratio(self._max_error_ratio)
 
     async def _send(self, action: GroupAction) -> str | None:

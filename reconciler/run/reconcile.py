@@ -32,8 +32,9 @@ from reconciler.models.records import Action
 from reconciler.models.runs import RunMode, RunStatus
 from reconciler.okta.source import OktaSource
 from reconciler.plan.gate import GroupPopulations, Populations, evaluate
-from reconciler.plan.groups import plan_groups
+from reconciler.plan.groups import member_directory, plan_groups
 from reconciler.plan.users import PairDecisions, group_member_links, plan
+from reconciler.run.log_fields import run_log_fields
 from reconciler.run.outcome import (
     ConfirmPlan,
     RunOutcome,
@@ -56,6 +57,9 @@ from reconciler.scim.reader import ScimReader
 from reconciler.store import Store
 
 log = logging.getLogger(__name__)
+
+LEFT_OUT_LOGGED = 20
+"""Group members left out that the run's log line names; the rest are counted (the plan names them all)."""
 
 
 NESTED_TOO_DEEP = (
@@ -131,7 +135,7 @@ async def reconcile(
     mode = RunMode.DRY_RUN if dry_run else RunMode.APPLY
     run_id = store.start_run(mode, fingerprint(config), tenant=config.tenant)
     outcome = RunOutcome(run_id, RunStatus.RUNNING)
-    with failures_recorded(store, run_id) as failure:
+    with run_log_fields(run_id, config.tenant), failures_recorded(store, run_id) as failure:
         lookahead = Lookahead(config)
         async with (
             okta_source(config, progress, lookahead.okta_page, store) as source,
@@ -173,6 +177,14 @@ async def _read(
 
 
 def _log_read_and_plan(outcome: RunOutcome, read_s: float, plan_s: float) -> None:
+    fields = {
+        "assignments": len(outcome.desired),
+        "platform_users": len(outcome.actual),
+        "read_s": round(read_s, 3),
+        "okta_paced_s": round(outcome.okta_paced_s, 3),
+        "plan_s": round(plan_s, 3),
+        "plan": outcome.plan.summary() if outcome.plan is not None else None,
+    }
     log.info(
         "read %d assignments and %d platform users in %.2f s (%.2f s waiting for Okta's rate limit); planned in %.2f s",
         len(outcome.desired),
@@ -180,6 +192,7 @@ def _log_read_and_plan(outcome: RunOutcome, read_s: float, plan_s: float) -> Non
         read_s,
         outcome.okta_paced_s,
         plan_s,
+        extra=fields,
     )
 
 
@@ -215,7 +228,7 @@ def _plan_and_gate(config: Config, store: Store, outcome: RunOutcome, ahead: Pai
     groups = _plan_groups(config, store, outcome) if config.groups.enabled else None
     outcome.gate = evaluate(outcome.plan, populations, config.thresholds, groups)
     if outcome.gate.blocked:
-        log.warning("safety gate: %s", outcome.gate.reason)
+        log.warning("safety gate: %s", outcome.gate.reason, extra={"gate": outcome.gate.reason})
 
 
 def _plan_groups(config: Config, store: Store, outcome: RunOutcome) -> tuple[GroupPlan, GroupPopulations]:
@@ -228,11 +241,16 @@ def _plan_groups(config: Config, store: Store, outcome: RunOutcome) -> tuple[Gro
         outcome.group_links,
         created,
         delete_unpushed=config.groups.delete_unpushed,
+        directory=member_directory(
+            outcome.desired, outcome.actual, outcome.group_links, config.policy, outcome.plan.pairs
+        ),
     )
     store.record_group_plan_counts(outcome.run_id, outcome.group_plan.summary())
-    if outcome.group_plan.unresolved_members:
-        left_out = sum(len(m) for m in outcome.group_plan.unresolved_members.values())
-        log.info("%d group member(s) left out: their users are not provisioned by this app", left_out)
+    left_out = outcome.group_plan.left_out
+    if left_out:
+        named = "; ".join(f"{e.member.label()} ({e.group}): {e.why}" for e in left_out[:LEFT_OUT_LOGGED])
+        more = f"; and {len(left_out) - LEFT_OUT_LOGGED} more" if len(left_out) > LEFT_OUT_LOGGED else ""
+        log.info("%d group member(s) left out: %s%s", len(left_out), named, more, extra={"left_out": len(left_out)})
     return outcome.group_plan, GroupPopulations.of(outcome.desired_groups, outcome.actual_groups)
 
 

@@ -67,7 +67,7 @@ from reconciler.service.schedule import (
     runs_alone,
     tenant_name,
 )
-from reconciler.service.wording import run_summary
+from reconciler.service.wording import run_fields, run_summary
 from reconciler.store import Store, TenantState
 from reconciler.store.locks import LockBusy, RunLock
 
@@ -336,7 +336,13 @@ class Replica(Daemon[FleetConfig]):
         summary = run_summary(status, duration_s, outcome, error=error, ended_at=self.clock())
         self.last_summary = f"{name}: {summary}"
         level = logging.INFO if status is RunStatus.SUCCEEDED else logging.WARNING
-        log.log(level, "tenant %s: %s", name, summary)
+        log.log(
+            level,
+            "tenant %s: %s",
+            name,
+            summary,
+            extra=run_fields(status, duration_s, outcome, tenant=name, error=error),
+        )
         self._publish_status()
 
     def _publish_status(self) -> None:

@@ -49,7 +49,7 @@ from reconciler.service.health import Health
 from reconciler.service.metrics import ServiceMetrics
 from reconciler.service.process import serve_until_stopped
 from reconciler.service.schedule import normal_trigger, quarantined, schedule_period_s, scheduled_interval_s
-from reconciler.service.wording import format_duration, format_utc, run_summary
+from reconciler.service.wording import format_duration, format_utc, run_fields, run_summary
 from reconciler.store import Store
 from reconciler.store.locks import LockBusy
 
@@ -245,7 +245,10 @@ class Service(Daemon[Config]):
             self.health.last_success_at = now
         self.last_outcome = outcome
         self._last_summary = run_summary(status, duration_s, outcome, run_id=run_id, error=error, ended_at=now)
-        log.log(logging.INFO if status is RunStatus.SUCCEEDED else logging.WARNING, "%s", self._last_summary)
+        fields = run_fields(status, duration_s, outcome, run_id=run_id, tenant=self.config.tenant, error=error)
+        log.log(
+            logging.INFO if status is RunStatus.SUCCEEDED else logging.WARNING, "%s", self._last_summary, extra=fields
+        )
         try:
             self._check_quarantine(announce=True)
         except Exception:

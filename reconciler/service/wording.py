@@ -59,3 +59,26 @@ def run_summary(
         cut = "…" if len(reason) > MAX_REASON_CHARS else ""
         text += f"; {reason[:MAX_REASON_CHARS]}{cut}"
     return text
+
+
+def run_fields(
+    status: RunStatus,
+    duration_s: float,
+    outcome: RunOutcome | None,
+    *,
+    run_id: int | None = None,
+    tenant: str | None = None,
+    error: str | None = None,
+) -> dict[str, object]:
+    """What :func:`run_summary` says, as the fields of the log record (``extra=``) for the JSON log format."""
+    plan = outcome.plan.summary() if outcome is not None and outcome.plan is not None else None
+    return {
+        "run_id": outcome.run_id if outcome is not None else run_id,
+        "tenant": tenant,
+        "status": status.value,
+        "duration_s": round(duration_s, 3),
+        "plan": plan,
+        "applied": outcome.applied.succeeded if outcome is not None else 0,
+        "failed": outcome.applied.failed if outcome is not None else 0,
+        "error": error or (outcome.error if outcome is not None else None),
+    }

@@ -75,7 +75,7 @@ def _group_action_record(
         group_name=action.name,
         okta_group_id=action.okta_group_id,
         scim_id=action.scim_id,
-        members=list(action.members),
+        members=action.member_entries() if action.named_members else list(action.members),
         member_count=len(action.members),
         reason=action.reason,
         status=status,

@@ -144,8 +144,10 @@ class GroupActionRecord(ActionColumns, table=True):
     group_name: str
     """The Okta group's name (the platform's displayName for UNMANAGED)."""
     okta_group_id: str | None = None
-    members: list[str] = Field(default_factory=list, sa_type=sa.JSON)
-    """As in :attr:`GroupAction.members`: Okta user ids to add, or SCIM user ids to remove."""
+    members: list[str | dict[str, str | None]] = Field(default_factory=list, sa_type=sa.JSON)
+    """The members added or removed: each ``{"user_name", "okta_user_id", "scim_id"}``
+    (:meth:`GroupAction.member_entries`) when the plan named them; else, as in every row before names were
+    kept, :attr:`GroupAction.members` (Okta user ids to add, or SCIM user ids to remove)."""
     member_count: int = 0
     """``len(members)``, so that a listing need not read the members."""
 

@@ -167,3 +167,21 @@ def test_check_with_groups_reads_the_pushed_groups_and_names_a_wrong_one(
     error = result.json()["groups"]["error"]
     assert "groups.push" in error and "Marketing" in error
     assert result.json()["okta"]["error"] is None, "the rest of the check still shows"
+
+
+def test_a_refused_okta_token_is_printed_once_not_again_for_the_groups(
+    tmp_path: Path, okta: Okta, scim_url: str
+) -> None:
+    config = _config(tmp_path, okta, scim_url, "[groups]\npush_assigned = true\n")
+    (tmp_path / "state" / "okta.token").write_text("not-the-okta-token\n")
+
+    result = reconcile("check", "--config", config)
+
+    assert result.code == 1
+    refusals = [line for line in result.stdout.splitlines() if "401" in line or "okta.token" in line]
+    assert len(refusals) == 1, result.stdout
+    groups_line = result.stdout.splitlines()[result.stdout.splitlines().index("Groups") + 1]
+    assert "Okta connection failed" in groups_line
+    document = reconcile("check", "--config", config, "--output", "json").json()
+    assert document["groups"]["error"] is None and "Okta" in document["groups"]["not_read"]
+    assert document["ok"] is False
