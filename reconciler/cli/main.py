@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from reconciler.cli.parser import build_parser
+from reconciler.cli.parser import completion_script, parse_arguments
 from reconciler.cli.progress_display import progress_for
 from reconciler.cli.render import (
     group_plan_document,
@@ -41,7 +41,7 @@ from reconciler.cli.render import (
 )
 from reconciler.config.load import load_config, load_fleet
 from reconciler.config.model import Config, FleetConfig, fingerprint
-from reconciler.config.service_model import ServiceConfig, valid_replica_name
+from reconciler.config.service_model import ServiceConfig
 from reconciler.errors import ConfigError
 from reconciler.logs import LogFormat, setup_logging
 from reconciler.models.runs import RunStatus
@@ -64,23 +64,15 @@ EXIT_CONFIG = 78
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.save_plan is not None and (not args.dry_run or args.command is not None):
-        parser.error("--save-plan is only valid with --dry-run (and no command)")
-    if args.command == "apply" and args.dry_run:
-        parser.error("apply sends a saved plan: it takes no --dry-run")
-    if args.command == "serve" and args.dry_run:
-        parser.error("serve applies on a schedule: it takes no --dry-run (see the audit timer for a dry-run service)")
+    args = parse_arguments(argv)
+    if args.command == "completion":
+        print(completion_script(args.shell))
+        return EXIT_OK
     if args.command == "demo":
         from reconciler.cli.demo import run_demo
 
-        setup_logging(args.log_level, log_format=args.log_format or "text")
+        setup_logging(args.log_level or "WARNING", log_format=args.log_format or "text")
         return run_demo(Console(), users=args.users)
-    if args.command == "serve" and args.tenant is not None:
-        parser.error("serve serves every tenant of the file: --tenant is for one-off commands")
-    if getattr(args, "replica", None) is not None and not valid_replica_name(args.replica):
-        parser.error("--replica: expected a name of 1 to 128 printable characters")
     try:
         fleet = _load(args)
     except ConfigError as error:
