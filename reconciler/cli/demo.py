@@ -24,7 +24,9 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 
+from reconciler.cli.invocation import again
 from reconciler.cli.render import render_group_plan, render_plan
 from reconciler.config.load import load_config
 from reconciler.run.alerting import reconcile_and_alert
@@ -95,5 +97,8 @@ def _conclude(console: Console, state: Path, before: RunOutcome, applied: RunOut
         console.print("[green]In sync:[/] what is left is for a person (conflicts) or reported only (unmanaged).")
     else:
         console.print("[red]Not in sync after apply[/]: see the runs below.")
-    console.print(f"Inspect: reconcile --config {state}/config.toml history | show {applied.run_id}")
+    config = ("--config", state / "config.toml")
+    console.print("Inspect the runs with:")
+    console.print(f"  {escape(again(*config, 'history'))}", soft_wrap=True)
+    console.print(f"  {escape(again(*config, 'show', applied.run_id))}", soft_wrap=True)
     return 0 if converged else 1

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from reconciler.cli.invocation import again, remember_invocation
 from reconciler.cli.parser import completion_script, parse_arguments
 from reconciler.cli.progress_display import progress_for
 from reconciler.cli.render import (
@@ -65,6 +66,7 @@ EXIT_CONFIG = 78
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
+    remember_invocation(sys.argv[0] if argv is None else None)
     if args.command == "completion":
         print(completion_script(args.shell))
         return EXIT_OK
@@ -217,7 +219,7 @@ def _run(
     if json_output:
         _print_json(_outcome_document(outcome))
     else:
-        _print_outcome(console, outcome, dry_run)
+        _print_outcome(console, outcome, dry_run, config)
     if save_plan is not None:
         from reconciler.cli.apply import save_after_dry_run
 
@@ -252,7 +254,7 @@ def _outcome_document(outcome: RunOutcome) -> dict:
     return plan_document(outcome.plan, outcome.run_id, **extra)
 
 
-def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool) -> None:
+def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool, config: Config) -> None:
     if outcome.plan is not None:
         render_plan(console, outcome.plan, f"Plan (run {outcome.run_id}{', dry-run' if dry_run else ''})")
     if outcome.group_plan is not None:
@@ -261,7 +263,7 @@ def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool) -> None
         console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
     if outcome.error:
         Console(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")
-    console.print(f"[dim]Inspect with: reconcile show {outcome.run_id}[/]")
+    console.print(f"[dim]Inspect with: {escape(again('show', outcome.run_id, config=config))}[/]", soft_wrap=True)
 
 
 def _history(store: Store, fleet: FleetConfig, limit: int, json_output: bool) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -63,15 +63,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _positive(text: str) -> int:
-    """A whole number of at least 1 (a count or a run id): ``--limit -1`` is a mistake, not "all"."""
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {number}")
+def _at_least(least: int, why: str = "") -> Callable[[str], int]:
+    """A whole number of at least ``least`` (a count or a run id): ``--limit -1`` is a mistake, not "all"."""
+
+    def number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected a number of at least {least}, got {value}{why}")
+        return value
+
     return number
+
+
+_positive = _at_least(1)
+
+DEMO_MIN_USERS = 120
+"""Below it, the demo's 10 missed deactivations are over the gate's 10% and its apply is blocked."""
 
 
 def _add_shared(parser: argparse.ArgumentParser, default: object, offered: Sequence[str] = _SHARED) -> None:
@@ -173,7 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Start an Okta emulator and a SCIM server on this machine, seed them with drift, then dry-run, apply and "
         "dry-run again. Its config, tokens and store stay in ./demo-state.",
     )
-    demo.add_argument("--users", type=_positive, default=200, help="assigned users to seed (default 200)")
+    demo.add_argument(
+        "--users",
+        type=_at_least(DEMO_MIN_USERS, ": fewer, and the demo's deactivations trip the safety gate"),
+        default=200,
+        help=f"assigned users to seed, at least {DEMO_MIN_USERS} (default 200)",
+    )
     db = _command(
         commands,
         "db",

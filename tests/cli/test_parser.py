@@ -106,7 +106,7 @@ def test_an_option_a_command_does_not_offer_is_refused_before_it_too(command: st
         (["show", "0"], "RUN_ID: expected a number of at least 1, got 0"),
         (["apply", "plan.json", "-q"], "`reconcile apply` takes no --quiet"),
         (["--config", "x.toml", "demo"], "`reconcile demo` takes no --config"),
-        (["demo", "--users", "0"], "--users: expected a number of at least 1"),
+        (["demo", "--users", "40"], "--users: expected a number of at least 120, got 40"),
     ],
 )
 def test_ignored_options_are_refused_with_the_reason(argv: list[str], says: str) -> None:
