@@ -25,12 +25,14 @@ import aiohttp
 import tenacity
 
 from reconciler.errors import SourceError
+from reconciler.net.bodies import describe_body
 from reconciler.net.pacing import RateLimitBudget, header_value, parse_retry_after
 from reconciler.net.retries import TRANSIENT_RETRIES, RetryPolicy, is_transient_status
 from reconciler.net.transport import ResponseTooLarge, is_json_media_type
 from reconciler.okta.answers import (
     APPS_FAMILY,
     is_transient_transport_error,
+    json_object_of,
     next_cursor,
     okta_error_detail,
     rate_limit_family,
@@ -150,6 +152,7 @@ class OktaConnection:
         empty_in_a_row = 0
         async with contextlib.aclosing(self.page_bodies(listing)) as pages:
             async for page, body in pages:
+                self.expect_listing(listing.url, body)
                 found = decode(page, body)
                 empty_in_a_row = 0 if found else empty_in_a_row + 1
                 if empty_in_a_row > MAX_EMPTY_PAGES_IN_A_ROW:
@@ -228,11 +231,23 @@ class OktaConnection:
             raise self._refusal(url, where, status, headers, body)
         content_type = header_value(headers, "Content-Type")
         if not is_json_media_type(content_type):
-            raise self.error(
-                f"Okta listing failed on {where}: the answer is not JSON (HTTP {status}, Content-Type "
-                f"{content_type!r}): is okta.org_url the Okta org, not a sign-in page or a proxy?"
-            )
+            raise self.error(self.wording.not_an_org(url, status, describe_body(content_type, body)))
         return body, headers
+
+    def expect_listing(self, url: str, body: bytes | str) -> None:
+        """A listing's page is a JSON array on every Okta endpoint read here; anything else is another server."""
+        if body.lstrip()[:1] not in (b"[", "["):
+            raise self.error(self.wording.not_an_org(url, 200, describe_body(None, body)))
+
+    def expect_record(self, url: str, body: bytes | str) -> Mapping[str, Any]:
+        """A record (an app, a group) is a JSON object with an ``id``; anything else is another server."""
+        try:
+            record = json_object_of(body)
+        except SourceError:
+            record = {}
+        if not isinstance(record.get("id"), str):
+            raise self.error(self.wording.not_an_org(url, 200, describe_body(None, body)))
+        return record
 
     async def _get_within_rate_limit(self, url: str, where: str) -> tuple[int, Mapping[str, Any], str]:
         """The answer, a 429 waited out until its window resets (RATE_LIMIT_ATTEMPTS requests at most)."""

@@ -170,7 +170,7 @@ class ScimConnection:
             raise TargetError(f"SCIM {method} {path} failed: {type(error).__name__}: {error}") from error
         observe_http("scim", response.status_code)
         if not response.is_success:
-            failure = failure_for(method, path, response, self._token)
+            failure = failure_for(method, path, response, self._token, self.base_url)
             if response.status_code == HTTPStatus.TOO_MANY_REQUESTS and self.on_throttled is not None:
                 self.on_throttled(getattr(failure, "retry_after_s", None))
             raise failure
