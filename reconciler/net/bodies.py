@@ -29,7 +29,8 @@ def describe_body(content_type: str | None, body: bytes | str) -> str:
         value = json.loads(raw)
     except (ValueError, RecursionError):
         return f"a {media_type} answer" if media_type else "an answer that is not JSON"
-    return _json_kind(value)
+    json_like = not media_type or media_type == "application/json" or media_type.endswith("+json")
+    return _json_kind(value) + ("" if json_like else f" sent as {media_type}")
 
 
 def _html_page(raw: bytes) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -117,6 +118,8 @@ class OktaConnection:
         self._session: aiohttp.ClientSession | None = None
         self.rate_limited = 0
         """429 answers met (each waited out)."""
+        self._answered_as_okta = False
+        """Whether the org has sent a JSON answer: after one, a web page is a proxy's, not the wrong org URL."""
 
     @property
     def rate_limit_waited_s(self) -> float:
@@ -230,13 +233,25 @@ class OktaConnection:
         if not 200 <= status < 300:
             raise self._refusal(url, where, status, headers, body)
         content_type = header_value(headers, "Content-Type")
-        if not is_json_media_type(content_type):
-            raise self.error(self.wording.not_an_org(url, status, describe_body(content_type, body)))
-        return body, headers
+        if is_json_media_type(content_type):
+            self._answered_as_okta = True
+            return body, headers
+        if not self._answered_as_okta and not _is_json(body):
+            raise self.error(self.wording.not_an_org(url, status, describe_body(content_type, body), where))
+        raise self.error(
+            f"Okta listing failed on {where}: the answer is not JSON (HTTP {status}, Content-Type "
+            f"{content_type!r}): a proxy or gateway between here and Okta?"
+        )
 
     def expect_listing(self, url: str, body: bytes | str) -> None:
         """A listing's page is a JSON array on every Okta endpoint read here; anything else is another server."""
-        if body.lstrip()[:1] not in (b"[", "["):
+        if body.lstrip()[:1] in (b"[", "["):
+            return
+        try:
+            okta_shaped = "errorCode" in json_object_of(body)  # Okta's error body on a 200: said as it is
+        except SourceError:
+            okta_shaped = False
+        if not okta_shaped:
             raise self.error(self.wording.not_an_org(url, 200, describe_body(None, body)))
 
     def expect_record(self, url: str, body: bytes | str) -> Mapping[str, Any]:
@@ -319,6 +334,15 @@ class OktaConnection:
 def mask_secrets(text: str, secrets: tuple[Secret, ...]) -> str:
     """``text`` with the value of each secret (and any credential-looking header value) replaced by ``********``."""
     return redact(text, [secret.reveal() for secret in secrets])
+
+
+def _is_json(body: bytes | str) -> bool:
+    """Whether a body parses as JSON: an Okta answer under the wrong Content-Type, not another server's page."""
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _log_retry(state: tenacity.RetryCallState, attempts: int) -> None:

@@ -18,6 +18,17 @@ from reconciler.net.retries import exception_chain, is_transient_connection_fail
 from reconciler.net.transport import JsonError, decode_json, is_json_media_type
 from reconciler.secret import Secret, redact
 
+
+def check_json_media_type(method: str, path: str, response: httpx.Response) -> None:
+    content_type = response.headers.get("Content-Type")
+    if not is_json_media_type(content_type):
+        raise TargetError(
+            f"SCIM {method} {path} answered {response.status_code} with Content-Type {content_type!r} "
+            "where SCIM JSON was expected",
+            response.status_code,
+        )
+
+
 TOKEN_HINT = "check the token in scim.token_env / scim.token_file"
 LISTINGS_EVERY_SERVER_HAS = ("/Users",)
 """Paths every SCIM server answers a GET on (RFC 7644 §3.4.2): a 404 there means the wrong server or base."""
@@ -33,20 +44,25 @@ def not_a_scim_endpoint(base_url: str, method: str, path: str, status: int, kind
     )
 
 
-def refuse_another_kind(base_url: str, path: str, response: httpx.Response, *, must_list: bool) -> None:
+def refuse_another_kind(base_url: str, path: str, response: httpx.Response, token: Secret, *, must_list: bool) -> None:
     """TargetError when a 2xx answer to a listing is not SCIM: not JSON or, with ``must_list``, JSON that is no
-    ListResponse at all (neither ``Resources`` nor ``totalResults`` nor ``schemas``: another API's document)."""
+    ListResponse at all (neither ``Resources`` nor ``totalResults`` nor ``schemas``: another API's document).
+
+    A ListResponse sent under the wrong Content-Type is a SCIM server's slip, and said as such."""
     content_type = response.headers.get("Content-Type")
     if is_json_media_type(content_type) and not must_list:
         return
-    if must_list:
-        try:
-            payload = decode_json(response.content)
-        except JsonError:
-            payload = None
-        if isinstance(payload, list) or (isinstance(payload, dict) and not LIST_RESPONSE_KEYS.isdisjoint(payload)):
-            return
-    kind = describe_body(content_type, response.content)
+    try:
+        payload = decode_json(response.content)
+    except JsonError:
+        payload = None
+        if must_list:
+            return  # JSON broken or cut short: a failing server, said as such, not another kind of server
+    if isinstance(payload, list) or (isinstance(payload, dict) and not LIST_RESPONSE_KEYS.isdisjoint(payload)):
+        if not must_list:
+            check_json_media_type("GET", path, response)
+        return
+    kind = redact(describe_body(content_type, response.content), [token.reveal()])
     raise TargetError(not_a_scim_endpoint(base_url, "GET", path, response.status_code, kind), response.status_code)
 
 
@@ -103,8 +119,9 @@ def scim_error_detail(response: httpx.Response, token: Secret) -> tuple[str | No
     try:
         payload = decode_json(response.content)
     except JsonError:
-        if describe_body(response.headers.get("Content-Type"), response.content).startswith("an HTML page"):
-            return None, describe_body(response.headers.get("Content-Type"), response.content)  # never the HTML
+        kind = describe_body(response.headers.get("Content-Type"), response.content)
+        if kind.startswith("an HTML page"):
+            return None, redact(kind, [token.reveal()])  # what it is, never the HTML
         return None, shortened(redact(response.text, [token.reveal()])) or None
     if not isinstance(payload, dict):
         return None, shortened(redact(str(payload), [token.reveal()]))

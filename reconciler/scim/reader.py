@@ -295,11 +295,11 @@ class ScimReader:
     async def _read_page(self, params: Mapping[str, str | int]) -> tuple[int, list[PlatformUser]]:
         """``(totalResults, users)`` of one ListResponse page."""
         response = await self.connection.send("GET", "/Users", params=params)
-        refuse_another_kind(self.base_url, "/Users", response, must_list=False)
+        refuse_another_kind(self.base_url, "/Users", response, self.connection.token, must_list=False)
         try:
             return page_decoder(self._keep).decode(response.content)
         except PageError as error:
-            refuse_another_kind(self.base_url, "/Users", response, must_list=True)
+            refuse_another_kind(self.base_url, "/Users", response, self.connection.token, must_list=True)
             raise TargetError(f"SCIM GET /Users answered {error}", response.status_code) from None
         except ValueError as error:
             raise TargetError(f"SCIM GET /Users answered an unusable User: {error}") from None
