@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from reconciler.cli.consoles import console_for, print_rule
 from reconciler.cli.exits import EXIT_BLOCKED, EXIT_FAILURE, EXIT_OK
+from reconciler.cli.invocation import again
 from reconciler.config.model import Config
 from reconciler.models.runs import RunStatus
 from reconciler.run.alerting import alert_after_run
@@ -63,7 +64,8 @@ def check_plan_age(saved: SavedPlan, config: Config, *, yes: bool, now: datetime
         return
     raise SavedPlanError(
         f"{saved.path}: refusing this plan: it is {age} old, older than [thresholds] max_plan_age ({limit}). "
-        "Make a new plan (reconcile --dry-run --save-plan FILE), or pass --yes to apply this one all the same"
+        f"Make a new plan ({again('--dry-run', '--save-plan', saved.path, config=config, tenant=True)}), "
+        "or pass --yes to apply this one all the same"
     )
 
 
@@ -80,9 +82,8 @@ def save_after_dry_run(path: Path, config: Config, outcome: RunOutcome, console:
     writes = sum(1 for a in outcome.plan.actions if a.writes)
     if outcome.group_plan is not None:
         writes += len(outcome.group_plan.writes)
-    config_arg = f"--config {config.source_path} " if config.source_path else ""
     console.print(f"Plan saved to {escape(str(path))} ({writes} write(s)); apply it with:")
-    console.print(f"  reconcile {escape(config_arg)}apply {escape(str(path))}")
+    console.print(f"  {escape(again('apply', path, config=config, tenant=True))}", soft_wrap=True)
     if document["gate"]["blocked"]:
         console.print("[yellow]It exceeds thresholds:[/] apply will ask for confirmation (--yes off a terminal).")
     return True
@@ -101,7 +102,7 @@ def run_apply_command(config: Config, store: Store, path: Path, *, yes: bool, js
     if json_output:
         sys.stdout.write(json.dumps(outcome_document(saved, outcome), ensure_ascii=False, indent=2) + "\n")
     else:
-        render_apply(console_for(), saved, outcome)
+        render_apply(console_for(), saved, outcome, config)
     if outcome.status is RunStatus.BLOCKED:
         return EXIT_BLOCKED
     return EXIT_OK if outcome.complete else EXIT_FAILURE
@@ -129,7 +130,7 @@ def outcome_document(saved: SavedPlan, outcome: PlanApplyOutcome) -> dict[str, A
     }
 
 
-def render_apply(console: Console, saved: SavedPlan, outcome: PlanApplyOutcome) -> None:
+def render_apply(console: Console, saved: SavedPlan, outcome: PlanApplyOutcome, config: Config) -> None:
     made = saved.created_at.strftime("%Y-%m-%d %H:%M:%S")
     print_rule(console, f"[bold]Apply saved plan {escape(str(saved.path))} (run {outcome.run_id})")
     console.print(f"Plan made {made} UTC by dry-run {saved.run_id}; {outcome.writes} write(s) in it.")
@@ -150,7 +151,10 @@ def render_apply(console: Console, saved: SavedPlan, outcome: PlanApplyOutcome) 
         f"(of {outcome.writes} write(s))."
     )
     if outcome.stale or outcome.stale_groups:
-        console.print("Stale actions were not applied: make a new plan for them (reconcile --dry-run --save-plan).")
+        console.print("Stale actions were not applied: make a new plan for them with:")
+        console.print(
+            f"  {escape(again('--dry-run', '--save-plan', saved.path, config=config, tenant=True))}", soft_wrap=True
+        )
     if outcome.error:
         console_for(stderr=True).print(f"[red]Run {outcome.run_id} {outcome.status.value}:[/] {escape(outcome.error)}")
-    console.print(f"[dim]Inspect with: reconcile show {outcome.run_id}[/]")
+    console.print(f"[dim]Inspect with: {escape(again('show', outcome.run_id, config=config))}[/]", soft_wrap=True)

@@ -31,8 +31,10 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 
-from reconciler.cli.demo_state import program_name, write_demo_marker
+from reconciler.cli.demo_state import write_demo_marker
+from reconciler.cli.invocation import again
 from reconciler.cli.render import render_group_plan, render_plan
 from reconciler.config.load import load_config
 from reconciler.run.alerting import reconcile_and_alert
@@ -114,13 +116,16 @@ def _conclude(console: Console, state: Path, before: RunOutcome, applied: RunOut
         console.print("[green]In sync:[/] what is left is for a person (conflicts) or reported only (unmanaged).")
     else:
         console.print("[red]Not in sync after apply[/]: see the runs below.")
-    console.print(f"Inspect: reconcile --config {state}/config.toml history | show {applied.run_id}")
+    config = ("--config", state / "config.toml")
+    console.print("Inspect the runs with:")
+    console.print(f"  {escape(again(*config, 'history'))}", soft_wrap=True)
+    console.print(f"  {escape(again(*config, 'show', applied.run_id))}", soft_wrap=True)
     return 0 if converged else 1
 
 
 def _explain_live(console: Console, config_path: Path, org_url: str, app_id: str) -> None:
     """What to try against the live servers: the commands, and how to change Okta's side."""
-    command, config = program_name(), f"--config {config_path}"
+    config = ("--config", config_path)
     tries = [
         ("check", "both connections, and what the platform supports"),
         ("--dry-run", "the plan above, again"),
@@ -143,10 +148,10 @@ def _explain_live(console: Console, config_path: Path, org_url: str, app_id: str
     console.rule("[bold]The servers stay up: try the commands")
     console.print(f"Config: {config_path}", soft_wrap=True)
     for args, what in tries:
-        console.print(f"  {command} {config} {args}".rstrip() + f"    # {what}", soft_wrap=True, markup=False)
+        console.print(f"  {again(*config, *args.split())}    # {what}", soft_wrap=True, markup=False)
     console.print("Change Okta's side by hand (USER: a login or an Okta id), then dry-run again:")
     for change in changes:
-        console.print(f"  {command} demo okta {config} {change}", soft_wrap=True, markup=False)
+        console.print(f"  {again('demo', 'okta', *config, *change.split())}", soft_wrap=True, markup=False)
     token_file = config_path.parent / "okta.token"
     curl = f'curl -H "Authorization: SSWS $(cat {token_file})" {org_url}/demo/v1/apps/{app_id}/users'
     console.print(f"  or: {curl}", soft_wrap=True, markup=False)
@@ -191,7 +196,7 @@ async def _serve_okta(console: Console, port: int, users: int, state: Path) -> i
         console.print("Your config's [okta] table, before your platform's [scim]:", markup=False)
         console.print(table, soft_wrap=True, markup=False)
         console.print(
-            f"Change Okta's side by hand: {program_name()} demo okta --config YOUR_CONFIG users (assign, ...)",
+            f"Change Okta's side by hand: {again('demo', 'okta', '--config', 'YOUR_CONFIG', 'users')} (assign, ...)",
             soft_wrap=True,
             markup=False,
         )

@@ -21,7 +21,8 @@ import httpx
 from rich.console import Console
 
 from reconciler.cli.consoles import console_for
-from reconciler.cli.demo_state import program_name
+from reconciler.cli.exits import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from reconciler.cli.invocation import again
 from reconciler.config.load import load_config
 from reconciler.errors import ConfigError
 
@@ -37,70 +38,78 @@ OKTA_ACTIONS = {
     "unsuspend": "make the user ACTIVE again",
     "rename": "change the user's login (and email) to NEW_LOGIN",
 }
-MIN_DEMO_USERS = 120
-"""Below this the demo's fixed drift (10 deactivations among others) trips the safety gate's 10% limit."""
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CONFIG = 0, 1, 64, 78
 
 
-def add_demo_parser(commands: argparse._SubParsersAction, log_levels: tuple[str, ...]) -> None:
-    """``demo`` and its subcommands, under the command's subparsers."""
-    demo = commands.add_parser("demo", help="run against a local Okta emulator and SCIM server, no Okta org needed")
-    demo.add_argument(
-        "--users", type=int, default=200, help=f"assigned users to seed (default 200, at least {MIN_DEMO_USERS})"
-    )
-    demo.add_argument("--log-level", default="WARNING", choices=log_levels)
+def add_demo_subcommands(demo: argparse.ArgumentParser) -> None:
+    """``demo``'s own options and subcommands (its ``--users`` is the parser's, checked there)."""
     demo.add_argument(
         "--keep-running",
         action="store_true",
         help="after the first dry-run, keep both servers up until Ctrl-C, the drift left for you to plan and apply",
     )
-    subcommands = demo.add_subparsers(dest="demo_command", metavar="SUBCOMMAND")
-    serve = subcommands.add_parser("serve-okta", help="serve the Okta emulator alone, in front of any SCIM platform")
+    subcommands = demo.add_subparsers(dest="demo_command", metavar="SUBCOMMAND", help="instead of the demo itself")
+    serve = subcommands.add_parser(
+        "serve-okta",
+        help="serve the Okta emulator alone, in front of any SCIM platform",
+        description="Serve the Okta emulator alone on 127.0.0.1, with users assigned to one app, and print the "
+        "[okta] table that points a config at it.",
+    )
     serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     serve.add_argument("--users", type=int, default=50, help="users assigned to its app (default 50)")
     serve.add_argument(
         "--state", type=Path, default=Path("demo-okta"), help="where its token file goes (default ./demo-okta)"
     )
-    okta = subcommands.add_parser("okta", help="change the demo's Okta side by hand (its emulator's control endpoint)")
-    okta.add_argument("--config", type=Path, default=DEMO_STATE / "config.toml", help="default: demo-state/config.toml")
+    okta = subcommands.add_parser(
+        "okta",
+        help="change the demo's Okta side by hand (its emulator's control endpoint)",
+        description="Assign, unassign, deactivate, suspend, rename or hire users in the demo's Okta emulator.",
+    )
+    okta.add_argument(
+        "--config",
+        dest="demo_config",
+        type=Path,
+        default=DEMO_STATE / "config.toml",
+        help="the demo's config (default: demo-state/config.toml)",
+    )
     actions = "; ".join(f"{name}: {what}" for name, what in OKTA_ACTIONS.items())
     okta.add_argument("action", choices=tuple(OKTA_ACTIONS), metavar="ACTION", help=actions)
     okta.add_argument("user", nargs="?", metavar="USER", help="a login or an Okta user id (hire: the new login)")
     okta.add_argument("new_login", nargs="?", metavar="NEW_LOGIN", help="rename: the user's new login")
 
 
-def run_demo_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _usage_error(message: str) -> int:
+    print(f"reconcile demo: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
     """Run ``reconcile demo ...`` once its arguments are parsed."""
     if args.demo_command == "okta":
-        return _okta_command(args, parser)
+        return _okta_command(args)
     from reconciler.cli.demo import run_demo, serve_okta
 
     if args.demo_command == "serve-okta":
         if args.users < 0:
-            parser.error("demo serve-okta --users: expected 0 or more")
+            return _usage_error("demo serve-okta --users: expected 0 or more")
         if not 0 <= args.port <= 65535:
-            parser.error("demo serve-okta --port: expected 0 (a free port) to 65535")
+            return _usage_error("demo serve-okta --port: expected 0 (a free port) to 65535")
         return serve_okta(console_for(), port=args.port, users=args.users, state=args.state)
-    if args.users < MIN_DEMO_USERS:
-        parser.error(
-            f"demo --users: expected at least {MIN_DEMO_USERS}: with fewer, the demo's drift trips the safety gate"
-        )
     return run_demo(console_for(), users=args.users, keep_running=args.keep_running)
 
 
-def _okta_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _okta_command(args: argparse.Namespace) -> int:
     needs_user = args.action != "users"
     if needs_user != (args.user is not None) or (args.action == "rename") != (args.new_login is not None):
         usage = {"users": "users", "rename": "rename USER NEW_LOGIN", "hire": "hire LOGIN"}.get(args.action)
-        parser.error(f"usage: reconcile demo okta {usage or args.action + ' USER'}")
+        return _usage_error(f"usage: reconcile demo okta {usage or args.action + ' USER'}")
     try:
-        config = load_config(args.config)
+        config = load_config(args.demo_config)
     except ConfigError as error:
         for problem in error.problems:
             print(f"config: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     if config.okta.auth != "api_token" or config.okta.token is None:
-        print(f'reconcile: {args.config}: the control endpoint takes the API token ([okta] auth = "api_token")')
+        print(f'reconcile: {args.demo_config}: the control endpoint takes the API token ([okta] auth = "api_token")')
         return EXIT_CONFIG
     base = config.okta.org_url.rstrip("/") + CONTROL_PATH.format(app_id=quote(config.okta.app_id, safe=""))
     headers = {"Authorization": f"SSWS {config.okta.token.reveal()}"}
@@ -140,7 +149,7 @@ def _report(response: httpx.Response, args: argparse.Namespace) -> int:
             console.print(f"{user['login']}  {user['id']}  {user['status']}  {_assigned(user)}", markup=False)
         return EXIT_OK
     console.print(f"{args.action}: {body['login']} ({body['id']}) {body['status']}, {_assigned(body)}", markup=False)
-    console.print(f"See the drift: {program_name()} --config {args.config} --dry-run", markup=False)
+    console.print(f"See the drift: {again('--config', args.demo_config, '--dry-run')}", markup=False)
     return EXIT_OK
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from reconciler.cli.invocation import again
 from reconciler.config.model import Config
 
 DEMO_MARKER = "demo.json"
@@ -44,7 +43,7 @@ def demo_servers_gone(config: Config) -> str | None:
     return (
         f"reconcile: {config.source_path} is the state of a `reconcile demo` run whose Okta emulator and SCIM "
         f"server are gone (the demo {ended}). Start them again, with a fresh demo-state, and keep them up "
-        f"until Ctrl-C: `{program_name()} demo --keep-running` (or `make demo-live`)."
+        f"until Ctrl-C: `{again('demo', '--keep-running')}` (or `make demo-live`)."
     )
 
 
@@ -57,14 +56,3 @@ def _answers(url: str) -> bool:
             return True
     except OSError:
         return False
-
-
-def program_name() -> str:
-    """How to run this command again from here: ``reconcile`` when that is the one on PATH, else its path."""
-    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "reconcile"
-    if argv0.endswith("__main__.py") or argv0 == "-m":
-        return f"{sys.executable} -m reconciler"
-    on_path = shutil.which(os.path.basename(argv0))
-    if on_path and os.path.realpath(on_path) == os.path.realpath(argv0):
-        return os.path.basename(argv0)
-    return argv0

@@ -26,27 +26,18 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
-from reconciler import __version__
 from reconciler.cli.ack import acknowledged_note, mark_acknowledged
-from reconciler.cli.confirm import NO_COMMAND_HELP, PlanConfirmation, interactive
+from reconciler.cli.confirm import PlanConfirmation, interactive
 from reconciler.cli.consoles import console_for
-from reconciler.cli.demo_commands import add_demo_parser, run_demo_command
 from reconciler.cli.demo_state import demo_servers_gone
-from reconciler.cli.exits import (
-    EXIT_BLOCKED,
-    EXIT_BUSY,
-    EXIT_CONFIG,
-    EXIT_DECLINED,
-    EXIT_DRIFT,
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_USAGE,
-)
+from reconciler.cli.exits import EXIT_BLOCKED, EXIT_BUSY, EXIT_CONFIG, EXIT_DECLINED, EXIT_DRIFT, EXIT_FAILURE, EXIT_OK
+from reconciler.cli.invocation import again, remember_invocation
+from reconciler.cli.parser import completion_script, parse_arguments
 from reconciler.cli.progress_display import progress_for
 from reconciler.cli.render import (
     group_plan_document,
@@ -59,9 +50,9 @@ from reconciler.cli.render import (
 )
 from reconciler.config.load import load_config, load_fleet
 from reconciler.config.model import Config, FleetConfig, fingerprint
-from reconciler.config.service_model import ServiceConfig, valid_replica_name
+from reconciler.config.service_model import ServiceConfig
 from reconciler.errors import ConfigError
-from reconciler.logs import LOG_FORMATS, LogFormat, json_logs_active, setup_logging, tell
+from reconciler.logs import LogFormat, json_logs_active, setup_logging, tell
 from reconciler.models.runs import RunStatus
 from reconciler.service.schedule import quarantined
 from reconciler.store import Store, StoreError, db_upgrade, schema_status
@@ -74,125 +65,17 @@ STORE_ONLY_COMMANDS = ("history", "show", "db", "status", "ack")
 """Commands that need only the store: no secret is read, and a file of tenants needs no --tenant."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on a usage error; 2 means drift here, so usage errors exit 64."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
-    parser.add_argument(
-        "--config", metavar="FILE", default=default, help="configuration file (default: $RECONCILER_CONFIG)"
-    )
-    parser.add_argument(
-        "--tenant", metavar="NAME", default=default, help="with a file of [[tenants]]: the tenant a command is for"
-    )
-    parser.add_argument("--output", choices=("text", "json"), default=default, help="text (default) or json")
-    parser.add_argument(
-        "--log-level",
-        default=default,
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="log level on stderr (default WARNING; INFO for serve)",
-    )
-    parser.add_argument(
-        "--log-format", choices=LOG_FORMATS, default=default, help="text (default) or json: one JSON object per line"
-    )
-    parser.add_argument(
-        "--quiet",
-        "-q",
-        action="store_true",
-        default=False if default is None else default,
-        help="no progress display (it is shown on stderr only when stderr is a terminal)",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="reconcile",
-        description="Reconcile a SCIM 2.0 user store with an Okta app's assignments.",
-        epilog=NO_COMMAND_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    _add_common(parser, None)
-    parser.add_argument("--dry-run", action="store_true", help="plan only: no writer is built, nothing is written")
-    parser.add_argument(
-        "--save-plan", metavar="FILE", type=Path, help="with --dry-run: save the plan for `reconcile apply FILE`"
-    )
-    parser.add_argument(
-        "--yes", "--auto-approve", dest="yes", action="store_true", help="apply without asking, even on a terminal"
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    history = commands.add_parser("history", help="list recent runs")
-    _add_common(history, argparse.SUPPRESS)
-    history.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
-    show = commands.add_parser("show", help="print one run's actions with their outcomes")
-    _add_common(show, argparse.SUPPRESS)
-    show.add_argument("run_id", type=int, metavar="RUN_ID")
-    apply = commands.add_parser("apply", help="apply a plan saved by --dry-run --save-plan; stale actions are skipped")
-    _add_common(apply, argparse.SUPPRESS)
-    apply.add_argument("plan_file", type=Path, metavar="PLAN_FILE")
-    apply.add_argument(
-        "--yes",
-        "--auto-approve",
-        dest="yes",
-        action="store_true",
-        default=argparse.SUPPRESS,  # `reconcile --yes apply FILE` means the same
-        help="confirm a plan above the thresholds off a terminal, or one older than max_plan_age",
-    )
-    add_demo_parser(commands, ("DEBUG", "INFO", "WARNING", "ERROR"))
-    db = commands.add_parser("db", help="the store's schema: upgrade it, or show its status")
-    _add_common(db, argparse.SUPPRESS)
-    db.add_argument("db_action", choices=("upgrade", "status"), metavar="upgrade|status")
-    check = commands.add_parser(
-        "check", help="test the Okta and SCIM connections and show what the platform supports; writes nothing"
-    )
-    _add_common(check, argparse.SUPPRESS)
-    serve = commands.add_parser("serve", help="reconcile on the [schedule] as a service (systemd Type=notify)")
-    _add_common(serve, argparse.SUPPRESS)
-    serve.add_argument(
-        "--replica", metavar="NAME", help="this replica's name in `reconcile status` (default: host name and pid)"
-    )
-    ack = commands.add_parser(
-        "ack", help="acknowledge a reviewed finding (a conflict, an unmanaged user) so a dry-run exits 0; list, revoke"
-    )
-    _add_common(ack, argparse.SUPPRESS)
-    ack.add_argument(
-        "what", choices=("conflict", "unmanaged", "list", "revoke"), metavar="conflict|unmanaged|list|revoke"
-    )
-    ack.add_argument(
-        "subject", nargs="?", metavar="ID", help="the finding's userName, Okta or SCIM id; for revoke, the number"
-    )
-    ack.add_argument("--reason", help="why it is acknowledged (required), kept in the store")
-    ack.add_argument("--by", metavar="NAME", help="who acknowledges or revokes (default: the OS user)")
-    ack.add_argument("--all", action="store_true", help="list: revoked acknowledgements too")
-    status = commands.add_parser(
-        "status", help="per tenant: last run, status, drift, next run, and which replica holds it now"
-    )
-    _add_common(status, argparse.SUPPRESS)
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.save_plan is not None and (not args.dry_run or args.command is not None):
-        parser.error("--save-plan is only valid with --dry-run (and no command)")
-    if args.yes and args.dry_run:
-        parser.error("--yes approves writes: a --dry-run writes nothing")
-    if args.command == "apply" and args.dry_run:
-        parser.error("apply sends a saved plan: it takes no --dry-run")
-    if args.command == "serve" and args.dry_run:
-        parser.error("serve applies on a schedule: it takes no --dry-run (see the audit timer for a dry-run service)")
+    args = parse_arguments(argv)
+    remember_invocation(sys.argv[0] if argv is None else None)
+    if args.command == "completion":
+        print(completion_script(args.shell))
+        return EXIT_OK
     if args.command == "demo":
-        setup_logging(args.log_level, log_format=args.log_format or "text")
-        return run_demo_command(args, parser)
-    if args.command == "serve" and args.tenant is not None:
-        parser.error("serve serves every tenant of the file: --tenant is for one-off commands")
-    if getattr(args, "replica", None) is not None and not valid_replica_name(args.replica):
-        parser.error("--replica: expected a name of 1 to 128 printable characters")
+        from reconciler.cli.demo_commands import run_demo_command
+
+        setup_logging(args.log_level or "WARNING", log_format=args.log_format or "text")
+        return run_demo_command(args)
     try:
         fleet = _load(args)
     except ConfigError as error:
@@ -355,7 +238,7 @@ def _run(
     if json_output:
         _print_json(_outcome_document(outcome))
     else:
-        _print_outcome(console, outcome, dry_run, plan_shown=confirm is not None and confirm.shown)
+        _print_outcome(console, outcome, dry_run, config, plan_shown=confirm is not None and confirm.shown)
     if save_plan is not None:
         from reconciler.cli.apply import save_after_dry_run
 
@@ -392,7 +275,9 @@ def _outcome_document(outcome: RunOutcome) -> dict:
     return mark_acknowledged(plan_document(outcome.plan, outcome.run_id, **extra), outcome)
 
 
-def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool, *, plan_shown: bool = False) -> None:
+def _print_outcome(
+    console: Console, outcome: RunOutcome, dry_run: bool, config: Config, *, plan_shown: bool = False
+) -> None:
     if outcome.plan is not None and not plan_shown:
         title = f"Plan (run {outcome.run_id}{', dry-run' if dry_run else ''})"
         render_plan(console, outcome.plan, title, acknowledged_note(outcome))
@@ -402,7 +287,7 @@ def _print_outcome(console: Console, outcome: RunOutcome, dry_run: bool, *, plan
         console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
     if outcome.error:
         _tell_failure(outcome)
-    console.print(f"[dim]Inspect with: reconcile show {outcome.run_id}[/]")
+    console.print(f"[dim]Inspect with: {escape(again('show', outcome.run_id, config=config))}[/]", soft_wrap=True)
 
 
 def _tell_failure(outcome: RunOutcome) -> None:

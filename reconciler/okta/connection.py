@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -25,12 +26,14 @@ import aiohttp
 import tenacity
 
 from reconciler.errors import SourceError
+from reconciler.net.bodies import describe_body
 from reconciler.net.pacing import BudgetFactory, PacingBudget, RateLimitBudget, header_value, parse_retry_after
 from reconciler.net.retries import TRANSIENT_RETRIES, RetryPolicy, is_transient_status
 from reconciler.net.transport import ResponseTooLarge, is_json_media_type
 from reconciler.okta.answers import (
     APPS_FAMILY,
     is_transient_transport_error,
+    json_object_of,
     next_cursor,
     okta_error_detail,
     rate_limit_family,
@@ -118,6 +121,8 @@ class OktaConnection:
         self._session: aiohttp.ClientSession | None = None
         self.rate_limited = 0
         """429 answers met (each waited out)."""
+        self._answered_as_okta = False
+        """Whether the org has sent a JSON answer: after one, a web page is a proxy's, not the wrong org URL."""
 
     @property
     def rate_limit_waited_s(self) -> float:
@@ -153,6 +158,7 @@ class OktaConnection:
         empty_in_a_row = 0
         async with contextlib.aclosing(self.page_bodies(listing)) as pages:
             async for page, body in pages:
+                self.expect_listing(listing.url, body)
                 found = decode(page, body)
                 empty_in_a_row = 0 if found else empty_in_a_row + 1
                 if empty_in_a_row > MAX_EMPTY_PAGES_IN_A_ROW:
@@ -230,12 +236,36 @@ class OktaConnection:
         if not 200 <= status < 300:
             raise self._refusal(url, where, status, headers, body)
         content_type = header_value(headers, "Content-Type")
-        if not is_json_media_type(content_type):
-            raise self.error(
-                f"Okta listing failed on {where}: the answer is not JSON (HTTP {status}, Content-Type "
-                f"{content_type!r}): is okta.org_url the Okta org, not a sign-in page or a proxy?"
-            )
-        return body, headers
+        if is_json_media_type(content_type):
+            self._answered_as_okta = True
+            return body, headers
+        if not self._answered_as_okta and not _is_json(body):
+            raise self.error(self.wording.not_an_org(url, status, describe_body(content_type, body), where))
+        raise self.error(
+            f"Okta listing failed on {where}: the answer is not JSON (HTTP {status}, Content-Type "
+            f"{content_type!r}): a proxy or gateway between here and Okta?"
+        )
+
+    def expect_listing(self, url: str, body: bytes | str) -> None:
+        """A listing's page is a JSON array on every Okta endpoint read here; anything else is another server."""
+        if body.lstrip()[:1] in (b"[", "["):
+            return
+        try:
+            okta_shaped = "errorCode" in json_object_of(body)  # Okta's error body on a 200: said as it is
+        except SourceError:
+            okta_shaped = False
+        if not okta_shaped:
+            raise self.error(self.wording.not_an_org(url, 200, describe_body(None, body)))
+
+    def expect_record(self, url: str, body: bytes | str) -> Mapping[str, Any]:
+        """A record (an app, a group) is a JSON object with an ``id``; anything else is another server."""
+        try:
+            record = json_object_of(body)
+        except SourceError:
+            record = {}
+        if not isinstance(record.get("id"), str):
+            raise self.error(self.wording.not_an_org(url, 200, describe_body(None, body)))
+        return record
 
     async def _get_within_rate_limit(self, url: str, where: str) -> tuple[int, Mapping[str, Any], str]:
         """The answer, a 429 waited out until its window resets (RATE_LIMIT_ATTEMPTS requests at most)."""
@@ -307,6 +337,15 @@ class OktaConnection:
 def mask_secrets(text: str, secrets: tuple[Secret, ...]) -> str:
     """``text`` with the value of each secret (and any credential-looking header value) replaced by ``********``."""
     return redact(text, [secret.reveal() for secret in secrets])
+
+
+def _is_json(body: bytes | str) -> bool:
+    """Whether a body parses as JSON: an Okta answer under the wrong Content-Type, not another server's page."""
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _log_retry(state: tenacity.RetryCallState, attempts: int) -> None:

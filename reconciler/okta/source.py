@@ -26,7 +26,7 @@ from reconciler.models.groups import OktaGroup
 from reconciler.models.records import OktaAssignment, ProfileFields
 from reconciler.net.limits import DEFAULT_MAX_RESPONSE_BYTES
 from reconciler.net.pacing import BudgetFactory
-from reconciler.okta.answers import checked_org_url, exception_text, int_header, json_object_of
+from reconciler.okta.answers import checked_org_url, exception_text, int_header
 from reconciler.okta.connection import Listing, OktaConnection, mask_secrets
 from reconciler.okta.groups import PushedGroupsReader
 from reconciler.okta.page import KEEP_ALL, decode_app_users
@@ -183,9 +183,10 @@ class OktaSource:
             async with self:
                 return await self.describe_app()
         body, _ = await self.connection.fetch(self._app_url, f"the record of app {self.app_id}")
-        app = json_object_of(body)
-        query = urlencode({"limit": 1, "expand": "user"})
-        first_page, headers = await self.connection.fetch(f"{self._app_url}/users?{query}", self._where(1))
+        app = self.connection.expect_record(self._app_url, body)
+        first_url = f"{self._app_url}/users?{urlencode({'limit': 1, 'expand': 'user'})}"
+        first_page, headers = await self.connection.fetch(first_url, self._where(1))
+        self.connection.expect_listing(first_url, first_page)
         return OktaAppSummary(
             label=str(app.get("label") or ""),
             name=str(app.get("name") or ""),

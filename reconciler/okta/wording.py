@@ -6,9 +6,11 @@ import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from reconciler.net.bodies import describe_body
 from reconciler.okta.answers import GROUPS_FAMILY, exception_text, okta_error_detail, rate_limit_family
 
 if TYPE_CHECKING:
@@ -46,14 +48,30 @@ class FailureWording:
             return f"Okta at {self.org_url} broke off its answer part-way: {exception_text(exc)} ({where})"
         return f"cannot talk to Okta at {self.org_url}: {exception_text(exc)} ({where})"
 
+    def not_an_org(self, url: str, status: int, kind: str, where: str = "") -> str:
+        """An answer no Okta org gives: okta.org_url points at another server (a web page, a proxy, an API)."""
+        path = urlsplit(url).path or url
+        request = f"GET {path} ({where})" if where else f"GET {path}"
+        return (
+            f"this is not an Okta org: {self.org_url} answered {request} with HTTP {status} and {kind}, "
+            "which no Okta org answers: check okta.org_url (the org's own URL, such as https://example.okta.com)"
+        )
+
     def sdk(self, exc: Exception, where: str) -> str:
         """The okta SDK failed in its own code on an answer."""
         return f"Okta listing failed on {where}: the okta SDK failed: {exception_text(exc)}"
 
     def refusal(self, error: Exception, where: str, url: str = "") -> str:
-        """Okta answered with an error: the credential, the scopes, the app id or the group, named."""
+        """Okta answered with an error: the credential, the scopes, the app id or the group, named.
+
+        A refusal without Okta's error code (``E0000007``…) did not come from Okta: a 404 from a web
+        server (no such path, no such method) blames okta.org_url, never okta.app_id.
+        """
         status = getattr(error, "status", None)
         code = getattr(error, "error_code", None)
+        if not code and status in (404, 405):
+            body = str(getattr(error, "message", "")).removeprefix(f"HTTP {status} ")  # the SDK's HTTPError
+            return self.not_an_org(url or where, status, describe_body(None, body), where if url else "")
         detail = okta_error_detail(error)
         if code in ("invalid_client", "invalid_scope"):
             return self._service_app_refusal(code, detail)

@@ -32,6 +32,17 @@ class ScimCapabilities:
     """``filter.maxResults``: the most resources the server returns in one page."""
     etag_supported: bool = False
 
+    def describe(self) -> str:
+        """In words, for a log line: ``PATCH, no filter, no page cap, no ETags``."""
+        return ", ".join(
+            (
+                "PATCH" if self.patch_supported else "PUT (no PATCH)",
+                "filter" if self.filter_supported else "no filter",
+                f"at most {self.max_results} a page" if self.max_results else "no page cap",
+                "ETags" if self.etag_supported else "no ETags",
+            )
+        )
+
 
 DEFAULT_CAPABILITIES: Final = ScimCapabilities()
 """Assumed when a server has no usable ServiceProviderConfig.

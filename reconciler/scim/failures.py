@@ -12,12 +12,58 @@ import pydantic
 from scim2_models import Error
 
 from reconciler.errors import TargetConflict, TargetError, TargetNotFound
+from reconciler.net.bodies import describe_body
 from reconciler.net.pacing import parse_retry_after
 from reconciler.net.retries import exception_chain, is_transient_connection_failure, is_transient_status
-from reconciler.net.transport import JsonError, decode_json
+from reconciler.net.transport import JsonError, decode_json, is_json_media_type
 from reconciler.secret import Secret, redact
 
+
+def check_json_media_type(method: str, path: str, response: httpx.Response) -> None:
+    content_type = response.headers.get("Content-Type")
+    if not is_json_media_type(content_type):
+        raise TargetError(
+            f"SCIM {method} {path} answered {response.status_code} with Content-Type {content_type!r} "
+            "where SCIM JSON was expected",
+            response.status_code,
+        )
+
+
 TOKEN_HINT = "check the token in scim.token_env / scim.token_file"
+LISTINGS_EVERY_SERVER_HAS = ("/Users",)
+"""Paths every SCIM server answers a GET on (RFC 7644 §3.4.2): a 404 there means the wrong server or base."""
+LIST_RESPONSE_KEYS = frozenset({"Resources", "totalResults", "schemas", "itemsPerPage", "startIndex"})
+
+
+def not_a_scim_endpoint(base_url: str, method: str, path: str, status: int, kind: str) -> str:
+    """An answer no SCIM server gives to a listing: scim.base_url points at another server, or not at its base."""
+    return (
+        f"this is not a SCIM endpoint: {base_url or 'the server'} answered {method} {path} with HTTP {status} "
+        f"and {kind}, where a SCIM server lists its users: check scim.base_url (the SCIM base the platform "
+        "documents, such as https://platform.example.com/scim/v2)"
+    )
+
+
+def refuse_another_kind(base_url: str, path: str, response: httpx.Response, token: Secret, *, must_list: bool) -> None:
+    """TargetError when a 2xx answer to a listing is not SCIM: not JSON or, with ``must_list``, JSON that is no
+    ListResponse at all (neither ``Resources`` nor ``totalResults`` nor ``schemas``: another API's document).
+
+    A ListResponse sent under the wrong Content-Type is a SCIM server's slip, and said as such."""
+    content_type = response.headers.get("Content-Type")
+    if is_json_media_type(content_type) and not must_list:
+        return
+    try:
+        payload = decode_json(response.content)
+    except JsonError:
+        payload = None
+        if must_list:
+            return  # JSON broken or cut short: a failing server, said as such, not another kind of server
+    if isinstance(payload, list) or (isinstance(payload, dict) and not LIST_RESPONSE_KEYS.isdisjoint(payload)):
+        if not must_list:
+            check_json_media_type("GET", path, response)
+        return
+    kind = redact(describe_body(content_type, response.content), [token.reveal()])
+    raise TargetError(not_a_scim_endpoint(base_url, "GET", path, response.status_code, kind), response.status_code)
 
 
 class RetryableFailure(TargetError):
@@ -73,6 +119,9 @@ def scim_error_detail(response: httpx.Response, token: Secret) -> tuple[str | No
     try:
         payload = decode_json(response.content)
     except JsonError:
+        kind = describe_body(response.headers.get("Content-Type"), response.content)
+        if kind.startswith("an HTML page"):
+            return None, redact(kind, [token.reveal()])  # what it is, never the HTML
         return None, shortened(redact(response.text, [token.reveal()])) or None
     if not isinstance(payload, dict):
         return None, shortened(redact(str(payload), [token.reveal()]))
@@ -84,13 +133,16 @@ def scim_error_detail(response: httpx.Response, token: Secret) -> tuple[str | No
     return error.scim_type, redact(error.detail, [token.reveal()]) if error.detail else error.detail
 
 
-def failure_for(method: str, path: str, response: httpx.Response, token: Secret) -> TargetError:
+def failure_for(method: str, path: str, response: httpx.Response, token: Secret, base_url: str = "") -> TargetError:
     """The error a non-2xx answer stands for.
 
     The detail is the server's; should a debugging proxy echo the request
     headers in it, the token is masked all the same (as ``********``).
     """
     status = response.status_code
+    if method == "GET" and path in LISTINGS_EVERY_SERVER_HAS and status in (HTTPStatus.NOT_FOUND, 405):
+        kind = describe_body(response.headers.get("Content-Type"), response.content)
+        return TargetError(redact(not_a_scim_endpoint(base_url, method, path, status, kind), [token.reveal()]), status)
     scim_type, detail = scim_error_detail(response, token)
     message = f"SCIM {method} {path} answered {status_reason(status)}"
     if scim_type:

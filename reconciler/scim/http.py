@@ -39,13 +39,13 @@ from reconciler.net.transport import (
     UnreadableBody,
     declared_too_large,
     decode_json,
-    is_json_media_type,
     is_loopback_host,
     ssl_context_for,
 )
 from reconciler.scim.failures import (
     RetryableFailure,
     certificate_message,
+    check_json_media_type,
     failure_for,
     is_certificate_failure,
     is_transient_transport_error,
@@ -93,6 +93,11 @@ class ScimConnection:
         self.request_counts: Counter[str] = Counter()
         self.on_throttled: Callable[[float | None], None] | None = None
         """Told of every 429 (with its Retry-After), so that a caller can send less."""
+
+    @property
+    def token(self) -> Secret:
+        """The bearer token, still wrapped: for masking it in a message built from an answer."""
+        return self._token
 
     async def __aenter__(self) -> Self:
         return self
@@ -170,7 +175,7 @@ class ScimConnection:
             raise TargetError(f"SCIM {method} {path} failed: {type(error).__name__}: {error}") from error
         observe_http("scim", response.status_code)
         if not response.is_success:
-            failure = failure_for(method, path, response, self._token)
+            failure = failure_for(method, path, response, self._token, self.base_url)
             if response.status_code == HTTPStatus.TOO_MANY_REQUESTS and self.on_throttled is not None:
                 self.on_throttled(getattr(failure, "retry_after_s", None))
             raise failure
@@ -210,16 +215,6 @@ class ScimConnection:
         wait_s = state.next_action.sleep if state.next_action else 0.0
         log.warning(
             "%s; retrying in %.2f s (attempt %d of %d)", failure, wait_s, state.attempt_number, self._retry.attempts
-        )
-
-
-def check_json_media_type(method: str, path: str, response: httpx.Response) -> None:
-    content_type = response.headers.get("Content-Type")
-    if not is_json_media_type(content_type):
-        raise TargetError(
-            f"SCIM {method} {path} answered {response.status_code} with Content-Type {content_type!r} "
-            "where SCIM JSON was expected",
-            response.status_code,
         )
 
 

@@ -34,7 +34,8 @@ from reconciler.scim.discovery import (
     schema_attributes,
     user_extensions,
 )
-from reconciler.scim.http import ScimConnection, check_json_media_type, json_object, user_from_answer
+from reconciler.scim.failures import refuse_another_kind
+from reconciler.scim.http import ScimConnection, json_object, user_from_answer
 from reconciler.scim.listing import LISTING_ATTEMPTS, TotalChanged, UserListing, check_page_count
 from reconciler.scim.page import PageError, page_decoder
 
@@ -112,11 +113,13 @@ class ScimReader:
         except TargetError as error:
             if error.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN) or error.status is None:
                 raise
-            log.warning("no usable ServiceProviderConfig (%s); assuming %s", error, DEFAULT_CAPABILITIES)
+            log.warning("no usable ServiceProviderConfig (%s); assuming %s", error, DEFAULT_CAPABILITIES.describe())
             capabilities = DEFAULT_CAPABILITIES
         except pydantic.ValidationError as error:
             log.warning(
-                "unreadable ServiceProviderConfig (%s); assuming %s", validation_summary(error), DEFAULT_CAPABILITIES
+                "unreadable ServiceProviderConfig (%s); assuming %s",
+                validation_summary(error),
+                DEFAULT_CAPABILITIES.describe(),
             )
             capabilities = DEFAULT_CAPABILITIES
         self._capabilities = capabilities
@@ -292,10 +295,11 @@ class ScimReader:
     async def _read_page(self, params: Mapping[str, str | int]) -> tuple[int, list[PlatformUser]]:
         """``(totalResults, users)`` of one ListResponse page."""
         response = await self.connection.send("GET", "/Users", params=params)
-        check_json_media_type("GET", "/Users", response)
+        refuse_another_kind(self.base_url, "/Users", response, self.connection.token, must_list=False)
         try:
             return page_decoder(self._keep).decode(response.content)
         except PageError as error:
+            refuse_another_kind(self.base_url, "/Users", response, self.connection.token, must_list=True)
             raise TargetError(f"SCIM GET /Users answered {error}", response.status_code) from None
         except ValueError as error:
             raise TargetError(f"SCIM GET /Users answered an unusable User: {error}") from None

@@ -173,4 +173,4 @@ def test_serve_okta_serves_the_emulator_alone_with_its_token_and_control_endpoin
 def test_a_demo_too_small_for_its_drift_is_refused_before_anything_starts(tmp_path: Path) -> None:
     result = reconcile("demo", "--users", "40")
     assert result.code == 64
-    assert "--users: expected at least 120" in result.stderr
+    assert "--users: expected a number of at least 120" in result.stderr

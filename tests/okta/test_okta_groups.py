@@ -221,7 +221,7 @@ async def test_a_group_deleted_between_listing_and_members_fails_the_whole_read(
 @pytest.mark.parametrize(
     ("path", "fault", "expected"),
     [
-        (APP_GROUPS, {"kind": FaultKind.NON_JSON, "status": 200}, r"page 1 of /api/v1/apps/\w+/groups: the answer is"),
+        (APP_GROUPS, {"kind": FaultKind.NON_JSON, "status": 200}, r"not an Okta org: .*/api/v1/apps/\w+/groups"),
         (MEMBERS, {"kind": FaultKind.TRUNCATED}, r"page 1 of /api/v1/groups/00g\w{17}/users: the answer is not JSON"),
         (MEMBERS, {"status": 502, "times": None}, r"/api/v1/groups/00g\w{17}/users: HTTP 502 .*gave up after 3"),
         (APP_GROUPS, {"status": 401}, r"Okta rejected the API token \(HTTP 401 E0000011"),

@@ -308,7 +308,7 @@ async def test_a_429_that_persists_is_a_source_error() -> None:
     ("fault", "expected"),
     [
         ({"kind": FaultKind.DROP, "times": None}, r"closed the connection without answering \(page 1"),
-        ({"kind": FaultKind.NON_JSON, "status": 200}, r"page 1 of app \w+: the answer is not JSON"),
+        ({"kind": FaultKind.NON_JSON, "status": 200}, r"not an Okta org: .*/apps/\w+/users .* HTTP 200 and an HTML"),
         ({"kind": FaultKind.NON_JSON, "status": 502, "times": None}, r"page 1 of app \w+: HTTP 502: <html>"),
         ({"kind": FaultKind.TRUNCATED}, r"page 1 of app \w+: the answer is not JSON"),
     ],

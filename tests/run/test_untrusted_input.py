@@ -226,7 +226,7 @@ OKTA_JSON = "application/json"
 @pytest.mark.parametrize(
     ("reply", "says"),
     [
-        (Reply(200, "<html>Sign in</html>", content_type="text/html"), "the answer is not JSON (HTTP 200"),
+        (Reply(200, "<html>Sign in</html>", content_type="text/html"), "not an Okta org: http"),
         (Reply(200, '[{"id": "00u1", ', content_type=OKTA_JSON), "page 1 of app 0oaAPP: the answer is not JSON ("),
         (Reply(200, "[]", content_type="text/plain"), "Content-Type 'text/plain"),
         (Reply(200, nested(), content_type=OKTA_JSON), "does not parse as app users (Expected `object`, got `array`"),
