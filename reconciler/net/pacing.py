@@ -66,6 +66,7 @@ class PacingBudget(Protocol):
 
     async def acquire(self) -> None: ...
     def observe(self, headers: Mapping[str, Any]) -> None: ...
+    def unanswered(self) -> None: ...
     async def after_429(self, headers: Mapping[str, Any], retry_after_s: float | None) -> float: ...
 
 
@@ -95,6 +96,9 @@ class RateLimitBudget:
         state = rate_limit_state(headers)
         if state is not None:
             self._state, self._observed_at = state, self._clock()
+
+    def unanswered(self) -> None:
+        """A request that got no answer: this budget counts only what the answers say, so nothing to undo."""
 
     async def acquire(self) -> None:
         """Wait for the window to reset if this request would take the run past its share."""

@@ -97,6 +97,19 @@ def exhaust(count: WindowCount | None, state: RateLimitState | None, wait_s: flo
     return WindowCount(count.limit, max(count.used, spent), now + wait_s, count.opened_at)
 
 
+def release(count: WindowCount | None, now: float) -> WindowCount:
+    """The count after a request whose answer told nothing of the window (none came, or no rate-limit headers).
+
+    While no answer has told the window, the one request that went to find out holds the only claim: given
+    back here, the next may go at once, instead of after :data:`PROBE_TIMEOUT_S`. Once the window is told,
+    a claim stays spent: the request may have reached Okta.
+    """
+    count = _current(count, now)
+    if count.resets_at is None and count.used > 0:
+        return replace(count, used=count.used - 1)
+    return count
+
+
 def _current(count: WindowCount | None, now: float) -> WindowCount:
     """``count``, or a fresh one (keeping the limit) once its window has ended or went untold too long."""
     if count is None:
@@ -121,6 +134,8 @@ class RateLedger(Protocol):
     def observe(self, family: str, state: RateLimitState) -> None: ...
 
     def exhaust(self, family: str, state: RateLimitState | None, wait_s: float) -> None: ...
+
+    def release(self, family: str) -> None: ...
 
 
 class SharedRateLimitBudget:
@@ -151,6 +166,12 @@ class SharedRateLimitBudget:
         state = rate_limit_state(headers)
         if state is not None:
             self.ledger.observe(self.family, state)
+        else:
+            self.ledger.release(self.family)
+
+    def unanswered(self) -> None:
+        """The request failed before any answer (refused, reset, timed out, cancelled): its claim may go back."""
+        self.ledger.release(self.family)
 
     async def after_429(self, headers: Mapping[str, Any], retry_after_s: float | None) -> float:
         """Tell every process the window is spent, and wait it out. Returns the wait."""

@@ -272,7 +272,11 @@ class OktaConnection:
         budget = self._budget_for(url)
         for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
             await budget.acquire()
-            status, headers, body = await self._send_get(url, where)
+            try:
+                status, headers, body = await self._send_get(url, where)
+            except BaseException:
+                budget.unanswered()
+                raise
             budget.observe(headers)
             if status != HTTPStatus.TOO_MANY_REQUESTS or attempt == RATE_LIMIT_ATTEMPTS:
                 break

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from reconciler.net.pacing import RateLimitState
-from reconciler.net.shared_pacing import WindowCount, claim, epoch_now, exhaust, observe
+from reconciler.net.shared_pacing import WindowCount, claim, epoch_now, exhaust, observe, release
 from reconciler.store.repository import Repository
 from reconciler.store.tables import RateWindow
 
@@ -42,6 +42,9 @@ class StoreRateLedger:
 
     def exhaust(self, family: str, state: RateLimitState | None, wait_s: float) -> None:
         self.repository.update_window(self.org, family, lambda count: exhaust(count, state, wait_s, self.clock()))
+
+    def release(self, family: str) -> None:
+        self.repository.update_window(self.org, family, lambda count: release(count, self.clock()))
 
 
 class RateWindows(Repository):

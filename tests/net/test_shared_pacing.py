@@ -11,6 +11,7 @@ from reconciler.net.shared_pacing import (
     claim,
     exhaust,
     observe,
+    release,
 )
 
 NOW = 1_000_000.0
@@ -21,6 +22,23 @@ def test_an_unknown_org_lets_one_request_find_out_and_the_others_wait_for_it() -
     assert (first.used, wait) == (1, 0.0)
     same, wait = claim(first, 0.5, NOW + 0.01)
     assert (same, wait) == (first, PROBE_WAIT_S)
+
+
+def test_a_probe_that_got_no_word_of_the_window_gives_its_claim_back_and_the_next_goes_at_once() -> None:
+    """A refused connection, or an answer without X-Rate-Limit headers: waiting PROBE_TIMEOUT_S would only stall."""
+    first, _ = claim(None, 0.5, NOW)
+    given_back = release(first, NOW + 0.1)
+    assert given_back.used == 0
+    second, wait = claim(given_back, 0.5, NOW + 0.1)
+    assert (second.used, wait) == (1, 0.0)
+
+
+def test_once_the_window_is_told_a_claim_stays_spent() -> None:
+    """The request may have reached Okta: only the probe of an untold window is given back."""
+    count, _ = claim(None, 0.5, NOW)
+    count = observe(count, RateLimitState(limit=10, remaining=9, wait_until_reset_s=30.0), NOW + 0.1)
+    count, _ = claim(count, 0.5, NOW + 0.2)
+    assert release(count, NOW + 0.3) == count
 
 
 def test_the_share_of_the_window_is_claimed_then_everyone_waits_for_its_reset() -> None:
