@@ -20,7 +20,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
@@ -35,6 +35,13 @@ UNKNOWN_WINDOW_S: Final = 60.0
 PROBE_TIMEOUT_S: Final = 5.0
 """While an org's limit was never told, a request that went to find out and was never answered (cancelled,
 failed, timed out) is given up after this long, and another may go."""
+CLAIM_AT_ONCE: Final = 5
+"""Requests one process claims in one step once the window is known: a step is a store transaction, and one
+per Okta page cost a 100,000-user dry-run 2 s (``make bench``). What a process holds unspent is at most this
+many less one, spent from its share of that window all the same."""
+OBSERVE_EVERY_S: Final = 1.0
+"""How often a process writes what Okta's headers say of a window it has told already (other clients' spending
+shows there): a new window, or the first word of one, is written at once."""
 SAME_WINDOW_S: Final = 1.5
 """Two resets this close are one window's: the header and ``Date`` have one-second resolution."""
 
@@ -59,18 +66,25 @@ def fresh(now: float, limit: int | None = None) -> WindowCount:
 
 
 def claim(count: WindowCount | None, share: float, now: float) -> tuple[WindowCount, float]:
-    """Claim one request: the new count and 0, or the count as it was and how long to wait before claiming again.
+    """Claim one request: the new count and 0, or the count as it was and how long to wait before claiming again."""
+    count, _, wait_s = claim_up_to(count, share, now, 1)
+    return count, wait_s
 
-    ``share`` of the window's limit may be spent; while the limit is unknown (no answer
-    yet, ever), one request at a time goes and finds out.
+
+def claim_up_to(count: WindowCount | None, share: float, now: float, most: int) -> tuple[WindowCount, int, float]:
+    """Claim up to ``most`` requests: the new count, how many were granted, and the wait when none was.
+
+    ``share`` of the window's limit may be spent; while the window is untold (no answer of it
+    yet), one request at a time goes and finds out.
     """
     count = _current(count, now)
     allowed = 1 if count.limit is None else max(1, math.floor(count.limit * share))
     if count.used < allowed:
-        return replace(count, used=count.used + 1), 0.0
+        granted = 1 if count.resets_at is None else min(most, allowed - count.used)
+        return replace(count, used=count.used + granted), granted, 0.0
     if count.resets_at is None:
-        return count, PROBE_WAIT_S
-    return count, max(PROBE_WAIT_S, count.resets_at - now)
+        return count, 0, PROBE_WAIT_S
+    return count, 0, max(PROBE_WAIT_S, count.resets_at - now)
 
 
 def observe(count: WindowCount | None, state: RateLimitState, now: float) -> WindowCount:
@@ -131,6 +145,10 @@ class RateLedger(Protocol):
         """0 once one request is claimed; else the seconds to wait before claiming again."""
         ...
 
+    def claim_up_to(self, family: str, share: float, most: int) -> tuple[int, float]:
+        """How many requests (up to ``most``) were claimed; with none, the seconds to wait before claiming again."""
+        ...
+
     def observe(self, family: str, state: RateLimitState) -> None: ...
 
     def exhaust(self, family: str, state: RateLimitState | None, wait_s: float) -> None: ...
@@ -145,17 +163,36 @@ class SharedRateLimitBudget:
     :meth:`acquire` before each request, feed every answer to :meth:`observe`.
     """
 
-    def __init__(self, ledger: RateLedger, family: str, share: float, *, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        ledger: RateLedger,
+        family: str,
+        share: float,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not 0 < share <= 1:
             raise ValueError(f"rate limit share must be in (0, 1], not {share}")
         self.ledger, self.family, self.share = ledger, family, share
         self.waited_s = 0.0
-        self._sleep = sleep
+        self._sleep, self._clock = sleep, clock
+        self._held = 0
+        """Requests claimed in the ledger and not sent yet."""
+        self._told: tuple[float, float] | None = None
+        """When this process last wrote Okta's word on the window, and the window's end it said."""
 
     async def acquire(self) -> None:
         """Wait until this request fits in the share of the window left by every process on this org."""
+        if self._held > 0:
+            self._held -= 1
+            return
         announced = False
-        while (wait_s := await asyncio.to_thread(self.ledger.claim, self.family, self.share)) > 0:
+        while True:
+            granted, wait_s = await asyncio.to_thread(self.ledger.claim_up_to, self.family, self.share, CLAIM_AT_ONCE)
+            if granted:
+                self._held = granted - 1
+                return
             if not announced and wait_s > PROBE_WAIT_S:
                 log.info("Okta rate limit of %s: the org's share is spent; waiting %.1f s", self.family, wait_s)
                 announced = True
@@ -164,10 +201,18 @@ class SharedRateLimitBudget:
 
     def observe(self, headers: Mapping[str, Any]) -> None:
         state = rate_limit_state(headers)
-        if state is not None:
-            self.ledger.observe(self.family, state)
-        else:
+        if state is None:
             self.ledger.release(self.family)
+            return
+        now = self._clock()
+        resets_at = now + state.wait_until_reset_s
+        if self._told is not None:
+            told_at, told_reset = self._told
+            same_window = abs(resets_at - told_reset) <= SAME_WINDOW_S and now < told_reset
+            if same_window and now - told_at < OBSERVE_EVERY_S:
+                return
+        self.ledger.observe(self.family, state)
+        self._told = (now, resets_at)
 
     def unanswered(self) -> None:
         """The request failed before any answer (refused, reset, timed out, cancelled): its claim may go back."""
@@ -176,6 +221,7 @@ class SharedRateLimitBudget:
     async def after_429(self, headers: Mapping[str, Any], retry_after_s: float | None) -> float:
         """Tell every process the window is spent, and wait it out. Returns the wait."""
         state, wait_s = wait_after_429(headers, retry_after_s)
+        self._held, self._told = 0, None  # the window is spent: what was held is gone with it
         await asyncio.to_thread(self.ledger.exhaust, self.family, state, wait_s)
         self.waited_s += wait_s
         await self._sleep(wait_s)

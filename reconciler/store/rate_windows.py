@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from reconciler.net.pacing import RateLimitState
-from reconciler.net.shared_pacing import WindowCount, claim, epoch_now, exhaust, observe, release
+from reconciler.net.shared_pacing import WindowCount, claim_up_to, epoch_now, exhaust, observe, release
 from reconciler.store.repository import Repository
 from reconciler.store.tables import RateWindow
 
@@ -27,15 +27,18 @@ class StoreRateLedger:
         self.repository, self.org, self.clock = repository, org, clock
 
     def claim(self, family: str, share: float) -> float:
-        wait_s = 0.0
+        return self.claim_up_to(family, share, 1)[1]
+
+    def claim_up_to(self, family: str, share: float, most: int) -> tuple[int, float]:
+        granted, wait_s = 0, 0.0
 
         def step(count: WindowCount) -> WindowCount:
-            nonlocal wait_s
-            count, wait_s = claim(count, share, self.clock())
+            nonlocal granted, wait_s
+            count, granted, wait_s = claim_up_to(count, share, self.clock(), most)
             return count
 
         self.repository.update_window(self.org, family, step)
-        return wait_s
+        return granted, wait_s
 
     def observe(self, family: str, state: RateLimitState) -> None:
         self.repository.update_window(self.org, family, lambda count: observe(count, state, self.clock()))

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from reconciler.net.pacing import RESET_MARGIN_S, RateLimitState
 from reconciler.net.shared_pacing import (
+    CLAIM_AT_ONCE,
     PROBE_TIMEOUT_S,
     PROBE_WAIT_S,
     UNKNOWN_WINDOW_S,
+    SharedRateLimitBudget,
     WindowCount,
     claim,
+    claim_up_to,
     exhaust,
     observe,
     release,
 )
+from reconciler.store import Store
 
 NOW = 1_000_000.0
 
@@ -78,3 +85,43 @@ def test_a_window_no_answer_told_is_started_afresh_and_a_lost_probe_soon() -> No
     probe, _ = claim(None, 0.5, NOW)  # cancelled before its answer came: never observed
     assert claim(probe, 0.5, NOW + PROBE_TIMEOUT_S - 1)[1] == PROBE_WAIT_S
     assert claim(probe, 0.5, NOW + PROBE_TIMEOUT_S) == (WindowCount(None, 1, None, NOW + PROBE_TIMEOUT_S), 0.0)
+
+
+def test_once_the_window_is_told_requests_are_claimed_a_few_at_once_within_the_share() -> None:
+    count, granted, _ = claim_up_to(None, 0.5, NOW, CLAIM_AT_ONCE)
+    assert (count.used, granted) == (1, 1), "an untold window: one request goes to find out"
+    count = observe(count, RateLimitState(limit=14, remaining=13, wait_until_reset_s=30.0), NOW + 0.1)
+    count, granted, wait = claim_up_to(count, 0.5, NOW + 0.2, CLAIM_AT_ONCE)
+    assert (count.used, granted, wait) == (1 + CLAIM_AT_ONCE, CLAIM_AT_ONCE, 0.0)
+    count, granted, _ = claim_up_to(count, 0.5, NOW + 0.3, CLAIM_AT_ONCE)
+    assert (count.used, granted) == (7, 1), "never past the share: 7 of 14"
+    _, granted, wait = claim_up_to(count, 0.5, NOW + 0.4, CLAIM_AT_ONCE)
+    assert granted == 0 and wait > 0
+
+
+async def test_a_budget_spends_what_it_claimed_before_claiming_again_in_the_store(tmp_path: Path) -> None:
+    """One store transaction per CLAIM_AT_ONCE requests, not per request (each is an Okta page on the critical path)."""
+    org, family = "https://acme.okta.com", "/api/v1/apps"
+    with Store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        budget = SharedRateLimitBudget(store.rate_ledger(org), family, 0.5)
+
+        def used() -> int:
+            window = store.rate_window(org, family)
+            assert window is not None
+            return window.used
+
+        await budget.acquire()
+        budget.observe(_headers(limit=600, remaining=599))
+        seen = []
+        for _ in range(2 * CLAIM_AT_ONCE):
+            await budget.acquire()
+            seen.append(used())
+        assert seen == [1 + CLAIM_AT_ONCE] * CLAIM_AT_ONCE + [1 + 2 * CLAIM_AT_ONCE] * CLAIM_AT_ONCE
+
+
+def _headers(*, limit: int, remaining: int) -> dict[str, str]:
+    return {
+        "X-Rate-Limit-Limit": str(limit),
+        "X-Rate-Limit-Remaining": str(remaining),
+        "X-Rate-Limit-Reset": str(int(time.time()) + 60),
+    }
