@@ -33,6 +33,7 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
+from reconciler.cli.consoles import print_rule
 from reconciler.cli.demo_state import write_demo_marker
 from reconciler.cli.invocation import again
 from reconciler.cli.render import render_group_plan, render_plan
@@ -71,7 +72,7 @@ async def _demo(console: Console, users: int, state: Path, keep_running: bool) -
                 limits=httpx.Limits(max_connections=4),  # scim2-server's listen backlog is small
             ) as client,
         ):
-            console.rule("[bold]okta-reconciler demo")
+            print_rule(console, "[bold]okta-reconciler demo")
             console.print(f"Okta emulator on {org_url}, scim2-server on {scim.base_url}")
             app_id = await seed_scenario(emulator, client, users, groups=True)
             console.print(
@@ -101,7 +102,7 @@ async def _step(console: Console, store: Store, config: Any, *, dry_run: bool, t
         if outcome.group_plan is not None:
             render_group_plan(console, outcome.group_plan)
     elif outcome.plan is not None:
-        console.rule(f"[bold]{title} (run {outcome.run_id})")
+        print_rule(console, f"[bold]{title} (run {outcome.run_id})")
         console.print(f"Applied {outcome.applied.succeeded} action(s), {outcome.applied.failed} failed.")
     if outcome.error:
         console.print(f"[red]{outcome.status.value}:[/] {outcome.error}")
@@ -145,7 +146,7 @@ def _explain_live(console: Console, config_path: Path, org_url: str, app_id: str
         "unsuspend USER",
         "rename USER NEW_LOGIN",
     ]
-    console.rule("[bold]The servers stay up: try the commands")
+    print_rule(console, "[bold]The servers stay up: try the commands")
     console.print(f"Config: {config_path}", soft_wrap=True)
     for args, what in tries:
         console.print(f"  {again(*config, *args.split())}    # {what}", soft_wrap=True, markup=False)

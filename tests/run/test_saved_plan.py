@@ -203,10 +203,9 @@ def test_a_truncated_saved_plan_is_refused(okta: Okta, config_file: Path, tmp_pa
     assert _apply(config_file, tmp_path / "missing.json").code == 1
 
 
-def test_a_plan_above_the_thresholds_needs_yes_off_a_terminal(
-    okta: Okta, scim_url: str, platform: httpx.Client, tmp_path: Path
-) -> None:
-    config_file = write_local_config(
+def _config_with_max_create_1(okta: Okta, scim_url: str, tmp_path: Path) -> Path:
+    """A config whose gate blocks a plan of more than one create."""
+    return write_local_config(
         tmp_path / "state",
         okta.org_url,
         okta.app_id,
@@ -215,6 +214,12 @@ def test_a_plan_above_the_thresholds_needs_yes_off_a_terminal(
         SCIM_TOKEN,
         "[thresholds]\nmax_create = 1\n",
     )
+
+
+def test_a_plan_above_the_thresholds_needs_yes_off_a_terminal(
+    okta: Okta, scim_url: str, platform: httpx.Client, tmp_path: Path
+) -> None:
+    config_file = _config_with_max_create_1(okta, scim_url, tmp_path)
     okta.emulator.add_assigned_users(okta.app_id, 3)
     plan_file = tmp_path / "plan.json"
     saved = _save(config_file, plan_file)
@@ -239,15 +244,7 @@ def test_a_plan_above_the_thresholds_needs_yes_off_a_terminal(
 def test_a_plan_above_the_thresholds_with_no_write_still_current_asks_nothing(
     okta: Okta, scim_url: str, platform: httpx.Client, tmp_path: Path
 ) -> None:
-    config_file = write_local_config(
-        tmp_path / "state",
-        okta.org_url,
-        okta.app_id,
-        scim_url,
-        OKTA_TOKEN,
-        SCIM_TOKEN,
-        "[thresholds]\nmax_create = 1\n",
-    )
+    config_file = _config_with_max_create_1(okta, scim_url, tmp_path)
     users = okta.emulator.add_assigned_users(okta.app_id, 3)
     plan_file = tmp_path / "plan.json"
     assert _save(config_file, plan_file).code == 3
