@@ -131,6 +131,11 @@ class AppUserAdmin(UserAdmin):
         with self._lock:
             return [self._add_assigned_user(app_id, number, domain) for number in range(1, count + 1)]
 
+    def kept_app_user_bodies(self, app_id: str) -> int:
+        """How many app users' JSON the listing keeps for this app, over every variant (for tests)."""
+        with self._lock:
+            return sum(len(bodies) for bodies in self._cache.app_users.get(app_id, {}).values())
+
     def listed_user_ids(self, app_id: str) -> list[str]:
         """The ids ``GET /api/v1/apps/{appId}/users`` lists, in its order."""
         with self._lock:
