@@ -31,9 +31,7 @@ class ServedApp:
     """An emulator with ``count`` directly assigned users, served on 127.0.0.1."""
 
     def __init__(self, count: int) -> None:
-        self.emulator = OktaEmulator(
-            seed=count, api_tokens=[API_TOKEN], rate_limit=1_000_000, clock=lambda: FIXED_TIME
-        )
+        self.emulator = OktaEmulator(seed=count, api_tokens=[API_TOKEN], rate_limit=1_000_000, clock=lambda: FIXED_TIME)
         self.app_id = self.emulator.create_app().id
         self.emulator.add_assigned_users(self.app_id, count)
         listed = self.emulator.listed_user_ids(self.app_id)
