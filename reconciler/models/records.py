@@ -24,6 +24,20 @@ from typing import Any
 
 import msgspec
 
+PROJECTION_FIELDS = frozenset({"values", "projection"})
+"""Fields of both records that only cache what the mapping reads: not part of what a user is."""
+
+
+def _same_user(record: Any, other: Any) -> bool:
+    """Equal records: every field but the cached projection (a decoded record equals one built by hand)."""
+    if type(other) is not type(record):
+        return NotImplemented  # type: ignore[no-any-return]
+    return all(
+        getattr(record, name) == getattr(other, name)
+        for name in record.__struct_fields__
+        if name not in PROJECTION_FIELDS
+    )
+
 
 class OktaAssignment(msgspec.Struct, frozen=True, gc=False):
     """One user assigned to the Okta app, as the Management API lists it."""
@@ -47,6 +61,14 @@ class OktaAssignment(msgspec.Struct, frozen=True, gc=False):
     """The app-specific profile (givenName, familyName, email, ...)."""
     user_profile: Mapping[str, Any] | None = None
     """The Okta user's own profile from ``_embedded.user`` (a listing without it is refused); None: not known."""
+    values: tuple[Any, ...] | None = None
+    """The mapped attributes' values Okta wants, read once when the page was decoded with ``projection``
+    (see :mod:`reconciler.plan.projection`); None: read from the profiles when needed."""
+    projection: Any = None
+    """The :class:`~reconciler.plan.projection.Projection` that read ``values``."""
+
+    def __eq__(self, other: object) -> bool:
+        return _same_user(self, other)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +92,14 @@ class PlatformUser(msgspec.Struct, frozen=True, gc=False):
     """``meta.version``: the ETag, when the server gives one."""
     partial: bool = False
     """``resource`` holds only the attributes a run compares; read the user again before a PUT."""
+    values: tuple[Any, ...] | None = None
+    """The mapped attributes' values on the platform, read once when the page was decoded with ``projection``
+    (see :mod:`reconciler.plan.projection`); None: read from ``resource`` when needed."""
+    projection: Any = None
+    """The :class:`~reconciler.plan.projection.Projection` that read ``values``."""
+
+    def __eq__(self, other: object) -> bool:
+        return _same_user(self, other)
 
 
 class ActionKind(StrEnum):

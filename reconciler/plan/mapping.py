@@ -14,14 +14,15 @@ is UNKNOWN as a whole when any part's profile is not carried at all.
 
 UNKNOWN is the meaning of one user's missing field, not of a listing's: a
 mapped attribute that is UNKNOWN for every user, or a ``userName`` UNKNOWN
-for any user, stops the run before it plans (:func:`unknown_problems`).
+for any user, stops the run before it plans
+(:func:`reconciler.plan.projection.unknown_problems`).
 """
 
 from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -104,7 +105,7 @@ def _reader(source: str, *, missing: Any) -> Callable[[OktaAssignment], Any]:
     return lambda assignment: assignment.app_profile.get(name, missing)
 
 
-def _is_empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
     """Missing, null or empty: what a join skips and a default replaces."""
     return value is _ABSENT or value is None or value == "" or value == []
 
@@ -148,7 +149,7 @@ def _join_reader(spec: CheckedSource) -> Callable[[OktaAssignment], Any]:
             if value is UNKNOWN:
                 return UNKNOWN
             present = present or value is not _ABSENT
-            if not _is_empty(value):
+            if not is_empty(value):
                 texts.append(_as_text(value))
         if texts:
             return separator.join(texts)
@@ -185,7 +186,7 @@ def spec_reader(value: SourceSpec) -> Callable[[OktaAssignment], Any]:
         value = read(assignment)
         if value is UNKNOWN:
             return UNKNOWN
-        return default if _is_empty(value) else value
+        return default if is_empty(value) else value
 
     return read_or_default
 
@@ -220,42 +221,6 @@ def compile_mapping(mapping: Mapping[str, SourceSpec]) -> CompiledMapping:
             raise ValueError(f"mapping.{mapping_key(text)}: {error}") from error
         compiled.append(MappedAttribute(text, path, read, target_reader(path)))
     return tuple(compiled)
-
-
-def unknown_problems(desired: Sequence[OktaAssignment], mapping: CompiledMapping) -> list[str]:
-    """What Okta's answer left unknown that the run cannot do without, one line per problem.
-
-    ``userName`` must be known for every user (a create without it, or a rename
-    guessed from nothing, is no repair); any other mapped attribute must be known
-    for at least one user of a listing that has users, or its source most likely
-    does not exist in this org (a misspelt name, a mapping written for another
-    app, a proxy that strips fields). One user's missing field is that user's
-    unset value: neither compared nor written.
-    """
-    problems = []
-    for attribute in mapping:
-        if attribute.text == "userName":
-            unknown_for = [a for a in desired if _is_empty(attribute.read(a)) or attribute.read(a) is UNKNOWN]
-            if unknown_for:
-                problems.append(_user_name_problem(unknown_for))
-        elif desired and all(attribute.read(a) is UNKNOWN for a in desired):
-            problems.append(
-                f"mapping.{mapping_key(attribute.text)}: no user's Okta profile has a value for it "
-                f"({len(desired)} user(s) read): its source most likely does not exist in this org "
-                "(check the name in Okta's Profile Editor) or the answer was stripped; "
-                "nothing was written; fix the source, give a default, or remove the entry"
-            )
-    return problems
-
-
-def _user_name_problem(unknown_for: Sequence[OktaAssignment]) -> str:
-    who = ", ".join(f"{a.okta_user_id} ({a.user_name})" for a in unknown_for[:5])
-    more = f" and {len(unknown_for) - 5} more" if len(unknown_for) > 5 else ""
-    return (
-        f"mapping.userName: Okta's answer has no value for {len(unknown_for)} user(s): {who}{more}; "
-        "the platform's userName cannot be left unknown or empty: map a source every user has "
-        '(e.g. "credentials.userName") or give a default'
-    )
 
 
 def desired_attributes(

@@ -23,9 +23,8 @@ duplicate (what a missed rename leaves behind) and becomes a CONFLICT.
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Literal, Protocol
 
@@ -40,8 +39,9 @@ from reconciler.models.records import (
     PlatformUser,
     looks_like_okta_user_id,
 )
-from reconciler.models.scim_path import values_equal
-from reconciler.plan.mapping import UNKNOWN, CompiledMapping, compile_mapping, desired_attributes, unknown_problems
+from reconciler.plan.mapping import UNKNOWN
+from reconciler.plan.matching import Matching, match
+from reconciler.plan.projection import Projection, projection_for, unknown_problems
 from reconciler.plan.renames import hold_taken_user_names
 
 INACTIVE_APP_STATUSES = frozenset({"INACTIVE", "DEPROVISIONED", "UNASSIGNED"})
@@ -97,138 +97,50 @@ def _intent(app_status: str | None, status: str | None, suspended: str) -> Inten
     return Intent(Lifecycle.KEEP, f"Okta user is {status}: not yet active, left as it is")
 
 
-@dataclass
-class _Matching:
-    """The state of the three matching passes."""
-
-    actual: Sequence[PlatformUser]
-    pairs: dict[str, PlatformUser] = field(default_factory=dict)
-    """Okta user id → the platform user it claimed."""
-    claimed: set[str] = field(default_factory=set)
-    """SCIM ids claimed by some Okta user."""
-    conflicts: list[Action] = field(default_factory=list)
-    conflicted: set[str] = field(default_factory=set)
-    """Okta user ids left unmatched because of a conflict."""
-    ambiguous: set[str] = field(default_factory=set)
-    """SCIM ids of platform users caught in an ambiguous match: never acted on."""
-
-    def claim(self, assignment: OktaAssignment, user: PlatformUser) -> None:
-        self.pairs[assignment.okta_user_id] = user
-        self.claimed.add(user.scim_id)
-
-    def conflict(self, assignment: OktaAssignment, reason: str, candidates: Sequence[PlatformUser] = ()) -> None:
-        """Record an ambiguous match; its candidate platform users are left untouched."""
-        self.conflicted.add(assignment.okta_user_id)
-        self.ambiguous.update(u.scim_id for u in candidates)
-        scim_id = candidates[0].scim_id if len(candidates) == 1 else None
-        self.conflicts.append(
-            Action(ActionKind.CONFLICT, assignment.user_name, assignment.okta_user_id, scim_id, reason)
-        )
-
-    def unclaimed(self, users: Iterable[PlatformUser]) -> list[PlatformUser]:
-        return [u for u in users if u.scim_id not in self.claimed]
-
-
-def _match_by_stored_scim_id(desired: Sequence[OktaAssignment], matching: _Matching) -> None:
-    by_scim_id = {u.scim_id: u for u in matching.actual}
-    for assignment in desired:
-        user = by_scim_id.get(assignment.scim_id or "")
-        if user is not None and user.scim_id not in matching.claimed:
-            matching.claim(assignment, user)
-
-
-def _match_by_external_id(desired: Sequence[OktaAssignment], matching: _Matching) -> None:
-    by_external_id: dict[str, list[PlatformUser]] = defaultdict(list)
-    for user in matching.unclaimed(matching.actual):  # a user claimed here carries no other Okta user's id
-        if user.external_id:
-            by_external_id[user.external_id].append(user)
-    for assignment in _unmatched(desired, matching):
-        candidates = matching.unclaimed(by_external_id.get(assignment.okta_user_id, []))
-        if len(candidates) == 1:
-            matching.claim(assignment, candidates[0])
-        elif len(candidates) > 1:
-            ids = ", ".join(sorted(u.scim_id for u in candidates))
-            matching.conflict(
-                assignment, f"{len(candidates)} platform users carry this Okta user id: {ids}", candidates
-            )
-
-
-def _match_by_user_name(desired: Sequence[OktaAssignment], matching: _Matching) -> None:
-    by_name: dict[str, list[PlatformUser]] = defaultdict(list)
-    for user in matching.unclaimed(matching.actual):  # a user claimed here holds no other name
-        by_name[user.user_name.casefold()].append(user)
-    wanted_by: dict[str, list[OktaAssignment]] = defaultdict(list)
-    for assignment in _unmatched(desired, matching):
-        wanted_by[assignment.user_name.casefold()].append(assignment)
-    for name, assignments in wanted_by.items():
-        if len(assignments) > 1:
-            for assignment in assignments:
-                matching.conflict(assignment, f"{len(assignments)} Okta users share the userName {name!r}")
-            continue
-        _match_one_by_user_name(assignments[0], matching.unclaimed(by_name.get(name, [])), matching)
-
-
-def _match_one_by_user_name(assignment: OktaAssignment, candidates: list[PlatformUser], matching: _Matching) -> None:
-    if not candidates:
-        return
-    if len(candidates) > 1:
-        ids = ", ".join(sorted(u.scim_id for u in candidates))
-        matching.conflict(assignment, f"userName matches {len(candidates)} platform users: {ids}", candidates)
-        return
-    user = candidates[0]
-    if looks_like_okta_user_id(user.external_id):
-        matching.conflict(
-            assignment,
-            f"userName is held by platform user {user.scim_id}, linked to another Okta user {user.external_id}",
-        )
-        return
-    matching.claim(assignment, user)
-
-
-def _unmatched(desired: Sequence[OktaAssignment], matching: _Matching) -> list[OktaAssignment]:
-    return [a for a in desired if a.okta_user_id not in matching.pairs and a.okta_user_id not in matching.conflicted]
-
-
-def attribute_changes(assignment: OktaAssignment, user: PlatformUser, mapping: CompiledMapping) -> dict[str, Change]:
-    """The mapped attributes whose platform value differs from Okta's (unknown Okta values skipped)."""
-    changes = {}
-    for attribute in mapping:
-        wanted = attribute.read(assignment)
-        if wanted is UNKNOWN:
-            continue
-        current = attribute.read_current(user.resource)
-        if wanted != current and not values_equal(attribute.path, wanted, current):
-            changes[attribute.text] = Change(current, wanted)
-    return changes
-
-
 def _action_for_pair(
-    assignment: OktaAssignment, user: PlatformUser, mapping: CompiledMapping, policy: PlanPolicy
+    assignment: OktaAssignment, user: PlatformUser, projection: Projection, policy: PlanPolicy
 ) -> Action | None:
     intent = intended_lifecycle(assignment, policy)
-
-    def action(kind: ActionKind, reason: str, changes: dict[str, Change]) -> Action:
-        return Action(kind, user.user_name, assignment.okta_user_id, user.scim_id, reason, changes)
-
     if intent.lifecycle is Lifecycle.INACTIVE:
         if user.active:
-            return action(ActionKind.DEACTIVATE, intent.reason, {"active": Change(True, False)})
+            return Action(
+                ActionKind.DEACTIVATE,
+                user.user_name,
+                assignment.okta_user_id,
+                user.scim_id,
+                intent.reason,
+                {"active": Change(True, False)},
+            )
         return None
-    changes = attribute_changes(assignment, user, mapping)
+    wanted, current = projection.okta_values(assignment), projection.platform_values(user)
+    if wanted == current and user.external_id == assignment.okta_user_id and user.active:
+        return None  # in sync: what 99 % of users are, at the cost of one comparison
+    return _pair_drift(assignment, user, intent, projection.changes(wanted, current))
+
+
+def _pair_drift(
+    assignment: OktaAssignment, user: PlatformUser, intent: Intent, changes: dict[str, Change]
+) -> Action | None:
+    """The action for a matched pair that is not plainly in sync (``changes``: the attributes that differ)."""
+
+    def action(kind: ActionKind, reason: str) -> Action:
+        return Action(kind, user.user_name, assignment.okta_user_id, user.scim_id, reason, changes)
+
     if user.external_id != assignment.okta_user_id:
         changes["externalId"] = Change(user.external_id, assignment.okta_user_id)
     if intent.lifecycle is Lifecycle.ACTIVE and not user.active:
         changes["active"] = Change(False, True)
-        return action(ActionKind.REACTIVATE, "inactive on the platform, " + intent.reason, changes)
+        return action(ActionKind.REACTIVATE, "inactive on the platform, " + intent.reason)
     if "externalId" in changes:
-        return action(ActionKind.LINK, "matched by userName, not linked to its Okta user", changes)
+        return action(ActionKind.LINK, "matched by userName, not linked to its Okta user")
     if changes:
-        return action(ActionKind.UPDATE, "mapped attributes differ from Okta", changes)
+        return action(ActionKind.UPDATE, "mapped attributes differ from Okta")
     return None
 
 
-def _create(assignment: OktaAssignment, mapping: CompiledMapping) -> Action:
-    changes = {text: Change(None, value) for text, value in desired_attributes(assignment, mapping).items()}
+def _create(assignment: OktaAssignment, projection: Projection) -> Action:
+    wanted = projection.desired(projection.okta_values(assignment))
+    changes = {text: Change(None, value) for text, value in wanted.items()}
     changes["externalId"] = Change(None, assignment.okta_user_id)
     changes["active"] = Change(None, True)
     return Action(
@@ -272,7 +184,7 @@ def _action_for_leftover(user: PlatformUser, desired_ids: set[str], policy: Plan
 
 
 def _user_names_after_plan(
-    desired: Sequence[OktaAssignment], matching: _Matching, mapping: CompiledMapping, policy: PlanPolicy
+    desired: Sequence[OktaAssignment], matching: Matching, projection: Projection, policy: PlanPolicy
 ) -> dict[str, PlatformUser]:
     """userName (casefolded) → the platform user that will hold it once the plan is applied.
 
@@ -281,14 +193,15 @@ def _user_names_after_plan(
     Okta's name otherwise; unclaimed platform users keep theirs.
     """
     held = {u.user_name.casefold(): u for u in matching.unclaimed(matching.actual)}
-    read_user_name = next((a.read for a in mapping if a.text == "userName"), None)
+    index = projection.user_name_index
+    pairs = matching.pairs
     for assignment in desired:
-        user = matching.pairs.get(assignment.okta_user_id)
+        user = pairs.get(assignment.okta_user_id)
         if user is None:
             continue
         name = user.user_name
-        if intended_lifecycle(assignment, policy).lifecycle is not Lifecycle.INACTIVE:
-            wanted = read_user_name(assignment) if read_user_name is not None else UNKNOWN
+        if index is not None and intended_lifecycle(assignment, policy).lifecycle is not Lifecycle.INACTIVE:
+            wanted = projection.okta_values(assignment)[index]
             name = user.user_name if wanted is UNKNOWN else str(wanted)
         held[name.casefold()] = user
     return held
@@ -312,13 +225,13 @@ def pair_actions(
     the plan takes an entry only for the very pair it matched, so the result is
     the same as without them, only sooner.
     """
-    compiled = compile_mapping(mapping)
+    projection = projection_for(mapping)
     decided: PairDecisions = {}
     for assignment in assignments:
-        user = users_by_scim_id.get(assignment.scim_id or "")
+        scim_id = assignment.scim_id
+        user = users_by_scim_id.get(scim_id) if scim_id is not None else None
         if user is not None:
-            action = _action_for_pair(assignment, user, compiled, policy)
-            decided[assignment.okta_user_id] = (user, action)
+            decided[assignment.okta_user_id] = (user, _action_for_pair(assignment, user, projection, policy))
     return decided
 
 
@@ -335,27 +248,18 @@ def plan(
     records, mapping and policy. Raises SourceError, before any matching, when
     Okta's answer left unknown what the plan cannot do without (:func:`unknown_problems`).
     """
-    ahead = ahead or {}
-    compiled = compile_mapping(mapping)
-    if problems := unknown_problems(desired, compiled):
+    projection = projection_for(mapping)
+    if problems := unknown_problems(desired, projection):
         raise SourceError("; ".join(problems))
-    matching = _Matching(actual)
-    _match_by_stored_scim_id(desired, matching)
-    _match_by_external_id(desired, matching)
-    _match_by_user_name(desired, matching)
-
+    matching = match(desired, actual)
+    decide = _Decisions(desired, matching, projection, policy, ahead or {})
     actions: list[Action] = list(matching.conflicts)
     in_sync = 0
-    names_kept = _user_names_after_plan(desired, matching, compiled, policy)
-    for assignment in desired:
-        if assignment.okta_user_id not in matching.pairs and assignment.okta_user_id in matching.conflicted:
-            continue  # its conflict is reported already
-        found = _action_for_assignment(assignment, matching, compiled, policy, names_kept, ahead)
+    for found in decide.for_assignments():
         if found is None:
             in_sync += 1
         else:
             actions.append(found)
-
     desired_ids = {a.okta_user_id for a in desired}
     for user in matching.unclaimed(actual):
         if user.scim_id in matching.ambiguous:
@@ -372,33 +276,53 @@ def plan(
     return Plan(tuple(actions), in_sync, pairs)
 
 
-def _action_for_assignment(
-    assignment: OktaAssignment,
-    matching: _Matching,
-    mapping: CompiledMapping,
-    policy: PlanPolicy,
-    names_kept: Mapping[str, PlatformUser],
-    ahead: Mapping[str, tuple[PlatformUser, Action | None]],
-) -> Action | None:
-    """What an assignment needs: its pair's action (decided ahead if it was), a create, or a conflict
-    when its userName stays with another Okta user's platform user; None when nothing is to do."""
-    user = matching.pairs.get(assignment.okta_user_id)
-    if user is not None:
-        decided = ahead.get(assignment.okta_user_id)
-        if decided is not None and decided[0] is user:
-            return decided[1]
-        return _action_for_pair(assignment, user, mapping, policy)
-    if intended_lifecycle(assignment, policy).lifecycle is not Lifecycle.ACTIVE:
-        return None
-    if (holder := names_kept.get(assignment.user_name.casefold())) is not None:
-        return Action(
-            ActionKind.CONFLICT,
-            assignment.user_name,
-            assignment.okta_user_id,
-            None,
-            f"missing, but its userName stays with platform user {holder.scim_id} of another Okta user",
-        )
-    return _create(assignment, mapping)
+class _Decisions:
+    """What each assignment needs, in order: its pair's action (decided ahead if it was), a create, or a
+    conflict when its userName stays with another Okta user's platform user; None when nothing is to do."""
+
+    def __init__(
+        self,
+        desired: Sequence[OktaAssignment],
+        matching: Matching,
+        projection: Projection,
+        policy: PlanPolicy,
+        ahead: Mapping[str, tuple[PlatformUser, Action | None]],
+    ) -> None:
+        self._desired, self._matching, self._projection, self._policy = desired, matching, projection, policy
+        self._ahead = ahead
+        self._names_kept: dict[str, PlatformUser] | None = None
+        """Computed on the first unmatched assignment that could be created: most runs have none."""
+
+    def for_assignments(self) -> Iterator[Action | None]:
+        pairs, conflicted, ahead = self._matching.pairs, self._matching.conflicted, self._ahead
+        projection, policy = self._projection, self._policy
+        for assignment in self._desired:
+            okta_user_id = assignment.okta_user_id
+            user = pairs.get(okta_user_id)
+            if user is None:
+                if okta_user_id not in conflicted:  # a conflict is reported already
+                    yield self._unpaired(assignment)
+                continue
+            decided = ahead.get(okta_user_id)
+            if decided is not None and decided[0] is user:
+                yield decided[1]
+            else:
+                yield _action_for_pair(assignment, user, projection, policy)
+
+    def _unpaired(self, assignment: OktaAssignment) -> Action | None:
+        if intended_lifecycle(assignment, self._policy).lifecycle is not Lifecycle.ACTIVE:
+            return None
+        if self._names_kept is None:
+            self._names_kept = _user_names_after_plan(self._desired, self._matching, self._projection, self._policy)
+        if (holder := self._names_kept.get(assignment.user_name.casefold())) is not None:
+            return Action(
+                ActionKind.CONFLICT,
+                assignment.user_name,
+                assignment.okta_user_id,
+                None,
+                f"missing, but its userName stays with platform user {holder.scim_id} of another Okta user",
+            )
+        return _create(assignment, self._projection)
 
 
 def group_member_links(

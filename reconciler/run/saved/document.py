@@ -53,7 +53,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.config.model import Config, fingerprint
 from reconciler.errors import ReconcileError
-from reconciler.models.records import Action, ActionKind, Change, OktaAssignment, Plan, PlatformUser
+from reconciler.models.records import (
+    PROJECTION_FIELDS,
+    Action,
+    ActionKind,
+    Change,
+    OktaAssignment,
+    Plan,
+    PlatformUser,
+)
 from reconciler.plan.gate import GateDecision, Trip
 from reconciler.run.outcome import RunOutcome
 from reconciler.run.saved.binding import binding_changes, plan_binding
@@ -78,10 +86,11 @@ class SavedPlanError(ReconcileError):
 
 
 def assignment_state(assignment: OktaAssignment | None) -> dict[str, Any] | None:
-    """Every field of the assignment, as plain JSON."""
+    """Every field of the assignment, as plain JSON (not the projection the run read it with: a cache)."""
     if assignment is None:
         return None
-    return {name: plain_json(getattr(assignment, name)) for name in assignment.__struct_fields__}
+    fields = [name for name in assignment.__struct_fields__ if name not in PROJECTION_FIELDS]
+    return {name: plain_json(getattr(assignment, name)) for name in fields}
 
 
 def resource_state(user: PlatformUser | None) -> dict[str, Any] | None:
