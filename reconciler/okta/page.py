@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
+from msgspec.structs import force_setattr
 
 from reconciler.errors import SourceError
 from reconciler.models.records import OktaAssignment, ProfileFields
 from reconciler.net.transport import NESTING_MESSAGE
+from reconciler.plan.mapping import UNKNOWN
+from reconciler.plan.projection import Projection
 
 KEEP_ALL = ProfileFields()
 
@@ -75,6 +79,39 @@ class _PageDecoder:
             rename={"embedded": "_embedded"},
         )
         self.decoder = msgspec.json.Decoder(list[app_user])  # type: ignore[valid-type]
+        self._values_readers: dict[Projection, Callable[[Any], tuple[Any, ...]] | None] = {}
+
+    def values_reader(self, projection: Projection) -> Callable[[Any], tuple[Any, ...]] | None:
+        """One C-level getter of every mapped value from a decoded app user, when each is a field read as it
+        stands and decoded by name; None otherwise (the values are then read from the assignment)."""
+        if projection not in self._values_readers:
+            paths = [self._struct_path(a.plain_source) for a in projection.attributes]
+            known = [path for path in paths if path is not None]
+            getter = operator.attrgetter(*known) if known else None
+            if getter is None or len(known) != len(paths):
+                self._values_readers[projection] = None
+            elif len(known) == 1:
+                self._values_readers[projection] = lambda app_user: (getter(app_user),)
+            else:
+                self._values_readers[projection] = getter
+        return self._values_readers[projection]
+
+    def _struct_path(self, source: str | None) -> str | None:
+        """Where ``source`` sits in a decoded app user, or None when it is not a field decoded by name."""
+        if source == "credentials.userName" or source == "id":
+            return source
+        if source is None:
+            return None
+        for prefix, profile, at in (
+            ("user.profile.", self.user_profile, "embedded.user.profile"),
+            ("profile.", self.app_profile, "profile"),
+        ):
+            if source.startswith(prefix):
+                name = source.removeprefix(prefix)
+                if profile.names is None or name not in profile.names:
+                    return None
+                return f"{at}.f{profile.names.index(name)}"
+        return None
 
 
 @functools.lru_cache(maxsize=16)
@@ -82,8 +119,15 @@ def _page_decoder(fields: ProfileFields) -> _PageDecoder:
     return _PageDecoder(fields)
 
 
-def decode_app_users(body: bytes | str, fields: ProfileFields = KEEP_ALL) -> list[OktaAssignment]:
-    """The assignments in one listing page; SourceError names the first thing that does not parse."""
+def decode_app_users(
+    body: bytes | str, fields: ProfileFields = KEEP_ALL, projection: Projection | None = None
+) -> list[OktaAssignment]:
+    """The assignments in one listing page; SourceError names the first thing that does not parse.
+
+    With ``projection`` (whose profile fields ``fields`` must include), each assignment also carries the
+    mapped values the plan compares, read straight from the decoded page where the mapping reads a field
+    as it stands.
+    """
     page = _page_decoder(fields)
     try:
         app_users = page.decoder.decode(body)
@@ -93,7 +137,31 @@ def decode_app_users(body: bytes | str, fields: ProfileFields = KEEP_ALL) -> lis
         raise SourceError(f"the answer is not JSON ({error})") from None
     except RecursionError:
         raise SourceError(f"the answer is {NESTING_MESSAGE}") from None
-    return [_assignment(app_user, page) for app_user in app_users]
+    assignments = [_assignment(app_user, page) for app_user in app_users]
+    if projection is not None:
+        _project(assignments, app_users, projection, page)
+    return assignments
+
+
+def _project(
+    assignments: list[OktaAssignment], app_users: list[Any], projection: Projection, page: _PageDecoder
+) -> None:
+    """Each assignment's values, set in place (the cache is no part of the record's identity)."""
+    read = page.values_reader(projection)
+    if read is None:
+        for assignment in assignments:
+            _keep_values(assignment, projection, projection.read_okta(assignment))
+        return
+    for assignment, app_user in zip(assignments, app_users, strict=True):
+        values = read(app_user)
+        if msgspec.UNSET in values:  # a field this user's profile lacks: UNKNOWN, as the profile reader says
+            values = tuple([UNKNOWN if value is msgspec.UNSET else value for value in values])
+        _keep_values(assignment, projection, values)
+
+
+def _keep_values(assignment: OktaAssignment, projection: Projection, values: tuple[Any, ...]) -> None:
+    force_setattr(assignment, "values", values)
+    force_setattr(assignment, "projection", projection)
 
 
 EXPAND_DROPPED = "the answer ignored expand=user (a proxy or gateway that drops query parameters?)"

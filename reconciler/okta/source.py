@@ -32,6 +32,7 @@ from reconciler.okta.groups import PushedGroupsReader
 from reconciler.okta.page import KEEP_ALL, decode_app_users
 from reconciler.okta.sdk import AuthMode, credentials_config, request_executor
 from reconciler.okta.wording import FailureWording
+from reconciler.plan.projection import Projection
 from reconciler.secret import Secret
 
 DEFAULT_SCOPES = ("okta.apps.read", "okta.users.read")
@@ -87,15 +88,18 @@ class OktaSource:
         page_size: int = MAX_PAGE_SIZE,
         rate_limit_share: float = 0.5,
         profile_fields: ProfileFields = KEEP_ALL,
+        projection: Projection | None = None,
         progress: ProgressListener = NO_PROGRESS,
         on_page: Callable[[list[OktaAssignment]], None] | None = None,
         ca_bundle: Path | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         budgets: BudgetFactory | None = None,
     ) -> None:
-        """``ca_bundle``: a PEM file of the CAs to trust instead of the system's; ``max_response_bytes``:
-        the largest answer read (a larger one fails the listing unread); ``budgets``: the pacing of each
-        rate-limit family, when not this source's own (see :class:`OktaConnection`)."""
+        """``projection``: the mapping's, so that each assignment carries the values the plan compares
+        (``profile_fields`` must include what it reads); ``ca_bundle``: a PEM file of the CAs to trust
+        instead of the system's; ``max_response_bytes``: the largest answer read (a larger one fails the
+        listing unread); ``budgets``: the pacing of each rate-limit family, when not this source's own
+        (see :class:`OktaConnection`)."""
         self.org_url, loopback_http = checked_org_url(org_url)
         _check_settings(app_id, timeout_s, page_size)
         self.app_id = app_id
@@ -121,6 +125,7 @@ class OktaSource:
             budgets=budgets,
         )
         self._profile_fields = profile_fields
+        self._projection = projection
         self._progress = progress
         self._on_page = on_page
 
@@ -204,7 +209,7 @@ class OktaSource:
 
     def _convert_page(self, page: int, body: bytes | str) -> list[OktaAssignment]:
         try:
-            return decode_app_users(body, self._profile_fields)
+            return decode_app_users(body, self._profile_fields, self._projection)
         except SourceError as exc:
             raise self.connection.error(f"Okta listing failed on page {page} of app {self.app_id}: {exc}") from None
 

@@ -201,6 +201,9 @@ class MappedAttribute:
     """Okta's value (UNKNOWN when its listing does not carry it)."""
     read_current: Callable[[Mapping[str, Any]], Any]
     """The platform's value, from a SCIM resource (None when absent)."""
+    plain_source: str | None = None
+    """The Okta source path when the value is read exactly as it stands there (no transform, join, default
+    or constant): what a page decoder may read straight from its decoded structs."""
 
 
 CompiledMapping = tuple[MappedAttribute, ...]
@@ -219,7 +222,9 @@ def compile_mapping(mapping: Mapping[str, SourceSpec]) -> CompiledMapping:
             read = spec_reader(value)
         except ValueError as error:
             raise ValueError(f"mapping.{mapping_key(text)}: {error}") from error
-        compiled.append(MappedAttribute(text, path, read, target_reader(path)))
+        spec = checked_source(value)
+        plain = spec.source if spec.is_plain else None
+        compiled.append(MappedAttribute(text, path, read, target_reader(path), plain))
     return tuple(compiled)
 
 

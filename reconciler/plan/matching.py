@@ -88,8 +88,16 @@ def _match_by_external_id(
     for user in unclaimed:  # a user claimed by the first pass carries no other Okta user's id
         if user.external_id:
             by_external_id[user.external_id].append(user)
+    claimed = matching.claimed
     for assignment in unmatched:
-        candidates = matching.unclaimed(by_external_id.get(assignment.okta_user_id, []))
+        found = by_external_id.get(assignment.okta_user_id)
+        if found is None:
+            continue
+        if len(found) == 1:  # the common case, a user Okta provisioned but never stored the SCIM id of
+            if found[0].scim_id not in claimed:
+                matching.claim(assignment, found[0])
+            continue
+        candidates = matching.unclaimed(found)
         if len(candidates) == 1:
             matching.claim(assignment, candidates[0])
         elif len(candidates) > 1:

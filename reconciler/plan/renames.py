@@ -30,9 +30,6 @@ from reconciler.models.records import Action, ActionKind, Change, PlatformUser
 
 def hold_taken_user_names(actions: Sequence[Action], actual: Sequence[PlatformUser]) -> list[Action]:
     """``actions`` with every write onto a taken or contended userName turned into a CONFLICT, in place."""
-    holders: dict[str, list[PlatformUser]] = defaultdict(list)
-    for user in actual:
-        holders[user.user_name.casefold()].append(user)
     claimants: dict[str, list[Action]] = defaultdict(list)
     renamed_to: dict[str, str] = {}
     """SCIM id → the name this plan gives it (to explain a chain or a swap)."""
@@ -42,6 +39,13 @@ def hold_taken_user_names(actions: Sequence[Action], actual: Sequence[PlatformUs
             claimants[new_name.casefold()].append(action)
             if action.scim_id is not None:
                 renamed_to[action.scim_id] = new_name
+    if not claimants:
+        return list(actions)
+    holders: dict[str, list[PlatformUser]] = defaultdict(list)
+    for user in actual:  # only the names some write would set: a plan's few, not the population's
+        name = user.user_name.casefold()
+        if name in claimants:
+            holders[name].append(user)
     held: dict[int, Action] = {}
     for name, wanting in claimants.items():
         for action in wanting:

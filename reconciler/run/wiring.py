@@ -14,6 +14,7 @@ from reconciler.net.pacing import AdaptiveLimit, BudgetFactory, all_or_cancel
 from reconciler.net.shared_pacing import SharedRateLimitBudget
 from reconciler.okta.source import OktaSource
 from reconciler.plan.mapping import profile_fields, resource_attributes
+from reconciler.plan.projection import projection_for
 from reconciler.plan.users import PairDecisions, pair_actions
 from reconciler.run.apply import Applier, ApplyResult
 from reconciler.run.group_apply import GroupApplier
@@ -44,6 +45,7 @@ def okta_source(
         timeout_s=okta.timeout_s,
         rate_limit_share=okta.rate_limit_share,
         profile_fields=profile_fields(config.mapping),
+        projection=projection_for(config.mapping),
         progress=progress,
         on_page=on_page,
         ca_bundle=okta.ca_bundle,
@@ -78,6 +80,7 @@ def scim_reader(config: Config, progress: ProgressListener = NO_PROGRESS) -> Sci
         read_concurrency=scim.read_concurrency,
         progress=progress,
         keep_attributes=resource_attributes(config.mapping),
+        projection=projection_for(config.mapping),
     )
 
 

@@ -17,9 +17,11 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import msgspec
+from msgspec.structs import force_setattr
 
 from reconciler.models.records import PlatformUser
 from reconciler.net.transport import NESTING_MESSAGE
+from reconciler.plan.projection import Projection
 
 IDENTITY_ATTRIBUTES: Final = frozenset({"id", "userName", "externalId", "active"})
 """Kept in every listed resource, whatever the mapping. (Not ``schemas``: only a PUT needs it, and a PUT
@@ -83,8 +85,12 @@ class PageDecoder:
         self._allowed = None if keep is None else keep | IDENTITY_ATTRIBUTES
         self._decoder = msgspec.json.Decoder(_Envelope)
 
-    def decode(self, body: bytes) -> tuple[int, list[PlatformUser]]:
-        """``(totalResults, users)``; PageError (or ValueError from a user) says what is wrong."""
+    def decode(self, body: bytes, projection: Projection | None = None) -> tuple[int, list[PlatformUser]]:
+        """``(totalResults, users)``; PageError (or ValueError from a user) says what is wrong.
+
+        With ``projection`` (whose attributes ``keep`` must include), each user also carries the mapped
+        values the plan compares, read once here.
+        """
         try:
             page = self._decoder.decode(body)
         except msgspec.ValidationError as error:
@@ -102,8 +108,15 @@ class PageDecoder:
         if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
             raise PageError("Resources that are not a list of objects")
         if self._allowed is None:
-            return total, [to_platform_user(resource) for resource in resources]
-        return total, [self._trimmed_user(resource, self._allowed) for resource in resources]
+            users = [to_platform_user(resource) for resource in resources]
+        else:
+            users = [self._trimmed_user(resource, self._allowed) for resource in resources]
+        if projection is not None:
+            read = projection.read_platform
+            for user in users:
+                force_setattr(user, "values", read(user.resource))
+                force_setattr(user, "projection", projection)
+        return total, users
 
     @staticmethod
     def _trimmed_user(resource: dict[str, Any], allowed: frozenset[str]) -> PlatformUser:

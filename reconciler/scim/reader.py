@@ -26,6 +26,7 @@ from reconciler.errors import TargetError
 from reconciler.hooks import NO_PROGRESS, ProgressListener
 from reconciler.models.records import PlatformUser
 from reconciler.net.transport import JsonError, decode_json
+from reconciler.plan.projection import Projection
 from reconciler.scim.discovery import (
     DEFAULT_CAPABILITIES,
     ScimCapabilities,
@@ -63,8 +64,10 @@ class ScimReader:
         read_concurrency: int = 4,
         progress: ProgressListener = NO_PROGRESS,
         keep_attributes: frozenset[str] | None = None,
+        projection: Projection | None = None,
     ) -> None:
-        """``keep_attributes``: the top-level attributes worth keeping of each listed user (None: all)."""
+        """``keep_attributes``: the top-level attributes worth keeping of each listed user (None: all);
+        ``projection``: the mapping's, so that each listed user carries the values the plan compares."""
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
         if read_concurrency < 1:
@@ -75,6 +78,7 @@ class ScimReader:
         self.read_concurrency = read_concurrency
         self._progress = progress
         self._keep = keep_attributes
+        self._projection = projection
         self._capabilities: ScimCapabilities | None = None
 
     async def __aenter__(self) -> Self:
@@ -297,7 +301,7 @@ class ScimReader:
         response = await self.connection.send("GET", "/Users", params=params)
         refuse_another_kind(self.base_url, "/Users", response, self.connection.token, must_list=False)
         try:
-            return page_decoder(self._keep).decode(response.content)
+            return page_decoder(self._keep).decode(response.content, self._projection)
         except PageError as error:
             refuse_another_kind(self.base_url, "/Users", response, self.connection.token, must_list=True)
             raise TargetError(f"SCIM GET /Users answered {error}", response.status_code) from None
