@@ -5,15 +5,16 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
-
-import apprise
 
 from reconciler.alerts.conditions import BLOCKED, CONSECUTIVE_FAILURES, DRIFT, FAILED, QUARANTINED, family
 from reconciler.alerts.transitions import Event, Notification
 from reconciler.config.model import Config
 from reconciler.secret import redact
+
+if TYPE_CHECKING:
+    import apprise
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,8 @@ def _section(notification: Notification) -> str:
 
 def _notify_type(notifications: Sequence[Notification]) -> apprise.NotifyType:
     """Failure for an active failed/blocked condition, warning for active drift, success when all cleared."""
+    import apprise  # here, once there is something to tell: a run that alerts nothing does not import it
+
     active = {family(n.key) for n in notifications if n.event is not Event.RESOLVED}
     if active - {DRIFT}:
         return apprise.NotifyType.FAILURE

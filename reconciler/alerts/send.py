@@ -13,20 +13,28 @@ scheme.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
-from typing import Final
-
-import apprise
+from typing import TYPE_CHECKING, Final
 
 from reconciler.alerts.message import Message
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    import apprise
 
 log = logging.getLogger(__name__)
 
 
 SEND_TIMEOUT_S: Final = 30.0
-_APPRISE_ASSET: Final = apprise.AppriseAsset(app_id="okta-reconciler", app_desc="okta-reconciler alerts")
+
+
+@functools.cache
+def _apprise_asset() -> apprise.AppriseAsset:
+    import apprise
+
+    return apprise.AppriseAsset(app_id="okta-reconciler", app_desc="okta-reconciler alerts")
 
 
 async def send(message: Message, urls: Sequence[Secret], timeout_s: float = SEND_TIMEOUT_S) -> bool:
@@ -43,8 +51,12 @@ async def send(message: Message, urls: Sequence[Secret], timeout_s: float = SEND
 
 
 async def _send_one(message: Message, url: Secret, position: int, timeout_s: float) -> bool:
+    # Imported here, when a message goes out: apprise and its plugins take a tenth of a second to import,
+    # and most runs alert nothing.
+    import apprise
+
     scheme = url.reveal().partition("://")[0]
-    channel = apprise.Apprise(asset=_APPRISE_ASSET)
+    channel = apprise.Apprise(asset=_apprise_asset())
     if not channel.add(url.reveal()):
         log.warning("alert channel %d (%s://): apprise cannot use this URL, check its syntax", position, scheme)
         return False

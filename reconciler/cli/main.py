@@ -54,7 +54,6 @@ from reconciler.config.service_model import ServiceConfig
 from reconciler.errors import ConfigError
 from reconciler.logs import LogFormat, json_logs_active, setup_logging, tell
 from reconciler.models.runs import RunStatus
-from reconciler.service.schedule import quarantined
 from reconciler.store import Store, StoreError, db_upgrade, schema_status
 from reconciler.store.locks import LockBusy
 
@@ -302,6 +301,8 @@ def _tell_failure(outcome: RunOutcome) -> None:
 
 def _history(store: Store, fleet: FleetConfig, limit: int, json_output: bool) -> int:
     """Recent runs: all of the store's for a whole file, one tenant's with ``--tenant``."""
+    from reconciler.service.schedule import quarantined  # with apscheduler, which a run does not need
+
     chosen = None if len(fleet.tenants) > 1 or not fleet.multi_tenant else [fingerprint(fleet.tenants[0])]
     runs = store.recent_runs(limit, chosen)
     if json_output:

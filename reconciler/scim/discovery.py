@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from scim2_models import ServiceProviderConfig
+import pydantic
 
 from reconciler.models.scim_path import CORE_USER_URN, TargetPath
 
@@ -55,6 +55,36 @@ right on every server. No page cap is assumed (the page size applies, and short
 pages are read correctly anyway), nor ETags (no ``If-Match`` is sent)."""
 
 
+class AnnouncedFeature(pydantic.BaseModel):
+    """A feature of ``/ServiceProviderConfig`` (``patch``, ``etag``), validated as scim2-models validates it.
+
+    These few flags are all a run reads of the document: checking them with
+    models of their own spares each run the import of scim2-models (a third
+    of a second). ``tests/scim/test_scim_discovery.py`` holds them to
+    scim2-models' ``ServiceProviderConfig``, answer for answer.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    supported: bool | None = None
+
+
+class AnnouncedFilter(AnnouncedFeature):
+    """``filter``: supported, and the most resources a page holds."""
+
+    max_results: int | None = pydantic.Field(default=None, alias="maxResults")
+
+
+class AnnouncedFeatures(pydantic.BaseModel):
+    """The parts of ``/ServiceProviderConfig`` a run reads."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    patch: AnnouncedFeature | None = None
+    filter: AnnouncedFilter | None = None
+    etag: AnnouncedFeature | None = None
+
+
 def capabilities_from(payload: Mapping[str, Any]) -> ScimCapabilities:
     """The flags used here; vendor additions elsewhere in the document are ignored.
 
@@ -65,7 +95,7 @@ def capabilities_from(payload: Mapping[str, Any]) -> ScimCapabilities:
         for name in ("patch", "filter", "etag")
         if isinstance(part := payload.get(name), Mapping)
     }
-    config = ServiceProviderConfig.model_validate(subset)
+    config = AnnouncedFeatures.model_validate(subset)
     max_results = config.filter.max_results if config.filter else None
     return ScimCapabilities(
         patch_supported=config.patch.supported is not False if config.patch else DEFAULT_CAPABILITIES.patch_supported,

@@ -2,9 +2,10 @@
 writer, cannot change the platform.
 
 scim2-models forbids attributes and extensions it does not know, and real platforms carry custom
-extensions, so payloads are validated leniently: the models check the ServiceProviderConfig flags and
-Error details; listing pages and users are read by :mod:`reconciler.scim.page`, and each user's JSON
-object is kept as ``PlatformUser.resource`` (in a listing, trimmed to the attributes the mapping compares).
+extensions, so payloads are validated leniently: models of :mod:`reconciler.scim.discovery` check the
+ServiceProviderConfig flags, scim2-models an error's details; listing pages and users are read by
+:mod:`reconciler.scim.page`, and each user's JSON object is kept as ``PlatformUser.resource`` (in a
+listing, trimmed to the attributes the mapping compares).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from reconciler.net.pacing import RateLimitState
@@ -82,6 +81,9 @@ def _ensure_row(session: Session, org: str, family: str) -> None:
     """Insert the (org, family) row unless it exists; on SQLite this takes the write lock for the transaction."""
     values = {"org": org, "family": family, "used": 0, "opened_at": 0.0}
     table = sa.inspect(RateWindow).local_table
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    session.execute(insert.values(**values).on_conflict_do_nothing(index_elements=["org", "family"]))
+    # Each dialect's insert imported when its store is in use: a SQLite store never loads PostgreSQL's dialect.
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=["org", "family"]))

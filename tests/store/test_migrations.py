@@ -553,3 +553,11 @@ def test_the_alembic_command_line_uses_the_shipped_ini(tmp_path: Path) -> None:
     done = subprocess.run([*alembic, "upgrade", "head"], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert schema_status(url).current == HEAD
+
+
+def test_the_newest_revision_file_names_alembics_head() -> None:
+    """A store at head opens without alembic, by the file names (schema.newest_revision_file): they must agree."""
+    scripts = schema.script_directory()
+    assert schema.newest_revision_file() == scripts.get_current_head() == HEAD
+    for script in scripts.walk_revisions():
+        assert Path(script.path).name.startswith(f"{script.revision}_"), "name each revision file after its revision"
