@@ -4,6 +4,8 @@
 
     make bench                      # N = 10,000 and N = 100,000, the scim2-server comparison, the pacing check
     make bench N=10000              # one size only
+    make bench N="10000 100000 300000"  # three sizes, their memory per user side by side
+    make profile                    # pyinstrument's call tree of the 100,000-user dry-run, in profile/
     .venv/bin/python -m benchmarks.bench --help
 
 For each N, N users are assigned to an Okta app with 1 % drift (create / update / deactivate in
@@ -32,19 +34,36 @@ The table per N (lightweight server), one row per run:
 - CPU seconds of the run (``process_time``); the planning cost: ``plan()`` alone on the lists the
   dry-run read, CPU µs per assigned user (= CPU ms per 1,000 users); the peak RSS of the
   reconciler's process so far;
+- under it, per user: the first dry-run's CPU (µs) and memory (bytes above the post-import RSS, below),
+  and process start → first request (below);
 - beside it the naive baseline (:func:`benchmarks.baselines.naive`), measured in the same session,
   on a sample of 5,000 lookups extrapolated linearly when N is larger (said so in the table).
+
+Memory per user: the runner reads its current RSS right after its import (``/proc/self/statm``), before
+any run; after each run its peak RSS so far (``ru_maxrss``). Each N has a fresh runner whose first run
+is the dry-run, so the peak after it is the dry-run's own: (that peak − the post-import RSS) / N is
+``bytes_per_user``. It includes what a run costs whatever N is (the store's session, what the reconciler
+imports lazily, buffers), which weighs more at small N; with several sizes in one invocation the bench
+also prints each added user's cost between two sizes, where those fixed costs cancel out.
+(``--in-process`` measures the bench's own process: its figures then include the bench.)
+
+Process start → first request (:mod:`benchmarks.first_request`): after the runs and the naive baseline,
+against the same servers, a fresh ``reconcile --config CONFIG --dry-run --quiet`` (the console script)
+is started three times (``--first-request-attempts``); from just before each spawn to the first request's
+arrival at either server, by the servers' own clock on this machine; the best of three is the figure.
 
 Against scim2-server the row compares our wall time with a raw floor: a bare httpx loop issuing the
 same minimal requests against the same servers (:func:`benchmarks.baselines.raw_floor`); its
 dry-run floor is measured before our runs, its apply floor after them (replaying our writes, the
 creates under other userNames). Seeding scim2-server through POST /Users is timed apart.
 
-Okta's rate limit stays out of these runs: every run starts with a fresh window of the emulator's
-default 600 requests a minute (``--okta-rate-limit`` changes it), of which the reconciler may
-spend ``okta.rate_limit_share`` = 0.5. The pacing check is about the rate limit alone: a
-dry-run of 5,000 users (10 Okta pages) with the emulator's limit at 12 a window, so 6 for the
-run: it must meet no 429, and take about one window longer than without the limit.
+Okta's rate limit stays out of these runs: every run (and the naive baseline) starts with a fresh
+window of the emulator's default 600 requests a minute (``--okta-rate-limit`` changes it), of which
+the reconciler may spend ``okta.rate_limit_share`` = 0.5; above ~136,000 users, where a run's pages
+would come near that share, the bench raises the emulator's limit to match (the caption says so).
+The pacing check is about the rate limit alone: a dry-run of 5,000 users (10 Okta pages) with the
+emulator's limit at 12 a window, so 6 for the run: it must meet no 429, and take about one window
+longer than without the limit.
 
 After the tables of each N, one JSON line. Fields:
 
@@ -58,18 +77,27 @@ plan_us_per_user    ``plan()`` CPU µs per user, on the first dry-run's lists
 rss_mb              the reconciler process's peak RSS over the three runs
 naive_requests      the naive baseline's requests (exact)
 naive_wall_s        its wall time (extrapolated from a sample when ``naive_sampled``)
+cpu_us_per_user     the first dry-run's CPU seconds (``process_time``) over N, in µs
+bytes_per_user      the first dry-run's peak RSS above the runner's post-import RSS, over N (above)
+first_request_s     process start → first request of a fresh ``reconcile --dry-run``, best of three
 ==================  =============================================================================
 
-then extra keys: ``dry_run_*`` (the same for the dry-run), ``recheck_writes`` (0 once converged),
-``okta_429s``, ``latency_ms``, ``scim_server`` ("lightweight"), ``scim2_*`` (the scim2-server
-comparison at that N: wall times and raw floors of dry-run and apply, seeding time) and
-``checks_passed``. The pacing check prints its own line, marked ``"check": "pacing"``.
+then extra keys: ``first_request_attempts_s`` (each attempt), ``rss_after_import_mb`` and
+``dry_run_peak_rss_mb`` (what ``bytes_per_user`` is made of), ``dry_run_*`` (the same for the
+dry-run), ``recheck_writes`` (0 once converged), ``okta_429s``, ``latency_ms``, ``scim_server``
+("lightweight"), ``scim2_*`` (the scim2-server comparison at that N: wall times and raw floors of
+dry-run and apply, seeding time) and ``checks_passed``. The pacing check prints its own line,
+marked ``"check": "pacing"``.
+``--dry-run-only`` (what ``make profile`` uses) makes the first dry-run alone: its line has no apply,
+recheck or naive keys. ``--first-request-attempts 0`` leaves out ``first_request_*``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
+import itertools
 import json
 import math
 import os
@@ -90,14 +118,18 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from benchmarks import okta_server, scim_page_server
+from benchmarks import first_request, okta_server, scim_page_server
 from benchmarks import runner as runner_module
 from benchmarks.baselines import Endpoints, NaiveResult, RawResult, bounded, naive, raw_floor
+from benchmarks.first_request import FirstRequest
+from benchmarks.profiling import PROFILERS
 from benchmarks.report import RunRow, json_line, naive_table, print_problems, runs_table
 from benchmarks.scenario import Drift, Minimum, Person, Scenario, okta_pages
-from benchmarks.serving import REPO_ROOT, ServerProcess
+from benchmarks.serving import REPO_ROOT, ServerProcess, control
 
 DEFAULT_SIZES = (10_000, 100_000)
+DEFAULT_OKTA_RATE_LIMIT = 600
+"""The emulator's (and Okta's) apps bucket, per minute."""
 SCIM2_SEED_CONCURRENCY = 4
 """scim2-server's listen backlog is small: more connections at once get refused."""
 RUNS = (
@@ -118,15 +150,30 @@ class Settings:
     naive_sample: int | None = 5000
     """None: measure the naive baseline whole."""
     okta_rate_limit: int | None = None
-    """Requests per minute on the emulator's apps bucket; None keeps its default (600)."""
+    """Requests per minute on the emulator's apps bucket; None: its default (600), or more where a run's
+    pages would not fit in its share of it (:meth:`okta_rate_limit_for`)."""
     seed: int = 1
     keep_workdir: bool = False
     profile_dir: str | None = None
-    """Each reconcile run's cProfile stats go there (its wall time is then inflated)."""
+    """Each reconcile run's profile goes there (its wall time is then inflated)."""
+    profiler: str = "cprofile"
+    """cprofile or pyinstrument: :mod:`benchmarks.profiling`."""
+    dry_run_only: bool = False
+    """Only the first dry-run against the lightweight server: no apply, no recheck, no naive baseline."""
+    first_request_attempts: int = 3
+    """Fresh ``reconcile --dry-run`` processes timed to their first request (:mod:`benchmarks.first_request`)."""
 
     @property
     def latency_s(self) -> float:
         return self.latency_ms / 1000
+
+    def okta_rate_limit_for(self, n: int) -> int:
+        """The emulator's limit for N users: as set, else 600 a minute (its default), raised where a run's
+        ⌈N/500⌉ pages, plus 10 %, exceed the run's share of it (above ~136,000 users), so that pacing stays
+        out of the runs (the pacing check is about it)."""
+        if self.okta_rate_limit:
+            return self.okta_rate_limit
+        return max(DEFAULT_OKTA_RATE_LIMIT, math.ceil(okta_pages(n) * 1.1 / self.rate_limit_share))
 
 
 class CheckFailed(Exception):
@@ -150,15 +197,6 @@ def start_okta(settings: Settings, tokens: Tokens, rate_window_s: float | None =
     if rate_window_s is not None:
         args += ["--rate-window-s", str(rate_window_s)]
     return ServerProcess("benchmarks.okta_server", args, tokens.env())
-
-
-def control(server: ServerProcess, route: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """POST (with a body) or GET a control route of a bench server."""
-    url = f"{server.urls['control']}{route}"
-    with httpx.Client(timeout=600) as client:
-        response = client.post(url, json=body) if body is not None else client.get(url)
-    response.raise_for_status()
-    return dict(response.json())
 
 
 def seed_okta(okta: ServerProcess, n: int, drift: Drift) -> tuple[str, Scenario]:
@@ -319,13 +357,13 @@ class InProcessRunner:
     def wait_imported(self) -> dict[str, Any]:
         if self.imported is None:
             self._module, import_s = runner_module.timed_import()
-            self.imported = {"import_s": import_s, "rss_after_import_mb": runner_module.peak_rss_mb()}
+            self.imported = runner_module.after_import(import_s)
         return self.imported
 
     def run(self, job_path: Path) -> dict[str, Any]:
         self.wait_imported()
         job = json.loads(job_path.read_text())
-        return asyncio.run(runner_module.run_job(job, self._module, self.imported["import_s"]))
+        return asyncio.run(runner_module.run_job(job, self._module, self.imported))
 
     def stop(self) -> None:
         pass
@@ -344,7 +382,7 @@ def run_reconciler(
     *,
     runs: Sequence[Mapping[str, Any]] = RUNS,
     capture_writes: Path | None = None,
-    profile_dir: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Hand the runner its job: the runs to make with this config, and where the counters are."""
     job = {
@@ -354,7 +392,8 @@ def run_reconciler(
         "scim_base_url": scim_url,
         "runs": list(runs),
         "capture_writes": str(capture_writes) if capture_writes else None,
-        "profile_dir": profile_dir,
+        "profile_dir": settings.profile_dir if settings else None,
+        "profiler": settings.profiler if settings else None,
     }
     job_path = workdir / f"{config.stem}-job.json"
     job_path.write_text(json.dumps(job))
@@ -418,21 +457,38 @@ def check_runs(scenario: Scenario, runs: Sequence[Mapping[str, Any]], where: str
 class SizeReport:
     n: int
     rows: list[RunRow]
-    naive: NaiveResult
+    naive: NaiveResult | None
     problems: list[str]
     import_s: float
     rss_mb: float
+    rss_after_import_bytes: int = 0
+    """The runner's current RSS right after its import: what the runs' memory is measured above."""
+    dry_run_peak_bytes: int = 0
+    """The runner's peak RSS once the first dry-run is done (its first run: that run's peak)."""
+    first_request: FirstRequest | None = None
+    profile_files: list[str] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cpu_us_per_user(self) -> float:
+        return self.rows[0].cpu_s / self.n * 1e6
+
+    @property
+    def bytes_per_user(self) -> float:
+        return (self.dry_run_peak_bytes - self.rss_after_import_bytes) / self.n
 
 
 def measure_lightweight(
     n: int, settings: Settings, workdir: Path, tokens: Tokens, runner: Runner
 ) -> tuple[SizeReport, Scenario]:
-    """Seed both sides, make the reconciler's three runs, then run the naive baseline."""
+    """Seed both sides, make the reconciler's three runs, run the naive baseline, time fresh processes to their
+    first request (``--dry-run-only``: the first dry-run alone)."""
     drift = Drift.for_size(n)
+    runs = RUNS[:1] if settings.dry_run_only else RUNS
+    naive_result, first, problems = None, None, []
     with start_okta(settings, tokens) as okta:
-        if settings.okta_rate_limit:
-            control(okta, "/rate-limit", {"limit": settings.okta_rate_limit})
+        if settings.okta_rate_limit_for(n) != DEFAULT_OKTA_RATE_LIMIT:
+            control(okta, "/rate-limit", {"limit": settings.okta_rate_limit_for(n)})
         app_id, scenario = seed_okta(okta, n, drift)
         users = workdir / f"users-{n}.jsonl"
         provision(okta, app_id, write_platform_users(scenario, users, settings.seed))
@@ -441,45 +497,98 @@ def measure_lightweight(
             endpoints = Endpoints(okta.urls["url"], tokens.okta, app_id, scim_url, tokens.scim)
             config = write_config(workdir, settings, okta.urls["url"], app_id, scim_url, n, f"lightweight-{n}")
             result = run_reconciler(
-                runner, workdir, config, okta, scim_url, scim.urls["control"], profile_dir=settings.profile_dir
+                runner, workdir, config, okta, scim_url, scim.urls["control"], runs=runs, settings=settings
             )
-            user_names = [person.login for person in scenario.assigned]
-            naive_result = asyncio.run(naive(endpoints, user_names, settings.naive_sample, settings.read_concurrency))
-    minimums = scenario.minimums(min(settings.page_size, settings.max_results))
+            if not settings.dry_run_only:
+                control(okta, "/reset", {})  # a fresh rate-limit window: the naive baseline lists Okta too
+                user_names = [person.login for person in scenario.assigned]
+                naive_result = asyncio.run(
+                    naive(endpoints, user_names, settings.naive_sample, settings.read_concurrency)
+                )
+            if settings.first_request_attempts:
+                first = time_first_request(settings, workdir, n, config, app_id, (okta, scim), tokens, problems)
+    minimums = scenario.minimums(min(settings.page_size, settings.max_results))[: len(runs)]
     rows = []
     for run, minimum in zip(result["runs"], minimums, strict=True):
         row = row_of(run, minimum, n, server_counts=True)
         floor = minimum.floor_s(settings.latency_s, settings.read_concurrency, settings.write_concurrency)
         rows.append(replace(row, floor_s=floor))
-    problems = check_runs(scenario, result["runs"], f"N={n} lightweight")
-    report = SizeReport(n, rows, naive_result, problems, result["import_s"], result["runs"][-1]["rss_mb"])
+    problems += check_runs(scenario, result["runs"], f"N={n} lightweight")
+    report = SizeReport(
+        n,
+        rows,
+        naive_result,
+        problems,
+        result["import_s"],
+        result["runs"][-1]["rss_mb"],
+        rss_after_import_bytes=result["rss_after_import_bytes"],
+        dry_run_peak_bytes=result["runs"][0]["peak_rss_bytes"],
+        first_request=first,
+        profile_files=[path for run in result["runs"] for path in run["profile_files"]],
+    )
     report.fields = lightweight_fields(report, settings, result["runs"])
     return report, scenario
 
 
+def time_first_request(
+    settings: Settings,
+    workdir: Path,
+    n: int,
+    config: Path,
+    app_id: str,
+    servers: tuple[ServerProcess, ServerProcess],
+    tokens: Tokens,
+    problems: list[str],
+) -> FirstRequest | None:
+    """Fresh ``reconcile --dry-run`` processes against the Okta and SCIM ``servers``, each with a copy of the
+    store ``config``'s runs left; None, and a problem said, if one sent no request."""
+    okta, scim = servers
+    scim_url = scim_base_url(scim)
+    try:
+        return first_request.measure(
+            lambda name: write_config(workdir, settings, okta.urls["url"], app_id, scim_url, n, f"{name}-{n}"),
+            config.with_suffix(".db"),
+            servers,
+            {**os.environ, **tokens.env()},
+            settings.first_request_attempts,
+        )
+    except first_request.FirstRequestFailed as error:
+        problems.append(f"N={n} first request: {error}")
+        return None
+
+
 def lightweight_fields(report: SizeReport, settings: Settings, runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    dry, apply, again = report.rows
-    return {
+    """The JSON line's fields (the module's docstring); with ``--dry-run-only``, those of the dry-run alone."""
+    dry, apply, again = (report.rows + [None, None])[:3]
+    naive = report.naive
+    first = report.first_request
+    fields = {
         "n": report.n,
-        "requests": apply.requests,
-        "requests_min": apply.minimum.requests,
-        "wall_s": round(apply.wall_s, 3),
-        "floor_s": round(apply.floor_s or 0.0, 3),
+        "requests": apply and apply.requests,
+        "requests_min": apply and apply.minimum.requests,
+        "wall_s": apply and round(apply.wall_s, 3),
+        "floor_s": apply and round(apply.floor_s or 0.0, 3),
         "plan_us_per_user": round(dry.plan_us_per_user or 0.0, 2),
         "rss_mb": round(report.rss_mb, 1),
-        "naive_requests": report.naive.requests,
-        "naive_wall_s": round(report.naive.wall_s, 3),
+        "naive_requests": naive and naive.requests,
+        "naive_wall_s": naive and round(naive.wall_s, 3),
+        "cpu_us_per_user": round(report.cpu_us_per_user, 2),
+        "bytes_per_user": round(report.bytes_per_user),
+        "first_request_s": first and round(first.best_s, 3),
+        "first_request_attempts_s": first and [round(seconds, 3) for seconds in first.attempts_s],
+        "rss_after_import_mb": round(report.rss_after_import_bytes / 2**20, 1),
+        "dry_run_peak_rss_mb": round(report.dry_run_peak_bytes / 2**20, 1),
         "dry_run_requests": dry.requests,
         "dry_run_requests_min": dry.minimum.requests,
         "dry_run_wall_s": round(dry.wall_s, 3),
         "dry_run_floor_s": round(dry.floor_s or 0.0, 3),
         "dry_run_cpu_s": round(dry.cpu_s, 3),
-        "apply_cpu_s": round(apply.cpu_s, 3),
+        "apply_cpu_s": apply and round(apply.cpu_s, 3),
         "dry_run_summary": runs[0]["summary"],
-        "recheck_writes": runs[2]["writes_planned"],
+        "recheck_writes": again and runs[2]["writes_planned"],
         "okta_429s": sum(row.okta_429s for row in report.rows),
-        "naive_sampled": report.naive.sampled,
-        "naive_lookups_measured": report.naive.lookups,
+        "naive_sampled": naive and naive.sampled,
+        "naive_lookups_measured": naive and naive.lookups,
         "latency_ms": settings.latency_ms,
         "read_concurrency": settings.read_concurrency,
         "write_concurrency": settings.write_concurrency,
@@ -487,6 +596,7 @@ def lightweight_fields(report: SizeReport, settings: Settings, runs: Sequence[Ma
         "scim_server": "lightweight",
         "import_s": round(report.import_s, 3),
     }
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def print_lightweight(console: Console, report: SizeReport, scenario: Scenario, settings: Settings) -> None:
@@ -505,12 +615,47 @@ def print_lightweight(console: Console, report: SizeReport, scenario: Scenario, 
         "The emulator's listing is serialised before the timed runs (warm_listing), as Okta's is. "
         "Plan µs/user (= ms per 1,000 users): plan() alone, CPU, on the dry-run's lists. "
         "Peak RSS: the reconciler's process, cumulative. "
-        f"Okta: rate limit {settings.okta_rate_limit or 600}/min on the apps bucket, a fresh window per run, "
+        f"Okta: rate limit {settings.okta_rate_limit_for(report.n)}/min on the apps bucket, a fresh window per run, "
         f"{sum(row.okta_429s for row in report.rows)} 429s."
     )
     console.print(runs_table(title, report.rows, caption))
-    console.print(naive_table(report.naive, report.rows[0]))
+    console.print(per_user_line(report))
+    if report.naive is not None:
+        console.print(naive_table(report.naive, report.rows[0]))
+    for path in report.profile_files:
+        console.print(f"profile written: {path}")
     print_problems(console, report.problems)
+
+
+def per_user_line(report: SizeReport) -> str:
+    """The issue's per-user figures, under the table: the first dry-run's CPU and memory; the first request."""
+    line = (
+        f"Per user, first dry-run: {report.cpu_us_per_user:,.1f} µs of CPU · {report.bytes_per_user:,.0f} bytes "
+        f"of memory (its peak RSS {report.dry_run_peak_bytes / 2**20:,.0f} MB above the "
+        f"{report.rss_after_import_bytes / 2**20:,.0f} MB right after the import, over N)"
+    )
+    first = report.first_request
+    if first is not None:
+        attempts = ", ".join(f"{seconds:.2f}" for seconds in first.attempts_s)
+        line += (
+            f"\nProcess start → first request: {first.best_s:.2f} s, best of {len(first.attempts_s)} ({attempts} s), "
+            f"a fresh `{first.command} --config … --dry-run --quiet` against the same servers after the runs"
+        )
+    return line
+
+
+def print_memory_by_size(console: Console, reports: Sequence[SizeReport]) -> None:
+    """The first dry-run's memory above the imports at each N side by side, and what each added user cost
+    between two sizes (the fixed costs of a run cancel out there)."""
+    if len(reports) < 2:
+        return
+    by_size = " · ".join(f"N = {r.n:,}: {r.bytes_per_user:,.0f}" for r in reports)
+    steps = " · ".join(
+        f"{a.n:,} → {b.n:,}: {(b.bytes_per_user * b.n - a.bytes_per_user * a.n) / (b.n - a.n):,.0f}"
+        for a, b in itertools.pairwise(reports)
+        if b.n != a.n
+    )
+    console.print(f"Memory above the imports per user, first dry-run (bytes): {by_size}; per added user: {steps}")
 
 
 # -- N against scim2-server -------------------------------------------------------------------------
@@ -538,8 +683,8 @@ def measure_scim2(
 
     drift = Drift.for_size(n)
     with start_okta(settings, tokens) as okta, run_scim2_server(tokens.scim) as scim2:
-        if settings.okta_rate_limit:
-            control(okta, "/rate-limit", {"limit": settings.okta_rate_limit})
+        if settings.okta_rate_limit_for(n) != DEFAULT_OKTA_RATE_LIMIT:
+            control(okta, "/rate-limit", {"limit": settings.okta_rate_limit_for(n)})
         app_id, scenario = seed_okta(okta, n, drift)
         started = time.perf_counter()
         links = asyncio.run(seed_scim2_server(scim2.base_url, tokens.scim, scenario))
@@ -560,7 +705,7 @@ def measure_scim2(
             scim2.base_url,
             None,
             capture_writes=captured,
-            profile_dir=settings.profile_dir,
+            settings=settings,
         )
         writes = renamed_creates(json.loads(captured.read_text()))
         raw_apply = asyncio.run(
@@ -639,7 +784,7 @@ def measure_pacing(
                 scim_url,
                 scim.urls["control"],
                 runs=runs,
-                profile_dir=settings.profile_dir,
+                settings=settings,
             )
     run = result["runs"][0]
     pages = okta_pages(pacing.n)
@@ -720,7 +865,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-dir",
         type=Path,
-        help="write each reconcile run's cProfile stats there (wall times are then inflated: not for the record)",
+        help="write each reconcile run's profile there (wall times are then inflated: not for the record)",
+    )
+    parser.add_argument(
+        "--profiler",
+        choices=PROFILERS,
+        default="cprofile",
+        help="with --profile-dir: cProfile stats (.prof) or pyinstrument's call tree (.html, .txt); "
+        "pyinstrument needs the `profile` extra (make profile installs it)",
+    )
+    parser.add_argument(
+        "--dry-run-only",
+        action="store_true",
+        help="only the first dry-run against the lightweight server (no apply, recheck or naive baseline)",
+    )
+    parser.add_argument(
+        "--first-request-attempts",
+        type=int,
+        default=3,
+        help="fresh `reconcile --dry-run` processes timed to their first request, per N (default 3; 0: none)",
     )
     parser.add_argument(
         "--in-process",
@@ -746,6 +909,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         okta_rate_limit=args.okta_rate_limit,
         keep_workdir=args.keep_workdir,
         profile_dir=str(args.profile_dir.resolve()) if args.profile_dir else None,
+        profiler=args.profiler,
+        dry_run_only=args.dry_run_only,
+        first_request_attempts=args.first_request_attempts,
     )
 
 
@@ -774,8 +940,10 @@ def started_runner(tokens: Tokens, *, wait: bool, in_process: bool = False) -> I
                 os.environ[name] = value
 
 
-def measure_size(console: Console, n: int, args: argparse.Namespace, settings: Settings, workdir: Path, first: bool):
-    """Both tables of one N and its JSON line; returns whether every check passed."""
+def measure_size(
+    console: Console, n: int, args: argparse.Namespace, settings: Settings, workdir: Path, first: bool
+) -> SizeReport:
+    """Both tables of one N and its JSON line; the lightweight server's report (``checks_passed`` in its fields)."""
     started = time.perf_counter()
     tokens = Tokens()
     with started_runner(tokens, wait=first and not args.fast_start, in_process=args.in_process) as runner:
@@ -799,9 +967,10 @@ def measure_size(console: Console, n: int, args: argparse.Namespace, settings: S
         fields.update(extra)
         problems += scim2_report.problems
     fields["checks_passed"] = not problems
+    report.fields = fields
     console.print(f"[dim]N = {n:,}: {time.perf_counter() - started:.0f} s in all, seeding included[/]")
     print(json_line(fields), flush=True)
-    return not problems
+    return report
 
 
 def check_pacing(console: Console, args: argparse.Namespace, settings: Settings, workdir: Path) -> bool:
@@ -821,16 +990,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = make_console()
     workdir = Path(tempfile.mkdtemp(prefix="okta-reconciler-bench-"))
     if settings.profile_dir:
+        if settings.profiler == "pyinstrument" and importlib.util.find_spec("pyinstrument") is None:
+            console.print("[bold red]--profiler pyinstrument needs pyinstrument:[/] pip install -e '.[profile]'")
+            return 2
         Path(settings.profile_dir).mkdir(parents=True, exist_ok=True)
-        console.print(f"[yellow]profiling every run into {args.profile_dir}: wall times inflated[/]")
+        console.print(
+            f"[yellow]profiling every run ({settings.profiler}) into {settings.profile_dir}: wall times inflated[/]"
+        )
     console.print(
         f"okta-reconciler benchmark · {os.cpu_count()} CPUs · Python {sys.version.split()[0]} · "
         f"servers and reconciler each in their own process on 127.0.0.1 · work dir {workdir}"
     )
     passed = True
     try:
+        reports = []
         for index, n in enumerate(args.n or DEFAULT_SIZES):
-            passed = measure_size(console, n, args, settings, workdir, first=index == 0) and passed
+            reports.append(measure_size(console, n, args, settings, workdir, first=index == 0))
+            passed = reports[-1].fields["checks_passed"] and passed
+        print_memory_by_size(console, reports)
         if not args.no_pacing:
             passed = check_pacing(console, args, settings, workdir) and passed
     except CheckFailed as error:

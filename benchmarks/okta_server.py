@@ -17,7 +17,8 @@ request log:
   (:meth:`OktaEmulator.mark_provisioned`);
 - ``POST /reset``: clear the request log and start fresh rate-limit windows;
 - ``POST /rate-limit {"limit": 12, "bucket": "/api/v1/apps"}``;
-- ``GET /stats``: ``{"requests", "list_pages", "status_429", "token_requests"}`` since the last reset.
+- ``GET /stats``: ``{"requests", "list_pages", "status_429", "token_requests", "first_request_at"}`` since
+  the last reset (``first_request_at``: see :mod:`benchmarks.serving`).
 
 ``--rate-window-s`` shortens the emulator's rate-limit window (Okta's is 60 s) for quick checks.
 """
@@ -31,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from benchmarks.serving import serve_until_stopped
+from benchmarks.serving import FirstRequestClock, serve_until_stopped
 from reconciler.testing.okta import DEFAULT_RATE_LIMIT, RATE_LIMIT_WINDOW_S, EmulatedUser, OktaEmulator
 
 TOKEN_ENV = "BENCH_OKTA_TOKEN"
@@ -58,6 +59,13 @@ class Control:
     def __init__(self, emulator: OktaEmulator) -> None:
         self.emulator = emulator
         self.rate_limits: dict[str, int] = {}
+        self.first_request = FirstRequestClock()
+
+    def emulated_org(self) -> web.Application:
+        """The emulator's app, with the first request's arrival stamped before its latency and checks."""
+        app = self.emulator.make_app()
+        app.middlewares.insert(0, self.first_request.middleware)
+        return app
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 30)
@@ -103,6 +111,7 @@ class Control:
 
     async def reset(self, request: web.Request) -> web.Response:
         self.emulator.clear_request_log()
+        self.first_request.reset()
         self._fresh_windows()
         return web.json_response({})
 
@@ -121,6 +130,7 @@ class Control:
                 "list_pages": sum(1 for r in records if r.method == "GET" and r.path.endswith("/users")),
                 "status_429": sum(1 for r in records if r.status == 429),
                 "token_requests": sum(1 for r in records if r.path.startswith("/oauth2/")),
+                "first_request_at": self.first_request.at,
             }
         )
 
@@ -143,7 +153,7 @@ def main() -> None:
     emulator = OktaEmulator(seed=args.seed, api_tokens=[os.environ[TOKEN_ENV]], rate_limit_window_s=window_s)
     emulator.set_latency(args.latency_ms)
     control = Control(emulator)
-    asyncio.run(serve_until_stopped({"url": emulator.make_app(), "control": control.make_app()}))
+    asyncio.run(serve_until_stopped({"url": control.emulated_org(), "control": control.make_app()}))
 
 
 if __name__ == "__main__":

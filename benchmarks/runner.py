@@ -14,6 +14,13 @@ process and runs the reconciler here, so that this process's peak RSS
 reconciler's alone. Per run (dry-run, apply, dry-run again) it resets the servers' counters,
 calls ``reconciler.run.reconcile.reconcile`` and reads the counters back.
 
+Memory: right after the import it reads its current RSS (``/proc/self/statm``), the baseline the
+bench subtracts; after each run, the peak RSS so far (``ru_maxrss``, which never goes down: after
+the first run it is that run's peak, after the apply the larger of both). Between the import and
+the first run it only loads the config and opens the store, so the first dry-run's peak above
+the post-import RSS is what reading, deciding and reporting N users cost (plus whatever the
+reconciler imports lazily during its run).
+
 Requests to the SCIM server are also counted here, on the client side, by wrapping
 ``httpx.AsyncHTTPTransport`` (each HTTP exchange, retries included): scim2-server counts
 nothing itself. During the apply run the writes sent (method, path, body) can be captured to
@@ -22,7 +29,6 @@ a file, for the bench's raw floor to replay.
 
 from __future__ import annotations
 
-import cProfile
 import gc
 import importlib
 import inspect
@@ -39,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from benchmarks.profiling import run_profiler
 
 if TYPE_CHECKING:
     import httpx
@@ -90,6 +98,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far, in bytes (``ru_maxrss`` is in kB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def current_rss_bytes() -> int:
+    """This process's resident set size now: the second field of ``/proc/self/statm``, in pages."""
+    with open("/proc/self/statm") as statm:
+        resident_pages = int(statm.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def after_import(import_s: float) -> dict[str, Any]:
+    """What the runner says once imported: the import's seconds and the RSS the runs are measured above."""
+    return {"import_s": import_s, "rss_after_import_mb": peak_rss_mb(), "rss_after_import_bytes": current_rss_bytes()}
+
+
 async def _control(client: httpx.AsyncClient, url: str | None, action: str) -> dict[str, Any] | None:
     if url is None:
         return None
@@ -122,7 +147,7 @@ class Session:
     control: httpx.AsyncClient
 
 
-async def run_job(job: dict[str, Any], reconcile_module: Any, import_s: float) -> dict[str, Any]:
+async def run_job(job: dict[str, Any], reconcile_module: Any, imported: dict[str, Any]) -> dict[str, Any]:
     """Each run of the job in turn; the result holds what each measured and what the servers counted."""
     import httpx
 
@@ -134,7 +159,7 @@ async def run_job(job: dict[str, Any], reconcile_module: Any, import_s: float) -
     kwargs: dict[str, Any] = {}
     if "write_concurrency" in inspect.signature(reconcile).parameters:
         kwargs["write_concurrency"] = config.scim.write_concurrency
-    result: dict[str, Any] = {"import_s": import_s, "rss_after_import_mb": peak_rss_mb(), "runs": []}
+    result: dict[str, Any] = {**imported, "runs": []}
     tally = ClientTally(urlsplit(job["scim_base_url"]).netloc)
     async with httpx.AsyncClient(timeout=120) as control:
         with tally_installed(tally), Store(config.store.url) as store:
@@ -154,27 +179,22 @@ async def one_run(session: Session, spec: dict[str, Any]) -> dict[str, Any]:
         await _control(session.control, url, "reset")
     tally.counts.clear()
     tally.capturing = bool(job.get("capture_writes")) and not spec["dry_run"]
-    profiler = cProfile.Profile() if job.get("profile_dir") else None
+    profiler = run_profiler(job, spec["name"])
     gc.collect()
     cpu, wall = time.process_time(), time.perf_counter()
-    if profiler is not None:
-        profiler.enable()
+    profiler.start()
     outcome = await session.reconcile(session.config, session.store, dry_run=spec["dry_run"], **session.kwargs)
-    if profiler is not None:
-        profiler.disable()
+    profiler.stop()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     tally.capturing = False
-    if profiler is not None:
-        profiler.dump_stats(
-            Path(job["profile_dir"]) / f"{Path(job['config']).stem}-{spec['name'].replace(' ', '-')}.prof"
-        )
     run = {
         "name": spec["name"],
         "dry_run": spec["dry_run"],
         "wall_s": wall,
         "cpu_s": cpu,
         "rss_mb": peak_rss_mb(),
-        "profiled": profiler is not None,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "profiled": profiler.enabled,
         "status": str(getattr(outcome.status, "value", outcome.status)),
         "error": outcome.error,
         "summary": outcome.plan.summary() if outcome.plan is not None else None,
@@ -187,6 +207,7 @@ async def one_run(session: Session, spec: dict[str, Any]) -> dict[str, Any]:
         "scim_server": await _control(session.control, job.get("scim_control"), "stats"),
         "scim_client": dict(tally.counts),
     }
+    run["profile_files"] = [str(path) for path in profiler.write()]  # after the figures: writing costs memory
     if spec.get("time_plan") and outcome.plan is not None:
         run["plan_cpu_s"] = plan_cpu_s(session, outcome)
     return run
@@ -205,14 +226,15 @@ def plan_cpu_s(session: Session, outcome: Any) -> float:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="reconciler: %(levelname)s %(message)s")
     reconcile_module, import_s = timed_import()
-    print(json.dumps({"import_s": import_s, "rss_after_import_mb": peak_rss_mb()}), flush=True)
+    imported = after_import(import_s)
+    print(json.dumps(imported), flush=True)
     job_path = sys.stdin.readline().strip()
     if not job_path:
         return  # the bench gave up before sending a job
     import asyncio
 
     job = json.loads(Path(job_path).read_text())
-    result = asyncio.run(run_job(job, reconcile_module, import_s))
+    result = asyncio.run(run_job(job, reconcile_module, imported))
     print(json.dumps(result), flush=True)
 
 

@@ -19,7 +19,8 @@ and with the injected latency on every answer:
 
 ``--users`` holds one SCIM User per line, each with its ``id``. Once serving it prints
 ``{"url": BASE_URL, "control": URL}``; the control port answers ``GET /stats`` (requests
-by kind since the last reset) and ``POST /reset``, without latency and uncounted.
+by kind since the last reset, and ``first_request_at``: see :mod:`benchmarks.serving`) and
+``POST /reset``, without latency and uncounted.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
-from benchmarks.serving import serve_until_stopped
+from benchmarks.serving import FirstRequestClock, serve_until_stopped
 
 TOKEN_ENV = "BENCH_SCIM_TOKEN"
 PREFIX = "/scim/v2"
@@ -166,9 +167,10 @@ class ScimPageServer:
         self.latency_s = latency_s
         self.max_results = max_results
         self.counts: Counter[str] = Counter()
+        self.first_request = FirstRequestClock()
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware], client_max_size=1 << 24)
+        app = web.Application(middlewares=[self.first_request.middleware, self._middleware], client_max_size=1 << 24)
         app.router.add_get(f"{PREFIX}/ServiceProviderConfig", self.service_provider_config)
         app.router.add_get(f"{PREFIX}/Users", self.list_users)
         app.router.add_post(f"{PREFIX}/Users", self.create_user)
@@ -196,10 +198,11 @@ class ScimPageServer:
         return await handler(request)
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"users": len(self.store), **self.counts})
+        return web.json_response({"users": len(self.store), **self.counts, "first_request_at": self.first_request.at})
 
     async def reset(self, request: web.Request) -> web.Response:
         self.counts.clear()
+        self.first_request.reset()
         return web.json_response({})
 
     async def service_provider_config(self, request: web.Request) -> web.Response:

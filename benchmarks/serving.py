@@ -4,6 +4,11 @@ A server process (``python -m benchmarks.okta_server``, ``python -m benchmarks.s
 serves its aiohttp applications on free 127.0.0.1 ports, prints one JSON line on stdout
 naming their URLs, and serves until its stdin closes (so it never outlives the bench) or it
 is sent SIGTERM/SIGINT. :class:`ServerProcess` is the bench's side of that handshake.
+
+Each server's control port also tells, in its ``GET /stats``, ``first_request_at``: the wall-clock
+time (``time.time()``) at which the first request since the last ``POST /reset`` reached it
+(:class:`FirstRequestClock`), or null. The servers and the bench run on one machine, so the bench
+can compare it with its own ``time.time()`` taken before it started a process.
 """
 
 from __future__ import annotations
@@ -16,15 +21,45 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import httpx
 from aiohttp import web
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 120.0
+
+
+class FirstRequestClock:
+    """When the first request since the last reset reached this server: an aiohttp middleware to put first,
+    so that it stamps the arrival before any injected latency."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def reset(self) -> None:
+        self.at = None
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if self.at is None:
+            self.at = time.time()
+        return await handler(request)
+
+
+def control(server: ServerProcess, route: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """POST (with a body) or GET a control route of a bench server."""
+    url = f"{server.urls['control']}{route}"
+    with httpx.Client(timeout=600) as client:
+        response = client.post(url, json=body) if body is not None else client.get(url)
+    response.raise_for_status()
+    return dict(response.json())
 
 
 async def serve_until_stopped(apps: Mapping[str, web.Application], extra: Mapping[str, Any] | None = None) -> None:

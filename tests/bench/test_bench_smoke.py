@@ -2,12 +2,15 @@
 
 Real processes as in `make bench` (the Okta emulator and the lightweight SCIM server, each in
 its own process, 1 ms latency); the reconciler runs in this process (``--in-process``), where
-``reconciler.run.reconcile`` is already imported, to keep the test quick.
+``reconciler.run.reconcile`` is already imported, to keep the test quick, but for the test of the
+per-user figures, whose memory must be the reconciler's own.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,6 +35,7 @@ def test_bench_end_to_end_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) -> 
     transport = httpx.AsyncHTTPTransport.handle_async_request
     code = bench.main(
         ["--n", str(N), "--latency-ms", "1", "--naive-sample", "50", "--no-scim2", "--no-pacing", "--in-process"]
+        + ["--first-request-attempts", "0"]  # timed in the test below
     )
     out = capsys.readouterr().out
     assert code == 0, out
@@ -57,6 +61,51 @@ def test_bench_end_to_end_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) -> 
     assert result["okta_429s"] == 0
     assert result["naive_requests"] == N + 1
     assert result["wall_s"] > 0 and result["floor_s"] > 0 and result["plan_us_per_user"] > 0
+
+
+def test_bench_reports_cpu_memory_and_first_request_per_user(capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's per-user keys, from a runner in its own process and a real `reconcile --dry-run` process."""
+    args = ["--n", str(N), "--latency-ms", "1", "--naive-sample", "10", "--no-scim2", "--no-pacing", "--fast-start"]
+    code = bench.main([*args, "--first-request-attempts", "1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    result = json.loads(next(line for line in out.splitlines() if line.startswith('{"n"')))
+    assert result["cpu_us_per_user"] > 0
+    assert result["cpu_us_per_user"] == pytest.approx(result["dry_run_cpu_s"] / N * 1e6, rel=0.02)
+    # Memory: the dry-run's peak above the runner's RSS after its import (a Python with httpx, sqlalchemy and the
+    # reconciler loaded: tens of MB, so a real reading and not a zero).
+    assert result["rss_after_import_mb"] > 30
+    assert math.isfinite(result["bytes_per_user"]) and result["bytes_per_user"] > 0
+    above = (result["dry_run_peak_rss_mb"] - result["rss_after_import_mb"]) * 2**20
+    assert result["bytes_per_user"] == pytest.approx(above / N, rel=0.01, abs=2**20 * 0.1 / N)
+    assert result["dry_run_peak_rss_mb"] <= result["rss_mb"]
+    # A fresh process cannot start Python and send a request in under 50 ms; a clock mix-up would give
+    # a negative figure or one in the billions.
+    assert result["first_request_attempts_s"] == [result["first_request_s"]]
+    assert 0.05 < result["first_request_s"] < 60
+    assert "Per user, first dry-run:" in out and "Process start → first request:" in out
+
+
+def test_profile_of_the_dry_run_alone_with_pyinstrument(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What `make profile` does, at a tiny size: the first dry-run alone, its call tree as HTML and text."""
+    args = ["--n", str(N), "--latency-ms", "1", "--no-scim2", "--no-pacing", "--in-process", "--dry-run-only"]
+    profile_dir = tmp_path / "profile"
+    code = bench.main(
+        [*args, "--first-request-attempts", "0", "--profiler", "pyinstrument", "--profile-dir", str(profile_dir)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert sorted(path.name for path in profile_dir.iterdir()) == [
+        f"lightweight-{N}-dry-run.html",
+        f"lightweight-{N}-dry-run.txt",
+    ]
+    tree = (profile_dir / f"lightweight-{N}-dry-run.txt").read_text()
+    assert "reconcile" in tree  # the reconciler's own frames are in the call tree
+    assert f"profile written: {profile_dir / f'lightweight-{N}-dry-run.html'}" in out
+    result = json.loads(next(line for line in out.splitlines() if line.startswith('{"n"')))
+    assert result["checks_passed"] is True
+    assert result["dry_run_requests"] == result["dry_run_requests_min"]
+    assert "requests" not in result and "naive_requests" not in result  # no apply, no naive baseline
 
 
 def test_fleet_bench_end_to_end_at_a_tiny_size(postgres, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
