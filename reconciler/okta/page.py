@@ -15,8 +15,8 @@ import functools
 import json
 import operator
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
+from typing import Any, ClassVar
 
 import msgspec
 from msgspec.structs import force_setattr
@@ -34,8 +34,61 @@ class _Credentials(msgspec.Struct):
     userName: str | None = None  # noqa: N815 - Okta's JSON names
 
 
+class ProfileStruct(msgspec.Struct, frozen=True, gc=False):
+    """A profile decoded into just the fields a run reads, read as the read-only dict of those present.
+
+    A struct of five fields is a quarter of the dict it would be, and is never
+    converted: the plan compares the values read from it (see
+    :mod:`reconciler.plan.projection`), and only a saved plan or a mapping
+    with transforms reads it as a mapping. Absent fields are ``UNSET``.
+    """
+
+    _json_names: ClassVar[dict[str, str]]
+    """JSON name -> field name."""
+
+    def get(self, name: str, default: Any = None) -> Any:
+        field = self._json_names.get(name)
+        value = getattr(self, field) if field is not None else msgspec.UNSET
+        return default if value is msgspec.UNSET else value
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.get(name, msgspec.UNSET)
+        if value is msgspec.UNSET:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(msgspec.to_builtins(self))
+
+    def __len__(self) -> int:
+        return len(msgspec.to_builtins(self))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name, msgspec.UNSET) is not msgspec.UNSET
+
+    def keys(self) -> KeysView[str]:
+        return msgspec.to_builtins(self).keys()  # type: ignore[no-any-return]
+
+    def items(self) -> ItemsView[str, Any]:
+        return msgspec.to_builtins(self).items()  # type: ignore[no-any-return]
+
+    def values(self) -> ValuesView[Any]:
+        return msgspec.to_builtins(self).values()  # type: ignore[no-any-return]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self.items()) == dict(other.items())
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(msgspec.to_builtins(self))
+
+
+Mapping.register(ProfileStruct)
+
+
 class _Profile:
-    """Reads a decoded profile back as a dict: whole, or only the fields it was decoded with."""
+    """How a profile is decoded: whole, as a dict, or into a :class:`ProfileStruct` of the fields wanted."""
 
     def __init__(self, wanted: frozenset[str] | None, kind: str) -> None:
         self.names = sorted(wanted) if wanted is not None else None
@@ -43,15 +96,12 @@ class _Profile:
         if self.names is not None:
             fields = [(f"f{i}", Any, msgspec.UNSET) for i in range(len(self.names))]
             rename = {f"f{i}": name for i, name in enumerate(self.names)}
-            self.type = msgspec.defstruct(kind, fields, rename=rename)
+            self.type = msgspec.defstruct(kind, fields, rename=rename, bases=(ProfileStruct,), frozen=True, gc=False)
+            self.type._json_names = {name: field for field, name in rename.items()}
 
-    def as_dict(self, decoded: Any) -> dict[str, Any]:
-        """The fields present, by their JSON names (msgspec leaves out the UNSET ones, in C)."""
-        if decoded is None:
-            return {}
-        if self.names is None:
-            return decoded  # type: ignore[no-any-return]
-        return msgspec.to_builtins(decoded)  # type: ignore[no-any-return]
+    def as_mapping(self, decoded: Any) -> Mapping[str, Any]:
+        """The decoded profile as the record keeps it (an absent profile was refused before)."""
+        return {} if decoded is None else decoded  # type: ignore[no-any-return]
 
 
 class _PageDecoder:
@@ -199,8 +249,8 @@ def _assignment(app_user: Any, page: _PageDecoder) -> OktaAssignment:
         scope=_shared(app_user.scope),
         sync_state=_shared(app_user.syncState),
         scim_id=app_user.externalId or None,
-        app_profile=page.app_profile.as_dict(app_user.profile),
-        user_profile=page.user_profile.as_dict(embedded.profile),
+        app_profile=page.app_profile.as_mapping(app_user.profile),
+        user_profile=page.user_profile.as_mapping(embedded.profile),
     )
 
 

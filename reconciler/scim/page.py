@@ -13,7 +13,7 @@ the models forbid the vendor extensions real platforms carry.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -116,6 +116,8 @@ class PageDecoder:
             for user in users:
                 force_setattr(user, "values", read(user.resource))
                 force_setattr(user, "projection", projection)
+                if user.partial:
+                    force_setattr(user, "resource", StoredResource(_encode(user.resource)))
         return total, users
 
     @staticmethod
@@ -125,6 +127,44 @@ class PageDecoder:
         for key in resource.keys() - allowed:
             del resource[key]
         return checked_user(resource, version, True)
+
+
+class StoredResource(Mapping[str, Any]):
+    """A listed user's kept attributes, held as their JSON and decoded only when read.
+
+    Once a page is decoded with a projection, the plan compares the values it
+    read and never the resource: only the few users a run writes to, or a saved
+    plan names, are read again. As JSON a user's kept attributes take a third of
+    the memory of the dicts they decode to, which at 100,000 users is most of
+    the platform side's.
+    """
+
+    __slots__ = ("_json", "_decoded")
+
+    def __init__(self, encoded: bytes) -> None:
+        self._json = encoded
+        self._decoded: dict[str, Any] | None = None
+
+    def _resource(self) -> dict[str, Any]:
+        if self._decoded is None:
+            self._decoded = _decode(self._json)
+        return self._decoded
+
+    def __getitem__(self, key: str) -> Any:
+        return self._resource()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resource())
+
+    def __len__(self) -> int:
+        return len(self._resource())
+
+    def __repr__(self) -> str:
+        return repr(self._resource())
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 @functools.lru_cache(maxsize=16)
