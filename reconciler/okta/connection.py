@@ -168,6 +168,7 @@ class OktaConnection:
                     )
                 items.extend(found)
                 if on_page is not None:
+                    await asyncio.sleep(0)  # what arrived meanwhile (a platform page) first
                     on_page(found)
         return items
 

@@ -13,7 +13,7 @@ population. Pure: no I/O.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.models.records import Action, ActionKind, OktaAssignment, PlatformUser, looks_like_okta_user_id
@@ -56,10 +56,14 @@ class Matching:
         return [a for a in desired if a.okta_user_id not in pairs and a.okta_user_id not in conflicted]
 
 
-def match(desired: Sequence[OktaAssignment], actual: Sequence[PlatformUser]) -> Matching:
-    """The pairs and the conflicts of the three passes."""
+def match(
+    desired: Sequence[OktaAssignment],
+    actual: Sequence[PlatformUser],
+    by_scim_id: Mapping[str, PlatformUser] | None = None,
+) -> Matching:
+    """The pairs and the conflicts of the three passes; ``by_scim_id``: ``actual`` by SCIM id, if built already."""
     matching = Matching(actual)
-    _match_by_stored_scim_id(desired, matching)
+    _match_by_stored_scim_id(desired, matching, by_scim_id or {u.scim_id: u for u in actual})
     unmatched = matching.unmatched(desired)
     if unmatched:
         left = matching.unclaimed(actual)
@@ -68,8 +72,9 @@ def match(desired: Sequence[OktaAssignment], actual: Sequence[PlatformUser]) -> 
     return matching
 
 
-def _match_by_stored_scim_id(desired: Sequence[OktaAssignment], matching: Matching) -> None:
-    by_scim_id = {u.scim_id: u for u in matching.actual}
+def _match_by_stored_scim_id(
+    desired: Sequence[OktaAssignment], matching: Matching, by_scim_id: Mapping[str, PlatformUser]
+) -> None:
     pairs, claimed = matching.pairs, matching.claimed
     for assignment in desired:
         scim_id = assignment.scim_id

@@ -184,15 +184,24 @@ def _action_for_leftover(user: PlatformUser, desired_ids: set[str], policy: Plan
 
 
 def _user_names_after_plan(
-    desired: Sequence[OktaAssignment], matching: Matching, projection: Projection, policy: PlanPolicy
+    desired: Sequence[OktaAssignment],
+    matching: Matching,
+    projection: Projection,
+    policy: PlanPolicy,
+    wanted: frozenset[str],
 ) -> dict[str, PlatformUser]:
-    """userName (casefolded) → the platform user that will hold it once the plan is applied.
+    """userName (casefolded) → the platform user that will hold it once the plan is applied, for the
+    names in ``wanted`` (the few that creates would take: the rest are not looked up).
 
     A CREATE whose userName stays taken would only meet a 409: that is a CONFLICT.
     Matched users keep their name when they are to be deactivated, and take
     Okta's name otherwise; unclaimed platform users keep theirs.
     """
-    held = {u.user_name.casefold(): u for u in matching.unclaimed(matching.actual)}
+    held = {}
+    for user in matching.unclaimed(matching.actual):
+        name = user.user_name.casefold()
+        if name in wanted:
+            held[name] = user
     index = projection.user_name_index
     pairs = matching.pairs
     for assignment in desired:
@@ -201,9 +210,11 @@ def _user_names_after_plan(
             continue
         name = user.user_name
         if index is not None and intended_lifecycle(assignment, policy).lifecycle is not Lifecycle.INACTIVE:
-            wanted = projection.okta_values(assignment)[index]
-            name = user.user_name if wanted is UNKNOWN else str(wanted)
-        held[name.casefold()] = user
+            wanted_name = projection.okta_values(assignment)[index]
+            name = user.user_name if wanted_name is UNKNOWN else str(wanted_name)
+        folded = name.casefold()
+        if folded in wanted:
+            held[folded] = user
     return held
 
 
@@ -241,17 +252,19 @@ def plan(
     mapping: Mapping[str, SourceSpec],
     policy: PlanPolicy,
     ahead: Mapping[str, tuple[PlatformUser, Action | None]] | None = None,
+    users_by_scim_id: Mapping[str, PlatformUser] | None = None,
 ) -> Plan:
     """Compute the actions that bring ``actual`` in line with ``desired``.
 
     ``ahead`` holds pairs already decided by :func:`pair_actions` from the same
-    records, mapping and policy. Raises SourceError, before any matching, when
+    records, mapping and policy; ``users_by_scim_id``, ``actual`` by SCIM id when the caller has it already.
+    Raises SourceError, before any matching, when
     Okta's answer left unknown what the plan cannot do without (:func:`unknown_problems`).
     """
     projection = projection_for(mapping)
     if problems := unknown_problems(desired, projection):
         raise SourceError("; ".join(problems))
-    matching = match(desired, actual)
+    matching = match(desired, actual, users_by_scim_id)
     decide = _Decisions(desired, matching, projection, policy, ahead or {})
     actions: list[Action] = list(matching.conflicts)
     in_sync = 0
@@ -309,11 +322,21 @@ class _Decisions:
             else:
                 yield _action_for_pair(assignment, user, projection, policy)
 
+    def _created_names(self) -> frozenset[str]:
+        """The userNames (casefolded) of the unmatched assignments Okta wants active: what a create takes."""
+        return frozenset(
+            a.user_name.casefold()
+            for a in self._matching.unmatched(self._desired)
+            if intended_lifecycle(a, self._policy).lifecycle is Lifecycle.ACTIVE
+        )
+
     def _unpaired(self, assignment: OktaAssignment) -> Action | None:
         if intended_lifecycle(assignment, self._policy).lifecycle is not Lifecycle.ACTIVE:
             return None
         if self._names_kept is None:
-            self._names_kept = _user_names_after_plan(self._desired, self._matching, self._projection, self._policy)
+            self._names_kept = _user_names_after_plan(
+                self._desired, self._matching, self._projection, self._policy, self._created_names()
+            )
         if (holder := self._names_kept.get(assignment.user_name.casefold())) is not None:
             return Action(
                 ActionKind.CONFLICT,

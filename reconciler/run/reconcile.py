@@ -33,7 +33,7 @@ from reconciler.models.runs import RunMode, RunStatus
 from reconciler.okta.source import OktaSource
 from reconciler.plan.gate import GroupPopulations, Populations, evaluate
 from reconciler.plan.groups import member_directory, plan_groups
-from reconciler.plan.users import PairDecisions, group_member_links, plan
+from reconciler.plan.users import group_member_links, plan
 from reconciler.run.log_fields import run_log_fields
 from reconciler.run.outcome import (
     ConfirmPlan,
@@ -143,7 +143,7 @@ async def reconcile(
         ):
             read_s = await _read(config, outcome, source, reader, lookahead)
             started = time.perf_counter()
-            _plan_and_gate(config, store, outcome, lookahead.decided)
+            _plan_and_gate(config, store, outcome, lookahead)
             _log_read_and_plan(outcome, read_s, time.perf_counter() - started)
             assert outcome.plan is not None and outcome.gate is not None
             progress.planned(len(outcome.plan.actions) + outcome.plan.in_sync)  # distinct users, whichever side
@@ -218,8 +218,10 @@ def _decline(store: Store, outcome: RunOutcome) -> None:
     outcome.error = DECLINED_NOTE
 
 
-def _plan_and_gate(config: Config, store: Store, outcome: RunOutcome, ahead: PairDecisions) -> None:
-    outcome.plan = plan(outcome.desired, outcome.actual, config.mapping, config.policy, ahead)
+def _plan_and_gate(config: Config, store: Store, outcome: RunOutcome, lookahead: Lookahead) -> None:
+    outcome.plan = plan(
+        outcome.desired, outcome.actual, config.mapping, config.policy, lookahead.decided, lookahead.users_by_scim_id
+    )
     outcome.acknowledged = acknowledged_in(outcome.plan, store.acknowledgements(fingerprint(config)))
     previous = store.last_trusted_source_count(fingerprint(config), outcome.run_id)
     populations = Populations.of(outcome.desired, outcome.actual, previous)

@@ -104,6 +104,11 @@ class Lookahead:
         else:
             self.decided.update(pair_actions(assignments, self._users, self._mapping, self._policy))
 
+    @property
+    def users_by_scim_id(self) -> dict[str, PlatformUser] | None:
+        """The platform's users by SCIM id, once read (what the plan's first matching pass looks up)."""
+        return self._users
+
     def platform_read(self, users: list[PlatformUser]) -> None:
         self._users = {user.scim_id: user for user in users}
         waiting, self._waiting = self._waiting, []

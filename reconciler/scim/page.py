@@ -42,8 +42,16 @@ def to_platform_user(resource: Mapping[str, Any]) -> PlatformUser:
     return checked_user(resource, _meta_version(resource.get("meta")), False)
 
 
-def checked_user(resource: Mapping[str, Any], version: Any, partial: bool) -> PlatformUser:
-    """The PlatformUser of a resource whose identity attributes are what a SCIM user's must be."""
+def checked_user(
+    resource: Mapping[str, Any],
+    version: Any,
+    partial: bool,
+    kept: Mapping[str, Any] | None = None,
+    values: tuple[Any, ...] | None = None,
+    projection: Projection | None = None,
+) -> PlatformUser:
+    """The PlatformUser of a resource whose identity attributes are what a SCIM user's must be;
+    ``kept``: what it keeps as its resource, when not ``resource`` itself."""
     scim_id, user_name = resource.get("id"), resource.get("userName")
     if not isinstance(scim_id, str) or not scim_id:
         raise ValueError(f"id is required and must be a non-empty string (got {scim_id!r})")
@@ -61,9 +69,11 @@ def checked_user(resource: Mapping[str, Any], version: Any, partial: bool) -> Pl
         user_name=user_name,
         external_id=external_id,
         active=True if active is None else active,
-        resource=resource,
+        resource=resource if kept is None else kept,
         version=version,
         partial=partial,
+        values=values,
+        projection=projection,
     )
 
 
@@ -91,6 +101,11 @@ class PageDecoder:
         With ``projection`` (whose attributes ``keep`` must include), each user also carries the mapped
         values the plan compares, read once here.
         """
+        total, resources = self.envelope(body)
+        return total, self.users(resources, projection)
+
+    def envelope(self, body: bytes) -> tuple[int, list[dict[str, Any]]]:
+        """``(totalResults, Resources)`` of a page, its users decoded to dicts but not yet read."""
         try:
             page = self._decoder.decode(body)
         except msgspec.ValidationError as error:
@@ -107,26 +122,30 @@ class PageDecoder:
         resources = page.Resources or []
         if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
             raise PageError("Resources that are not a list of objects")
+        return total, resources
+
+    def users(self, resources: list[dict[str, Any]], projection: Projection | None = None) -> list[PlatformUser]:
+        """The records of some of a page's users (see :meth:`decode`); ValueError names what is wrong."""
         if self._allowed is None:
             users = [to_platform_user(resource) for resource in resources]
-        else:
-            users = [self._trimmed_user(resource, self._allowed) for resource in resources]
-        if projection is not None:
-            read = projection.read_platform
-            for user in users:
-                force_setattr(user, "values", read(user.resource))
-                force_setattr(user, "projection", projection)
-                if user.partial:
-                    force_setattr(user, "resource", StoredResource(_encode(user.resource)))
-        return total, users
+            if projection is not None:
+                for user in users:
+                    force_setattr(user, "values", projection.read_platform(user.resource))
+                    force_setattr(user, "projection", projection)
+            return users
+        return [self._listed_user(resource, self._allowed, projection) for resource in resources]
 
     @staticmethod
-    def _trimmed_user(resource: dict[str, Any], allowed: frozenset[str]) -> PlatformUser:
-        """Drop, in place, what the run does not compare (``meta`` above all: a third of a user's memory)."""
+    def _listed_user(resource: dict[str, Any], allowed: frozenset[str], projection: Projection | None) -> PlatformUser:
+        """Drop, in place, what the run does not compare (``meta`` above all: a third of a user's memory);
+        with a projection, read the values the plan compares and keep the rest as JSON."""
         version = _meta_version(resource.get("meta"))
         for key in resource.keys() - allowed:
             del resource[key]
-        return checked_user(resource, version, True)
+        if projection is None:
+            return checked_user(resource, version, True)
+        values = projection.read_platform(resource)
+        return checked_user(resource, version, True, StoredResource(_encode(resource)), values, projection)
 
 
 class StoredResource(Mapping[str, Any]):
