@@ -8,7 +8,7 @@ import functools
 import operator
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 RESERVED_PATHS: Final[Mapping[str, str]] = {
@@ -141,29 +141,36 @@ def target_reader(path: TargetPath) -> Callable[[Mapping[str, Any]], Any]:
     once, rather than per user, halves the cost of a comparison.
     """
     attribute, sub_attribute, entry_type = path.attribute, path.sub_attribute, path.entry_type
-    in_extension = path.schema is not None and path.schema != CORE_USER_URN
-
-    def container(resource: Mapping[str, Any]) -> Mapping[str, Any]:
-        return _container(resource, path) if in_extension else resource
-
+    if path.schema is not None and path.schema != CORE_USER_URN:
+        return _extension_reader(path)
     if entry_type is not None:
         wanted = sub_attribute or "value"
 
         def read_typed_entry(resource: Mapping[str, Any]) -> Any:
-            entry = find_typed_entry(container(resource).get(attribute), entry_type)
+            entry = find_typed_entry(resource.get(attribute), entry_type)
             return None if entry is None else entry.get(wanted)
 
         return read_typed_entry
     if sub_attribute is not None:
 
         def read_sub_attribute(resource: Mapping[str, Any]) -> Any:
-            value = container(resource).get(attribute)
-            return value.get(sub_attribute) if _is_mapping(value) else None
+            value = resource.get(attribute)
+            if type(value) is dict or isinstance(value, Mapping):
+                return value.get(sub_attribute)
+            return None
 
         return read_sub_attribute
-    if in_extension:
-        return lambda resource: container(resource).get(attribute)
     return operator.methodcaller("get", attribute)
+
+
+def _extension_reader(path: TargetPath) -> Callable[[Mapping[str, Any]], Any]:
+    """A reader of a path inside an extension schema's object (``urn:...:enterprise:2.0:User:department``)."""
+    inner = target_reader(replace(path, schema=None, text=path.text.rpartition(":")[2]))
+
+    def read_in_extension(resource: Mapping[str, Any]) -> Any:
+        return inner(_container(resource, path))
+
+    return read_in_extension
 
 
 def _normalise(value: Any, case_insensitive: bool) -> Any:
