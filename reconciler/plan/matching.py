@@ -64,12 +64,16 @@ def match(
     """The pairs and the conflicts of the three passes; ``by_scim_id``: ``actual`` by SCIM id, if built already."""
     matching = Matching(actual)
     _match_by_stored_scim_id(desired, matching, by_scim_id or {u.scim_id: u for u in actual})
-    unmatched = matching.unmatched(desired)
+    match_the_rest(matching, matching.unmatched(desired), matching.unclaimed(actual))
+    return matching
+
+
+def match_the_rest(matching: Matching, unmatched: Sequence[OktaAssignment], left: Sequence[PlatformUser]) -> None:
+    """The second and third passes, over what the first left unmatched (in the order of the listing) and
+    ``left`` unclaimed."""
     if unmatched:
-        left = matching.unclaimed(actual)
         _match_by_external_id(unmatched, left, matching)
         _match_by_user_name(matching.unmatched(unmatched), matching.unclaimed(left), matching)
-    return matching
 
 
 def _match_by_stored_scim_id(

@@ -112,21 +112,44 @@ def unknown_problems(desired: Sequence[OktaAssignment], projection: Projection) 
     app, a proxy that strips fields). One user's missing field is that user's
     unset value: neither compared nor written.
     """
-    values = [projection.okta_values(a) for a in desired]
-    problems = []
-    for index, attribute in enumerate(projection.attributes):
-        if attribute.text == "userName":
-            unknown_for = [a for a, v in zip(desired, values, strict=True) if not _known_name(v[index])]
-            if unknown_for:
-                problems.append(_user_name_problem(unknown_for))
-        elif values and all(v[index] is UNKNOWN for v in values):
-            problems.append(
-                f"mapping.{mapping_key(attribute.text)}: no user's Okta profile has a value for it "
-                f"({len(desired)} user(s) read): its source most likely does not exist in this org "
-                "(check the name in Okta's Profile Editor) or the answer was stripped; "
-                "nothing was written; fix the source, give a default, or remove the entry"
-            )
-    return problems
+    tracker = UnknownTracker(projection)
+    for assignment in desired:
+        tracker.see(assignment)
+    return tracker.problems(desired)
+
+
+class UnknownTracker:
+    """:func:`unknown_problems`, judged one assignment at a time as a listing's pages arrive."""
+
+    def __init__(self, projection: Projection) -> None:
+        self._projection = projection
+        self._name_index = projection.user_name_index
+        self._unknown_names: list[OktaAssignment] = []
+        self._never_known = {i for i in range(len(projection.attributes)) if i != self._name_index}
+        """The other attributes no assignment seen so far had a value for (soon none)."""
+
+    def see(self, assignment: OktaAssignment) -> None:
+        values = self._projection.okta_values(assignment)
+        if self._name_index is not None and not _known_name(values[self._name_index]):
+            self._unknown_names.append(assignment)
+        if self._never_known:
+            self._never_known = {i for i in self._never_known if values[i] is UNKNOWN}
+
+    def problems(self, desired: Sequence[OktaAssignment]) -> list[str]:
+        """One line per problem, in the mapping's order; none for a listing without users."""
+        problems = []
+        for index, attribute in enumerate(self._projection.attributes):
+            if index == self._name_index:
+                if self._unknown_names:
+                    problems.append(_user_name_problem(self._unknown_names))
+            elif desired and index in self._never_known:
+                problems.append(
+                    f"mapping.{mapping_key(attribute.text)}: no user's Okta profile has a value for it "
+                    f"({len(desired)} user(s) read): its source most likely does not exist in this org "
+                    "(check the name in Okta's Profile Editor) or the answer was stripped; "
+                    "nothing was written; fix the source, give a default, or remove the entry"
+                )
+        return problems
 
 
 def _known_name(value: Any) -> bool:

@@ -14,173 +14,50 @@ UNMANAGED             a platform user Okta never managed: reported, or
                       deactivated when ``policy.unmanaged = "deactivate"``
 ====================  ==========================================================
 
-Matching order: AppUser.externalId = SCIM id, then SCIM externalId = Okta
-user id, then userName (case-insensitive). Each platform user is claimed by at
-most one Okta user; a second platform user for the same Okta user is a
-duplicate (what a missed rename leaves behind) and becomes a CONFLICT.
+Who is who is :mod:`reconciler.plan.matching`'s; what one user needs,
+:mod:`reconciler.plan.decisions`'; what the plan compares,
+:mod:`reconciler.plan.projection`'s.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from enum import Enum
-from typing import Literal, Protocol
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 
 from reconciler.config.mapping import SourceSpec
 from reconciler.errors import SourceError
-from reconciler.models.records import (
-    Action,
-    ActionKind,
-    Change,
-    OktaAssignment,
-    Plan,
-    PlatformUser,
-    looks_like_okta_user_id,
+from reconciler.models.records import Action, ActionKind, OktaAssignment, Plan, PlatformUser
+from reconciler.plan.decisions import (
+    ACTIVE_USER_STATUSES,
+    INACTIVE_APP_STATUSES,
+    Intent,
+    Lifecycle,
+    PlanPolicy,
+    action_for_leftover,
+    action_for_pair,
+    create_action,
+    intended_lifecycle,
 )
 from reconciler.plan.mapping import UNKNOWN
-from reconciler.plan.matching import Matching, match
-from reconciler.plan.projection import Projection, projection_for, unknown_problems
+from reconciler.plan.matching import Matching, match_the_rest
+from reconciler.plan.projection import Projection, UnknownTracker, projection_for, unknown_problems
 from reconciler.plan.renames import hold_taken_user_names
 
-INACTIVE_APP_STATUSES = frozenset({"INACTIVE", "DEPROVISIONED", "UNASSIGNED"})
-"""AppUser statuses for an assignment Okta itself considers switched off."""
-
-ACTIVE_USER_STATUSES = frozenset({"ACTIVE", "PROVISIONED", "RECOVERY", "PASSWORD_EXPIRED", "LOCKED_OUT"})
-"""Okta user statuses for which Okta provisions the app: the person can work."""
-
+__all__ = [
+    "ACTIVE_USER_STATUSES",
+    "INACTIVE_APP_STATUSES",
+    "Intent",
+    "Lifecycle",
+    "PlanBuilder",
+    "PlanPolicy",
+    "group_member_links",
+    "intended_lifecycle",
+    "pair_actions",
+    "plan",
+    "unknown_problems",
+]
 
 _KIND_ORDER = {kind: index for index, kind in enumerate(ActionKind)}
-
-
-class PlanPolicy(Protocol):
-    unmanaged: Literal["report", "deactivate"]
-    suspended: Literal["deactivate", "keep"]
-
-
-class Lifecycle(Enum):
-    """What Okta wants of a user's ``active`` flag on the platform."""
-
-    ACTIVE = "active"
-    INACTIVE = "inactive"
-    KEEP = "keep"
-    """Leave ``active`` as it is and create nothing (Okta sends nothing either)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Intent:
-    lifecycle: Lifecycle
-    reason: str
-
-
-def intended_lifecycle(assignment: OktaAssignment, policy: PlanPolicy) -> Intent:
-    """Desired active = assigned, and the Okta user can work (SUSPENDED per policy)."""
-    return _intent(assignment.app_status, assignment.user_status, policy.suspended)
-
-
-@functools.lru_cache(maxsize=256)
-def _intent(app_status: str | None, status: str | None, suspended: str) -> Intent:
-    """Cached: a plan asks this of every user, and there are only a handful of status pairs."""
-    if app_status is None or status is None:  # never read as ACTIVE (the listing refuses it before this)
-        return Intent(Lifecycle.KEEP, "Okta's answer gave no status: left as it is")
-    if app_status in INACTIVE_APP_STATUSES:
-        return Intent(Lifecycle.INACTIVE, f"app assignment is {app_status} in Okta")
-    if status in ACTIVE_USER_STATUSES:
-        return Intent(Lifecycle.ACTIVE, "assigned and active in Okta")
-    if status == "SUSPENDED":
-        if suspended == "deactivate":
-            return Intent(Lifecycle.INACTIVE, "Okta user is SUSPENDED (policy.suspended = deactivate)")
-        return Intent(Lifecycle.KEEP, "Okta user is SUSPENDED (policy.suspended = keep)")
-    if status == "DEPROVISIONED":
-        return Intent(Lifecycle.INACTIVE, "Okta user is DEPROVISIONED")
-    return Intent(Lifecycle.KEEP, f"Okta user is {status}: not yet active, left as it is")
-
-
-def _action_for_pair(
-    assignment: OktaAssignment, user: PlatformUser, projection: Projection, policy: PlanPolicy
-) -> Action | None:
-    intent = intended_lifecycle(assignment, policy)
-    if intent.lifecycle is Lifecycle.INACTIVE:
-        if user.active:
-            return Action(
-                ActionKind.DEACTIVATE,
-                user.user_name,
-                assignment.okta_user_id,
-                user.scim_id,
-                intent.reason,
-                {"active": Change(True, False)},
-            )
-        return None
-    wanted, current = projection.okta_values(assignment), projection.platform_values(user)
-    if wanted == current and user.external_id == assignment.okta_user_id and user.active:
-        return None  # in sync: what 99 % of users are, at the cost of one comparison
-    return _pair_drift(assignment, user, intent, projection.changes(wanted, current))
-
-
-def _pair_drift(
-    assignment: OktaAssignment, user: PlatformUser, intent: Intent, changes: dict[str, Change]
-) -> Action | None:
-    """The action for a matched pair that is not plainly in sync (``changes``: the attributes that differ)."""
-
-    def action(kind: ActionKind, reason: str) -> Action:
-        return Action(kind, user.user_name, assignment.okta_user_id, user.scim_id, reason, changes)
-
-    if user.external_id != assignment.okta_user_id:
-        changes["externalId"] = Change(user.external_id, assignment.okta_user_id)
-    if intent.lifecycle is Lifecycle.ACTIVE and not user.active:
-        changes["active"] = Change(False, True)
-        return action(ActionKind.REACTIVATE, "inactive on the platform, " + intent.reason)
-    if "externalId" in changes:
-        return action(ActionKind.LINK, "matched by userName, not linked to its Okta user")
-    if changes:
-        return action(ActionKind.UPDATE, "mapped attributes differ from Okta")
-    return None
-
-
-def _create(assignment: OktaAssignment, projection: Projection) -> Action:
-    wanted = projection.desired(projection.okta_values(assignment))
-    changes = {text: Change(None, value) for text, value in wanted.items()}
-    changes["externalId"] = Change(None, assignment.okta_user_id)
-    changes["active"] = Change(None, True)
-    return Action(
-        ActionKind.CREATE,
-        assignment.user_name,
-        assignment.okta_user_id,
-        None,
-        "assigned and active in Okta, missing on the platform",
-        changes,
-    )
-
-
-def _action_for_leftover(user: PlatformUser, desired_ids: set[str], policy: PlanPolicy) -> Action | None:
-    """A platform user no Okta assignment claimed."""
-
-    okta_user_id = user.external_id if looks_like_okta_user_id(user.external_id) else None
-
-    def action(kind: ActionKind, reason: str, changes: dict[str, Change] | None = None) -> Action:
-        return Action(kind, user.user_name, okta_user_id, user.scim_id, reason, changes or {})
-
-    if user.external_id in desired_ids:
-        return action(
-            ActionKind.CONFLICT, f"duplicate: Okta user {user.external_id} is matched to another platform user"
-        )
-    if okta_user_id is not None:
-        if user.active:
-            return action(
-                ActionKind.DEACTIVATE, "no longer assigned to the app in Okta", {"active": Change(True, False)}
-            )
-        return None
-    if policy.unmanaged == "deactivate":
-        if user.active:
-            return action(
-                ActionKind.DEACTIVATE,
-                "never managed by Okta (policy.unmanaged = deactivate)",
-                {"active": Change(True, False)},
-            )
-        return None
-    state = "active" if user.active else "inactive"
-    return action(ActionKind.UNMANAGED, f"{state} platform user that Okta never managed")
 
 
 def _user_names_after_plan(
@@ -230,11 +107,8 @@ def pair_actions(
 ) -> PairDecisions:
     """What :func:`plan` would decide for each assignment paired with the user its stored SCIM id names.
 
-    Those are the pairs the first matching pass makes, barring a duplicate. A
-    run computes them for each page of assignments as it arrives, while later
-    pages are still on the way, and hands them to :func:`plan` as ``ahead``;
-    the plan takes an entry only for the very pair it matched, so the result is
-    the same as without them, only sooner.
+    Those are the pairs the first matching pass makes, barring a duplicate; :func:`plan` takes them as
+    ``ahead``, an entry only for the very pair it matched, so the result is the same as without them.
     """
     projection = projection_for(mapping)
     decided: PairDecisions = {}
@@ -242,7 +116,7 @@ def pair_actions(
         scim_id = assignment.scim_id
         user = users_by_scim_id.get(scim_id) if scim_id is not None else None
         if user is not None:
-            decided[assignment.okta_user_id] = (user, _action_for_pair(assignment, user, projection, policy))
+            decided[assignment.okta_user_id] = (user, action_for_pair(assignment, user, projection, policy))
     return decided
 
 
@@ -253,91 +127,180 @@ def plan(
     policy: PlanPolicy,
     ahead: Mapping[str, tuple[PlatformUser, Action | None]] | None = None,
     users_by_scim_id: Mapping[str, PlatformUser] | None = None,
+    built: PlanBuilder | None = None,
 ) -> Plan:
     """Compute the actions that bring ``actual`` in line with ``desired``.
 
     ``ahead`` holds pairs already decided by :func:`pair_actions` from the same
-    records, mapping and policy; ``users_by_scim_id``, ``actual`` by SCIM id when the caller has it already.
-    Raises SourceError, before any matching, when
-    Okta's answer left unknown what the plan cannot do without (:func:`unknown_problems`).
+    records, mapping and policy; ``users_by_scim_id``, ``actual`` by SCIM id when the caller has it already;
+    ``built``, a :class:`PlanBuilder` fed as pages arrived: finished when it saw exactly these records.
+    Raises SourceError, before any action is returned, when Okta's answer left
+    unknown what the plan cannot do without (:func:`unknown_problems`).
     """
-    projection = projection_for(mapping)
-    if problems := unknown_problems(desired, projection):
-        raise SourceError("; ".join(problems))
-    matching = match(desired, actual, users_by_scim_id)
-    decide = _Decisions(desired, matching, projection, policy, ahead or {})
-    actions: list[Action] = list(matching.conflicts)
-    in_sync = 0
-    for found in decide.for_assignments():
-        if found is None:
-            in_sync += 1
-        else:
-            actions.append(found)
-    desired_ids = {a.okta_user_id for a in desired}
-    for user in matching.unclaimed(actual):
-        if user.scim_id in matching.ambiguous:
-            continue
-        found = _action_for_leftover(user, desired_ids, policy)
-        if found is None:
-            in_sync += 1
-        else:
-            actions.append(found)
-
-    actions = hold_taken_user_names(actions, actual)
-    actions.sort(key=lambda a: (_KIND_ORDER[a.kind], a.user_name.casefold(), a.scim_id or ""))
-    pairs = {okta_user_id: user.scim_id for okta_user_id, user in matching.pairs.items()}
-    return Plan(tuple(actions), in_sync, pairs)
+    if built is not None and built.saw(desired, actual, mapping, policy):
+        return built.finish()
+    builder = PlanBuilder(actual, mapping, policy, users_by_scim_id, ahead)
+    builder.add(desired)
+    return builder.finish()
 
 
-class _Decisions:
-    """What each assignment needs, in order: its pair's action (decided ahead if it was), a create, or a
-    conflict when its userName stays with another Okta user's platform user; None when nothing is to do."""
+class PlanBuilder:
+    """One plan, built as Okta's pages arrive: :meth:`add` each page in order, then :meth:`finish`.
+
+    A run reads the platform first and Okta's pages one round trip after
+    another, so nearly all the work of a plan (the first matching pass, and
+    the decision for each pair it makes) is done on each page while the next
+    is on its way. What is left for :meth:`finish` follows the drift: the later
+    passes, creates, leftovers, held renames. The result is exactly
+    :func:`plan`'s over the same records, in the same order: :func:`plan` is
+    this builder given everything at once.
+    """
 
     def __init__(
         self,
-        desired: Sequence[OktaAssignment],
-        matching: Matching,
-        projection: Projection,
+        actual: Sequence[PlatformUser],
+        mapping: Mapping[str, SourceSpec],
         policy: PlanPolicy,
-        ahead: Mapping[str, tuple[PlatformUser, Action | None]],
+        users_by_scim_id: Mapping[str, PlatformUser] | None = None,
+        ahead: Mapping[str, tuple[PlatformUser, Action | None]] | None = None,
     ) -> None:
-        self._desired, self._matching, self._projection, self._policy = desired, matching, projection, policy
-        self._ahead = ahead
-        self._names_kept: dict[str, PlatformUser] | None = None
-        """Computed on the first unmatched assignment that could be created: most runs have none."""
+        self._projection, self._policy, self._ahead = projection_for(mapping), policy, ahead or {}
+        self._by_scim_id = users_by_scim_id if users_by_scim_id is not None else {u.scim_id: u for u in actual}
+        self._unknown = UnknownTracker(self._projection)
+        self.desired: list[OktaAssignment] = []
+        self.actual = actual
+        self._matching = Matching(actual)
+        self._decided: list[tuple[int, Action]] = []
+        """(position in the listing, action) of the pairs the first pass made; in sync ones are counted."""
+        self._in_sync = 0
+        self._others: list[tuple[int, OktaAssignment]] = []
+        """The assignments the first pass left, with their positions: decided by :meth:`finish`."""
+        self._failure: Exception | None = None
+        self._ids: set[str] = set()
+        """The Okta user ids of the listing (a platform user linked to one of them is a duplicate)."""
+        self._pair_ids: dict[str, str] = {}
+        """Okta user id → the SCIM id of the first pass's pairs, in their order."""
+        self._plan: Plan | None = None
 
-    def for_assignments(self) -> Iterator[Action | None]:
-        pairs, conflicted, ahead = self._matching.pairs, self._matching.conflicted, self._ahead
-        projection, policy = self._projection, self._policy
-        for assignment in self._desired:
-            okta_user_id = assignment.okta_user_id
-            user = pairs.get(okta_user_id)
-            if user is None:
-                if okta_user_id not in conflicted:  # a conflict is reported already
-                    yield self._unpaired(assignment)
+    def saw(
+        self,
+        desired: Sequence[OktaAssignment],
+        actual: Sequence[PlatformUser],
+        mapping: Mapping[str, SourceSpec],
+        policy: PlanPolicy,
+    ) -> bool:
+        """Whether this builder was made for these very records (in this order), mapping and policy."""
+        return (
+            self._projection is projection_for(mapping)
+            and self._policy is policy
+            and _same_records(self.desired, desired)
+            and _same_records(self.actual, actual)
+        )
+
+    def add(self, assignments: Iterable[OktaAssignment]) -> None:
+        """The next assignments of Okta's listing, in its order: the first pass, and each pair's action."""
+        pairs, claimed, by_scim_id = self._matching.pairs, self._matching.claimed, self._by_scim_id
+        for assignment in assignments:
+            index = len(self.desired)
+            self.desired.append(assignment)
+            self._ids.add(assignment.okta_user_id)
+            self._unknown.see(assignment)
+            scim_id = assignment.scim_id
+            user = by_scim_id.get(scim_id) if scim_id is not None and scim_id not in claimed else None
+            if user is None or assignment.okta_user_id in pairs:  # a repeated Okta id: decided with the rest
+                self._others.append((index, assignment))
                 continue
-            decided = ahead.get(okta_user_id)
-            if decided is not None and decided[0] is user:
-                yield decided[1]
+            pairs[assignment.okta_user_id] = user
+            self._pair_ids[assignment.okta_user_id] = user.scim_id
+            claimed.add(scim_id)  # type: ignore[arg-type]
+            self._decide_pair(index, assignment, user)
+
+    def _decide_pair(self, index: int, assignment: OktaAssignment, user: PlatformUser) -> None:
+        decided = self._ahead.get(assignment.okta_user_id)
+        try:
+            found = decided[1] if decided is not None and decided[0] is user else self._pair_action(assignment, user)
+        except Exception as error:  # raised by finish(), after Okta's answer is judged, as plan() would
+            self._failure = self._failure or error
+            return
+        if found is None:
+            self._in_sync += 1
+        else:
+            self._decided.append((index, found))
+
+    def _pair_action(self, assignment: OktaAssignment, user: PlatformUser) -> Action | None:
+        return action_for_pair(assignment, user, self._projection, self._policy)
+
+    def finish(self) -> Plan:
+        """The plan; SourceError when Okta's answer left unknown what it cannot do without."""
+        if problems := self._unknown.problems(self.desired):
+            raise SourceError("; ".join(problems))
+        if self._failure is not None:
+            raise self._failure
+        if self._plan is not None:
+            return self._plan
+        matching = self._matching
+        first_pass = len(matching.pairs)
+        left = matching.unclaimed(matching.actual)
+        match_the_rest(matching, matching.unmatched([a for _, a in self._others]), left)
+        found = self._decided + self._decide_the_rest()
+        found.sort(key=lambda entry: entry[0])
+        actions = list(matching.conflicts) + [action for _, action in found]
+        for user in left:
+            if user.scim_id in matching.claimed or user.scim_id in matching.ambiguous:
+                continue
+            leftover = action_for_leftover(user, self._ids, self._policy)
+            if leftover is None:
+                self._in_sync += 1
             else:
-                yield _action_for_pair(assignment, user, projection, policy)
+                actions.append(leftover)
+        actions = hold_taken_user_names(actions, matching.actual)
+        actions.sort(key=lambda a: (_KIND_ORDER[a.kind], a.user_name.casefold(), a.scim_id or ""))
+        pairs = self._pair_ids | {
+            okta_user_id: user.scim_id
+            for okta_user_id, user in itertools.islice(matching.pairs.items(), first_pass, None)
+        }
+        self._plan = Plan(tuple(actions), self._in_sync, pairs)
+        return self._plan
+
+    def _decide_the_rest(self) -> list[tuple[int, Action]]:
+        """What each assignment the first pass left needs: its pair's action (a later pass matched it), a
+        create, or a conflict when its userName stays with another Okta user's platform user."""
+        pairs, conflicted = self._matching.pairs, self._matching.conflicted
+        found = []
+        names_kept: dict[str, PlatformUser] | None = None
+        for index, assignment in self._others:
+            user = pairs.get(assignment.okta_user_id)
+            if user is not None:
+                action = self._pair_action(assignment, user)
+            elif assignment.okta_user_id in conflicted:  # its conflict is reported already
+                continue
+            elif intended_lifecycle(assignment, self._policy).lifecycle is not Lifecycle.ACTIVE:
+                action = None
+            else:
+                if names_kept is None:
+                    names_kept = _user_names_after_plan(
+                        self.desired, self._matching, self._projection, self._policy, self._created_names()
+                    )
+                action = self._create_or_conflict(assignment, names_kept)
+            if action is None:
+                self._in_sync += 1
+            else:
+                found.append((index, action))
+        return found
 
     def _created_names(self) -> frozenset[str]:
         """The userNames (casefolded) of the unmatched assignments Okta wants active: what a create takes."""
+        pairs, conflicted = self._matching.pairs, self._matching.conflicted
         return frozenset(
             a.user_name.casefold()
-            for a in self._matching.unmatched(self._desired)
-            if intended_lifecycle(a, self._policy).lifecycle is Lifecycle.ACTIVE
+            for _, a in self._others
+            if a.okta_user_id not in pairs
+            and a.okta_user_id not in conflicted
+            and intended_lifecycle(a, self._policy).lifecycle is Lifecycle.ACTIVE
         )
 
-    def _unpaired(self, assignment: OktaAssignment) -> Action | None:
-        if intended_lifecycle(assignment, self._policy).lifecycle is not Lifecycle.ACTIVE:
-            return None
-        if self._names_kept is None:
-            self._names_kept = _user_names_after_plan(
-                self._desired, self._matching, self._projection, self._policy, self._created_names()
-            )
-        if (holder := self._names_kept.get(assignment.user_name.casefold())) is not None:
+    def _create_or_conflict(self, assignment: OktaAssignment, names_kept: Mapping[str, PlatformUser]) -> Action:
+        if (holder := names_kept.get(assignment.user_name.casefold())) is not None:
             return Action(
                 ActionKind.CONFLICT,
                 assignment.user_name,
@@ -345,7 +308,11 @@ class _Decisions:
                 None,
                 f"missing, but its userName stays with platform user {holder.scim_id} of another Okta user",
             )
-        return _create(assignment, self._projection)
+        return create_action(assignment, self._projection)
+
+
+def _same_records(seen: Sequence[object], read: Sequence[object]) -> bool:
+    return len(seen) == len(read) and all(a is b for a, b in zip(seen, read, strict=True))
 
 
 def group_member_links(

@@ -15,7 +15,7 @@ from reconciler.net.shared_pacing import SharedRateLimitBudget
 from reconciler.okta.source import OktaSource
 from reconciler.plan.mapping import profile_fields, resource_attributes
 from reconciler.plan.projection import projection_for
-from reconciler.plan.users import PairDecisions, pair_actions
+from reconciler.plan.users import PlanBuilder
 from reconciler.run.apply import Applier, ApplyResult
 from reconciler.run.group_apply import GroupApplier
 from reconciler.scim.groups import ScimGroups
@@ -85,34 +85,38 @@ def scim_reader(config: Config, progress: ProgressListener = NO_PROGRESS) -> Sci
 
 
 class Lookahead:
-    """Decides likely pairs (:func:`~reconciler.plan.users.pair_actions`) while Okta pages are still arriving.
+    """Builds the plan (:class:`~reconciler.plan.users.PlanBuilder`) while Okta pages are still arriving.
 
     The platform's listing is done long before Okta's, whose pages come one
     round trip after another: each page that arrives once the platform is
-    known is decided in the meantime, so little planning is left at the end.
+    known is matched and decided in the meantime, so little planning is left
+    for the end of the run.
     """
 
     def __init__(self, config: Config) -> None:
         self._mapping, self._policy = config.mapping, config.policy
-        self._users: dict[str, PlatformUser] | None = None
-        self._waiting: list[OktaAssignment] = []
-        self.decided: PairDecisions = {}
+        self._builder: PlanBuilder | None = None
+        self._waiting: list[list[OktaAssignment]] = []
+        self.users_by_scim_id: dict[str, PlatformUser] | None = None
+        """The platform's users by SCIM id, once read."""
 
     def okta_page(self, assignments: list[OktaAssignment]) -> None:
-        if self._users is None:
-            self._waiting.extend(assignments)
+        if self._builder is None:
+            self._waiting.append(assignments)
         else:
-            self.decided.update(pair_actions(assignments, self._users, self._mapping, self._policy))
-
-    @property
-    def users_by_scim_id(self) -> dict[str, PlatformUser] | None:
-        """The platform's users by SCIM id, once read (what the plan's first matching pass looks up)."""
-        return self._users
+            self._builder.add(assignments)
 
     def platform_read(self, users: list[PlatformUser]) -> None:
-        self._users = {user.scim_id: user for user in users}
+        self.users_by_scim_id = {user.scim_id: user for user in users}
+        self._builder = PlanBuilder(users, self._mapping, self._policy, self.users_by_scim_id)
         waiting, self._waiting = self._waiting, []
-        self.okta_page(waiting)
+        for page in waiting:
+            self._builder.add(page)
+
+    @property
+    def builder(self) -> PlanBuilder | None:
+        """The plan built so far (None until the platform is read)."""
+        return self._builder
 
 
 async def read_both_sides(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from reconciler.config.mapping import DEFAULT_MAPPING
 from reconciler.models.records import ActionKind, OktaAssignment, PlatformUser
 from reconciler.models.scim_path import build_resource
-from reconciler.plan.users import pair_actions, plan
+from reconciler.plan.users import PlanBuilder, pair_actions, plan
 from tests.conftest import examples
 from tests.support.factories import okta_id
 from tests.support.target_model import apply_to_model
@@ -184,3 +185,16 @@ def test_no_plan_deletes_a_platform_user(desired, actual, policy):
     assert not any("delete" in action.kind.value for action in result.actions)
     after = apply_to_model(actual, result.actions)
     assert {u.scim_id for u in actual} <= {u.scim_id for u in after}
+
+
+@SETTINGS
+@given(assignments(), platform_users(), policies, st.lists(st.integers(min_value=0, max_value=8), max_size=3))
+def test_a_plan_built_page_by_page_as_okta_answers_is_the_plan_of_the_whole_listing(desired, actual, policy, cuts):
+    """A run feeds each Okta page to a PlanBuilder as it arrives: the plan must be the one of the whole listing."""
+    builder = PlanBuilder(actual, DEFAULT_MAPPING, policy)
+    bounds = [0, *sorted(min(cut, len(desired)) for cut in cuts), len(desired)]
+    for start, end in itertools.pairwise(bounds):
+        builder.add(desired[start:end])
+    whole = plan(desired, actual, DEFAULT_MAPPING, policy)
+    assert builder.finish() == whole
+    assert builder.finish().pairs == whole.pairs

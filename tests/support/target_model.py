@@ -24,7 +24,7 @@ def _as_user(resource: dict) -> PlatformUser:
 def apply_to_model(users: Sequence[PlatformUser], actions: Iterable[Action]) -> list[PlatformUser]:
     """The platform after ``actions``; a write onto a userName another user holds raises, like a 409."""
     by_id = {u.scim_id: u for u in users}
-    new_ids = (f"created-{n}" for n in itertools.count(1))
+    new_ids = (f"created-{n}" for n in itertools.count(1) if f"created-{n}" not in by_id)  # ids a server never reuses
     writes = sorted((a for a in actions if a.writes), key=lambda a: APPLY_ORDER.index(a.kind))
     for action in writes:
         after = {path: change.after for path, change in action.changes.items()}
