@@ -114,7 +114,7 @@ def unknown_problems(desired: Sequence[OktaAssignment], projection: Projection) 
     """
     tracker = UnknownTracker(projection)
     for assignment in desired:
-        tracker.see(assignment)
+        tracker.see(assignment, projection.okta_values(assignment))
     return tracker.problems(desired)
 
 
@@ -128,10 +128,12 @@ class UnknownTracker:
         self._never_known = {i for i in range(len(projection.attributes)) if i != self._name_index}
         """The other attributes no assignment seen so far had a value for (soon none)."""
 
-    def see(self, assignment: OktaAssignment) -> None:
-        values = self._projection.okta_values(assignment)
-        if self._name_index is not None and not _known_name(values[self._name_index]):
-            self._unknown_names.append(assignment)
+    def see(self, assignment: OktaAssignment, values: Values) -> None:
+        """One more assignment of the listing, with its values (:meth:`Projection.okta_values`)."""
+        if self._name_index is not None:
+            name = values[self._name_index]
+            if (type(name) is not str or not name) and not _known_name(name):
+                self._unknown_names.append(assignment)
         if self._never_known:
             self._never_known = {i for i in self._never_known if values[i] is UNKNOWN}
 

@@ -181,6 +181,7 @@ class PlanBuilder:
         self._pair_ids: dict[str, str] = {}
         """Okta user id → the SCIM id of the first pass's pairs, in their order."""
         self._plan: Plan | None = None
+        self._lifecycles: dict[tuple[str | None, str | None], bool] = {}
 
     def saw(
         self,
@@ -198,22 +199,54 @@ class PlanBuilder:
         )
 
     def add(self, assignments: Iterable[OktaAssignment]) -> None:
-        """The next assignments of Okta's listing, in its order: the first pass, and each pair's action."""
+        """The next assignments of Okta's listing, in its order: the first pass, and each pair's action.
+
+        Written for the common case, a pair in sync, decided inline at the cost of a few lookups and one
+        comparison of values; anything else goes through :func:`action_for_pair`.
+        """
         pairs, claimed, by_scim_id = self._matching.pairs, self._matching.claimed, self._by_scim_id
+        desired, ids, others, pair_ids = self.desired, self._ids, self._others, self._pair_ids
+        projection, see, kept_active = self._projection, self._unknown.see, self._kept_active
+        inline = not self._ahead
         for assignment in assignments:
-            index = len(self.desired)
-            self.desired.append(assignment)
-            self._ids.add(assignment.okta_user_id)
-            self._unknown.see(assignment)
+            index = len(desired)
+            desired.append(assignment)
+            okta_user_id = assignment.okta_user_id
+            ids.add(okta_user_id)
+            wanted = assignment.values if assignment.projection is projection else projection.read_okta(assignment)
+            see(assignment, wanted)
             scim_id = assignment.scim_id
             user = by_scim_id.get(scim_id) if scim_id is not None and scim_id not in claimed else None
-            if user is None or assignment.okta_user_id in pairs:  # a repeated Okta id: decided with the rest
-                self._others.append((index, assignment))
+            if user is None or okta_user_id in pairs:  # a repeated Okta id: decided with the rest
+                others.append((index, assignment))
                 continue
-            pairs[assignment.okta_user_id] = user
-            self._pair_ids[assignment.okta_user_id] = user.scim_id
+            pairs[okta_user_id] = user
+            pair_ids[okta_user_id] = user.scim_id
             claimed.add(scim_id)  # type: ignore[arg-type]
-            self._decide_pair(index, assignment, user)
+            try:
+                in_sync = (
+                    inline
+                    and user.active
+                    and user.external_id == okta_user_id
+                    and kept_active(assignment)
+                    and wanted == projection.platform_values(user)
+                )
+            except Exception:  # a value too deep to compare: action_for_pair meets it again, and it is kept
+                in_sync = False
+            if in_sync:
+                self._in_sync += 1
+            else:
+                self._decide_pair(index, assignment, user)
+
+    def _kept_active(self, assignment: OktaAssignment) -> bool:
+        """Whether Okta leaves the user active or as it is (not INACTIVE), per status pair, cached."""
+        key = (assignment.app_status, assignment.user_status)
+        found = self._lifecycles.get(key)
+        if found is None:
+            found = self._lifecycles[key] = (
+                intended_lifecycle(assignment, self._policy).lifecycle is not Lifecycle.INACTIVE
+            )
+        return found
 
     def _decide_pair(self, index: int, assignment: OktaAssignment, user: PlatformUser) -> None:
         decided = self._ahead.get(assignment.okta_user_id)
