@@ -6,6 +6,7 @@ decides who is who; these decide what to do. Pure: no I/O.
 from __future__ import annotations
 
 import functools
+from collections.abc import Container
 from dataclasses import dataclass
 from enum import Enum
 from typing import Literal, Protocol
@@ -78,10 +79,10 @@ def action_for_pair(
                 {"active": Change(True, False)},
             )
         return None
-    wanted, current = projection.okta_values(assignment), projection.platform_values(user)
-    if wanted == current and user.external_id == assignment.okta_user_id and user.active:
+    wanted = projection.okta_values(assignment)
+    if user.external_id == assignment.okta_user_id and user.active and projection.same_values(wanted, user):
         return None  # in sync: what 99 % of users are, at the cost of one comparison
-    return pair_drift(assignment, user, intent, projection.changes(wanted, current))
+    return pair_drift(assignment, user, intent, projection.changes(wanted, projection.platform_values(user)))
 
 
 def pair_drift(
@@ -119,7 +120,7 @@ def create_action(assignment: OktaAssignment, projection: Projection) -> Action:
     )
 
 
-def action_for_leftover(user: PlatformUser, desired_ids: set[str], policy: PlanPolicy) -> Action | None:
+def action_for_leftover(user: PlatformUser, desired_ids: Container[str], policy: PlanPolicy) -> Action | None:
     """A platform user no Okta assignment claimed."""
 
     okta_user_id = user.external_id if looks_like_okta_user_id(user.external_id) else None

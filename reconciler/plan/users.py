@@ -176,8 +176,6 @@ class PlanBuilder:
         self._others: list[tuple[int, OktaAssignment]] = []
         """The assignments the first pass left, with their positions: decided by :meth:`finish`."""
         self._failure: Exception | None = None
-        self._ids: set[str] = set()
-        """The Okta user ids of the listing (a platform user linked to one of them is a duplicate)."""
         self._pair_ids: dict[str, str] = {}
         """Okta user id → the SCIM id of the first pass's pairs, in their order."""
         self._plan: Plan | None = None
@@ -205,14 +203,13 @@ class PlanBuilder:
         comparison of values; anything else goes through :func:`action_for_pair`.
         """
         pairs, claimed, by_scim_id = self._matching.pairs, self._matching.claimed, self._by_scim_id
-        desired, ids, others, pair_ids = self.desired, self._ids, self._others, self._pair_ids
+        desired, others, pair_ids = self.desired, self._others, self._pair_ids
         projection, see, kept_active = self._projection, self._unknown.see, self._kept_active
         inline = not self._ahead
         for assignment in assignments:
             index = len(desired)
             desired.append(assignment)
             okta_user_id = assignment.okta_user_id
-            ids.add(okta_user_id)
             wanted = assignment.values if assignment.projection is projection else projection.read_okta(assignment)
             see(assignment, wanted)
             scim_id = assignment.scim_id
@@ -229,7 +226,7 @@ class PlanBuilder:
                     and user.active
                     and user.external_id == okta_user_id
                     and kept_active(assignment)
-                    and wanted == projection.platform_values(user)
+                    and projection.same_values(wanted, user)
                 )
             except Exception:  # a value too deep to compare: action_for_pair meets it again, and it is kept
                 in_sync = False
@@ -278,10 +275,11 @@ class PlanBuilder:
         found = self._decided + self._decide_the_rest()
         found.sort(key=lambda entry: entry[0])
         actions = list(matching.conflicts) + [action for _, action in found]
+        listed = _OktaIds(matching.pairs, {a.okta_user_id for _, a in self._others})
         for user in left:
             if user.scim_id in matching.claimed or user.scim_id in matching.ambiguous:
                 continue
-            leftover = action_for_leftover(user, self._ids, self._policy)
+            leftover = action_for_leftover(user, listed, self._policy)
             if leftover is None:
                 self._in_sync += 1
             else:
@@ -342,6 +340,16 @@ class PlanBuilder:
                 f"missing, but its userName stays with platform user {holder.scim_id} of another Okta user",
             )
         return create_action(assignment, self._projection)
+
+
+class _OktaIds:
+    """The listing's Okta user ids, without a set of them all: every one is paired or was left by the first pass."""
+
+    def __init__(self, paired: Mapping[str, object], others: set[str]) -> None:
+        self._paired, self._others = paired, others
+
+    def __contains__(self, okta_user_id: object) -> bool:
+        return okta_user_id in self._paired or okta_user_id in self._others
 
 
 def _same_records(seen: Sequence[object], read: Sequence[object]) -> bool:

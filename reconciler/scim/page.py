@@ -144,7 +144,7 @@ class PageDecoder:
             del resource[key]
         if projection is None:
             return checked_user(resource, version, True)
-        values = projection.read_platform(resource)
+        values = projection.pack(projection.read_platform(resource))
         return checked_user(resource, version, True, StoredResource(_encode(resource)), values, projection)
 
 
