@@ -22,7 +22,7 @@ Who is who is :mod:`reconciler.plan.matching`'s; what one user needs,
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from reconciler.config.mapping import SourceSpec
 from reconciler.errors import SourceError
@@ -196,11 +196,12 @@ class PlanBuilder:
             and _same_records(self.actual, actual)
         )
 
-    def add(self, assignments: Iterable[OktaAssignment]) -> None:
+    def add(self, assignments: Iterable[OktaAssignment], settled: Callable[[PlatformUser], None] | None = None) -> None:
         """The next assignments of Okta's listing, in its order: the first pass, and each pair's action.
 
         Written for the common case, a pair in sync, decided inline at the cost of a few lookups and one
-        comparison of values; anything else goes through :func:`action_for_pair`.
+        comparison of values; anything else goes through :func:`action_for_pair`. ``settled`` is told each
+        platform user found in sync here: no action of this plan will name it.
         """
         pairs, claimed, by_scim_id = self._matching.pairs, self._matching.claimed, self._by_scim_id
         desired, others, pair_ids = self.desired, self._others, self._pair_ids
@@ -232,6 +233,8 @@ class PlanBuilder:
                 in_sync = False
             if in_sync:
                 self._in_sync += 1
+                if settled is not None:
+                    settled(user)
             else:
                 self._decide_pair(index, assignment, user)
 

@@ -20,6 +20,7 @@ from reconciler.run.apply import Applier, ApplyResult
 from reconciler.run.group_apply import GroupApplier
 from reconciler.scim.groups import ScimGroups
 from reconciler.scim.http import ScimConnection
+from reconciler.scim.page import release_resource
 from reconciler.scim.reader import ScimReader
 from reconciler.scim.writer import ScimWriter
 from reconciler.store import Store
@@ -104,14 +105,14 @@ class Lookahead:
         if self._builder is None:
             self._waiting.append(assignments)
         else:
-            self._builder.add(assignments)
+            self._builder.add(assignments, release_resource)
 
     def platform_read(self, users: list[PlatformUser]) -> None:
         self.users_by_scim_id = {user.scim_id: user for user in users}
         self._builder = PlanBuilder(users, self._mapping, self._policy, self.users_by_scim_id)
         waiting, self._waiting = self._waiting, []
         for page in waiting:
-            self._builder.add(page)
+            self._builder.add(page, release_resource)
 
     @property
     def builder(self) -> PlanBuilder | None:

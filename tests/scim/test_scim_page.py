@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reconciler.scim.page import PageError, page_decoder
+from reconciler.scim.page import PageError, page_decoder, release_resource
 
 ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 RESOURCE = {
@@ -58,3 +58,14 @@ def test_without_keep_the_resource_is_whole() -> None:
 def test_what_cannot_be_read_is_named(keep: frozenset[str] | None, body: bytes, says: str) -> None:
     with pytest.raises((PageError, ValueError), match=says):
         page_decoder(keep).decode(body)
+
+
+def test_a_released_user_says_so_when_read_by_mistake() -> None:
+    decoder = page_decoder(frozenset({"name"}))
+    (user,) = decoder.decode(json.dumps({"totalResults": 1, "Resources": [RESOURCE]}).encode())[1]
+    release_resource(user)
+    with pytest.raises(RuntimeError, match="released"):
+        dict(user.resource)
+    whole = page_decoder(None).decode(json.dumps({"totalResults": 1, "Resources": [RESOURCE]}).encode())[1][0]
+    release_resource(whole)  # a whole user is the caller's own: kept
+    assert whole.resource == RESOURCE
