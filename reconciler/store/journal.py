@@ -50,12 +50,9 @@ _COMPLETE_GROUP_ACTION: Final = _completion(GroupActionRecord)
 """Built once, so that recording each write reuses one compiled statement."""
 
 
-def _action_record(run_id: int, action: Action, status: ActionStatus, error: str | None = None) -> ActionRecord:
-    return ActionRecord(**_action_row(run_id, action, status, error))
-
-
 def _action_row(run_id: int, action: Action, status: ActionStatus, error: str | None = None) -> dict[str, Any]:
-    """An ``actions`` row's columns (the id aside), as :class:`ActionRecord` holds them."""
+    """An ``actions`` row's columns (the id aside), as :class:`ActionRecord` holds them: built as a dict,
+    since a model object costs more than the INSERT it feeds, once per write."""
     return {
         "run_id": run_id,
         "scim_id": action.scim_id,
@@ -119,7 +116,7 @@ class ActionJournal(Repository):
         This and :meth:`record_outcome` run once per write, so they use plain
         SQL statements: the ORM's unit of work costs milliseconds per row.
         """
-        return self._insert(_INSERT_ACTION, _action_record(run_id, action, ActionStatus.PENDING))
+        return self._insert(_INSERT_ACTION, _action_row(run_id, action, ActionStatus.PENDING))
 
     def record_outcome(
         self, action_id: int, succeeded: bool, error: str | None = None, scim_id: str | None = None
@@ -146,7 +143,8 @@ class ActionJournal(Repository):
 
     def record_group_intent(self, run_id: int, action: GroupAction) -> int:
         """Record the group ``action`` as pending before its request is sent (plain SQL, as :meth:`record_intent`)."""
-        return self._insert(_INSERT_GROUP_ACTION, _group_action_record(run_id, action, ActionStatus.PENDING))
+        row = _group_action_record(run_id, action, ActionStatus.PENDING).model_dump(exclude={"id"})
+        return self._insert(_INSERT_GROUP_ACTION, row)
 
     def record_group_outcome(
         self, action_id: int, succeeded: bool, error: str | None = None, scim_id: str | None = None
@@ -168,9 +166,9 @@ class ActionJournal(Repository):
 
     # --- the statements -------------------------------------------------------------------------
 
-    def _insert(self, statement: sa.Insert, record: ActionRecord | GroupActionRecord) -> int:
+    def _insert(self, statement: sa.Insert, row: dict[str, Any]) -> int:
         with self.engine.begin() as connection:
-            inserted = connection.execute(statement, record.model_dump(exclude={"id"})).inserted_primary_key
+            inserted = connection.execute(statement, row).inserted_primary_key
         assert inserted is not None
         return int(inserted[0])
 
