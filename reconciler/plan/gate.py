@@ -73,9 +73,30 @@ class Populations:
     """Okta's count at the last trusted run; None on a first run."""
 
     @classmethod
-    def of(cls, desired: Sequence[OktaAssignment], actual: Sequence[PlatformUser], previous: int | None) -> Populations:
-        managed = [u for u in actual if looks_like_okta_user_id(u.external_id)]
-        return cls(len(desired), len(managed), sum(u.active for u in managed), previous)
+    def of(
+        cls,
+        desired: Sequence[OktaAssignment],
+        actual: Sequence[PlatformUser],
+        previous: int | None,
+        managed: ManagedCount | None = None,
+    ) -> Populations:
+        """``managed``: :func:`managed_count` of ``actual``, when counted already."""
+        count = managed if managed is not None else managed_count(actual)
+        return cls(len(desired), count.managed, count.active, previous)
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedCount:
+    """Platform users linked to an Okta user, and how many of them are active."""
+
+    managed: int
+    active: int
+
+
+def managed_count(actual: Sequence[PlatformUser]) -> ManagedCount:
+    """Counted once the platform is read (a run does it while Okta's pages still come)."""
+    managed = [u for u in actual if looks_like_okta_user_id(u.external_id)]
+    return ManagedCount(len(managed), sum(u.active for u in managed))
 
 
 @dataclass(frozen=True, slots=True)

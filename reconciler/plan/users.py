@@ -79,20 +79,25 @@ def _user_names_after_plan(
         name = user.user_name.casefold()
         if name in wanted:
             held[name] = user
-    index = projection.user_name_index
     pairs = matching.pairs
     for assignment in desired:
         user = pairs.get(assignment.okta_user_id)
         if user is None:
             continue
-        name = user.user_name
-        if index is not None and intended_lifecycle(assignment, policy).lifecycle is not Lifecycle.INACTIVE:
-            wanted_name = projection.okta_values(assignment)[index]
-            name = user.user_name if wanted_name is UNKNOWN else str(wanted_name)
-        folded = name.casefold()
+        folded = _name_after_plan(assignment, user, projection, policy).casefold()
         if folded in wanted:
             held[folded] = user
     return held
+
+
+def _name_after_plan(assignment: OktaAssignment, user: PlatformUser, projection: Projection, policy: PlanPolicy) -> str:
+    """The userName a matched user holds once the plan is applied: its own when deactivated (or when
+    Okta's is unknown), Okta's otherwise."""
+    index = projection.user_name_index
+    if index is None or intended_lifecycle(assignment, policy).lifecycle is Lifecycle.INACTIVE:
+        return user.user_name
+    wanted_name = projection.okta_values(assignment)[index]
+    return user.user_name if wanted_name is UNKNOWN else str(wanted_name)
 
 
 PairDecisions = dict[str, tuple[PlatformUser, Action | None]]
@@ -180,6 +185,8 @@ class PlanBuilder:
         """Okta user id → the SCIM id of the first pass's pairs, in their order."""
         self._plan: Plan | None = None
         self._lifecycles: dict[tuple[str | None, str | None], bool] = {}
+        self._slow_pairs: list[tuple[OktaAssignment, PlatformUser]] = []
+        """The first pass's pairs not found in sync inline (a rename, a deactivation: the drift)."""
 
     def saw(
         self,
@@ -236,6 +243,7 @@ class PlanBuilder:
                 if settled is not None:
                     settled(user)
             else:
+                self._slow_pairs.append((assignment, user))
                 self._decide_pair(index, assignment, user)
 
     def _kept_active(self, assignment: OktaAssignment) -> bool:
@@ -312,15 +320,29 @@ class PlanBuilder:
                 action = None
             else:
                 if names_kept is None:
-                    names_kept = _user_names_after_plan(
-                        self.desired, self._matching, self._projection, self._policy, self._created_names()
-                    )
+                    names_kept = self._names_kept(self._created_names())
                 action = self._create_or_conflict(assignment, names_kept)
             if action is None:
                 self._in_sync += 1
             else:
                 found.append((index, action))
         return found
+
+    def _names_kept(self, wanted: frozenset[str]) -> dict[str, PlatformUser]:
+        """:func:`_user_names_after_plan` for the names creates would take, without its walk over every pair
+        when none can be held: a pair found in sync keeps its name (Okta's is the platform's), so only a
+        user holding one of them now, or a pair decided otherwise that takes one, can."""
+        matching, projection, policy = self._matching, self._projection, self._policy
+        held_now = any(user.user_name.casefold() in wanted for user in matching.actual)
+        others = ((a, matching.pairs.get(a.okta_user_id)) for _, a in self._others)
+        taken = any(
+            _name_after_plan(assignment, user, projection, policy).casefold() in wanted
+            for assignment, user in itertools.chain(self._slow_pairs, others)
+            if user is not None
+        )
+        if not held_now and not taken:
+            return {}
+        return _user_names_after_plan(self.desired, matching, projection, policy, wanted)
 
     def _created_names(self) -> frozenset[str]:
         """The userNames (casefolded) of the unmatched assignments Okta wants active: what a create takes."""

@@ -233,7 +233,7 @@ def _plan_and_gate(config: Config, store: Store, outcome: RunOutcome, lookahead:
     )
     outcome.acknowledged = acknowledged_in(outcome.plan, store.acknowledgements(fingerprint(config)))
     previous = store.last_trusted_source_count(fingerprint(config), outcome.run_id)
-    populations = Populations.of(outcome.desired, outcome.actual, previous)
+    populations = Populations.of(outcome.desired, outcome.actual, previous, lookahead.managed_of(outcome.actual))
     store.record_populations(outcome.run_id, populations.assignments, populations.managed)
     store.record_plan_counts(outcome.run_id, outcome.plan.summary())
     groups = _plan_groups(config, store, outcome) if config.groups.enabled else None

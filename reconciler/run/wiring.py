@@ -4,7 +4,7 @@ both sides read at once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from reconciler.config.model import Config
 from reconciler.hooks import NO_PROGRESS, ProgressListener
@@ -13,6 +13,7 @@ from reconciler.models.records import OktaAssignment, PlatformUser
 from reconciler.net.pacing import AdaptiveLimit, BudgetFactory, all_or_cancel
 from reconciler.net.shared_pacing import SharedRateLimitBudget
 from reconciler.okta.source import OktaSource
+from reconciler.plan.gate import ManagedCount, managed_count
 from reconciler.plan.mapping import profile_fields, resource_attributes
 from reconciler.plan.projection import projection_for
 from reconciler.plan.users import PlanBuilder
@@ -100,6 +101,8 @@ class Lookahead:
         self._waiting: list[list[OktaAssignment]] = []
         self.users_by_scim_id: dict[str, PlatformUser] | None = None
         """The platform's users by SCIM id, once read."""
+        self._platform: list[PlatformUser] | None = None
+        self._managed: ManagedCount | None = None
 
     def okta_page(self, assignments: list[OktaAssignment]) -> None:
         if self._builder is None:
@@ -109,10 +112,15 @@ class Lookahead:
 
     def platform_read(self, users: list[PlatformUser]) -> None:
         self.users_by_scim_id = {user.scim_id: user for user in users}
+        self._platform, self._managed = users, managed_count(users)
         self._builder = PlanBuilder(users, self._mapping, self._policy, self.users_by_scim_id)
         waiting, self._waiting = self._waiting, []
         for page in waiting:
             self._builder.add(page, release_resource)
+
+    def managed_of(self, actual: Sequence[PlatformUser]) -> ManagedCount | None:
+        """The platform's managed users, counted when it was read, if ``actual`` is that very listing."""
+        return self._managed if actual is self._platform else None
 
     @property
     def builder(self) -> PlanBuilder | None:
