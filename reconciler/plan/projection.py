@@ -154,6 +154,9 @@ class UnknownTracker:
         self._unknown_names: list[OktaAssignment] = []
         self._never_known = {i for i in range(len(projection.attributes)) if i != self._name_index}
         """The other attributes no assignment seen so far had a value for (soon none)."""
+        self.complete = not self._never_known
+        """Every other attribute had a value for some assignment: only a ``userName`` left unknown can
+        still be a problem (a caller may then judge a non-empty string name itself, and skip :meth:`see`)."""
 
     def see(self, assignment: OktaAssignment, values: Values) -> None:
         """One more assignment of the listing, with its values (:meth:`Projection.okta_values`)."""
@@ -163,6 +166,7 @@ class UnknownTracker:
                 self._unknown_names.append(assignment)
         if self._never_known:
             self._never_known = {i for i in self._never_known if values[i] is UNKNOWN}
+            self.complete = not self._never_known
 
     def problems(self, desired: Sequence[OktaAssignment]) -> list[str]:
         """One line per problem, in the mapping's order; none for a listing without users."""

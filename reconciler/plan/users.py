@@ -211,15 +211,19 @@ class PlanBuilder:
         platform user found in sync here: no action of this plan will name it.
         """
         pairs, claimed, by_scim_id = self._matching.pairs, self._matching.claimed, self._by_scim_id
-        desired, others, pair_ids = self.desired, self._others, self._pair_ids
-        projection, see, kept_active = self._projection, self._unknown.see, self._kept_active
+        desired, others, pair_ids, tracker = self.desired, self._others, self._pair_ids, self._unknown
+        projection, same_values, lifecycles = self._projection, self._projection.same_values, self._lifecycles
+        name_index = projection.user_name_index
         inline = not self._ahead
-        for assignment in assignments:
-            index = len(desired)
+        in_sync_here = 0
+        for index, assignment in enumerate(assignments, start=len(desired)):
             desired.append(assignment)
             okta_user_id = assignment.okta_user_id
             wanted = assignment.values if assignment.projection is projection else projection.read_okta(assignment)
-            see(assignment, wanted)
+            if not tracker.complete or name_index is None:
+                tracker.see(assignment, wanted)
+            elif type(name := wanted[name_index]) is not str or not name:  # the common case decided inline
+                tracker.see(assignment, wanted)
             scim_id = assignment.scim_id
             user = by_scim_id.get(scim_id) if scim_id is not None and scim_id not in claimed else None
             if user is None or okta_user_id in pairs:  # a repeated Okta id: decided with the rest
@@ -228,23 +232,27 @@ class PlanBuilder:
             pairs[okta_user_id] = user
             pair_ids[okta_user_id] = user.scim_id
             claimed.add(scim_id)  # type: ignore[arg-type]
+            kept_active = lifecycles.get((assignment.app_status, assignment.user_status))
+            if kept_active is None:
+                kept_active = self._kept_active(assignment)
             try:
                 in_sync = (
                     inline
+                    and kept_active
                     and user.active
                     and user.external_id == okta_user_id
-                    and kept_active(assignment)
-                    and projection.same_values(wanted, user)
+                    and same_values(wanted, user)
                 )
             except Exception:  # a value too deep to compare: action_for_pair meets it again, and it is kept
                 in_sync = False
             if in_sync:
-                self._in_sync += 1
+                in_sync_here += 1
                 if settled is not None:
                     settled(user)
             else:
                 self._slow_pairs.append((assignment, user))
                 self._decide_pair(index, assignment, user)
+        self._in_sync += in_sync_here
 
     def _kept_active(self, assignment: OktaAssignment) -> bool:
         """Whether Okta leaves the user active or as it is (not INACTIVE), per status pair, cached."""
