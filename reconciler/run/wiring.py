@@ -136,9 +136,8 @@ async def read_both_sides(
     The first error cancels the other read, so nothing keeps running on a
     client that is about to be closed.
     """
-    await reader.discover()
-    okta = asyncio.create_task(source.list_assignments())
-    scim = asyncio.create_task(reader.list_users())
+    okta = asyncio.create_task(source.list_assignments())  # Okta's chain is the long one: it starts first
+    scim = asyncio.create_task(reader.list_users())  # which discovers the platform's paging first
     if lookahead is not None:
         scim.add_done_callback(lambda done: _tell_platform_read(done, lookahead))
     desired, actual = await all_or_cancel(okta, scim)
