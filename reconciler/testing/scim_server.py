@@ -73,7 +73,7 @@ def _wait_until_serving(server: RunningScimServer, deadline_s: float, stderr: IO
 def run_scim2_server(
     token: str, extra_args: Sequence[str] = (), start_timeout_s: float = 20.0
 ) -> Iterator[RunningScimServer]:
-    """Start `scim2-server --bearer-token TOKEN [extra_args]` on 127.0.0.1 and stop it on exit."""
+    """Start `scim2-server --bearer-token=TOKEN [extra_args]` on 127.0.0.1 and stop it on exit."""
     for attempt in range(1, PORT_ATTEMPTS + 1):
         with tempfile.TemporaryFile() as stderr:
             server = _start(token, extra_args, stderr)
@@ -96,7 +96,9 @@ def run_scim2_server(
 
 def _start(token: str, extra_args: Sequence[str], stderr: IO[bytes]) -> RunningScimServer:
     port = free_loopback_port()
-    command = [*_scim2_server_command(), "--hostname", "127.0.0.1", "--port", str(port), "--bearer-token", token]
+    # --bearer-token=TOKEN in one argument: a random token may start with "-", which argparse would read as
+    # another option (secrets.token_urlsafe draws from an alphabet with "-" in it)
+    command = [*_scim2_server_command(), "--hostname", "127.0.0.1", "--port", str(port), f"--bearer-token={token}"]
     process = subprocess.Popen([*command, *extra_args], stdout=subprocess.DEVNULL, stderr=stderr)
     return RunningScimServer(base_url=f"http://127.0.0.1:{port}/v2", token=token, process=process)
 
