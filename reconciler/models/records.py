@@ -92,10 +92,9 @@ class PlatformUser(msgspec.Struct, frozen=True, gc=False):
     """``meta.version``: the ETag, when the server gives one."""
     partial: bool = False
     """``resource`` holds only the attributes a run compares; read the user again before a PUT."""
-    values: tuple[Any, ...] | bytes | None = None
+    values: bytes | None = None
     """The mapped attributes' values on the platform, read once when the page was decoded with ``projection``
-    (see :mod:`reconciler.plan.projection`), kept as a tuple or as its JSON; None: read from ``resource``
-    when needed."""
+    (see :mod:`reconciler.plan.projection`) and kept as their JSON; None: read from ``resource`` when needed."""
     projection: Any = None
     """The :class:`~reconciler.plan.projection.Projection` that read ``values``."""
 

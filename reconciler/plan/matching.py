@@ -5,15 +5,16 @@ user id, then userName (case-insensitive). Each platform user is claimed by at
 most one Okta user; a second platform user for the same Okta user is a
 duplicate (what a missed rename leaves behind) and becomes a CONFLICT.
 
-The first pass pairs nearly every user of a run Okta provisioned; the later
-passes look only at what it left, so their cost follows the drift, not the
-population. Pure: no I/O.
+The first pass pairs nearly every user of a run Okta provisioned, page by
+page as Okta answers (:meth:`reconciler.plan.users.PlanBuilder.add`); the
+later passes (:func:`match_the_rest`) look only at what it left, so their cost
+follows the drift, not the population. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.models.records import Action, ActionKind, OktaAssignment, PlatformUser, looks_like_okta_user_id
@@ -56,38 +57,12 @@ class Matching:
         return [a for a in desired if a.okta_user_id not in pairs and a.okta_user_id not in conflicted]
 
 
-def match(
-    desired: Sequence[OktaAssignment],
-    actual: Sequence[PlatformUser],
-    by_scim_id: Mapping[str, PlatformUser] | None = None,
-) -> Matching:
-    """The pairs and the conflicts of the three passes; ``by_scim_id``: ``actual`` by SCIM id, if built already."""
-    matching = Matching(actual)
-    _match_by_stored_scim_id(desired, matching, by_scim_id or {u.scim_id: u for u in actual})
-    match_the_rest(matching, matching.unmatched(desired), matching.unclaimed(actual))
-    return matching
-
-
 def match_the_rest(matching: Matching, unmatched: Sequence[OktaAssignment], left: Sequence[PlatformUser]) -> None:
     """The second and third passes, over what the first left unmatched (in the order of the listing) and
     ``left`` unclaimed."""
     if unmatched:
         _match_by_external_id(unmatched, left, matching)
         _match_by_user_name(matching.unmatched(unmatched), matching.unclaimed(left), matching)
-
-
-def _match_by_stored_scim_id(
-    desired: Sequence[OktaAssignment], matching: Matching, by_scim_id: Mapping[str, PlatformUser]
-) -> None:
-    pairs, claimed = matching.pairs, matching.claimed
-    for assignment in desired:
-        scim_id = assignment.scim_id
-        if scim_id is None or scim_id in claimed:
-            continue
-        user = by_scim_id.get(scim_id)
-        if user is not None:
-            pairs[assignment.okta_user_id] = user
-            claimed.add(scim_id)
 
 
 def _match_by_external_id(

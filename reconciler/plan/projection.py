@@ -53,31 +53,27 @@ class Projection:
         return self.read_okta(assignment)
 
     def platform_values(self, user: PlatformUser) -> Values:
-        """The platform's values for the user: kept from decoding (as a tuple or packed), or read from its
-        resource."""
+        """The platform's values for the user: kept from decoding (packed), or read from its resource."""
         if user.projection is self and user.values is not None:
-            kept = user.values
-            return tuple(_unpack(kept)) if type(kept) is bytes else kept
+            return tuple(_unpack(user.values))
         return self.read_platform(user.resource)
 
-    @staticmethod
-    def pack(values: Values) -> bytes:
-        """How a listed platform user keeps its values: as their JSON, a third of the memory of the tuple of
-        strings. Equal JSON means equal values: the platform's come from JSON, and Okta's are JSON's too or
-        what the mapping makes (strings, or a constant or default that is a string, a boolean or an
-        integer: the configuration refuses floats, so no NaN spelt null)."""
-        return _pack(values)
+    def pack(self, resource: Mapping[str, Any]) -> bytes:
+        """The values a listed platform user keeps, read from its resource: as their JSON, a third of the
+        memory of the tuple of strings. Equal JSON means equal values: the platform's come from JSON, and
+        Okta's are JSON's too or what the mapping makes (strings, or a constant or default that is a
+        string, a boolean or an integer: the configuration refuses floats, so no NaN spelt null)."""
+        return _pack(self.read_platform(resource))
 
     def same_values(self, wanted: Values, user: PlatformUser) -> bool:
         """Whether Okta's values are the platform's, exactly (the in-sync test; SCIM's looser equality
         is :meth:`changes`'). Packed values compare as JSON: equal JSON is equal values."""
-        kept = user.values if user.projection is self else None
-        if type(kept) is bytes:
+        if user.projection is self and user.values is not None:
             try:
-                return _pack(wanted) == kept
+                return _pack(wanted) == user.values
             except TypeError:  # UNKNOWN in Okta's: never the same, compared one by one
                 return False
-        return wanted == self.platform_values(user)
+        return wanted == self.read_platform(user.resource)
 
     def read_okta(self, assignment: OktaAssignment) -> Values:
         return tuple([read(assignment) for read in self._okta_readers])

@@ -52,7 +52,6 @@ __all__ = [
     "PlanPolicy",
     "group_member_links",
     "intended_lifecycle",
-    "pair_actions",
     "plan",
     "unknown_problems",
 ]
@@ -100,51 +99,22 @@ def _name_after_plan(assignment: OktaAssignment, user: PlatformUser, projection:
     return user.user_name if wanted_name is UNKNOWN else str(wanted_name)
 
 
-PairDecisions = dict[str, tuple[PlatformUser, Action | None]]
-"""Okta user id → the action (or None: in sync) decided for it, with the very platform user it was paired with."""
-
-
-def pair_actions(
-    assignments: Iterable[OktaAssignment],
-    users_by_scim_id: Mapping[str, PlatformUser],
-    mapping: Mapping[str, SourceSpec],
-    policy: PlanPolicy,
-) -> PairDecisions:
-    """What :func:`plan` would decide for each assignment paired with the user its stored SCIM id names.
-
-    Those are the pairs the first matching pass makes, barring a duplicate; :func:`plan` takes them as
-    ``ahead``, an entry only for the very pair it matched, so the result is the same as without them.
-    """
-    projection = projection_for(mapping)
-    decided: PairDecisions = {}
-    for assignment in assignments:
-        scim_id = assignment.scim_id
-        user = users_by_scim_id.get(scim_id) if scim_id is not None else None
-        if user is not None:
-            decided[assignment.okta_user_id] = (user, action_for_pair(assignment, user, projection, policy))
-    return decided
-
-
 def plan(
     desired: Sequence[OktaAssignment],
     actual: Sequence[PlatformUser],
     mapping: Mapping[str, SourceSpec],
     policy: PlanPolicy,
-    ahead: Mapping[str, tuple[PlatformUser, Action | None]] | None = None,
-    users_by_scim_id: Mapping[str, PlatformUser] | None = None,
     built: PlanBuilder | None = None,
 ) -> Plan:
     """Compute the actions that bring ``actual`` in line with ``desired``.
 
-    ``ahead`` holds pairs already decided by :func:`pair_actions` from the same
-    records, mapping and policy; ``users_by_scim_id``, ``actual`` by SCIM id when the caller has it already;
-    ``built``, a :class:`PlanBuilder` fed as pages arrived: finished when it saw exactly these records.
+    ``built``: a :class:`PlanBuilder` fed as pages arrived, finished when it saw exactly these records.
     Raises SourceError, before any action is returned, when Okta's answer left
     unknown what the plan cannot do without (:func:`unknown_problems`).
     """
     if built is not None and built.saw(desired, actual, mapping, policy):
         return built.finish()
-    builder = PlanBuilder(actual, mapping, policy, users_by_scim_id, ahead)
+    builder = PlanBuilder(actual, mapping, policy)
     builder.add(desired)
     return builder.finish()
 
@@ -166,11 +136,9 @@ class PlanBuilder:
         actual: Sequence[PlatformUser],
         mapping: Mapping[str, SourceSpec],
         policy: PlanPolicy,
-        users_by_scim_id: Mapping[str, PlatformUser] | None = None,
-        ahead: Mapping[str, tuple[PlatformUser, Action | None]] | None = None,
     ) -> None:
-        self._projection, self._policy, self._ahead = projection_for(mapping), policy, ahead or {}
-        self._by_scim_id = users_by_scim_id if users_by_scim_id is not None else {u.scim_id: u for u in actual}
+        self._projection, self._policy = projection_for(mapping), policy
+        self._by_scim_id = {u.scim_id: u for u in actual}
         self._unknown = UnknownTracker(self._projection)
         self.desired: list[OktaAssignment] = []
         self.actual = actual
@@ -214,7 +182,6 @@ class PlanBuilder:
         desired, others, pair_ids, tracker = self.desired, self._others, self._pair_ids, self._unknown
         projection, same_values, lifecycles = self._projection, self._projection.same_values, self._lifecycles
         name_index = projection.user_name_index
-        inline = not self._ahead
         in_sync_here = 0
         for index, assignment in enumerate(assignments, start=len(desired)):
             desired.append(assignment)
@@ -236,13 +203,7 @@ class PlanBuilder:
             if kept_active is None:
                 kept_active = self._kept_active(assignment)
             try:
-                in_sync = (
-                    inline
-                    and kept_active
-                    and user.active
-                    and user.external_id == okta_user_id
-                    and same_values(wanted, user)
-                )
+                in_sync = kept_active and user.active and user.external_id == okta_user_id and same_values(wanted, user)
             except Exception:  # a value too deep to compare: action_for_pair meets it again, and it is kept
                 in_sync = False
             if in_sync:
@@ -265,9 +226,8 @@ class PlanBuilder:
         return found
 
     def _decide_pair(self, index: int, assignment: OktaAssignment, user: PlatformUser) -> None:
-        decided = self._ahead.get(assignment.okta_user_id)
         try:
-            found = decided[1] if decided is not None and decided[0] is user else self._pair_action(assignment, user)
+            found = self._pair_action(assignment, user)
         except Exception as error:  # raised by finish(), after Okta's answer is judged, as plan() would
             self._failure = self._failure or error
             return

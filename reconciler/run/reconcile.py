@@ -221,16 +221,7 @@ def _decline(store: Store, outcome: RunOutcome) -> None:
 
 
 def _plan_and_gate(config: Config, store: Store, outcome: RunOutcome, lookahead: Lookahead) -> None:
-    ahead = None  # the builder decided the pairs as Okta's pages arrived
-    outcome.plan = plan(
-        outcome.desired,
-        outcome.actual,
-        config.mapping,
-        config.policy,
-        ahead,
-        lookahead.users_by_scim_id,
-        lookahead.builder,
-    )
+    outcome.plan = plan(outcome.desired, outcome.actual, config.mapping, config.policy, lookahead.builder)
     outcome.acknowledged = acknowledged_in(outcome.plan, store.acknowledgements(fingerprint(config)))
     previous = store.last_trusted_source_count(fingerprint(config), outcome.run_id)
     populations = Populations.of(outcome.desired, outcome.actual, previous, lookahead.managed_of(outcome.actual))

@@ -99,8 +99,6 @@ class Lookahead:
         self._mapping, self._policy = config.mapping, config.policy
         self._builder: PlanBuilder | None = None
         self._waiting: list[list[OktaAssignment]] = []
-        self.users_by_scim_id: dict[str, PlatformUser] | None = None
-        """The platform's users by SCIM id, once read."""
         self._platform: list[PlatformUser] | None = None
         self._managed: ManagedCount | None = None
 
@@ -111,9 +109,8 @@ class Lookahead:
             self._builder.add(assignments, release_resource)
 
     def platform_read(self, users: list[PlatformUser]) -> None:
-        self.users_by_scim_id = {user.scim_id: user for user in users}
         self._platform, self._managed = users, managed_count(users)
-        self._builder = PlanBuilder(users, self._mapping, self._policy, self.users_by_scim_id)
+        self._builder = PlanBuilder(users, self._mapping, self._policy)
         waiting, self._waiting = self._waiting, []
         for page in waiting:
             self._builder.add(page, release_resource)

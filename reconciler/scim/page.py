@@ -130,7 +130,7 @@ class PageDecoder:
             users = [to_platform_user(resource) for resource in resources]
             if projection is not None:
                 for user in users:
-                    force_setattr(user, "values", projection.read_platform(user.resource))
+                    force_setattr(user, "values", projection.pack(user.resource))
                     force_setattr(user, "projection", projection)
             return users
         return [self._listed_user(resource, self._allowed, projection) for resource in resources]
@@ -144,7 +144,7 @@ class PageDecoder:
             del resource[key]
         if projection is None:
             return checked_user(resource, version, True)
-        values = projection.pack(projection.read_platform(resource))
+        values = projection.pack(resource)
         return checked_user(resource, version, True, StoredResource(_encode(resource)), values, projection)
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from reconciler.config.mapping import DEFAULT_MAPPING
 from reconciler.models.records import ActionKind, OktaAssignment, PlatformUser
 from reconciler.models.scim_path import build_resource
-from reconciler.plan.users import PlanBuilder, pair_actions, plan
+from reconciler.plan.users import PlanBuilder, plan
 from tests.conftest import examples
 from tests.support.factories import okta_id
 from tests.support.target_model import apply_to_model
@@ -127,16 +127,6 @@ def test_applying_a_plan_leaves_nothing_to_write_but_the_renames_it_held_back(de
         after = apply_to_model(after, second.actions)
         second = plan(desired, after, DEFAULT_MAPPING, policy)
     assert second.writes == (), second.writes
-
-
-@SETTINGS
-@given(assignments(), platform_users(), policies, st.integers(min_value=0, max_value=8))
-def test_pairs_decided_ahead_page_by_page_give_the_same_plan(desired, actual, policy, page):
-    """A run decides likely pairs while later Okta pages are still being read: the plan must not change."""
-    by_scim_id = {user.scim_id: user for user in actual}
-    ahead = pair_actions(desired[:page], by_scim_id, DEFAULT_MAPPING, policy)
-    ahead |= pair_actions(desired[page:], by_scim_id, DEFAULT_MAPPING, policy)
-    assert plan(desired, actual, DEFAULT_MAPPING, policy, ahead) == plan(desired, actual, DEFAULT_MAPPING, policy)
 
 
 @SETTINGS
