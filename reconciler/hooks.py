@@ -83,3 +83,31 @@ def http_observer(observer: HttpObserver) -> Iterator[None]:
         yield
     finally:
         _http_observers.remove(observer)
+
+
+class FollowListener(Protocol):
+    """What the System Log follower reports, for metrics (:mod:`reconciler.run.follower`)."""
+
+    def polled(self, read: int, ignored: int, acted: int, malformed: int, lag_s: float) -> None:
+        """One page read: events new to the follower, those it ignored, acted on and could not read; how far
+        behind Okta's log it still is (0 once caught up)."""
+
+    def repaired(self, seconds: float) -> None:
+        """One write confirmed, ``seconds`` after Okta published the change that called for it."""
+
+    def stopped(self, why: str) -> None:
+        """The follower turned itself off (a credential without ``okta.logs.read``…); full audits go on."""
+
+
+class NoFollowListener:
+    def polled(self, read: int, ignored: int, acted: int, malformed: int, lag_s: float) -> None:
+        pass
+
+    def repaired(self, seconds: float) -> None:
+        pass
+
+    def stopped(self, why: str) -> None:
+        pass
+
+
+NO_FOLLOW_LISTENER: Final[FollowListener] = NoFollowListener()

@@ -18,6 +18,8 @@ from reconciler.net.transport import is_loopback_host
 
 APPS_FAMILY = "/api/v1/apps"
 GROUPS_FAMILY = "/api/v1/groups"
+LOGS_FAMILY = "/api/v1/logs"
+"""The System Log: a rate-limit bucket of its own, so following it never spends the listings' budget."""
 MAX_DETAIL = 300
 """Characters of an error text quoted in a message."""
 _LINK = re.compile(r"<(?P<url>[^>]*)>(?P<params>[^,<]*)")

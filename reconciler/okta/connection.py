@@ -72,6 +72,14 @@ class NotFound(SourceError):
         """``HTTP 404 E0000007: Not found: …``"""
 
 
+class Rejected(SourceError):
+    """A 400: Okta refused the request as asked (a bad filter, an expired or unknown cursor)."""
+
+
+class Forbidden(SourceError):
+    """A 403: the credential may not read this endpoint (its message names the scope it needs)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Listing:
     """One paged Okta listing, as :meth:`OktaConnection.page_bodies` follows it."""
@@ -294,6 +302,10 @@ class OktaConnection:
         message = self.wording.refusal(error, where, url)
         if status == HTTPStatus.NOT_FOUND:
             return NotFound(self.masked(message), self.masked(okta_error_detail(error)))
+        if status == HTTPStatus.FORBIDDEN:
+            return Forbidden(self.masked(message))
+        if status == HTTPStatus.BAD_REQUEST:
+            return Rejected(self.masked(message))
         return self._transient(message) if is_transient_status(status) else self.error(message)
 
     def _budget_for(self, url: str) -> PacingBudget:

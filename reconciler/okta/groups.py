@@ -57,7 +57,7 @@ class PushedGroupsReader:
         """
         ids = [entry for entry in push if looks_like_okta_group_id(entry)]
         names = [entry for entry in push if not looks_like_okta_group_id(entry)]
-        assigned = await self._assigned_groups() if push_assigned or names else {}
+        assigned = await self.assigned_groups() if push_assigned or names else {}
         pushed = dict(assigned) if push_assigned else {}
         for name in names:
             group_id = group_named(name, assigned, self.app_id)
@@ -66,13 +66,13 @@ class PushedGroupsReader:
         unread = sorted({group_id for group_id in ids if group_id not in pushed})
         pushed.update(zip(unread, await gather_bounded(self._group_name, unread, GROUP_READS_AT_ONCE), strict=True))
         group_ids = sorted(pushed)
-        members = await gather_bounded(self._member_ids, group_ids, GROUP_READS_AT_ONCE)
+        members = await gather_bounded(self.member_ids, group_ids, GROUP_READS_AT_ONCE)
         return [
             OktaGroup(group_id, pushed[group_id], member_ids)
             for group_id, member_ids in zip(group_ids, members, strict=True)
         ]
 
-    async def _assigned_groups(self) -> dict[str, str]:
+    async def assigned_groups(self) -> dict[str, str]:
         """The id and name of every group assigned to the app."""
         query = urlencode({"limit": GROUP_PAGE_SIZE, "expand": "group"})
         path = f"/api/v1/apps/{self.app_id}/groups"
@@ -95,7 +95,7 @@ class PushedGroupsReader:
         except SourceError as exc:
             raise self.connection.error(f"Okta listing failed on {path}: {exc}") from None
 
-    async def _member_ids(self, group_id: str) -> frozenset[str]:
+    async def member_ids(self, group_id: str) -> frozenset[str]:
         """The Okta user ids of a group's members (``GET /api/v1/groups/{groupId}/users``)."""
         query = urlencode({"limit": MEMBER_PAGE_SIZE})
         path = f"{GROUPS_FAMILY}/{group_id}/users"

@@ -27,7 +27,7 @@ from reconciler.models.records import OktaAssignment, ProfileFields
 from reconciler.net.limits import DEFAULT_MAX_RESPONSE_BYTES
 from reconciler.net.pacing import BudgetFactory
 from reconciler.okta.answers import checked_org_url, exception_text, int_header
-from reconciler.okta.connection import Listing, OktaConnection, mask_secrets
+from reconciler.okta.connection import Listing, NotFound, OktaConnection, mask_secrets
 from reconciler.okta.groups import PushedGroupsReader
 from reconciler.okta.page import KEEP_ALL, decode_app_users
 from reconciler.okta.sdk import AuthMode, credentials_config, request_executor
@@ -176,6 +176,31 @@ class OktaSource:
             async with self:
                 return await self.list_pushed_groups(push, push_assigned)
         return await PushedGroupsReader(self.connection, self.app_id).read(push, push_assigned)
+
+    async def get_assignment(self, okta_user_id: str) -> OktaAssignment | None:
+        """One user's assignment as Okta has it now (``GET /api/v1/apps/{appId}/users/{userId}?expand=user``);
+        None when the user is not assigned to the app (any more). Inside ``async with`` only."""
+        url = f"{self._app_url}/users/{quote(okta_user_id, safe='')}?{urlencode({'expand': 'user'})}"
+        where = f"user {okta_user_id} of app {self.app_id}"
+        try:
+            body, _ = await self.connection.fetch(url, where)
+        except NotFound as missing:
+            if "AppInstance" in missing.detail:  # the app itself is gone: no user's absence means anything
+                raise
+            return None
+        record = self.connection.expect_record(url, body)
+        if record.get("id") != okta_user_id:
+            raise self.connection.error(f"Okta answered {where} with app user {record.get('id')!r}")
+        text = body if isinstance(body, str) else body.decode()
+        return self._convert_page(1, f"[{text}]")[0]
+
+    async def assigned_group_ids(self) -> frozenset[str]:
+        """The groups assigned to the app: their members are assigned through them. Inside ``async with`` only."""
+        return frozenset(await PushedGroupsReader(self.connection, self.app_id).assigned_groups())
+
+    async def group_member_ids(self, group_id: str) -> frozenset[str]:
+        """A group's members' Okta user ids. Inside ``async with`` only."""
+        return await PushedGroupsReader(self.connection, self.app_id).member_ids(group_id)
 
     async def describe_app(self) -> OktaAppSummary:
         """The app's own record and its first assignment: what ``reconcile check`` shows of the Okta side.

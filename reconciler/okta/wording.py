@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from reconciler.net.bodies import describe_body
-from reconciler.okta.answers import GROUPS_FAMILY, exception_text, okta_error_detail, rate_limit_family
+from reconciler.okta.answers import GROUPS_FAMILY, LOGS_FAMILY, exception_text, okta_error_detail, rate_limit_family
 
 if TYPE_CHECKING:
     from reconciler.okta.sdk import AuthMode
@@ -78,6 +78,8 @@ class FailureWording:
         if status == 401:
             return self._token_refusal(detail)
         reads_groups = rate_limit_family(url) == GROUPS_FAMILY
+        if status == 403 and rate_limit_family(url) == LOGS_FAMILY:
+            return f"Okta denied reading its System Log ({detail}): the credential needs okta.logs.read"
         if status == 403 and reads_groups:
             return f"Okta denied reading {where} ({detail}): the credential needs okta.groups.read"
         if status == 403:

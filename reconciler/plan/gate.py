@@ -25,7 +25,7 @@ are weighed against the pushed groups, the platform's pushed groups, or, for
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.config.policy_model import KindLimit, ThresholdsConfig
@@ -197,8 +197,7 @@ def kind_trips(plan: Plan, populations: Populations, thresholds: ThresholdsConfi
     summary = plan.summary()
     trips = []
     for kind, limit in thresholds.limits.items():
-        population = populations.assignments if kind == ActionKind.CREATE else populations.managed
-        trip = _limit_trip(kind, kind, summary.get(kind, 0), population, limit, thresholds)
+        trip = _limit_trip(kind, kind, summary.get(kind, 0), _population_of(kind, populations), limit, thresholds)
         trips += [trip] if trip else []
     return trips
 
@@ -250,3 +249,31 @@ def evaluate(
         by_kind += group_trips(*groups, thresholds)
     stop_all = bool(from_source) or (bool(by_kind) and thresholds.on_threshold == "stop")
     return GateDecision(tuple(from_source + by_kind), stop_all)
+
+
+def evaluate_window(
+    plan: Plan, recent: Mapping[str, int], populations: Populations | None, thresholds: ThresholdsConfig, window: str
+) -> GateDecision:
+    """The gate of an incremental batch: each kind it plans, counted with the writes of that kind that every
+    incremental run sent within the sliding ``window`` (``recent``), against the same per-kind limits.
+
+    So a burst of events cannot deactivate, one small batch after another, what one run may not. The
+    ratios are taken of the last full audit's populations (``populations``; None before any: counts only).
+    No source-shrink guard: a batch reads no listing.
+    """
+    summary = plan.summary()
+    trips = []
+    for kind, limit in thresholds.limits.items():
+        planned = summary.get(kind, 0)
+        if not planned:
+            continue
+        total = planned + recent.get(kind, 0)
+        population = 0 if populations is None else _population_of(kind, populations)
+        what = f"{kind} (this batch's {planned} and those of the last {window})"
+        trip = _limit_trip(kind, what, total, population, limit, thresholds)
+        trips += [trip] if trip else []
+    return GateDecision(tuple(trips), bool(trips) and thresholds.on_threshold == "stop")
+
+
+def _population_of(kind: str, populations: Populations) -> int:
+    return populations.assignments if kind == ActionKind.CREATE else populations.managed

@@ -144,8 +144,10 @@ def unknown_problems(desired: Sequence[OktaAssignment], projection: Projection) 
 class UnknownTracker:
     """:func:`unknown_problems`, judged one assignment at a time as a listing's pages arrive."""
 
-    def __init__(self, projection: Projection) -> None:
+    def __init__(self, projection: Projection, *, judge_absence: bool = True) -> None:
+        """``judge_absence``: whether an attribute no user has a value for is a problem (in a whole listing)."""
         self._projection = projection
+        self._judge_absence = judge_absence
         self._name_index = projection.user_name_index
         self._unknown_names: list[OktaAssignment] = []
         self._never_known = {i for i in range(len(projection.attributes)) if i != self._name_index}
@@ -171,7 +173,7 @@ class UnknownTracker:
             if index == self._name_index:
                 if self._unknown_names:
                     problems.append(_user_name_problem(self._unknown_names))
-            elif desired and index in self._never_known:
+            elif desired and self._judge_absence and index in self._never_known:
                 problems.append(
                     f"mapping.{mapping_key(attribute.text)}: no user's Okta profile has a value for it "
                     f"({len(desired)} user(s) read): its source most likely does not exist in this org "

@@ -136,10 +136,14 @@ class PlanBuilder:
         actual: Sequence[PlatformUser],
         mapping: Mapping[str, SourceSpec],
         policy: PlanPolicy,
+        *,
+        whole_listing: bool = True,
     ) -> None:
+        """``whole_listing``: False for a few users picked from the app (an incremental batch), in which an
+        attribute nobody has a value for says nothing about the org's profiles."""
         self._projection, self._policy = projection_for(mapping), policy
         self._by_scim_id = {u.scim_id: u for u in actual}
-        self._unknown = UnknownTracker(self._projection)
+        self._unknown = UnknownTracker(self._projection, judge_absence=whole_listing)
         self.desired: list[OktaAssignment] = []
         self.actual = actual
         self._matching = Matching(actual)

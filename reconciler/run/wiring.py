@@ -17,7 +17,7 @@ from reconciler.plan.gate import ManagedCount, managed_count
 from reconciler.plan.mapping import profile_fields, resource_attributes
 from reconciler.plan.projection import projection_for
 from reconciler.plan.users import PlanBuilder
-from reconciler.run.apply import Applier, ApplyResult
+from reconciler.run.apply import Applier, ApplyResult, Journal
 from reconciler.run.group_apply import GroupApplier
 from reconciler.scim.groups import ScimGroups
 from reconciler.scim.http import ScimConnection
@@ -179,13 +179,15 @@ def applier_for(
     reader: ScimReader,
     actual: list[PlatformUser],
     progress: ProgressListener = NO_PROGRESS,
+    journal: Journal | None = None,
 ) -> Applier:
-    """The Applier of a run: ``scim.write_concurrency`` writes at most, fewer while the platform answers 429."""
+    """The Applier of a run: ``scim.write_concurrency`` writes at most, fewer while the platform answers 429;
+    its outcomes recorded in ``journal`` (default: the store's)."""
     limit = AdaptiveLimit(config.scim.write_concurrency)
     writer = ScimWriter(reader.connection, reader, on_throttled=limit.throttled)
     return Applier(
         writer,
-        store,
+        journal or store,
         run_id,
         actual,
         max_error_ratio=config.thresholds.max_error_ratio,

@@ -191,6 +191,10 @@ class ScimReader:
         path = f"/Users/{quote(scim_id, safe='')}"
         return user_from_answer("GET", path, await self._get(path))
 
+    async def find_users(self, filter_expression: str) -> list[PlatformUser]:
+        """The users a filter selects, every page of them (no fallback: TargetError when it is refused)."""
+        return await self._list_users(filter_expression)
+
     async def find_by_user_name(self, user_name: str) -> list[PlatformUser]:
         """The users whose userName equals ``user_name`` regardless of case (for linking after a 409).
 
