@@ -17,6 +17,17 @@ from aiohttp import web
 
 from reconciler.testing.okta.cache import serialised
 from reconciler.testing.okta.errors import not_found
+from reconciler.testing.okta.log_events import (
+    APP_CREATE,
+    SYSTEM_ACTOR,
+    USER_MEMBERSHIP_ADD,
+    USER_MEMBERSHIP_CHANGE_USERNAME,
+    USER_MEMBERSHIP_REMOVE,
+    USER_MEMBERSHIP_UPDATE,
+    Transaction,
+    app_target,
+    push_kind,
+)
 from reconciler.testing.okta.paging import USER_ID, Paging, base_url, page_after, page_response
 from reconciler.testing.okta.records import (
     APP_USER_STATUSES,
@@ -45,6 +56,7 @@ class AppUserAdmin(UserAdmin):
         with self._lock:
             app = EmulatedApp(self.new_id("0oa"), name, label, self._clock())
             self._apps[app.id] = app
+            self._write_event(APP_CREATE, [app_target(app)], Transaction.web("/api/v1/apps"))
             return app
 
     def assign_user(
@@ -65,25 +77,39 @@ class AppUserAdmin(UserAdmin):
         ``credentials.userName`` (the user's login by default). The defaults
         for ``status`` and ``sync_state`` are what Okta shows right after an
         assignment; see :meth:`mark_provisioned` for after a SCIM push.
+
+        Logs ``application.user_membership.add`` (``.update`` when the app already listed the user).
         """
         with self._lock:
-            state = self._app_user_state(self._apps[app_id], user_id)
+            app = self._apps[app_id]
+            was_listed = self._is_listed(app, user_id)
+            state = self._app_user_state(app, user_id)
             state.direct = True
             state.profile_overrides.update(profile or {})
             state.user_name = user_name if user_name is not None else state.user_name
             self._set_app_user_fields(state, status=status, sync_state=sync_state, external_id=external_id)
             self._cache.drop_listing(app_id)
             self._cache.drop_app_user(app_id, user_id)
+            kind = USER_MEMBERSHIP_UPDATE if was_listed else USER_MEMBERSHIP_ADD
+            self._write_event(kind, self._app_user_targets(app, user_id), _app_user_request(app_id, user_id))
             return state
 
     def unassign_user(self, app_id: str, user_id: str) -> None:
-        """Remove a direct assignment; a user still in an assigned group stays listed with scope GROUP."""
+        """Remove a direct assignment; a user still in an assigned group stays listed with scope GROUP.
+
+        Logs ``application.user_membership.remove`` (``.update`` when a group still lists the user)."""
         with self._lock:
             app = self._apps[app_id]
             app.app_users[user_id].direct = False
             self._cache.drop_listing(app_id)
             self._cache.drop_app_user(app_id, user_id)
+            targets = self._app_user_targets(app, user_id)
             self._forget_unlisted(app, user_id)
+            listed = self._is_listed(app, user_id)
+            kind = USER_MEMBERSHIP_UPDATE if listed else USER_MEMBERSHIP_REMOVE
+            self._write_event(kind, targets, _app_user_request(app_id, user_id))
+            if not listed:
+                self._app_user_ids.pop((app_id, user_id), None)
 
     def set_app_user(
         self,
@@ -96,16 +122,22 @@ class AppUserAdmin(UserAdmin):
         user_name: str | None = None,
         profile: Mapping[str, Any] | None = None,
     ) -> AppUserState:
-        """Change a listed app user's status, syncState, externalId, userName or profile keys."""
+        """Change a listed app user's status, syncState, externalId, userName or profile keys.
+
+        Logs ``application.user_membership.update`` for a change of status, syncState, externalId or profile,
+        and ``application.user_membership.change_username`` for a new userName."""
         with self._lock:
             app = self._apps[app_id]
-            if not self._is_listed(app, user_id):
-                raise KeyError(f"user {user_id} is not assigned to app {app_id}")
-            state = self._app_user_state(app, user_id)
-            state.profile_overrides.update(profile or {})
-            state.user_name = user_name if user_name is not None else state.user_name
-            self._set_app_user_fields(state, status=status, sync_state=sync_state, external_id=external_id)
-            self._cache.drop_app_user(app_id, user_id)
+            old_user_name = self._app_user_state(app, user_id).user_name if self._is_listed(app, user_id) else None
+            state = self._change_app_user(
+                app, user_id, status=status, sync_state=sync_state, external_id=external_id, user_name=user_name,
+                profile=profile,
+            )  # fmt: skip
+            request = _app_user_request(app_id, user_id)
+            if (status, sync_state, external_id, profile) != (None, None, None, None):
+                self._write_event(USER_MEMBERSHIP_UPDATE, self._app_user_targets(app, user_id), request)
+            if user_name is not None and user_name != old_user_name:
+                self._write_event(USER_MEMBERSHIP_CHANGE_USERNAME, self._app_user_targets(app, user_id), request)
             return state
 
     def clear_external_id(self, app_id: str, user_id: str) -> None:
@@ -117,18 +149,23 @@ class AppUserAdmin(UserAdmin):
             self._cache.drop_app_user(app_id, user_id)
 
     def mark_provisioned(self, app_id: str, user_id: str, scim_id: str) -> AppUserState:
-        """What Okta records after a successful SCIM create: externalId, PROVISIONED, SYNCHRONIZED."""
+        """What Okta records after a successful SCIM create: externalId, PROVISIONED, SYNCHRONIZED; logs Okta's
+        ``application.provision.user.push`` with outcome SUCCESS (a JOB)."""
         with self._lock:
-            state = self.set_app_user(
-                app_id, user_id, status="PROVISIONED", sync_state="SYNCHRONIZED", external_id=scim_id
+            app = self._apps[app_id]
+            state = self._change_app_user(
+                app, user_id, status="PROVISIONED", sync_state="SYNCHRONIZED", external_id=scim_id
             )
             state.last_sync = self._clock()
             self._cache.drop_app_user(app_id, user_id)
+            targets = self._app_user_targets(app, user_id)
+            self._write_event(push_kind("push"), targets, Transaction.job(), actor=SYSTEM_ACTOR)
             return state
 
     def add_assigned_users(self, app_id: str, count: int, *, domain: str = "example.com") -> list[EmulatedUser]:
-        """Create ``count`` plausible ACTIVE users and assign each directly to the app."""
-        with self._lock:
+        """Create ``count`` plausible ACTIVE users and assign each directly to the app: the org's state at rest,
+        so no System Log events (see :meth:`log_paused`)."""
+        with self._lock, self.log_paused():
             return [self._add_assigned_user(app_id, number, domain) for number in range(1, count + 1)]
 
     def kept_app_user_bodies(self, app_id: str) -> int:
@@ -177,6 +214,26 @@ class AppUserAdmin(UserAdmin):
         )
         self.assign_user(app_id, user.id)
         return user
+
+    def _change_app_user(
+        self,
+        app: EmulatedApp,
+        user_id: str,
+        *,
+        status: str | None = None,
+        sync_state: str | None = None,
+        external_id: str | None = None,
+        user_name: str | None = None,
+        profile: Mapping[str, Any] | None = None,
+    ) -> AppUserState:
+        if not self._is_listed(app, user_id):
+            raise KeyError(f"user {user_id} is not assigned to app {app.id}")
+        state = self._app_user_state(app, user_id)
+        state.profile_overrides.update(profile or {})
+        state.user_name = user_name if user_name is not None else state.user_name
+        self._set_app_user_fields(state, status=status, sync_state=sync_state, external_id=external_id)
+        self._cache.drop_app_user(app.id, user_id)
+        return state
 
     def _set_app_user_fields(
         self, state: AppUserState, *, status: str | None, sync_state: str | None, external_id: str | None
@@ -245,3 +302,7 @@ class AppUserAdmin(UserAdmin):
         state = self._app_user_state(app, user_id)
         group = None if state.direct else self._assigning_group(app, user_id)
         return app_user_json(app.id, user, state, group, url, self.user_type_id, expand=expand)
+
+
+def _app_user_request(app_id: str, user_id: str) -> Transaction:
+    return Transaction.web(f"/api/v1/apps/{app_id}/users/{user_id}")

@@ -12,7 +12,10 @@ token (``Authorization: SSWS <token>``), as ``/api/v1/`` does. A user is named b
 ``POST /demo/v1/apps/{appId}/users/{user}/{action}``   ``assign``, ``unassign``, ``deactivate``, ``suspend``,
                                                        ``unsuspend`` (back to ACTIVE), ``rename``
                                                        (``{"login": "new@example.com"}``: login, email and the
-                                                       app user's userName)
+                                                       app user's userName), ``push-failure``
+                                                       (``{"operation": "push_profile", "reason": "..."}``,
+                                                       both optional: the System Log event of a failed push
+                                                       by Okta)
 ====================================================  ====================================================
 
 Answers are JSON: the user as the listing shows it, or an Okta error body whose ``errorSummary`` says what went
@@ -28,16 +31,18 @@ from aiohttp import web
 
 from reconciler.testing.okta.app_users import AppUserAdmin
 from reconciler.testing.okta.errors import OktaHTTPError, not_found, okta_error
+from reconciler.testing.okta.log_events import push_kind
 from reconciler.testing.okta.oauth import split_authorization
 from reconciler.testing.okta.records import EmulatedApp, EmulatedUser
+from reconciler.testing.okta.system_log import SystemLogAdmin
 
 CONTROL_PREFIX = "/demo/v1"
 STATUS_ACTIONS = {"deactivate": "DEPROVISIONED", "suspend": "SUSPENDED", "unsuspend": "ACTIVE"}
 """The actions that change the Okta user's status, and the status each sets."""
-USER_ACTIONS = ("assign", "unassign", "rename", *STATUS_ACTIONS)
+USER_ACTIONS = ("assign", "unassign", "rename", "push-failure", *STATUS_ACTIONS)
 
 
-class ControlAdmin(AppUserAdmin):
+class ControlAdmin(AppUserAdmin, SystemLogAdmin):
     """The control endpoint's routes and handlers, over the same methods the tests call."""
 
     def _add_control_routes(self, router: web.UrlDispatcher) -> None:
@@ -69,7 +74,7 @@ class ControlAdmin(AppUserAdmin):
         action = request.match_info["action"]
         if action not in USER_ACTIONS:
             raise OktaHTTPError(404, okta_error("E0000007", f"Unknown action {action}; expected one of {USER_ACTIONS}"))
-        body = await _json_body(request) if action == "rename" else {}
+        body = await _json_body(request) if action in ("rename", "push-failure") else {}
         with self._lock:
             app = self._app_or_404(request.match_info["app_id"])
             wanted = request.match_info["user"]
@@ -85,6 +90,8 @@ class ControlAdmin(AppUserAdmin):
             self.assign_user(app.id, user.id)
         elif action == "unassign":
             self._unassign(app, user)
+        elif action == "push-failure":
+            self._record_push_failure(app, user, body)
         elif action == "rename":
             login = _required_text(body, "login")
             self.update_user_profile(user.id, login=login, email=login)
@@ -92,6 +99,15 @@ class ControlAdmin(AppUserAdmin):
                 self.set_app_user(app.id, user.id, user_name=login)
         else:
             self.set_user_status(user.id, STATUS_ACTIONS[action])
+
+    def _record_push_failure(self, app: EmulatedApp, user: EmulatedUser, body: dict[str, Any]) -> None:
+        operation = body.get("operation", "push_profile")
+        try:
+            push_kind(operation)
+        except ValueError as error:
+            raise OktaHTTPError(400, okta_error("E0000001", f"Api validation failed: operation ({error})")) from None
+        reason = body.get("reason") or f"Automatic provisioning of user {user.profile.get('login')} to app failed"
+        self.record_push(app.id, user.id, operation, "FAILURE", str(reason))
 
     def _unassign(self, app: EmulatedApp, user: EmulatedUser) -> None:
         state = app.app_users.get(user.id)

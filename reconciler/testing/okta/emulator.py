@@ -16,9 +16,10 @@ from reconciler.testing.okta.front_door import FrontDoor, RequestLog, RequestRec
 from reconciler.testing.okta.groups import GroupAdmin
 from reconciler.testing.okta.oauth import CredentialAdmin
 from reconciler.testing.okta.rate_limits import DEFAULT_RATE_LIMIT, RATE_LIMIT_WINDOW_S, RateLimitBucket, RateLimiter
+from reconciler.testing.okta.system_log import SystemLogAdmin
 
 
-class OktaEmulator(CredentialAdmin, ControlAdmin, AppGroupAdmin, GroupAdmin):
+class OktaEmulator(CredentialAdmin, ControlAdmin, AppGroupAdmin, GroupAdmin, SystemLogAdmin):
     """In-memory Okta org state plus the aiohttp app that serves it.
 
     Each resource's part lives in its module (users, groups, app users, app groups, credentials); this
@@ -51,6 +52,7 @@ class OktaEmulator(CredentialAdmin, ControlAdmin, AppGroupAdmin, GroupAdmin):
         self._add_user_routes(app.router)
         self._add_group_routes(app.router)
         self._add_control_routes(app.router)
+        self._add_log_routes(app.router)
         return app
 
     # -- latency, faults, rate limits, request log ---------------------------
@@ -109,8 +111,8 @@ class OktaEmulator(CredentialAdmin, ControlAdmin, AppGroupAdmin, GroupAdmin):
     def set_rate_limit(self, limit: int, bucket: str | None = None) -> None:
         """Requests allowed per 60-second window, for one bucket or (``bucket=None``) the default.
 
-        Buckets: ``/api/v1/apps``, ``/api/v1/users``, ``/api/v1/groups``,
-        ``/api/v1`` (anything else) and ``/oauth2/v1/token``.
+        Buckets: ``/api/v1/apps``, ``/api/v1/users``, ``/api/v1/groups``, ``/api/v1/logs`` (default
+        120, or the default when lower), ``/api/v1`` (anything else) and ``/oauth2/v1/token``.
         """
         self._front_door.rate_limiter.set_limit(limit, bucket)
 

@@ -7,6 +7,16 @@ from aiohttp import web
 
 from reconciler.testing.okta.cache import serialised
 from reconciler.testing.okta.errors import not_found
+from reconciler.testing.okta.log_events import (
+    GROUP_CREATE,
+    GROUP_MEMBERSHIP_ADD,
+    GROUP_MEMBERSHIP_REMOVE,
+    GROUP_PROFILE_UPDATE,
+    EventKind,
+    Transaction,
+    group_target,
+    user_target,
+)
 from reconciler.testing.okta.org import OktaOrg
 from reconciler.testing.okta.paging import USER_ID, Paging, base_url, page_after, page_response
 from reconciler.testing.okta.records import EmulatedGroup
@@ -26,6 +36,7 @@ class GroupAdmin(OktaOrg):
             group.last_membership_updated = now
             self._groups[group.id] = group
             self._member_sets[group.id] = set()
+            self._write_event(GROUP_CREATE, [group_target(group)], Transaction.web("/api/v1/groups"))
             return group
 
     def group(self, group_id: str) -> EmulatedGroup:
@@ -40,27 +51,45 @@ class GroupAdmin(OktaOrg):
             group.last_updated = self._clock()
             for app_id in self._apps_assigning(group_id):
                 self._cache.drop_group_assignment(app_id, self._member_sets[group_id])
+            self._write_event(
+                GROUP_PROFILE_UPDATE, [group_target(group)], Transaction.web(f"/api/v1/groups/{group_id}")
+            )
 
     def add_group_member(self, group_id: str, user_id: str) -> None:
+        """Logs ``group.user_membership.add``, and an ``application.user_membership.add`` (a JOB) for each app
+        the group newly lists the user in."""
         with self._lock:
             group = self._groups[group_id]
             if user_id not in self._users:
                 raise KeyError(f"no Okta user {user_id}")
             if user_id not in self._member_sets[group_id]:
+                listed_before = self._listings(self._apps_assigning(group_id), [user_id])
                 group.member_ids.append(user_id)
                 self._member_sets[group_id].add(user_id)
                 group.last_membership_updated = self._clock()
                 self._cache.drop_membership(group_id, user_id, self._apps_assigning(group_id))
+                self._log_membership(GROUP_MEMBERSHIP_ADD, group, user_id, listed_before)
 
     def remove_group_member(self, group_id: str, user_id: str) -> None:
+        """Logs ``group.user_membership.remove``, and an ``application.user_membership.remove`` (a JOB) for each
+        app that no longer lists the user."""
         with self._lock:
             group = self._groups[group_id]
+            listed_before = self._listings(self._apps_assigning(group_id), [user_id])
             group.member_ids.remove(user_id)
             self._member_sets[group_id].discard(user_id)
             group.last_membership_updated = self._clock()
             self._cache.drop_membership(group_id, user_id, self._apps_assigning(group_id))
             for app in self._apps.values():
                 self._forget_unlisted(app, user_id)
+            self._log_membership(GROUP_MEMBERSHIP_REMOVE, group, user_id, listed_before)
+
+    def _log_membership(
+        self, kind: EventKind, group: EmulatedGroup, user_id: str, listed_before: dict[tuple[str, str], bool]
+    ) -> None:
+        targets = [user_target(self._users[user_id]), group_target(group)]
+        self._write_event(kind, targets, Transaction.web(f"/api/v1/groups/{group.id}/users/{user_id}"))
+        self._log_listing_changes(listed_before, Transaction.job())
 
     # -- serving (call the helpers with the lock held) ---------------------
 

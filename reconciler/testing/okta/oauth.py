@@ -27,7 +27,11 @@ TOKEN_PATH = "/oauth2/v1/token"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ACCESS_TOKEN_LIFETIME_S = 3600
 MAX_ASSERTION_LIFETIME_S = 3600
-SCOPES_BY_FAMILY = {"/api/v1/users": "okta.users.read", "/api/v1/groups": "okta.groups.read"}
+SCOPES_BY_FAMILY = {
+    "/api/v1/users": "okta.users.read",
+    "/api/v1/groups": "okta.groups.read",
+    "/api/v1/logs": "okta.logs.read",
+}
 """The read scope each endpoint family needs; ``okta.apps.read`` for the others."""
 
 
