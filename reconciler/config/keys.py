@@ -149,9 +149,7 @@ def seconds(name: str, doc: str) -> Key:
     return Key(name, SECONDS, doc)
 
 
-def duration(
-    name: str, doc: str, *, zero: str | None = None, low: int | None = None, high: int | None = None
-) -> Key:
+def duration(name: str, doc: str, *, zero: str | None = None, low: int | None = None, high: int | None = None) -> Key:
     """A duration; ``zero`` says what 0 means where it legitimately means "none" (else 0 is refused); ``low``
     and ``high``, in seconds, bound it where a value outside would make no sense (0 stays allowed with
     ``zero``)."""

@@ -167,7 +167,7 @@ def _allowed(key: Key) -> str:
 
 def _allowed_duration(key: Key) -> str:
     """``more than 0``, ``0 (no jitter) or more``, ``"1s" to "10m"``, ``more than 0, up to "1d"``..."""
-    at_most = f', up to `{json.dumps(duration_text(key.high))}`' if key.high is not None else ""
+    at_most = f", up to `{json.dumps(duration_text(key.high))}`" if key.high is not None else ""
     if key.low is None:
         return (f"0 ({key.zero}) or more" if key.zero else "more than 0") + at_most
     low = f"`{json.dumps(duration_text(key.low))}`"
