@@ -297,6 +297,7 @@ def run_document(
                 "changes": r.changes,
                 "status": r.status.value,
                 "error": r.error,
+                "okta_changed_at": r.okta_changed_at.isoformat() if r.okta_changed_at else None,
             }
             for r in actions
         ],

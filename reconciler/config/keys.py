@@ -149,9 +149,11 @@ def seconds(name: str, doc: str) -> Key:
     return Key(name, SECONDS, doc)
 
 
-def duration(name: str, doc: str, *, zero: str | None = None) -> Key:
-    """A duration; ``zero`` says what 0 means where it legitimately means "none" (else 0 is refused)."""
-    return Key(name, DURATION, doc, zero=zero)
+def duration(name: str, doc: str, *, zero: str | None = None, low: int | None = None, high: int | None = None) -> Key:
+    """A duration; ``zero`` says what 0 means where it legitimately means "none" (else 0 is refused); ``low``
+    and ``high``, in seconds, bound it where a value outside would make no sense (0 stays allowed with
+    ``zero``)."""
+    return Key(name, DURATION, doc, zero=zero, low=low, high=high)
 
 
 def duration_text(seconds: float) -> str:

@@ -5,7 +5,7 @@ loader accepts those keys and no other and reads them with the bounds and defaul
 the reference (``docs/configuration.md``) describes them with the words written here, for the
 operator. A table's docstring introduces it in the reference. The tables of the two connections are
 in :mod:`.connections_model`, ``[policy]`` and ``[thresholds]`` in :mod:`.policy_model`, those of
-``reconcile serve`` in :mod:`.service_model`.
+``reconcile serve`` in :mod:`.service_model`, ``[incremental]`` in :mod:`.incremental_model`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.config.connections_model import OktaConfig, ScimConfig
+from reconciler.config.incremental_model import IncrementalConfig
 from reconciler.config.keys import (
     CREDENTIAL,
     SECRET_FILE,
@@ -208,6 +209,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
+    incremental: IncrementalConfig = field(default_factory=IncrementalConfig)
     tenant: str | None = setting(
         text(
             "name",
@@ -255,12 +257,15 @@ class FleetConfig:
 
 
 SECTIONS: Final = (
-    "okta", "scim", "mapping", "policy", "store", "thresholds", "alerts", "schedule", "metrics", "groups", "service",
+    "okta", "scim", "mapping", "policy", "store", "thresholds", "alerts", "schedule", "metrics", "groups",
+    "incremental", "service",
 )  # fmt: skip
 """The top-level tables of a file, besides ``[[tenants]]``."""
 
 
-TENANT_SECTIONS: Final = ("okta", "scim", "mapping", "policy", "thresholds", "alerts", "schedule", "groups")
+TENANT_SECTIONS: Final = (
+    "okta", "scim", "mapping", "policy", "thresholds", "alerts", "schedule", "groups", "incremental",
+)  # fmt: skip
 """The tables a ``[[tenants]]`` entry may have; at the top level, they are every tenant's defaults."""
 
 
@@ -279,6 +284,7 @@ TABLE_MODELS: Final[Mapping[str, type]] = MappingProxyType(
         "schedule": ScheduleConfig,
         "metrics": MetricsConfig,
         "groups": GroupsConfig,
+        "incremental": IncrementalConfig,
         "service": ServiceConfig,
     }
 )

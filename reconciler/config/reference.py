@@ -156,13 +156,25 @@ def _allowed(key: Key) -> str:
     if key.choices:
         quoted = (json.dumps(choice) for choice in key.choices) if key.type.name != "table" else key.choices
         return ", ".join(f"`{choice}`" for choice in quoted)
+    if key.type is DURATION:
+        return _allowed_duration(key)
     if key.low is not None and key.high is not None:
         return f"{key.low:,} to {key.high:,}"
     if key.type is SHARE:
         return "0 to 1"
-    if key.type is DURATION:
-        return f"0 ({key.zero}) or more" if key.zero else "more than 0"
     return ""
+
+
+def _allowed_duration(key: Key) -> str:
+    """``more than 0``, ``0 (no jitter) or more``, ``"1s" to "10m"``, ``more than 0, up to "1d"``..."""
+    at_most = f", up to `{json.dumps(duration_text(key.high))}`" if key.high is not None else ""
+    if key.low is None:
+        return (f"0 ({key.zero}) or more" if key.zero else "more than 0") + at_most
+    low = f"`{json.dumps(duration_text(key.low))}`"
+    zero = f"0 ({key.zero}), or " if key.zero else ""
+    if key.high is None:
+        return f"{zero}{low} or more"
+    return f"{zero}{low} to `{json.dumps(duration_text(key.high))}`"
 
 
 # --- from docstrings to Markdown ----------------------------------------------------------------

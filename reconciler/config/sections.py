@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from reconciler.config.connections import read_okta, read_scim
+from reconciler.config.incremental_model import IncrementalConfig
 from reconciler.config.mapping_table import read_mapping
 from reconciler.config.model import DEFAULT_STORE_URL, DRIFT_KINDS, AlertsConfig, GroupsConfig, StoreConfig
 from reconciler.config.policy_model import (
@@ -68,6 +69,7 @@ def tenant_parts(
         "alerts": read_alerts(table("alerts"), base_dir, environ),
         "schedule": read_schedule(table("schedule")),
         "groups": read_groups(table("groups")),
+        "incremental": read_incremental(table("incremental")),
     }
     return None if len(problems) > before else parts
 
@@ -159,6 +161,19 @@ def read_groups(table: Table) -> GroupsConfig | None:
         return None
     assert push is not None and push_assigned is not None and delete_unpushed is not None and member_batch
     return GroupsConfig(push, push_assigned, delete_unpushed, member_batch)
+
+
+def read_incremental(table: Table) -> IncrementalConfig | None:
+    table.check_keys()
+    enabled = table.flag("enabled")
+    poll, overlap, max_gap = table.duration("poll"), table.duration("overlap"), table.duration("max_gap")
+    recheck_after, window = table.duration("recheck_after"), table.duration("window")
+    batch_limit = table.integer("batch_limit")
+    if not table.clean:
+        return None
+    assert enabled is not None and poll and overlap and max_gap and recheck_after is not None and window
+    assert batch_limit
+    return IncrementalConfig(enabled, poll, overlap, max_gap, recheck_after, window, batch_limit)
 
 
 def _group_names(table: Table) -> tuple[str, ...] | None:

@@ -182,6 +182,9 @@ class Table:
             )
             self.note(key, f'0 is not a usable duration here: set one greater than 0, such as "30m"{default}')
             return None
+        if seconds != 0 and not _within(seconds, declared.low, declared.high):
+            self.note(key, f"expected {duration_bounds(declared.low, declared.high)}, got {show(value)}")
+            return None
         return seconds
 
     def choice(self, key: str) -> str | None:
@@ -202,6 +205,19 @@ class Table:
             self.note(key, f"expected a non-empty list of strings, e.g. {show(example)}, got {show(value)}")
             return None
         return tuple(value)
+
+
+def _within(seconds: float, low: int | None, high: int | None) -> bool:
+    return (low is None or seconds >= low) and (high is None or seconds <= high)
+
+
+def duration_bounds(low: int | None, high: int | None) -> str:
+    """``a duration from "1s" to "10m"`` (or ``of at least``/``of at most`` one bound)."""
+    if low is not None and high is not None:
+        return f'a duration from "{duration_text(low)}" to "{duration_text(high)}"'
+    if low is not None:
+        return f'a duration of at least "{duration_text(low)}"'
+    return f'a duration of at most "{duration_text(high or 0)}"'
 
 
 def os_reason(error: OSError) -> str:

@@ -2,6 +2,7 @@
 run statuses, and SCIM attribute paths. Plain data; imports nothing else of the package."""
 
 from reconciler.models.groups import GroupAction, GroupActionKind, GroupPlan, OktaGroup, PlatformGroup
+from reconciler.models.log import LogCursor
 from reconciler.models.records import Action, ActionKind, Change, OktaAssignment, Plan, PlatformUser, ProfileFields
 from reconciler.models.runs import ActionStatus, RunMode, RunStatus
 
@@ -13,6 +14,7 @@ __all__ = [
     "GroupAction",
     "GroupActionKind",
     "GroupPlan",
+    "LogCursor",
     "OktaAssignment",
     "OktaGroup",
     "Plan",

@@ -11,6 +11,15 @@ class RunMode(StrEnum):
     APPLY = "apply"
     APPLY_PLAN = "apply-plan"
     """``reconcile apply PLAN_FILE``: a saved, reviewed plan applied to live state."""
+    INCREMENTAL = "incremental"
+    """One batch of Okta System Log events, repaired by the follower: it reads only the users the events
+    touched, never a whole listing, so it is no full audit (see :data:`FULL_AUDIT_MODES`)."""
+
+
+FULL_AUDIT_MODES: Final = frozenset({RunMode.DRY_RUN, RunMode.APPLY, RunMode.APPLY_PLAN})
+"""Runs that read both sides whole: the only ones whose counts are a baseline for the source-shrink guard and
+the populations of the sliding-window gate, and whose outcome says how the target stands (its last success, its
+failure and crash streaks). An incremental run looks at a few users: it is none of those."""
 
 
 class RunStatus(StrEnum):
@@ -39,7 +48,7 @@ baseline taken from it would let a sustained drop through on the next run.
 
 SUCCESSFUL: Final = frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.BLOCKED})
 """Run statuses that count as a successful run: ``last_success`` and ``/healthz`` (reconciler.service.metrics),
-:attr:`TenantState.last_success_at`."""
+:attr:`TenantState.last_success_at` (of full runs only: :data:`FULL_AUDIT_MODES`)."""
 
 
 class ActionStatus(StrEnum):

@@ -4,7 +4,15 @@ schema migrations; the per-target run lock."""
 from reconciler.store.locks import LockBusy, RunLock
 from reconciler.store.schema import SchemaError, SchemaStatus, db_upgrade, schema_status
 from reconciler.store.store import Store
-from reconciler.store.tables import Acknowledgement, ActionRecord, AlertState, GroupActionRecord, Run, utc_now
+from reconciler.store.tables import (
+    Acknowledgement,
+    ActionRecord,
+    AlertState,
+    GroupActionRecord,
+    LogCursorRecord,
+    Run,
+    utc_now,
+)
 from reconciler.store.tenants import TenantState
 from reconciler.store.urls import StoreError
 
@@ -14,6 +22,7 @@ __all__ = [
     "AlertState",
     "GroupActionRecord",
     "LockBusy",
+    "LogCursorRecord",
     "Run",
     "RunLock",
     "SchemaError",

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from reconciler.net.pacing import RateLimitState
 from reconciler.net.shared_pacing import WindowCount, claim_up_to, epoch_now, exhaust, observe, release
-from reconciler.store.repository import Repository
+from reconciler.store.repository import Repository, upsert_insert
 from reconciler.store.tables import RateWindow
 
 
@@ -80,10 +79,5 @@ class RateWindows(Repository):
 def _ensure_row(session: Session, org: str, family: str) -> None:
     """Insert the (org, family) row unless it exists; on SQLite this takes the write lock for the transaction."""
     values = {"org": org, "family": family, "used": 0, "opened_at": 0.0}
-    table = sa.inspect(RateWindow).local_table
-    # Each dialect's insert imported when its store is in use: a SQLite store never loads PostgreSQL's dialect.
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=["org", "family"]))
+    insert = upsert_insert(session, RateWindow)
+    session.execute(insert.values(**values).on_conflict_do_nothing(index_elements=["org", "family"]))

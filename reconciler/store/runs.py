@@ -6,15 +6,26 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
 from reconciler.models.records import SUMMARY_KEYS
-from reconciler.models.runs import SOURCE_READ_WHOLE, RunMode, RunStatus
+from reconciler.models.runs import FULL_AUDIT_MODES, SOURCE_READ_WHOLE, RunMode, RunStatus
 from reconciler.store.journal import count_outcomes, interrupt_pending_actions
 from reconciler.store.repository import Repository, existing_row
 from reconciler.store.tables import GROUP_SUMMARY_KEYS, Run, utc_now
 
 INTERRUPTED_RUN_ERROR: Final = "interrupted: the process stopped before the run finished"
+
+
+def _trusted_full_audit(fingerprint: str) -> tuple[ColumnElement[bool], ...]:
+    """The target's full runs that listed Okta whole and were not blocked: trusted baselines."""
+    return (
+        Run.config_fingerprint == fingerprint,
+        col(Run.mode).in_(FULL_AUDIT_MODES),
+        col(Run.status).in_(SOURCE_READ_WHOLE),
+        col(Run.source_count).is_not(None),
+    )
 
 
 def _interrupt(session: Session, run: Run) -> None:
@@ -73,15 +84,24 @@ class RunRecords(Repository):
             session.commit()
 
     def last_trusted_source_count(self, fingerprint: str, before_run_id: int) -> int | None:
-        """Okta's assignment count at the latest run before ``before_run_id`` that read it whole and wasn't blocked."""
+        """Okta's assignment count at the latest full run before ``before_run_id`` that read it whole and wasn't
+        blocked (an incremental run, which reads a few users, never is that baseline)."""
         query = (
             select(Run.source_count)
-            .where(
-                Run.config_fingerprint == fingerprint,
-                col(Run.id) < before_run_id,
-                col(Run.status).in_(SOURCE_READ_WHOLE),
-                col(Run.source_count).is_not(None),
-            )
+            .where(*_trusted_full_audit(fingerprint), col(Run.id) < before_run_id)
+            .order_by(col(Run.id).desc())
+            .limit(1)
+        )
+        with self._session() as session:
+            return session.exec(query).first()
+
+    def last_full_audit(self, fingerprint: str) -> Run | None:
+        """The target's latest finished full run (dry-run, apply or apply-plan) that read both sides whole with a
+        trusted status (:data:`SOURCE_READ_WHOLE`): the populations an incremental batch's gate weighs its
+        ratios against, and the audit the follower's cursor starts after. None before any."""
+        query = (
+            select(Run)
+            .where(*_trusted_full_audit(fingerprint), col(Run.managed_count).is_not(None))
             .order_by(col(Run.id).desc())
             .limit(1)
         )

@@ -7,7 +7,9 @@ versioning); 0002 added ``group_actions`` and the group plan's counts
 (``runs.tenant``, ``runs.replica``) and an index on ``runs (config_fingerprint, id)``
 for :meth:`reconciler.store.Store.tenant_states`; 0004 added ``rate_windows`` (each Okta
 org's shared rate-limit window); 0005 added ``acknowledgements`` (findings a person
-reviewed, :mod:`reconciler.store.acknowledgements`). Opening a Store:
+reviewed, :mod:`reconciler.store.acknowledgements`); 0006 added ``log_cursors`` (each target's place in
+Okta's System Log), ``actions.okta_changed_at`` and an index on ``actions.created_at``
+(:mod:`reconciler.store.log_cursors`). Opening a Store:
 
 - on an empty database (a new SQLite file, a new PostgreSQL database), creates
   the schema at the newest revision: zero set-up;

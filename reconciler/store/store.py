@@ -34,6 +34,9 @@ failure streak in a few queries whatever their number
 (:mod:`reconciler.store.tenants`), and :meth:`Store.lock_holders` which of them
 a process is running right now. Replicas reading one Okta org share its rate
 budget through the store (:meth:`Store.rate_ledger`, :mod:`reconciler.store.rate_windows`).
+
+The System Log follower keeps its cursor here, and its gate counts the writes of a sliding window
+(:mod:`reconciler.store.log_cursors`).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from reconciler.store.engine import store_engine, store_errors
 from reconciler.store.files import check_writable, create_database_file
 from reconciler.store.journal import ActionJournal
 from reconciler.store.locks import LockBusy, RunLock, lock_holders, run_lock
+from reconciler.store.log_cursors import LogCursors
 from reconciler.store.rate_windows import RateWindows
 from reconciler.store.runs import RunRecords
 from reconciler.store.schema import SchemaError, inspect_schema, prepare_schema
@@ -82,7 +86,7 @@ def default_replica_name() -> str:
     return f"{socket.gethostname()} pid {os.getpid()}"
 
 
-class Store(RunRecords, ActionJournal, TenantQueries, AlertStates, RateWindows, Acknowledgements):
+class Store(RunRecords, ActionJournal, TenantQueries, AlertStates, RateWindows, Acknowledgements, LogCursors):
     """Runs and actions in a database; every method is one short transaction.
 
     Opening it checks the schema (see the module's docstring): an empty database

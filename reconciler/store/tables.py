@@ -1,4 +1,5 @@
-"""The store's tables (SQLModel): runs, the user and group actions of each run, and the active alert conditions."""
+"""The store's tables (SQLModel): runs, the user and group actions of each run, the active alert conditions, the
+shared rate windows, acknowledgements and the System Log followers' cursors."""
 
 from __future__ import annotations
 
@@ -124,12 +125,17 @@ class ActionRecord(ActionColumns, table=True):
     """A user action of a run (:class:`reconciler.models.records.Action`)."""
 
     __tablename__ = "actions"
+    __table_args__ = (sa.Index("ix_actions_created_at", "created_at"),)
 
     kind: ActionKind = Field(sa_type=_text_enum(ActionKind))
     user_name: str
     okta_user_id: str | None = None
     changes: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     """``{SCIM path: {"before": ..., "after": ...}}``, as in :meth:`Action.to_json`."""
+    okta_changed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    """When Okta's state changed for this user, for an incremental run's action: the ``published`` time of the
+    System Log event that brought the user in, so that time to repair (or to revoke) is this action's
+    ``finished_at`` minus it. None for a full run's actions and every action before revision 0006."""
 
 
 class GroupActionRecord(ActionColumns, table=True):
@@ -226,3 +232,20 @@ class Acknowledgement(SQLModel, table=True):
     """The run whose report the finding was acknowledged from; a plain pointer, not a foreign key."""
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     revoked_by: str | None = Field(default=None, max_length=ACK_BY_LENGTH)
+
+
+class LogCursorRecord(SQLModel, table=True):
+    """Where a target's System Log follower stands (:class:`reconciler.models.log.LogCursor`), one row per target,
+    rewritten at each checkpoint (revision 0006)."""
+
+    __tablename__ = "log_cursors"
+
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    """:func:`reconciler.config.fingerprint`, as runs have it."""
+    tenant: str | None = Field(default=None, max_length=TENANT_NAME_LENGTH)
+    next_url: str | None = Field(default=None, sa_type=sa.Text)
+    high_water: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    recent_uuids: str = Field(default="[]", sa_type=sa.Text)
+    """A JSON list of event uuids, oldest first, at most :data:`reconciler.models.log.RECENT_UUIDS_KEPT`."""
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+    last_ok_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_
 from sqlmodel import Session, col, func, select
 
-from reconciler.models.runs import SUCCESSFUL, RunMode, RunStatus
+from reconciler.models.runs import FULL_AUDIT_MODES, SUCCESSFUL, RunMode, RunStatus
 from reconciler.store.repository import Repository
 from reconciler.store.runs import INTERRUPTED_RUN_ERROR
 from reconciler.store.tables import Run
@@ -29,11 +29,14 @@ class TenantState:
     """
 
     latest: Run | None = None
-    """Its run with the highest id, whatever its status (running included); None if it never ran."""
+    """Its run with the highest id, whatever its status (running included) and mode (an incremental one
+    included, unless ``modes`` leaves it out); None if it never ran."""
     last_success_at: datetime | None = None
-    """When its latest run whose status is in :data:`SUCCESSFUL` finished; None if none did."""
+    """When its latest full run (not an incremental one) whose status is in :data:`SUCCESSFUL` finished; None if
+    none did."""
     consecutive_failures: int = 0
-    """How many of its latest finished runs failed, counting back to the last that did not (running ones skipped)."""
+    """How many of its latest finished full runs failed, counting back to the last that did not (running and
+    incremental ones skipped)."""
     consecutive_crashes: int = 0
     """How many of its latest runs died with their process (found 'running' with no holder: a crash, an OOM
     kill, a SIGKILL), counting back to its latest run that ended on its own; runs interrupted by a clean stop
@@ -64,11 +67,13 @@ def _crash_streaks(session: Session, fingerprints: list[str]) -> dict[str, int]:
 def _streaks(
     session: Session, fingerprints: list[str], counted: ColumnElement[bool], not_barriers: tuple[RunStatus, ...]
 ) -> dict[str, int]:
-    """Per target, its runs that match ``counted`` newer than its newest run whose status is not in ``not_barriers``."""
-    fingerprint = col(Run.config_fingerprint)
+    """Per target, its full runs that match ``counted`` newer than its newest full run whose status is not in
+    ``not_barriers``. Incremental runs are neither counted nor barriers: a burst of failed batches (retried at
+    each poll) must not quarantine the audits, nor one repaired batch hide a streak of failed audits."""
+    fingerprint, full = col(Run.config_fingerprint), col(Run.mode).in_(FULL_AUDIT_MODES)
     barrier = (
         select(fingerprint, func.max(Run.id).label("id"))
-        .where(fingerprint.in_(fingerprints), col(Run.status).not_in(not_barriers))
+        .where(fingerprint.in_(fingerprints), full, col(Run.status).not_in(not_barriers))
         .group_by(fingerprint)
         .subquery()
     )
@@ -76,7 +81,7 @@ def _streaks(
         select(fingerprint, func.count())
         .select_from(Run)
         .outerjoin(barrier, barrier.c.config_fingerprint == fingerprint)
-        .where(fingerprint.in_(fingerprints), counted, col(Run.id) > func.coalesce(barrier.c.id, 0))
+        .where(fingerprint.in_(fingerprints), full, counted, col(Run.id) > func.coalesce(barrier.c.id, 0))
         .group_by(fingerprint)
     )
     return {fp: int(count) for fp, count in session.execute(query)}
@@ -86,16 +91,19 @@ class TenantQueries(Repository):
     """The Store's part that says where targets stand, from their runs."""
 
     def consecutive_failures(self, fingerprint: str) -> int:
-        """How many of the latest finished runs for this target failed, counting back to the last that did not."""
+        """How many of the latest finished full runs for this target failed, counting back to the last that did not
+        (incremental runs are left out: see :func:`_streaks`)."""
         with self._session() as session:
             return _failure_streaks(session, [fingerprint]).get(fingerprint, 0)
 
     def last_success_at(self, fingerprint: str) -> datetime | None:
-        """When the target's latest successful run (its status in :data:`SUCCESSFUL`) ended; None if none did."""
+        """When the target's latest successful full run (its status in :data:`SUCCESSFUL`) ended; None if none did.
+        An incremental run does not count: ``/healthz`` and the ``last_success`` metric are about the audits."""
         query = (
             select(Run.finished_at)
             .where(
                 Run.config_fingerprint == fingerprint,
+                col(Run.mode).in_(FULL_AUDIT_MODES),
                 col(Run.status).in_(SUCCESSFUL),
                 col(Run.finished_at).is_not(None),
             )
@@ -126,7 +134,7 @@ class TenantQueries(Repository):
         newest = newest_query.group_by(fingerprint).subquery()
         succeeded = (
             select(fingerprint, func.max(Run.id).label("id"))
-            .where(fingerprint.in_(wanted), col(Run.status).in_(SUCCESSFUL))
+            .where(fingerprint.in_(wanted), col(Run.mode).in_(FULL_AUDIT_MODES), col(Run.status).in_(SUCCESSFUL))
             .group_by(fingerprint)
             .subquery()
         )

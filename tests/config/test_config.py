@@ -610,8 +610,9 @@ def test_group_kinds_can_raise_their_own_drift_alert(write_config: WriteConfig) 
 
 # --- durations: 0 where it means none, refused where it is nonsense ------------------------------
 
-ZERO_MEANS_NONE = {("schedule", "jitter"), ("schedule", "stop_timeout")}
-"""The durations for which 0 is a choice: no jitter; no grace on stop (runs in flight are cancelled at once)."""
+ZERO_MEANS_NONE = {("schedule", "jitter"), ("schedule", "stop_timeout"), ("incremental", "recheck_after")}
+"""The durations for which 0 is a choice: no jitter; no grace on stop (runs in flight are cancelled at once); no
+second look at a user the System Log follower repaired."""
 
 
 def duration_keys() -> list[tuple[str, str]]:
