@@ -11,8 +11,9 @@ payload, so an event seen twice, or out of order, costs a read and changes nothi
 ``user.lifecycle.*``                 a user (de|re)activated, suspended, deleted…
 ``user.account.update_profile``,     a profile edit (the mapping may read any field)
 ``user.account.update_primary_email``
-``application.lifecycle.*``,         this app's configuration changed: a full audit, not
-``application.provision.field_…``    per-user work
+``application.lifecycle.update``,    this app's configuration or state changed: a full
+``.activate|.deactivate|.delete``,   audit, not per-user work
+``application.provision.field_…``
 ===================================  ======================================================
 
 Everything else is ignored and counted.
@@ -34,7 +35,13 @@ from reconciler.plan.users import PlanBuilder
 USER, APP, GROUP = "User", "AppInstance", "UserGroup"
 USER_EVENT_PREFIXES = ("user.lifecycle.", "user.account.update_profile", "user.account.update_primary_email")
 APP_MEMBERSHIP_PREFIXES = ("application.user_membership.", "application.provision.user.")
-FULL_AUDIT_PREFIXES = ("application.lifecycle.", "application.provision.field_mapping_rule.")
+FULL_AUDIT_PREFIXES = (
+    "application.lifecycle.update",
+    "application.lifecycle.activate",
+    "application.lifecycle.deactivate",
+    "application.lifecycle.delete",
+    "application.provision.field_mapping_rule.",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from reconciler.config.model import Config, fingerprint
 from reconciler.errors import ReconcileError, SourceError
 from reconciler.hooks import NO_FOLLOW_LISTENER, FollowListener
 from reconciler.models.events import LogEvent
-from reconciler.models.log import LogCursor
+from reconciler.models.log import RECENT_UUIDS_KEPT, LogCursor
 from reconciler.models.runs import RunStatus
 from reconciler.okta.connection import Rejected
 from reconciler.okta.log import LOG_SCOPE, LogAccessDenied, LogPage, SystemLogReader
@@ -38,13 +38,15 @@ from reconciler.run.outcome import RunOutcome
 from reconciler.run.wiring import okta_source, scim_reader
 from reconciler.scim.reader import ScimReader
 from reconciler.store import Store
+from reconciler.store.locks import LockBusy
 
 log = logging.getLogger(__name__)
 
 RETENTION = timedelta(days=90)
 """How long Okta keeps its System Log: a cursor older than this points at events that are gone."""
-RECENT_UUIDS = 5_000
-"""Event uuids remembered to drop events read twice (the overlap window, a retried page)."""
+BATCH_LOCK_WAIT_S = 5.0
+"""How long a batch waits for the target's run lock (a full run holds it for its whole length): then the page
+is polled again later, its cursor not saved."""
 
 FullAudit = Callable[[], Awaitable[RunOutcome]]
 """A full run of both sides (with its alerts): the caller's, so that it runs under the caller's lease."""
@@ -132,6 +134,9 @@ class Follower:
             await self.audit_then_restart("no cursor yet: a full audit first, then the log from its start")
         elif cursor.high_water is not None and self.clock() - cursor.high_water > RETENTION - timedelta(days=1):
             await self.audit_then_restart("the stored cursor is older than the 90 days Okta keeps its log")
+        elif self.clock() - (cursor.last_ok_at or cursor.updated_at) > timedelta(seconds=self.settings.max_gap_s):
+            self.recent = OrderedDict.fromkeys(cursor.recent_uuids)
+            await self.audit_then_restart(f"the log was last read more than {self.settings.max_gap} ago")
         else:
             self.url, self.high_water = cursor.next_url, cursor.high_water
             self.recent = OrderedDict.fromkeys(cursor.recent_uuids)
@@ -175,6 +180,7 @@ class Follower:
         fresh = [e for e in page.events if e.uuid not in self.recent]
         affected = affected_by(fresh, self.scope)
         if affected.full_audit:
+            self._remember(fresh)  # read again from before the audit, they are not to call for another
             await self.audit_then_restart("; ".join(affected.full_audit))
             return PollResult(caught_up=False, events=len(fresh), audited=True)
         self._follow_groups(affected)
@@ -190,8 +196,14 @@ class Follower:
         return PollResult(page.caught_up, len(fresh), batch)
 
     async def _repair(self, affected: Affected) -> BatchOutcome:
+        """One batch, under the target's run lock: a full run and a batch never write at once, and a batch
+        left running by a dead process is told from a live one by its lock."""
         assert self.source is not None and self.reader is not None
-        batch = await repair_affected(self.config, self.store, self.source, self.reader, affected)
+        try:
+            with self.store.run_lock(self.fingerprint, wait_s=BATCH_LOCK_WAIT_S):
+                batch = await repair_affected(self.config, self.store, self.source, self.reader, affected)
+        except LockBusy as busy:
+            raise SourceError(f"a batch waits for the run in progress ({busy})") from None
         for published, confirmed in batch.confirmed.values():
             self.listener.repaired(max(0.0, (confirmed - published).total_seconds()))
         if self.settings.recheck_after_s > 0:
@@ -213,13 +225,16 @@ class Follower:
         groups = (self.scope.group_ids | affected.groups_assigned) - affected.groups_unassigned
         self.scope = AppScope(self.scope.app_id, frozenset(groups), self.scope.known_users)
 
-    def _checkpoint(self, page: LogPage, fresh: list[LogEvent]) -> None:
+    def _remember(self, fresh: list[LogEvent]) -> None:
         for event in fresh:
             self.recent[event.uuid] = None
             if self.high_water is None or event.published > self.high_water:
                 self.high_water = event.published
-        while len(self.recent) > RECENT_UUIDS:
+        while len(self.recent) > RECENT_UUIDS_KEPT:
             self.recent.popitem(last=False)
+
+    def _checkpoint(self, page: LogPage, fresh: list[LogEvent]) -> None:
+        self._remember(fresh)
         self.url = page.next_url
         now = self.clock()
         cursor = LogCursor(page.next_url, self.high_water, tuple(self.recent), now, now)
