@@ -1,0 +1,206 @@
+"""What the follower must withstand: no log access, unreadable and foreign events, late and skewed events,
+a spent log bucket, a burst of deactivations, a group's fan-out. Real emulator, real scim2-server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.config import Config, load_config
+from reconciler.models.runs import RunMode, RunStatus
+from reconciler.run.follower import Follower, FollowerOff
+from reconciler.run.reconcile import reconcile
+from reconciler.store import Store
+from reconciler.testing.okta import OktaEmulator, okta_emulator_in_thread
+from reconciler.testing.scenario import write_local_config
+from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users
+
+USERS = 4
+MAX_POLLS = 10
+
+
+@dataclass
+class Heard:
+    """A FollowListener that keeps what it is told."""
+
+    polls: list[tuple[int, int, int, int, float]] = field(default_factory=list)
+    repairs: list[float] = field(default_factory=list)
+    stops: list[str] = field(default_factory=list)
+
+    def polled(self, read: int, ignored: int, acted: int, malformed: int, lag_s: float) -> None:
+        self.polls.append((read, ignored, acted, malformed, lag_s))
+
+    def repaired(self, seconds: float) -> None:
+        self.repairs.append(seconds)
+
+    def stopped(self, why: str) -> None:
+        self.stops.append(why)
+
+    def total(self, index: int) -> int:
+        return sum(int(p[index]) for p in self.polls)
+
+
+@dataclass
+class Org:
+    okta: Okta
+    platform: httpx.Client
+    config: Config
+    store: Store
+    user_ids: list[str]
+    heard: Heard = field(default_factory=Heard)
+
+    def by_external_id(self) -> dict[str, dict]:
+        return {u.get("externalId"): u for u in all_users(self.platform)}
+
+    def incremental_runs(self) -> list:  # noqa: ANN201
+        return [r for r in self.store.recent_runs(100) if r.mode is RunMode.INCREMENTAL]
+
+
+def make_org(okta: Okta, platform: httpx.Client, scim_url: str, state: Path, extra: str = "") -> Org:
+    users = okta.emulator.add_assigned_users(okta.app_id, USERS)
+    settings = f'[incremental]\npoll = "1s"\nrecheck_after = 0\n{extra}'
+    config = load_config(
+        write_local_config(state, okta.org_url, okta.app_id, scim_url, OKTA_TOKEN, SCIM_TOKEN, settings)
+    )
+    return Org(okta, platform, config, Store(config.store.url), [u.id for u in users])
+
+
+@pytest.fixture
+def org(okta: Okta, platform: httpx.Client, scim_url: str, tmp_path: Path) -> Iterator[Org]:
+    made = make_org(okta, platform, scim_url, tmp_path / "state")
+    yield made
+    made.store.close()
+
+
+async def follow(org: Org, polls: int = MAX_POLLS, until: object = None) -> None:
+    """Start (auditing first when there is no cursor), then poll until caught up (or ``until()`` holds)."""
+    audit = lambda: reconcile(org.config, org.store, dry_run=False)  # noqa: E731
+    async with Follower(org.config, org.store, audit, listener=org.heard) as follower:
+        await follower.start()
+        for _ in range(polls):
+            result = await follower.poll_safely()
+            if until is None and result.caught_up or until is not None and until():  # type: ignore[operator]
+                return
+            if result.caught_up:
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"not done after {polls} polls")
+
+
+def test_a_token_without_log_access_turns_the_follower_off_and_full_audits_go_on(org: Org) -> None:
+    asyncio.run(follow(org))
+    org.okta.emulator.deny_logs()
+    with pytest.raises(FollowerOff, match=r"okta\.logs\.read"):
+        asyncio.run(follow(org))
+    assert org.heard.stops and "okta.logs.read" in org.heard.stops[0]
+    org.okta.emulator.update_user_profile(org.user_ids[0], lastName="Audited")
+    audit = asyncio.run(reconcile(org.config, org.store, dry_run=False))
+    assert audit.status is RunStatus.SUCCEEDED
+    assert org.by_external_id()[org.user_ids[0]]["name"]["familyName"] == "Audited"
+
+
+def test_unreadable_and_foreign_events_are_skipped_and_counted_never_fatal(org: Org) -> None:
+    asyncio.run(follow(org))
+    emulator = org.okta.emulator
+    emulator.add_log_event({"eventType": "user.lifecycle.deactivate", "published": "not a time"})
+    other = emulator.create_app(label="Another app")
+    stranger = emulator.create_user(login="stranger@example.com", first_name="S", last_name="T")
+    emulator.assign_user(other.id, stranger.id)
+    emulator.update_user_profile(org.user_ids[1], lastName="Afterwards")
+    org.heard.polls.clear()
+
+    asyncio.run(follow(org))
+
+    assert org.heard.total(3) == 1, "one unreadable event, counted"
+    assert org.heard.total(1) >= 2, "the other app's creation and assignment, ignored"
+    assert org.by_external_id()[org.user_ids[1]]["name"]["familyName"] == "Afterwards"
+    assert stranger.id not in org.by_external_id()
+    assert len(org.heard.repairs) == 1 and 0 <= org.heard.repairs[0] < 30
+
+
+def test_late_events_are_still_read_by_following_the_cursor(org: Org) -> None:
+    """Okta publishes events seconds late, out of ``published`` order: the cursor follows persistence."""
+    asyncio.run(follow(org))
+    org.okta.emulator.set_log_delay(1.0)
+    org.okta.emulator.unassign_user(org.okta.app_id, org.user_ids[2])
+
+    asyncio.run(follow(org, polls=30, until=lambda: org.by_external_id()[org.user_ids[2]]["active"] is False))
+
+    assert org.incremental_runs()[0].applied == 1
+
+
+def test_a_burst_is_held_to_the_limits_over_the_sliding_window(okta: Okta, platform, scim_url, tmp_path) -> None:  # noqa: ANN001
+    org = make_org(okta, platform, scim_url, tmp_path / "state", "\n[thresholds]\nmax_deactivate = 2\n")
+    asyncio.run(follow(org))
+    emulator, app = okta.emulator, okta.app_id
+    emulator.unassign_user(app, org.user_ids[0])
+    emulator.unassign_user(app, org.user_ids[1])
+    asyncio.run(follow(org))
+    emulator.unassign_user(app, org.user_ids[2])
+    asyncio.run(follow(org))
+
+    platform_users = org.by_external_id()
+    assert [platform_users[u]["active"] for u in org.user_ids[:3]] == [False, False, True]
+    last = org.incremental_runs()[0]
+    assert last.status is RunStatus.BLOCKED and "max_deactivate = 2" in (last.error or "")
+    assert "the last 10m" in (last.error or "")
+    org.store.close()
+
+
+def test_a_group_assigned_then_unassigned_brings_its_members_and_takes_them_away(org: Org) -> None:
+    asyncio.run(follow(org))
+    emulator, app = org.okta.emulator, org.okta.app_id
+    group = emulator.create_group("Contractors")
+    members = [
+        emulator.create_user(login=f"contractor{n}@example.com", first_name="C", last_name=str(n)) for n in range(3)
+    ]
+    for member in members:
+        emulator.add_group_member(group.id, member.id)
+    emulator.assign_group(app, group.id)
+    asyncio.run(follow(org))
+    assert all(org.by_external_id()[m.id]["active"] for m in members)
+
+    emulator.unassign_group(app, group.id)
+    asyncio.run(follow(org))
+    assert not any(org.by_external_id()[m.id]["active"] for m in members)
+
+
+def test_a_spent_log_bucket_is_waited_out_without_starving_the_full_audit(
+    tmp_path: Path, scim_url: str, platform
+) -> None:  # noqa: ANN001
+    emulator = OktaEmulator(seed=3, api_tokens=[OKTA_TOKEN], rate_limit_window_s=2.0)
+    app = emulator.create_app()
+    with okta_emulator_in_thread(emulator) as org_url:
+        org = make_org(Okta(emulator, org_url, app.id), platform, scim_url, tmp_path / "state")
+        asyncio.run(follow(org))
+        emulator.set_rate_limit(1, "/api/v1/logs")
+        headers = {"Authorization": f"SSWS {OKTA_TOKEN}"}
+        with httpx.Client(base_url=org_url, headers=headers) as client:
+            spent = [client.get("/api/v1/logs", params={"limit": 1}).status_code for _ in range(2)]
+        assert spent[-1] == 429
+        started = time.monotonic()
+        audit = asyncio.run(reconcile(org.config, org.store, dry_run=True))
+        assert audit.status is RunStatus.SUCCEEDED and audit.okta_429s == 0 and time.monotonic() - started < 2
+        emulator.set_rate_limit(120, "/api/v1/logs")
+        emulator.unassign_user(app.id, org.user_ids[3])
+        asyncio.run(follow(org))
+        assert org.by_external_id()[org.user_ids[3]]["active"] is False
+        org.store.close()
+
+
+def test_a_clock_minutes_behind_loses_nothing(tmp_path: Path, scim_url: str, platform) -> None:  # noqa: ANN001
+    """Okta's clock five minutes behind ours: polling restarts ``overlap`` before, so its events are read."""
+    emulator = OktaEmulator(seed=4, api_tokens=[OKTA_TOKEN], clock=lambda: time.time() - 300)
+    app = emulator.create_app()
+    with okta_emulator_in_thread(emulator) as org_url:
+        org = make_org(Okta(emulator, org_url, app.id), platform, scim_url, tmp_path / "state")
+        asyncio.run(follow(org))
+        emulator.update_user_profile(org.user_ids[0], firstName="Skewed")
+        asyncio.run(follow(org))
+        assert org.by_external_id()[org.user_ids[0]]["name"]["givenName"] == "Skewed"
+        org.store.close()
