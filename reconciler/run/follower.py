@@ -33,7 +33,7 @@ from reconciler.okta.connection import Rejected
 from reconciler.okta.log import LOG_SCOPE, LogAccessDenied, LogPage, SystemLogReader
 from reconciler.okta.source import OktaSource
 from reconciler.plan.events import Affected, AppScope, affected_by
-from reconciler.run.incremental import BatchOutcome, IncrementalUnsupported, repair_affected
+from reconciler.run.incremental import BatchOutcome, IncrementalUnsupported, repair_affected, require_filters
 from reconciler.run.outcome import RunOutcome
 from reconciler.run.wiring import okta_source, scim_reader
 from reconciler.scim.reader import ScimReader
@@ -127,7 +127,12 @@ class Follower:
 
     async def start(self) -> None:
         """Resume from the stored cursor, or audit first (no cursor, or one older than the log keeps)."""
-        assert self.source is not None
+        assert self.source is not None and self.reader is not None
+        try:
+            await require_filters(self.reader)
+        except IncrementalUnsupported as unsupported:
+            self.listener.stopped(str(unsupported))
+            raise FollowerOff(str(unsupported)) from None
         self.scope = AppScope(self.config.okta.app_id, await self._group_ids())
         cursor = self.store.log_cursor(self.fingerprint)
         if cursor is None:
@@ -183,6 +188,12 @@ class Follower:
             self._remember(fresh)  # read again from before the audit, they are not to call for another
             await self.audit_then_restart("; ".join(affected.full_audit))
             return PollResult(caught_up=False, events=len(fresh), audited=True)
+        if affected.push_failures:
+            log.info(
+                "System Log: Okta reports %d failed push(es) to the app; their users are repaired now",
+                affected.push_failures,
+                extra={"push_failures": affected.push_failures},
+            )
         self._follow_groups(affected)
         self._add_due_rechecks(affected)
         batch = await self._repair(affected) if not affected.nothing else None

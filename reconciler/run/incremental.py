@@ -111,12 +111,7 @@ async def read_users(
 ) -> tuple[list[OktaAssignment], list[PlatformUser]]:
     """Each user's assignment as Okta has it now (none when unassigned), and the platform users that
     could be theirs; the platform must be able to filter (:class:`IncrementalUnsupported` otherwise)."""
-    if not (await reader.capabilities()).filter_supported:
-        raise IncrementalUnsupported(
-            f"the platform at {reader.base_url} does not support SCIM filters, so one user cannot be looked up "
-            "without reading them all: incremental repair is off for it (set incremental.enabled = false); "
-            "the scheduled full audits keep it in line"
-        )
+    await require_filters(reader)
     found = await gather_bounded(source.get_assignment, user_ids, READS_AT_ONCE)
     assignments = [a for a in found if a is not None]
     by_user = dict(zip(user_ids, found, strict=True))
@@ -128,6 +123,16 @@ async def read_users(
     for found_users in await gather_bounded(candidates, user_ids, READS_AT_ONCE):
         users.update((u.scim_id, u) for u in found_users)
     return assignments, list(users.values())
+
+
+async def require_filters(reader: ScimReader) -> None:
+    """:class:`IncrementalUnsupported` unless the platform can filter users (one user found without a listing)."""
+    if not (await reader.capabilities()).filter_supported:
+        raise IncrementalUnsupported(
+            f"the platform at {reader.base_url} does not support SCIM filters, so one user cannot be looked up "
+            "without reading them all: incremental repair is off for it (set incremental.enabled = false); "
+            "the scheduled full audits keep it in line"
+        )
 
 
 async def platform_candidates(
