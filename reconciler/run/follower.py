@@ -44,9 +44,9 @@ log = logging.getLogger(__name__)
 
 RETENTION = timedelta(days=90)
 """How long Okta keeps its System Log: a cursor older than this points at events that are gone."""
-BATCH_LOCK_WAIT_S = 5.0
-"""How long a batch waits for the target's run lock (a full run holds it for its whole length): then the page
-is polled again later, its cursor not saved."""
+BATCH_LOCK_WAIT_S = 0.0
+"""How long a batch waits for the target's run lock, which a full run holds for its whole length: not at all
+(waiting would block the event loop); the page is polled again next time, its cursor not saved."""
 
 FullAudit = Callable[[], Awaitable[RunOutcome]]
 """A full run of both sides (with its alerts): the caller's, so that it runs under the caller's lease."""
