@@ -102,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with store:
         if args.command == "serve":
             return _serve(fleet, store, log_level, args.log_format or "text")
+        if args.command == "follow":
+            from reconciler.cli.follow import run_follow_command
+
+            return run_follow_command(fleet.tenants[0], store, dry_run=args.dry_run, once=args.once)
         if args.command == "ack":
             from reconciler.cli.ack import run_ack_command
 

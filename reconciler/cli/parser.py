@@ -36,6 +36,7 @@ COMMAND_OPTIONS: dict[str, tuple[str, ...]] = {
     "ack": ("config", "tenant", "output", "log_level", "log_format"),
     "db": ("config", "log_level", "log_format"),
     "serve": ("config", "log_level", "log_format"),
+    "follow": ("config", "tenant", "log_level", "log_format", "dry_run"),
     "demo": ("log_level", "log_format"),
     "completion": (),
 }
@@ -226,6 +227,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--replica", metavar="NAME", help="this replica's name in `reconcile status` (default: host name and pid)"
+    )
+    follow = _command(
+        commands,
+        "follow",
+        "follow Okta's System Log in the foreground, repairing each change within seconds",
+        "Follow the Okta System Log and repair the users each change touches, as `serve` does with "
+        "[incremental] (see docs/incremental.md): a full audit first when there is no fresh cursor, then one "
+        "incremental run per batch of events, each recorded in `history`. Ctrl-C or SIGTERM stops it after "
+        "the batch in flight. Needs a token that may read the log (okta.logs.read) and a platform with SCIM filters.",
+    )
+    follow.add_argument(
+        "--once", action="store_true", help="poll until caught up with the log, then exit (for scripts and tests)"
+    )
+    follow.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=argparse.SUPPRESS,  # `reconcile --dry-run follow` means the same
+        help="plan and record each batch, send nothing; the stored cursor stays where it was",
     )
     _command(
         commands,

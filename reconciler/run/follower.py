@@ -75,8 +75,11 @@ class Follower:
         *,
         listener: FollowListener = NO_FOLLOW_LISTENER,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        dry_run: bool = False,
     ) -> None:
         self.config, self.store, self._full_audit = config, store, full_audit
+        self.dry_run = dry_run
+        """Plan and record each batch, send nothing, and keep the stored cursor where it is (``follow --dry-run``)."""
         self.listener, self.clock = listener, clock
         self.settings = config.incremental
         self.fingerprint = fingerprint(config)
@@ -116,12 +119,14 @@ class Follower:
 
     # -- the loop --------------------------------------------------------------
 
-    async def follow(self, stop: asyncio.Event) -> None:
+    async def follow(self, stop: asyncio.Event, on_poll: Callable[[PollResult], None] | None = None) -> None:
         """Poll until ``stop`` is set: at once while pages come full, every ``incremental.poll`` once caught up.
-        Raises :class:`FollowerOff` when it cannot go on."""
+        Raises :class:`FollowerOff` when it cannot go on. ``on_poll`` is told each poll's result."""
         await self.start()
         while not stop.is_set():
             result = await self.poll_safely()
+            if on_poll is not None:
+                on_poll(result)
             if result.caught_up:
                 await _wait(stop, self.settings.poll_s)
 
@@ -212,7 +217,9 @@ class Follower:
         assert self.source is not None and self.reader is not None
         try:
             with self.store.run_lock(self.fingerprint, wait_s=BATCH_LOCK_WAIT_S):
-                batch = await repair_affected(self.config, self.store, self.source, self.reader, affected)
+                batch = await repair_affected(
+                    self.config, self.store, self.source, self.reader, affected, dry_run=self.dry_run
+                )
         except LockBusy as busy:
             raise SourceError(f"a batch waits for the run in progress ({busy})") from None
         for published, confirmed in batch.confirmed.values():
@@ -248,8 +255,11 @@ class Follower:
         self._remember(fresh)
         self.url = page.next_url
         now = self.clock()
-        cursor = LogCursor(page.next_url, self.high_water, tuple(self.recent), now, now)
-        self.store.save_log_cursor(self.fingerprint, cursor, tenant=self.config.tenant)
+        self._save(LogCursor(page.next_url, self.high_water, tuple(self.recent), now, now))
+
+    def _save(self, cursor: LogCursor) -> None:
+        if not self.dry_run:  # a dry run repaired nothing: the events stay ahead of the stored cursor
+            self.store.save_log_cursor(self.fingerprint, cursor, tenant=self.config.tenant)
 
     # -- full audits and restarts ------------------------------------------------
 
@@ -263,8 +273,7 @@ class Follower:
         self.high_water = began
         self.rechecks.clear()
         self.url = self._restart_url()
-        cursor = LogCursor(self.url, self.high_water, tuple(self.recent), began, began)
-        self.store.save_log_cursor(self.fingerprint, cursor, tenant=self.config.tenant)
+        self._save(LogCursor(self.url, self.high_water, tuple(self.recent), began, began))
 
     def _restart_url(self) -> str:
         """Polling from ``overlap`` before the last event seen (or now): events read again are dropped by uuid."""
