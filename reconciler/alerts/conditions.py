@@ -43,6 +43,8 @@ BLOCKED: Final = "blocked"
 FAILED: Final = "failed"
 CONSECUTIVE_FAILURES: Final = "consecutive_failures"
 QUARANTINED: Final = "quarantined"
+FOLLOWER_OFF: Final = "follower_off"
+"""The System Log follower turned itself off (no log access, no SCIM filter): told by the service, not a run."""
 
 MAX_EXAMPLES: Final = 10
 DRIFT_KINDS: Final = tuple(kind for kind in ActionKind if kind in WRITE_KINDS or kind is ActionKind.CONFLICT)
@@ -222,6 +224,18 @@ def quarantine_condition(run_id: int, crashes: int, limit: int, interval_s: floa
         "ends on its own; or run it once by hand when the cause is fixed.",
     )
     return Condition(QUARANTINED, title, run_id, details=details)
+
+
+def follower_off_condition(run_id: int, why: str) -> Condition:
+    """The System Log follower is off for ``why``; ``run_id`` is the target's latest run (the audits go on)."""
+    details = (
+        why,
+        "Changes in Okta now wait for the next scheduled full audit. Fix the cause, then reload the service "
+        "(SIGHUP) or restart it to follow again; set incremental.enabled = false to stop trying.",
+    )
+    return Condition(
+        FOLLOWER_OFF, "The System Log follower is off: incremental repair stopped", run_id, details=details
+    )
 
 
 def _counts(plan: Plan | GroupPlan | None, kinds: Iterable[ActionKind | GroupActionKind]) -> dict[str, int]:

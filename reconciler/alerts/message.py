@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from reconciler.alerts.conditions import BLOCKED, CONSECUTIVE_FAILURES, DRIFT, FAILED, QUARANTINED, family
+from reconciler.alerts.conditions import BLOCKED, CONSECUTIVE_FAILURES, DRIFT, FAILED, FOLLOWER_OFF, QUARANTINED, family
 from reconciler.alerts.transitions import Event, Notification
 from reconciler.config.model import Config
 from reconciler.secret import redact
@@ -58,7 +58,7 @@ def show_command(config: Config, run_id: int) -> str:
 _EVENT_ORDER: Final = (Event.STARTED, Event.STILL_ACTIVE, Event.RESOLVED)
 
 
-_FAMILY_ORDER: Final = (QUARANTINED, FAILED, CONSECUTIVE_FAILURES, BLOCKED, DRIFT)
+_FAMILY_ORDER: Final = (QUARANTINED, FAILED, CONSECUTIVE_FAILURES, BLOCKED, FOLLOWER_OFF, DRIFT)
 
 
 def _importance(notification: Notification) -> tuple[int, int, str]:

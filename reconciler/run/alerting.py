@@ -7,12 +7,14 @@ from collections.abc import Collection
 from datetime import datetime
 
 from reconciler.alerts import (
+    FOLLOWER_OFF,
     QUARANTINED,
     Condition,
     ConditionState,
     Notification,
     compose,
     conditions_of,
+    follower_off_condition,
     judged_by,
     quarantine_condition,
     send,
@@ -79,6 +81,20 @@ async def alert_quarantined(store: Store, config: Config, last_dead_run: int, cr
         )
     except Exception:
         log.exception("alerting the quarantine of run %s's tenant failed", last_dead_run)
+        return []
+
+
+async def alert_follower(store: Store, config: Config, off: str | None) -> list[Notification]:
+    """Tell that the System Log follower turned itself off (``off`` says why), or, with None, that it follows
+    again; once each (the state remembers). Never raises. Its own family: no run's alerts set or clear it."""
+    target = fingerprint(config)
+    latest = store.tenant_states([target])[target].latest
+    run_id = latest.id if latest is not None else 0
+    current = {FOLLOWER_OFF: follower_off_condition(run_id, off)} if off is not None else {}
+    try:
+        return await _tell_and_remember(store, config, current, {FOLLOWER_OFF}, run_id, utc_now())
+    except Exception:
+        log.exception("alerting that the System Log follower is off failed")
         return []
 
 

@@ -142,6 +142,10 @@ class ServiceMetrics(PrometheusMetrics):
         if status in SUCCESSFUL:
             self.last_success.set(ended_at if ended_at is not None else time.time())
 
+    def actions_recorded(self, actions: Iterable[ActionRecord]) -> None:
+        """Count the actions of a run that is not counted as one here (an incremental batch)."""
+        _count_outcomes(self.actions, actions)
+
     def _planned(self, plan: Plan) -> None:
         summary = plan.summary()
         for kind in DRIFT_KINDS:

@@ -40,11 +40,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler.config.load import load_config
 from reconciler.config.model import Config, fingerprint
+from reconciler.errors import SourceError
 from reconciler.logs import LogFormat
 from reconciler.models.runs import SUCCESSFUL, RunStatus
 from reconciler.run.alerting import reconcile_and_alert
+from reconciler.run.follower import PollResult
 from reconciler.run.outcome import RunOutcome
 from reconciler.service.daemon import Daemon, DaemonOptions, StopWords
+from reconciler.service.follow_metrics import FollowMetrics
+from reconciler.service.following import FollowerTask
 from reconciler.service.health import Health
 from reconciler.service.metrics import ServiceMetrics
 from reconciler.service.process import serve_until_stopped
@@ -85,6 +89,8 @@ class Service(Daemon[Config]):
         self.status_line = "waiting for the first run"
         self._lock = asyncio.Lock()
         self._current: asyncio.Task[RunOutcome | None] | None = None
+        self.follow_metrics = FollowMetrics(self.metrics.registry).listener()
+        self.follower: FollowerTask | None = None
 
     # --- what the life cycle asks ----------------------------------------------------------------
 
@@ -117,6 +123,7 @@ class Service(Daemon[Config]):
             misfire_grace_time=None,
             next_run_time=run_now,
         )
+        self._start_follower()
 
     def announce_ready(self) -> None:
         """STATUS first, then READY=1 on its own."""
@@ -124,7 +131,13 @@ class Service(Daemon[Config]):
         self.notifier.ready()
 
     def in_flight(self) -> list[asyncio.Task[Any]]:
-        return [self._current] if self._current is not None else []
+        following = [self.follower.task] if self.follower is not None and self.follower.task is not None else []
+        return ([self._current] if self._current is not None else []) + following
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        super().request_stop(reason)
+        if self.follower is not None:
+            self.follower.stop()
 
     def stop_timeout_s(self) -> float:
         return self.config.schedule.stop_timeout_s
@@ -150,6 +163,38 @@ class Service(Daemon[Config]):
         self._check_quarantine(announce=False)
         if new.schedule != old.schedule or new.thresholds != old.thresholds or self.fingerprint != fingerprint(old):
             self._reschedule()
+        if new != old and self.scheduler is not None:
+            self._start_follower()  # rebuilt with the new settings; one turned off tries again
+
+    # --- the System Log follower -----------------------------------------------------------------
+
+    def _start_follower(self) -> None:
+        """The follower beside the scheduler (``incremental.enabled``), replacing the one running, if any."""
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
+        if not self.config.incremental.enabled or self.stopping:
+            return
+        self.follower = FollowerTask(
+            self.config, self.store, self._audit_for_follower, self.follow_metrics, on_batch=self._batch_done
+        )
+        self.follower.start()
+
+    async def _audit_for_follower(self) -> RunOutcome:
+        """The follower's full audit: the scheduled run's path; a scheduled run in flight is that audit."""
+        running = self._current
+        if running is not None:
+            await asyncio.wait([running])
+            if not running.cancelled() and running.result() is not None:
+                return running.result()  # type: ignore[return-value]
+        outcome = None if self.stopping else await self._run_held()
+        if outcome is None:
+            raise SourceError("the full audit the follower needs did not run (stopping, or the run lock is held)")
+        return outcome
+
+    def _batch_done(self, result: PollResult) -> None:
+        assert result.batch is not None
+        self.metrics.actions_recorded(self.store.actions_of(result.batch.run.run_id))
 
     # --- runs ----------------------------------------------------------------------------------
 
@@ -163,6 +208,10 @@ class Service(Daemon[Config]):
         if self._lock.locked():
             log.warning("a run is still in flight: this one is skipped")
             return None
+        return await self._run_held()
+
+    async def _run_held(self) -> RunOutcome | None:
+        """One run under the service's lock, waiting for the run in flight, if any."""
         async with self._lock:
             task = asyncio.create_task(self._run(self.config), name="reconcile-run")
             self._current = task
