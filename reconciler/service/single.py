@@ -89,6 +89,8 @@ class Service(Daemon[Config]):
         self.status_line = "waiting for the first run"
         self._lock = asyncio.Lock()
         self._current: asyncio.Task[RunOutcome | None] | None = None
+        self._last_run_started = 0.0
+        """When the latest run began (monotonic): the follower takes it as its audit while that is recent."""
         self.follow_metrics = FollowMetrics(self.metrics.registry).listener()
         self.follower: FollowerTask | None = None
 
@@ -123,7 +125,8 @@ class Service(Daemon[Config]):
             misfire_grace_time=None,
             next_run_time=run_now,
         )
-        self._start_follower()
+        if run_now is None:
+            self._start_follower()  # else after the first run, whose audit it takes as its own
 
     def announce_ready(self) -> None:
         """STATUS first, then READY=1 on its own."""
@@ -181,12 +184,17 @@ class Service(Daemon[Config]):
         self.follower.start()
 
     async def _audit_for_follower(self) -> RunOutcome:
-        """The follower's full audit: the scheduled run's path; a scheduled run in flight is that audit."""
-        running = self._current
-        if running is not None:
-            await asyncio.wait([running])
-            if not running.cancelled() and running.result() is not None:
-                return running.result()  # type: ignore[return-value]
+        """The follower's full audit: the scheduled run's path. The run in flight, or the latest, stands for it
+        when it began within ``incremental.overlap`` (the follower re-reads the log from that far back); while
+        the audits fail or the service is quarantined, none is added: the follower waits for the schedule."""
+        if self._current is not None:
+            await asyncio.wait([self._current])
+        latest = self.last_outcome
+        if latest is not None and time.monotonic() - self._last_run_started < self.config.incremental.overlap_s:
+            if latest.status in SUCCESSFUL:
+                return latest
+        if self.quarantined or (latest is not None and latest.status not in SUCCESSFUL):
+            raise SourceError("the follower waits for a scheduled full audit to succeed")
         outcome = None if self.stopping else await self._run_held()
         if outcome is None:
             raise SourceError("the full audit the follower needs did not run (stopping, or the run lock is held)")
@@ -200,6 +208,8 @@ class Service(Daemon[Config]):
 
     async def _scheduled_run(self) -> None:
         await self.run_once()
+        if self.follower is None and not self.stopping:
+            self._start_follower()
 
     async def run_once(self) -> RunOutcome | None:
         """One run, unless one is going already or the service is stopping; None when none ran to its end."""
@@ -293,6 +303,7 @@ class Service(Daemon[Config]):
         if status in SUCCESSFUL:
             self.health.last_success_at = now
         self.last_outcome = outcome
+        self._last_run_started = time.monotonic() - duration_s
         self._last_summary = run_summary(status, duration_s, outcome, run_id=run_id, error=error, ended_at=now)
         fields = run_fields(status, duration_s, outcome, run_id=run_id, tenant=self.config.tenant, error=error)
         log.log(
