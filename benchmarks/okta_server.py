@@ -15,9 +15,13 @@ request log:
   with each person as ``[id, login, firstName, lastName, email, displayName, locale]``;
 - ``POST /provision {"app_id", "links": [[okta_id, scim_id], …]}``: what Okta records after a push
   (:meth:`OktaEmulator.mark_provisioned`);
+- ``POST /change {"op", "app_id", "user_id", "value"}``: one change an admin makes, written to the System Log
+  as Okta would (op: deactivate, suspend, unassign, rename, edit, assign_new, failed_push: a profile edit whose
+  push Okta logs as FAILURE); answers ``{"user_id"}`` (the new user's, for assign_new);
 - ``POST /reset``: clear the request log and start fresh rate-limit windows;
 - ``POST /rate-limit {"limit": 12, "bucket": "/api/v1/apps"}``;
-- ``GET /stats``: ``{"requests", "list_pages", "status_429", "token_requests", "first_request_at"}`` since
+- ``GET /stats``: ``{"requests", "list_pages", "log_requests", "status_429", "token_requests",
+  "first_request_at"}`` since
   the last reset (``first_request_at``: see :mod:`benchmarks.serving`).
 
 ``--rate-window-s`` shortens the emulator's rate-limit window (Okta's is 60 s) for quick checks.
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -71,6 +76,7 @@ class Control:
         app = web.Application(client_max_size=1 << 30)
         app.router.add_post("/seed", self.seed)
         app.router.add_post("/provision", self.provision)
+        app.router.add_post("/change", self.change)
         app.router.add_post("/reset", self.reset)
         app.router.add_post("/rate-limit", self.rate_limit)
         app.router.add_get("/stats", self.stats)
@@ -101,13 +107,37 @@ class Control:
 
     async def provision(self, request: web.Request) -> web.Response:
         body = await request.json()
-        for okta_id, scim_id in body["links"]:
-            self.emulator.mark_provisioned(body["app_id"], okta_id, scim_id)
+        with self.emulator.log_paused():  # the state at rest: no System Log event for the follower to read
+            for okta_id, scim_id in body["links"]:
+                self.emulator.mark_provisioned(body["app_id"], okta_id, scim_id)
         if body.get("org_url"):
             # Serialise every app user now: a fresh emulator's first listing costs ~50 ms a page of
             # its own CPU, which real Okta does not make a client wait, and no timed run should pay.
             self.emulator.warm_listing(body["app_id"], body["org_url"])
         return web.json_response({"provisioned": len(body["links"])})
+
+    async def change(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        op, app_id, user_id, value = body["op"], body["app_id"], body.get("user_id"), body.get("value")
+        emulator = self.emulator
+        if op in ("deactivate", "suspend"):
+            emulator.set_user_status(user_id, "DEPROVISIONED" if op == "deactivate" else "SUSPENDED")
+        elif op == "unassign":
+            emulator.unassign_user(app_id, user_id)
+        elif op == "rename":
+            emulator.update_user_profile(user_id, login=value, email=value)
+            emulator.set_app_user(app_id, user_id, user_name=value)
+        elif op == "edit":
+            emulator.update_user_profile(user_id, firstName=value)
+        elif op == "failed_push":
+            emulator.update_user_profile(user_id, lastName=value)
+            emulator.record_push(app_id, user_id, "push_profile", "FAILURE")
+        elif op == "assign_new":
+            user_id = emulator.create_user(login=value, first_name="New", last_name="Hire", locale="en_US").id
+            emulator.assign_user(app_id, user_id)
+        else:
+            return web.json_response({"error": f"unknown op {op!r}"}, status=400)
+        return web.json_response({"user_id": user_id})
 
     async def reset(self, request: web.Request) -> web.Response:
         self.emulator.clear_request_log()
@@ -128,9 +158,11 @@ class Control:
             {
                 "requests": len(records),
                 "list_pages": sum(1 for r in records if r.method == "GET" and r.path.endswith("/users")),
+                "log_requests": sum(1 for r in records if r.path.startswith("/api/v1/logs")),
                 "status_429": sum(1 for r in records if r.status == 429),
                 "token_requests": sum(1 for r in records if r.path.startswith("/oauth2/")),
                 "first_request_at": self.first_request.at,
+                "by_path": dict(Counter(_path_kind(r.path) for r in records)),
             }
         )
 
@@ -141,6 +173,11 @@ class Control:
             self.emulator.set_rate_limit(DEFAULT_RATE_LIMIT, None)
         else:
             self.emulator.set_rate_limit(limit, bucket)
+
+
+def _path_kind(path: str) -> str:
+    """``/api/v1/apps/{id}/users/{id}``: a request's path with its ids left out, to count requests by endpoint."""
+    return "/".join("{id}" if len(part) == 20 else part for part in path.split("/"))
 
 
 def main() -> None:

@@ -12,15 +12,17 @@ and with the injected latency on every answer:
 
 - ``GET /ServiceProviderConfig``: patch supported, filter supported with ``maxResults``, etag not;
 - ``GET /Users?startIndex=&count=`` (``count`` capped at ``maxResults``), and
-  ``&filter=userName eq "x"`` (case-insensitive, the only filter it knows), ``GET /Users/{id}``;
+  ``&filter=userName eq "x"`` (case-insensitive) or ``externalId eq "x"`` (case-exact, a scan: the
+  incremental bench's lookups of users Okta never linked), the only filters it knows, ``GET /Users/{id}``;
 - ``POST /Users`` (409 ``uniqueness`` on a taken userName), ``PATCH /Users/{id}`` (``add``,
   ``replace`` and ``remove`` with a plain ``attr`` or ``attr.sub`` path, or a value object
   without path; answers 200 with the user), ``PUT /Users/{id}``, ``DELETE /Users/{id}``.
 
 ``--users`` holds one SCIM User per line, each with its ``id``. Once serving it prints
 ``{"url": BASE_URL, "control": URL}``; the control port answers ``GET /stats`` (requests
-by kind since the last reset, and ``first_request_at``: see :mod:`benchmarks.serving`) and
-``POST /reset``, without latency and uncounted.
+by kind since the last reset, and ``first_request_at``: see :mod:`benchmarks.serving`),
+``GET /writes`` (each write since the last reset: ``[method, user id or null, body]``, the wire as a
+bench checks it for duplicates) and ``POST /reset``, without latency and uncounted.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ CORE_USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"
 LIST_URN = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ERROR_URN = "urn:ietf:params:scim:api:messages:2.0:Error"
 SCIM_JSON = "application/scim+json"
-_USER_NAME_FILTER = re.compile(r'^\s*userName\s+eq\s+"((?:[^"\\]|\\.)*)"\s*$', re.IGNORECASE)
+_EQ_FILTER = re.compile(r'^\s*(userName|externalId)\s+eq\s+"((?:[^"\\]|\\.)*)"\s*$', re.IGNORECASE)
 _NEVER_WRITTEN = frozenset({"id", "meta", "schemas"})
 
 
@@ -94,6 +96,9 @@ class UserStore:
 
     def holder_of(self, user_name: str) -> str | None:
         return self._by_name.get(user_name.casefold())
+
+    def with_external_id(self, external_id: str) -> list[str]:
+        return [user_id for user_id in self._order if self._users[user_id].get("externalId") == external_id]
 
     def page(self, start_index: int, count: int) -> list[str]:
         return self._order[start_index - 1 : start_index - 1 + count]
@@ -167,6 +172,7 @@ class ScimPageServer:
         self.latency_s = latency_s
         self.max_results = max_results
         self.counts: Counter[str] = Counter()
+        self.writes: list[tuple[str, str | None, Any]] = []
         self.first_request = FirstRequestClock()
 
     def make_app(self) -> web.Application:
@@ -183,6 +189,7 @@ class ScimPageServer:
     def make_control_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/stats", self.stats)
+        app.router.add_get("/writes", self.written)
         app.router.add_post("/reset", self.reset)
         return app
 
@@ -191,6 +198,9 @@ class ScimPageServer:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         self.counts[request.method] += 1
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            body = await request.json() if request.can_read_body else None
+            self.writes.append((request.method, request.match_info.get("id"), body))
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -200,8 +210,12 @@ class ScimPageServer:
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response({"users": len(self.store), **self.counts, "first_request_at": self.first_request.at})
 
+    async def written(self, request: web.Request) -> web.Response:
+        return web.json_response(self.writes)
+
     async def reset(self, request: web.Request) -> web.Response:
         self.counts.clear()
+        self.writes.clear()
         self.first_request.reset()
         return web.json_response({})
 
@@ -231,11 +245,15 @@ class ScimPageServer:
             total, ids = len(self.store), self.store.page(start_index, count)
         else:
             self.counts["filter"] += 1
-            match = _USER_NAME_FILTER.match(filter_text)
+            match = _EQ_FILTER.match(filter_text)
             if match is None:
                 return scim_error(400, f"unsupported filter {filter_text!r}", "invalidFilter")
-            holder = self.store.holder_of(json.loads(f'"{match[1]}"'))
-            found = [holder] if holder else []
+            value = json.loads(f'"{match[2]}"')
+            if match[1].casefold() == "externalid":
+                found = self.store.with_external_id(value)
+            else:
+                holder = self.store.holder_of(value)
+                found = [holder] if holder else []
             total, ids = len(found), found[start_index - 1 : start_index - 1 + count]
         head = {"schemas": [LIST_URN], "totalResults": total, "startIndex": start_index, "itemsPerPage": len(ids)}
         body = json.dumps(head)[:-1].encode() + b',"Resources":[' + b",".join(self.store.blob(i) for i in ids) + b"]}"

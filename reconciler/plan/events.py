@@ -5,7 +5,8 @@ payload, so an event seen twice, or out of order, costs a read and changes nothi
 
 ===================================  ======================================================
 ``application.user_membership.*``    this app's AppInstance among the targets: its User
-``application.provision.user.*``     Okta's own push for this app (a FAILURE is drift): its User
+``application.provision.user.*``     Okta's own push for this app that did not succeed: its User
+                                     (a successful push leaves nothing to repair)
 ``group.application_assignment.*``   a group (un)assigned to this app: all its members
 ``group.user_membership.*``          a member joined or left a group assigned to this app
 ``user.lifecycle.*``                 a user (de|re)activated, suspended, deleted…
@@ -34,7 +35,8 @@ from reconciler.plan.users import PlanBuilder
 
 USER, APP, GROUP = "User", "AppInstance", "UserGroup"
 USER_EVENT_PREFIXES = ("user.lifecycle.", "user.account.update_profile", "user.account.update_primary_email")
-APP_MEMBERSHIP_PREFIXES = ("application.user_membership.", "application.provision.user.")
+APP_MEMBERSHIP_PREFIX = "application.user_membership."
+PUSH_PREFIX = "application.provision.user."
 FULL_AUDIT_PREFIXES = (
     "application.lifecycle.update",
     "application.lifecycle.activate",
@@ -100,8 +102,10 @@ def _take(event: LogEvent, scope: AppScope, affected: Affected) -> bool:
     """Whether the event touches the app; what it touches is added to ``affected``."""
     kind = event.event_type
     for_this_app = scope.app_id in event.target_ids(APP)
-    if kind.startswith(APP_MEMBERSHIP_PREFIXES):
-        return for_this_app and _users(event, affected, scope=None, push=kind.startswith("application.provision."))
+    if kind.startswith(PUSH_PREFIX):  # Okta's own push: only one that did not succeed leaves drift behind
+        return for_this_app and event.outcome != "SUCCESS" and _users(event, affected, scope=None, push=True)
+    if kind.startswith(APP_MEMBERSHIP_PREFIX):
+        return for_this_app and _users(event, affected, scope=None)
     if kind.startswith("group.application_assignment."):
         return for_this_app and _groups(event, affected)
     if kind.startswith("group.user_membership."):
@@ -122,7 +126,7 @@ def _users(event: LogEvent, affected: Affected, scope: AppScope | None, push: bo
     users = [u for u in event.target_ids(USER) if known is None or u in known]
     for user_id in users:
         affected.add_user(user_id, event.published)
-    if push and users and event.outcome == "FAILURE":
+    if push and users:
         affected.push_failures += 1
     return bool(users)
 

@@ -50,7 +50,6 @@ SCOPE = AppScope(APP, frozenset({GROUP}))
         "application.user_membership.remove",
         "application.user_membership.update",
         "application.user_membership.change_username",
-        "application.provision.user.push_profile",
     ],
 )
 def test_app_membership_events_affect_their_user_only_for_this_app(event_type: str) -> None:
@@ -105,6 +104,11 @@ def test_a_failed_push_is_counted_and_the_user_looked_at() -> None:
         [event("application.provision.user.push", user(6), ("AppInstance", APP), outcome="FAILURE")], SCOPE
     )
     assert found.push_failures == 1 and okta_id(6) in found.users
+
+
+def test_a_successful_push_leaves_nothing_to_repair() -> None:
+    found = affected_by([event("application.provision.user.push_profile", user(6), ("AppInstance", APP))], SCOPE)
+    assert found.nothing and found.ignored == 1 and found.push_failures == 0
 
 
 def test_the_apps_configuration_changing_asks_for_a_full_audit() -> None:
