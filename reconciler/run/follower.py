@@ -212,11 +212,12 @@ class Follower:
         return PollResult(page.caught_up, len(fresh), batch)
 
     async def _repair(self, affected: Affected) -> BatchOutcome:
-        """One batch, under the target's run lock: a full run and a batch never write at once, and a batch
-        left running by a dead process is told from a live one by its lock."""
+        """One batch, under the target's run lock: a full run and a batch never write at once, and a run left
+        'running' by a dead process (a batch killed mid-write) is marked interrupted first, as every run does."""
         assert self.source is not None and self.reader is not None
         try:
             with self.store.run_lock(self.fingerprint, wait_s=BATCH_LOCK_WAIT_S):
+                self.store.mark_interrupted(fingerprint=self.fingerprint)  # the lock held: what runs is abandoned
                 batch = await repair_affected(
                     self.config, self.store, self.source, self.reader, affected, dry_run=self.dry_run
                 )

@@ -1,6 +1,6 @@
 """Crash safety of the System Log follower: SIGKILLed at random points, it repairs every Okta change once.
 
-Real follower processes (tests/support/follow_child.py, forked pre-imported by
+Real ``reconcile follow --once`` processes (forked pre-imported by
 tests/support/crash_zygote.py) follow the Okta emulator's System Log and repair a
 scim2-server tenant, each side behind a recording proxy (tests/support/wire_recorder.py)
 that slows the wire enough for kills to land mid-work and shows what was really sent.
@@ -75,7 +75,6 @@ SCIM_READ_LATENCY_S = 0.005
 SCIM_WRITE_LATENCY_S = 0.04
 CHILD_TIMEOUT_S = 60.0
 SECONDS_PER_KILL_BUDGET = 3.0
-FOLLOW_ENTRY = "tests.support.follow_child"
 INCREMENTAL = '\n[incremental]\npoll = "1s"\nrecheck_after = 0\nwindow = "1s"\n\n[policy]\nsuspended = "deactivate"\n'
 """No second look (a follower run ends once caught up); a sliding window short enough that the test's cycles,
 on a small population, never add up past the gate's ratios; a suspension deactivates, so it is a repair to make."""
@@ -257,7 +256,7 @@ class Rig:
 
     def start(self) -> ChildStarted:
         log = self.logs / f"follow-{len(list(self.logs.iterdir())) + 1}.log"
-        return self.zygote.start([str(self.config)], log, CHILD_TIMEOUT_S, entry=FOLLOW_ENTRY)
+        return self.zygote.start(["--config", str(self.config), "follow", "--once"], log, CHILD_TIMEOUT_S)
 
     def incremental_runs_after(self, run_id: int) -> list:  # noqa: ANN201
         return [r for r in self.store.recent_runs(20) if (r.id or 0) > run_id and r.mode is RunMode.INCREMENTAL]

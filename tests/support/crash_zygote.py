@@ -12,8 +12,7 @@ never reaped before it is signalled, so a kill can never reach a recycled pid.
 A child that outlives ``timeout_s`` is killed too, and reported as timed out.
 
 Protocol: one JSON object per line. The test sends
-``{"op": "run", "argv": [...], "log": PATH, "timeout_s": S}`` (with ``"entry": MODULE`` the child runs
-that module's ``main(argv)`` instead of the ``reconcile`` command's), then perhaps
+``{"op": "run", "argv": [...], "log": PATH, "timeout_s": S}``, then perhaps
 ``{"op": "kill", "run": N}`` (ignored unless run N is alive), or
 ``{"op": "quit"}``. The zygote answers ``{"event": "ready"}`` once, then per
 run ``{"event": "started", "run": N, "pid": P, "t": T}`` and
@@ -58,8 +57,6 @@ WARM_MODULES = (
     "sqlite3",
 )
 """What a run imports lazily (the store's schema check, the HTTP stack): imported once, as a service has them."""
-CLI_ENTRY = "reconciler.cli"
-"""The module whose ``main(argv)`` a child runs unless told another (tests/support/follow_child.py…)."""
 EXIT_CHILD_CRASHED = 70
 """What a child exits with when ``main`` raised (its traceback is in its log)."""
 
@@ -118,9 +115,9 @@ class Zygote:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def start(self, argv: Sequence[str], log: Path, timeout_s: float, entry: str = CLI_ENTRY) -> ChildStarted:
-        """Fork a child running ``reconcile *argv`` (or ``entry``'s ``main(argv)``); its output goes to ``log``."""
-        self._send({"op": "run", "argv": list(argv), "log": str(log), "timeout_s": timeout_s, "entry": entry})
+    def start(self, argv: Sequence[str], log: Path, timeout_s: float) -> ChildStarted:
+        """Fork a child running ``reconcile *argv``; its stdout and stderr go to ``log``."""
+        self._send({"op": "run", "argv": list(argv), "log": str(log), "timeout_s": timeout_s})
         answer = self._receive(30.0)
         while answer.get("event") == "ended":  # of a run whose end a failed test did not wait for
             answer = self._receive(30.0)
@@ -204,8 +201,8 @@ def _say(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _child(argv: list[str], log: str, entry: str) -> None:
-    """In the forked child: become ``reconcile *argv`` (or ``entry``) and exit with its code, never returning."""
+def _child(argv: list[str], log: str) -> None:
+    """In the forked child: become ``reconcile *argv`` and exit with its code, never returning."""
     code = EXIT_CHILD_CRASHED
     try:
         _die_with_parent()
@@ -214,7 +211,7 @@ def _child(argv: list[str], log: str, entry: str) -> None:
         os.dup2(null, 0)
         os.dup2(output, 1)
         os.dup2(output, 2)
-        main = importlib.import_module(entry).main
+        from reconciler.cli import main
 
         try:
             code = main(argv)
@@ -297,7 +294,7 @@ def main() -> None:
     # Everything a run imports, imported once here; the children share it copy-on-write.
     import reconciler.cli  # noqa: F401
     import reconciler.cli.apply  # noqa: F401
-    import tests.support.follow_child  # noqa: F401
+    import reconciler.cli.follow  # noqa: F401
     from reconciler.run.reconcile import freeze_startup_objects
     from reconciler.store.schema import head_revision
 
@@ -326,7 +323,7 @@ def main() -> None:
         run += 1
         pid = os.fork()
         if pid == 0:
-            _child(command["argv"], command["log"], command.get("entry", CLI_ENTRY))
+            _child(command["argv"], command["log"])
         _say({"event": "started", "run": run, "pid": pid, "t": time.monotonic()})
         _supervise(run, pid, commands, float(command["timeout_s"]))
 
