@@ -38,6 +38,7 @@ once); SIGHUP re-reads the file, and the new tenants apply from the next tick.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from contextlib import ExitStack
@@ -50,11 +51,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler.config.load import load_fleet
 from reconciler.config.model import Config, FleetConfig, fingerprint
+from reconciler.errors import SourceError
 from reconciler.logs import LogFormat
-from reconciler.models.runs import RunStatus
+from reconciler.models.runs import SUCCESSFUL, RunStatus
 from reconciler.run.alerting import alert_quarantined, reconcile_and_alert
+from reconciler.run.follower import FullAudit
 from reconciler.run.outcome import RunOutcome
 from reconciler.service.daemon import Daemon, DaemonOptions, StopWords
+from reconciler.service.fleet_following import FleetFollowers
 from reconciler.service.fleet_metrics import FleetMetrics
 from reconciler.service.health import ReplicaHealth
 from reconciler.service.notify import one_line
@@ -100,13 +104,16 @@ class Replica(Daemon[FleetConfig]):
         self.health = ReplicaHealth(fleet.service.tick_s, self.clock(), clock=self.clock)
         self.started_at = datetime.now(UTC)
         """A tenant never run is due since then (see :func:`next_due`)."""
-        self.running: dict[str, asyncio.Task[None]] = {}
+        self.running: dict[str, asyncio.Task[RunOutcome | None]] = {}
         """Fingerprint → the task running that tenant here."""
         self.suspect: str | None = None
         """The tenant running here alone because its latest runs died with their replica (a crash streak)."""
         self.alerting: set[asyncio.Task[Any]] = set()
         """Quarantine alerts being sent."""
         self.last_summary: str | None = None
+        self._run_ended = asyncio.Event()
+        self.followers = FleetFollowers(store, self.metrics.follow, self._audit_for_follower, self.name)
+        """The tenants whose System Log this replica follows (see :mod:`reconciler.service.fleet_following`)."""
 
     @property
     def name(self) -> str:
@@ -140,7 +147,11 @@ class Replica(Daemon[FleetConfig]):
         )
 
     def in_flight(self) -> list[asyncio.Task[Any]]:
-        return [*self.running.values(), *self.alerting]
+        return [*self.running.values(), *self.alerting, *self.followers.tasks()]
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        super().request_stop(reason)
+        self.followers.stop()  # each after its batch in flight; their leases go as they end
 
     def stop_timeout_s(self) -> float:
         """The longest ``schedule.stop_timeout`` of the tenants."""
@@ -158,7 +169,9 @@ class Replica(Daemon[FleetConfig]):
 
     def describe_status(self) -> str:
         running = ", ".join(sorted(tenant_name(t) for t in self.fleet.tenants if fingerprint(t) in self.running))
+        following = ", ".join(self.followers.following)
         parts = [f"{len(self.fleet.tenants)} tenant(s)", f"running here: {running or 'none'}"]
+        parts.append(f"following here: {following or 'none'}")
         parts.append(f"last: {self.last_summary}" if self.last_summary else "no run yet")
         return "; ".join(parts)
 
@@ -189,7 +202,7 @@ class Replica(Daemon[FleetConfig]):
         states = self.store.tenant_states(targets, SCHEDULED_MODES)
         now = datetime.now(UTC)
         self.metrics.tenants_seen(tenants, states)
-        free = 0 if self.suspect in self.running else self.fleet.service.concurrency - len(self.running)
+        free = self.fleet.service.concurrency - len(self.running) if self._has_room() else 0
         started: list[str] = []
         if free > 0:
             due = due_tenants(tenants, states, now, skip=self.running, since=self.started_at)
@@ -202,41 +215,44 @@ class Replica(Daemon[FleetConfig]):
                     continue  # a suspect runs alone, on a replica with nothing else in flight
                 if target not in held and self._claim(candidate.config):
                     started.append(candidate.name)
+        followed = self.followers.tick(tenants)
         self.health.last_tick_at, self.health.last_error = self.clock(), None
         self.metrics.in_flight.set(len(self.running))
-        if started:
+        self.metrics.followed.set(len(self.followers.following))
+        if started or followed:
             self._publish_status()
         return started
 
-    def _claim(self, config: Config) -> bool:
-        """Take the tenant's lease and start its run if it is still due under it; False otherwise."""
+    def _claim(self, config: Config, *, due: bool = True) -> asyncio.Task[RunOutcome | None] | None:
+        """Take the tenant's lease and start its run if it is still due under it (``due``; else if it may run at
+        all: a follower's audit); the run's task, None otherwise."""
         target = fingerprint(config)
         lease = ExitStack()
         try:
             held = lease.enter_context(self.store.run_lock(target))
         except LockBusy:
             self.metrics.claims.labels("busy").inc()
-            return False
+            return None
         try:
-            outcome, alone = self._still_due(config)
+            outcome, alone = self._still_due(config, due=due)
         except BaseException:
             lease.close()
             raise
         if outcome != "started":
             self.metrics.claims.labels(outcome).inc()
             lease.close()
-            return False
+            return None
         self.metrics.claims.labels("started").inc()
         if alone:
             self.suspect = target
-        self.running[target] = asyncio.create_task(
-            self._run_tenant(config, lease, held), name=f"reconcile {tenant_name(config)}"
-        )
-        return True
+        task = asyncio.create_task(self._run_tenant(config, lease, held), name=f"reconcile {tenant_name(config)}")
+        self.running[target] = task
+        return task
 
-    def _still_due(self, config: Config) -> tuple[str, bool]:
+    def _still_due(self, config: Config, *, due: bool = True) -> tuple[str, bool]:
         """Under the tenant's lease: ``started`` if it should run here now, else why not (a claims label);
-        and whether it must run alone (:func:`runs_alone`).
+        and whether it must run alone (:func:`runs_alone`). ``due=False`` (a follower's audit) skips the schedule,
+        not the quarantine.
 
         Runs its dead replica left ``running`` are marked interrupted first: they
         count towards its crash streak, which may quarantine it (alerted here,
@@ -245,19 +261,67 @@ class Replica(Daemon[FleetConfig]):
         target = fingerprint(config)
         state = self.store.tenant_states([target], SCHEDULED_MODES)[target]
         now = datetime.now(UTC)
-        if next_due(config, state, now, self.started_at) > now:  # another replica ran it since this tick's read
+        if due and next_due(config, state, now, self.started_at) > now:  # another replica ran it since this tick
             return "not_due", False
         abandoned = self.store.mark_interrupted(fingerprint=target)
-        if not abandoned:
-            return self._alone_if_suspect(state, config)
-        log.warning(
-            "tenant %s: runs %s were left running by a dead replica: marked interrupted", tenant_name(config), abandoned
-        )
-        state = self.store.tenant_states([target], SCHEDULED_MODES)[target]
-        if crash_quarantined(state, config.thresholds):
-            self._quarantined(config, state.consecutive_crashes, abandoned[-1])
-            return "quarantined", False
+        if abandoned:
+            log.warning(
+                "tenant %s: runs %s were left running by a dead replica: marked interrupted",
+                tenant_name(config),
+                abandoned,
+            )
+            state = self.store.tenant_states([target], SCHEDULED_MODES)[target]
+        if (abandoned or not due) and crash_quarantined(state, config.thresholds):
+            if abandoned:
+                self._quarantined(config, state.consecutive_crashes, abandoned[-1])
+            return "quarantined", False  # its scheduled runs go on at the quarantine's pace; no audit in between
         return self._alone_if_suspect(state, config)
+
+    def _has_room(self) -> bool:
+        return self.suspect not in self.running and len(self.running) < self.fleet.service.concurrency
+
+    async def _slot_freed(self, at_most_s: float) -> None:
+        """Until a run here ends, or ``at_most_s``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._run_ended.wait(), at_most_s)
+
+    # --- the followers' full audits ----------------------------------------------------------------
+
+    def _audit_for_follower(self, config: Config) -> FullAudit:
+        """The full audit the follower of ``config``'s tenant asks for, through this replica's run path."""
+
+        async def audit() -> RunOutcome:
+            return await self._follower_audit(config)
+
+        return audit
+
+    async def _follower_audit(self, config: Config) -> RunOutcome:
+        """A run of the tenant, claimed and recorded as a scheduled one is. The run in flight here is waited for;
+        a successful run (by any replica) that began within ``incremental.overlap`` stands for the audit (the
+        follower re-reads the log from that far back). Raises SourceError when it cannot run now (another
+        replica runs the tenant, it is quarantined, the replica stops): the follower tries again later."""
+        target = fingerprint(config)
+        while True:
+            if target in self.running:
+                await asyncio.wait([self.running[target]])
+            latest = self.store.tenant_states([target], SCHEDULED_MODES)[target].latest
+            if latest is not None and latest.status in SUCCESSFUL:
+                if (datetime.now(UTC) - latest.started_at).total_seconds() < config.incremental.overlap_s:
+                    return RunOutcome(latest.id, latest.status)
+            if self.stopping or self._has_room():
+                break
+            await self._slot_freed(self.fleet.service.tick_s)  # an audit takes a slot, as a scheduled run does
+        task = None if self.stopping else self._claim(config, due=False)
+        if task is None:
+            raise SourceError(
+                "the full audit the follower needs cannot run now (another replica runs the tenant, it is "
+                "quarantined, or this replica stops): tried again shortly"
+            )
+        await asyncio.wait([task])
+        outcome = None if task.cancelled() else task.result()
+        if outcome is None:
+            raise SourceError("the full audit the follower needs did not run to its end")
+        return outcome
 
     def _alone_if_suspect(self, state: TenantState, config: Config) -> tuple[str, bool]:
         """A suspect (:func:`runs_alone`) starts only on a replica with nothing in flight: then a death is its own."""
@@ -279,7 +343,7 @@ class Replica(Daemon[FleetConfig]):
         self.alerting.add(alert)
         alert.add_done_callback(self.alerting.discard)
 
-    async def _run_tenant(self, config: Config, lease: ExitStack, held: RunLock) -> None:
+    async def _run_tenant(self, config: Config, lease: ExitStack, held: RunLock) -> RunOutcome | None:
         """The tenant's run, its lease released when it ends, however it ends; cancelled if the lease is lost."""
         target, name = fingerprint(config), tenant_name(config)
         started = time.monotonic()
@@ -304,7 +368,10 @@ class Replica(Daemon[FleetConfig]):
             self.running.pop(target, None)
             if self.suspect == target:
                 self.suspect = None
+            self._run_ended.set()  # wakes the followers' audits waiting for a slot; a new event for the next
+            self._run_ended = asyncio.Event()
             self._finished(config, status, time.monotonic() - started, outcome, error)
+        return outcome
 
     async def _guard_lease(self, held: RunLock, run: asyncio.Future[RunOutcome], name: str) -> bool:
         """Cancel ``run`` if its lease is lost under it; True if it was.

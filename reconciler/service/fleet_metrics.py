@@ -9,7 +9,9 @@ from this replica's own runs: ``tenant_runs_total{tenant,status}`` and
 ``runs_in_flight``, ``claims_total{outcome}`` (started; busy: another replica
 took it first; not_due: another replica had just run it; quarantined: its
 runs kept dying with their replica; suspect_waits: it runs only alone),
-``run_duration_seconds`` and ``http_requests_total{service,status}``.
+``run_duration_seconds`` and ``http_requests_total{service,status}``. The System Log followers
+(:mod:`reconciler.service.follow_metrics`), each labelled ``tenant``, for the tenants this replica follows, and
+``tenants_followed``: how many it follows now.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from reconciler.config.model import Config, fingerprint
 from reconciler.models.groups import GroupActionKind
 from reconciler.models.runs import RunStatus
+from reconciler.service.follow_metrics import FollowMetrics
 from reconciler.service.metrics import PREFIX, PrometheusMetrics
 from reconciler.service.schedule import tenant_name
 
@@ -73,6 +76,10 @@ class FleetMetrics(PrometheusMetrics):
         self.duration = self.run_duration_histogram("Duration of this replica's runs.")
         self.http_requests = self.http_requests_counter(
             "HTTP requests sent to Okta and to the SCIM platforms, by HTTP status ('error': no answer)."
+        )
+        self.follow = FollowMetrics(r, ["tenant"])
+        self.followed = Gauge(
+            f"{PREFIX}_tenants_followed", "Tenants whose System Log this replica follows now.", registry=r
         )
         for outcome in ("started", "busy", "not_due", "quarantined", "suspect_waits"):
             self.claims.labels(outcome)

@@ -106,8 +106,12 @@ def write_fleet_config(
     tick_s: float,
     concurrency: int,
     extra: str = "",
+    incremental: str | None = None,
 ) -> Path:
-    """A ``[[tenants]]`` file: shared defaults at the top, each tenant's own app, endpoint and secrets."""
+    """A ``[[tenants]]`` file: shared defaults at the top, each tenant's own app, endpoint and secrets.
+
+    ``incremental``: the body of its ``[incremental]`` table; None: the replicas do not follow the System Log
+    (the tests of runs and schedules count runs, and a follower's batches are runs too)."""
     directory.mkdir(parents=True, exist_ok=True)
     write_secret_file(directory / SCIM_TOKEN_FILE, scim_token + "\n")
     lines = [
@@ -118,6 +122,7 @@ def write_fleet_config(
         "[thresholds]\nmax_create_ratio = 1.0  # every tenant starts with an empty platform\n",
         f'[okta]\norg_url = "{org_url}"\nauth = "api_token"\n',
         f'[scim]\ntoken_file = "{SCIM_TOKEN_FILE}"\n',
+        f"[incremental]\n{incremental if incremental is not None else 'enabled = false'}\n",
         extra,
     ]
     for tenant in tenants:
@@ -147,11 +152,13 @@ def fleet_lab(
     extra: str = "",
     rate_limit: int = 1_000_000,
     rate_limit_window_s: float = 60.0,
+    incremental: str | None = None,
 ) -> Iterator[FleetLab]:
     """The emulator serving, a SCIM tenant per tenant, the file written; replicas stopped on exit.
 
-    ``extra``: more top-level tables for the file (``[alerts]`` ...). The emulator's rate limit is out of the
-    way unless ``rate_limit`` (per ``rate_limit_window_s``) says otherwise.
+    ``extra``: more top-level tables for the file (``[alerts]`` ...); ``incremental``: see
+    :func:`write_fleet_config`. The emulator's rate limit is out of the way unless ``rate_limit`` (per
+    ``rate_limit_window_s``) says otherwise.
     """
     emulator = OktaEmulator(seed=9, rate_limit=rate_limit, rate_limit_window_s=rate_limit_window_s)
     emulator.set_latency(okta_latency_ms)
@@ -176,6 +183,7 @@ def fleet_lab(
             tick_s=tick_s,
             concurrency=concurrency,
             extra=extra,
+            incremental=incremental,
         )
         lab = FleetLab(emulator, org_url, lab_tenants, config, store_url)
         try:
