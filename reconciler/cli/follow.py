@@ -24,7 +24,7 @@ from reconciler.errors import ReconcileError
 from reconciler.logs import tell
 from reconciler.models.runs import RunStatus
 from reconciler.run.alerting import reconcile_and_alert
-from reconciler.run.follower import Follower, FollowerOff, PollResult
+from reconciler.run.follower import Follower, FollowerOff, PollResult, follow_lease_name
 from reconciler.run.outcome import RunOutcome, needs_attention
 from reconciler.store import Store
 from reconciler.store.locks import LockBusy
@@ -117,6 +117,13 @@ async def _follow(config: Config, store: Store, report: FollowReport, *, once: b
     assert work is not None
     _on_stop_signals(stop, work)
     audit = full_audit(config, store, dry_run=report.dry_run, told=report.audited)
+    with store.run_lock(follow_lease_name(fingerprint(config))):  # LockBusy: serve or a replica follows it
+        await _follow_with(config, store, report, audit, stop, once=once)
+
+
+async def _follow_with(
+    config: Config, store: Store, report: FollowReport, audit: Callable, stop: asyncio.Event, *, once: bool
+) -> None:
     async with Follower(config, store, audit, dry_run=report.dry_run) as follower:
         if not once:
             await follower.follow(stop, lambda result: report.polled(result, follower))

@@ -52,6 +52,12 @@ FullAudit = Callable[[], Awaitable[RunOutcome]]
 """A full run of both sides (with its alerts): the caller's, so that it runs under the caller's lease."""
 
 
+def follow_lease_name(target: str) -> str:
+    """The lock that one follower of the target whose fingerprint is ``target`` holds for as long as it follows
+    (a replica, ``serve``, ``reconcile follow``): a second one on the same log would only repeat its reads."""
+    return f"follow:{target}"
+
+
 class FollowerOff(ReconcileError):
     """The follower cannot go on (no log access, no SCIM filter): it stops; full audits go on."""
 

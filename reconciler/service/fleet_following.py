@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from reconciler.config.model import Config, fingerprint
-from reconciler.run.follower import FullAudit
+from reconciler.run.follower import FullAudit, follow_lease_name
 from reconciler.service.follow_metrics import FollowMetrics
 from reconciler.service.following import FollowerTask
 from reconciler.service.schedule import tenant_name
@@ -49,11 +49,6 @@ log = logging.getLogger(__name__)
 PRESENCE_SLOTS: Final = 64
 """How many replicas are counted exactly; more than this are counted as this many plus one (each then takes a
 larger share than its due, never a smaller one: no tenant is left unfollowed)."""
-
-
-def follow_lease_name(target: str) -> str:
-    """The lock name of the follow lease of the tenant whose fingerprint is ``target``."""
-    return f"follow:{target}"
 
 
 def presence_slot_name(slot: int) -> str:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Final
@@ -43,8 +44,11 @@ class FollowerTask:
         metrics: TargetFollowMetrics,
         *,
         on_batch: Callable[[PollResult], None] | None = None,
+        lease: str | None = None,
     ) -> None:
+        """``lease``: the follow lease to hold while following (None: the caller holds it, as a replica does)."""
         self.config, self.store, self.full_audit, self.metrics = config, store, full_audit, metrics
+        self.lease = lease
         self.on_batch = on_batch
         self.off: str | None = None
         """Why the follower turned itself off; None while it follows (or may)."""
@@ -79,8 +83,9 @@ class FollowerTask:
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     async def _follow(self) -> None:
-        async with Follower(self.config, self.store, self.full_audit, listener=self.metrics) as follower:
-            await follower.follow(self._stop, self._polled)
+        with self.store.run_lock(self.lease) if self.lease is not None else contextlib.nullcontext():
+            async with Follower(self.config, self.store, self.full_audit, listener=self.metrics) as follower:
+                await follower.follow(self._stop, self._polled)
 
     def _polled(self, result: PollResult) -> None:
         self.metrics.set_following(True)

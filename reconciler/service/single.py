@@ -44,7 +44,7 @@ from reconciler.errors import SourceError
 from reconciler.logs import LogFormat
 from reconciler.models.runs import SUCCESSFUL, RunStatus
 from reconciler.run.alerting import reconcile_and_alert
-from reconciler.run.follower import PollResult
+from reconciler.run.follower import PollResult, follow_lease_name
 from reconciler.run.outcome import RunOutcome
 from reconciler.service.daemon import Daemon, DaemonOptions, StopWords
 from reconciler.service.follow_metrics import FollowMetrics
@@ -179,7 +179,12 @@ class Service(Daemon[Config]):
         if not self.config.incremental.enabled or self.stopping:
             return
         self.follower = FollowerTask(
-            self.config, self.store, self._audit_for_follower, self.follow_metrics, on_batch=self._batch_done
+            self.config,
+            self.store,
+            self._audit_for_follower,
+            self.follow_metrics,
+            on_batch=self._batch_done,
+            lease=follow_lease_name(fingerprint(self.config)),
         )
         self.follower.start()
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from reconciler.config import fingerprint, load_config
+from reconciler.run.follower import follow_lease_name
 from reconciler.store import Store
 from reconciler.testing.scenario import write_local_config
 from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users
@@ -117,6 +118,16 @@ def test_follow_without_log_access_names_the_scope_and_exits_non_zero(okta: Okta
 
     assert denied.code == 1
     assert "okta.logs.read" in denied.stderr and "full audits go on" in denied.stderr
+
+
+def test_follow_refuses_a_target_another_follower_holds(okta: Okta, follow_config: Path) -> None:
+    """One follower per log: serve (or a replica) holding the follow lease keeps a second one out."""
+    okta.emulator.add_assigned_users(okta.app_id, 1)
+    config = load_config(follow_config)
+    with Store(config.store.url) as store, store.run_lock(follow_lease_name(fingerprint(config))):
+        busy = reconcile("--config", follow_config, "follow", "--once")
+    assert busy.code == 75 and "follow:" in busy.stderr
+    assert reconcile("--config", follow_config, "follow", "--once").code == 0
 
 
 @pytest.fixture

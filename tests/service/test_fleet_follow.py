@@ -16,8 +16,8 @@ import httpx
 
 from reconciler.config import fingerprint, load_fleet
 from reconciler.models.runs import RunMode, RunStatus
+from reconciler.run.follower import follow_lease_name
 from reconciler.service.fleet import Replica
-from reconciler.service.fleet_following import follow_lease_name
 from reconciler.store import Store
 from reconciler.testing.scim_server import RunningScimServer
 from tests.service.test_metrics import samples, value
