@@ -171,6 +171,8 @@ class Follower:
             self.listener.stopped(str(off))
             raise FollowerOff(str(off)) from None
         except Rejected as refused:
+            if self.url is not None and "after=" not in self.url:  # a restart refused too: not the cursor's fault
+                return await self._failed(str(refused))
             log.warning("Okta refused the System Log cursor (%s); restarting from the last event seen", refused)
             self.url = self._restart_url()
             return PollResult(caught_up=False)

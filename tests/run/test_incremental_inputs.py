@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -204,3 +205,22 @@ def test_a_clock_minutes_behind_loses_nothing(tmp_path: Path, scim_url: str, pla
         asyncio.run(follow(org))
         assert org.by_external_id()[org.user_ids[0]]["name"]["givenName"] == "Skewed"
         org.store.close()
+
+
+def test_a_refused_cursor_restarts_from_the_last_event_and_a_refused_restart_is_a_failure(org: Org) -> None:
+    async def scenario() -> None:
+        audit = lambda: reconcile(org.config, org.store, dry_run=False)  # noqa: E731
+        async with Follower(org.config, org.store, audit, listener=org.heard) as follower:
+            await follower.start()
+            await follower.poll_safely()
+            follower.url = follower.url.split("after=")[0] + "after=not-a-cursor"  # type: ignore[union-attr]
+            assert not (await follower.poll_safely()).caught_up and "after=" not in (follower.url or "")
+            org.okta.emulator.update_user_profile(org.user_ids[0], lastName="Restarted")
+            while not (await follower.poll_safely()).caught_up:
+                pass
+            assert org.by_external_id()[org.user_ids[0]]["name"]["familyName"] == "Restarted"
+            too_old = follower.clock() - timedelta(days=200)  # Okta refuses a since more than 180 days back
+            follower.url = follower.log_reader.start_url(too_old)  # type: ignore[union-attr]
+            assert (await follower.poll_safely()).caught_up and follower.failing_since is not None
+
+    asyncio.run(scenario())
