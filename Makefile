@@ -41,8 +41,9 @@ test: $(STAMP) postgres-binaries
 test-slow: $(STAMP)
 	HYPOTHESIS_PROFILE=full $(BIN)/python -m pytest -m "slow or hypothesis" $(PYTEST_ARGS)
 
-## Crash safety, the long version: applies SIGKILLed at 300 random points per store backend
-## (tests/run/test_crash_safety.py; CHAOS_KILLS=N for another count, CRASH_SEED=N for another seed). About 11 minutes.
+## Crash safety, the long version: applies (tests/run/test_crash_safety.py) and System Log followers
+## (tests/run/test_follow_crash.py) SIGKILLed at 300 random points per store backend (CHAOS_KILLS=N for another
+## count, CRASH_SEED=N for another seed). About 11 minutes for the applies, 5 per backend for the followers.
 chaos: $(STAMP) postgres-binaries
 	$(BIN)/python -m pytest -m chaos -s $(PYTEST_ARGS)
 
