@@ -83,6 +83,13 @@ def test_each_tenant_is_followed_by_one_replica_and_a_killed_ones_tenant_is_take
                 "the unassignment repaired by the replica that took tenant-01 over",
             )
             taken_over_by = followers()["tenant-01"]
+            assert cursor_before is not None
+
+            def checkpointed() -> bool:  # the write shows on the platform before the batch's checkpoint is saved
+                after = store.log_cursor(targets["tenant-01"])
+                return after is not None and after.updated_at > cursor_before.updated_at
+
+            wait_for(checkpointed, HANG_S, "the cursor checkpointed after the repair")
             cursor_after = store.log_cursor(targets["tenant-01"])
             assert survivor.stop() == 0, survivor.log
             released = followers()
