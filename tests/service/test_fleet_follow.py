@@ -118,12 +118,13 @@ async def test_a_replica_follows_within_its_share_shows_it_in_metrics_and_lets_g
             serving = asyncio.create_task(replica.run())
             await eventually(lambda: len(store.lock_holders(leases)) == 2, 30, "both tenants followed")
             await eventually(lambda: all(store.log_cursor(fingerprint(t)) for t in fleet.tenants), 30, "the audits")
-            await eventually(
-                lambda: value(
-                    samples(replica.metrics.render().decode()), "reconciler_follower_following", tenant="tenant-02"
+            await eventually(  # a follower shows as following once it has polled: wait for both, not one
+                lambda: all(
+                    value(samples(replica.metrics.render().decode()), "reconciler_follower_following", tenant=name)
+                    for name in ("tenant-01", "tenant-02")
                 ),
                 10,
-                "tenant-02's follower polling",
+                "both tenants' followers polling",
             )
             scraped = samples(replica.metrics.render().decode())
 
