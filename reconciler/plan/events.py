@@ -75,16 +75,19 @@ class Affected:
     """Okta's own pushes to this app that failed: drift to repair now."""
 
     def add_user(self, user_id: str, published: datetime) -> None:
-        known = self.users.get(user_id)
-        self.users[user_id] = published if known is None or published < known else known
+        _keep_earliest(self.users, user_id, published)
 
     def add_group(self, group_id: str, published: datetime) -> None:
-        known = self.groups.get(group_id)
-        self.groups[group_id] = published if known is None or published < known else known
+        _keep_earliest(self.groups, group_id, published)
 
     @property
     def nothing(self) -> bool:
         return not (self.users or self.groups or self.full_audit)
+
+
+def _keep_earliest(times: dict[str, datetime], key: str, published: datetime) -> None:
+    known = times.get(key)
+    times[key] = published if known is None or published < known else known
 
 
 def affected_by(events: Iterable[LogEvent], scope: AppScope) -> Affected:

@@ -134,7 +134,7 @@ class Follower:
             if on_poll is not None:
                 on_poll(result)
             if result.caught_up:
-                await _wait(stop, self.settings.poll_s)
+                await wait_or_stop(stop, self.settings.poll_s)
 
     async def start(self) -> None:
         """Resume from the stored cursor, or audit first (no cursor, or one older than the log keeps)."""
@@ -291,7 +291,8 @@ class Follower:
         return self.log_reader.start_url(since)
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less when ``stop`` is set meanwhile."""
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
     except TimeoutError:

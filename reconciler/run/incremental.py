@@ -27,8 +27,7 @@ from reconciler.plan.events import Affected, plan_affected, wanted_user_name
 from reconciler.plan.gate import GateDecision, Populations, evaluate_window
 from reconciler.run.log_fields import run_log_fields
 from reconciler.run.outcome import RunOutcome, apply_error, apply_status, dry_run_status
-from reconciler.run.reconcile import failures_recorded
-from reconciler.run.wiring import applier_for
+from reconciler.run.reconcile import apply_users, failures_recorded, finish_recorded
 from reconciler.scim.reader import ScimReader, filter_string, same_user_name
 from reconciler.store import Store
 
@@ -81,15 +80,11 @@ async def repair_affected(
             outcome.status = dry_run_status(outcome.plan, outcome.gate)
         else:
             journal = ConfirmingJournal(store)
-            await _apply(config, store, outcome, reader, journal)
+            await apply_users(config, store, outcome, reader, journal=journal)
+            outcome.status, outcome.error = apply_status(outcome.applied, outcome.gate), apply_error(outcome.applied)
             batch.confirmed = {u: (changed_at[u], at) for u, at in journal.confirmed.items() if u in changed_at}
         store.mark_okta_changes(run_id, {u: changed_at[u] for u in _users_of(outcome.plan.actions) if u in changed_at})
-    if failure.error is not None:
-        outcome.status, outcome.error = RunStatus.FAILED, failure.error
-    if outcome.gate is not None and outcome.gate.blocked:
-        blocked = f"blocked by the safety gate: {outcome.gate.reason}"
-        outcome.error = blocked if outcome.error is None else f"{blocked}; {outcome.error}"
-    store.finish_run(run_id, outcome.status, outcome.error)
+    finish_recorded(store, outcome, failure)
     return batch
 
 
@@ -169,21 +164,6 @@ def _gate(config: Config, store: Store, outcome: RunOutcome) -> GateDecision:
     if audit is not None and audit.source_count is not None and audit.managed_count is not None:
         populations = Populations(audit.source_count, audit.managed_count, audit.managed_count)
     return evaluate_window(outcome.plan, recent, populations, config.thresholds, incremental.window_text)
-
-
-async def _apply(
-    config: Config, store: Store, outcome: RunOutcome, reader: ScimReader, journal: ConfirmingJournal
-) -> None:
-    """Send what the gate allows; record the rest as skipped, with why."""
-    assert outcome.plan is not None and outcome.gate is not None
-    gate = outcome.gate
-    store.record_skipped(outcome.run_id, [a for a in outcome.plan.actions if not a.writes])
-    held = [a for a in outcome.plan.actions if a.writes and not gate.allows(a.kind)]
-    store.record_skipped(outcome.run_id, held, f"not sent: blocked by the safety gate ({gate.reason})")
-    applier = applier_for(config, store, outcome.run_id, reader, outcome.actual, journal=journal)
-    outcome.applied = await applier.apply(a for a in outcome.plan.actions if gate.allows(a.kind))
-    outcome.status = apply_status(outcome.applied, gate)
-    outcome.error = apply_error(outcome.applied)
 
 
 class ConfirmingJournal:

@@ -34,6 +34,7 @@ from reconciler.okta.source import OktaSource
 from reconciler.plan.gate import GroupPopulations, Populations, evaluate
 from reconciler.plan.groups import member_directory, plan_groups
 from reconciler.plan.users import group_member_links, plan
+from reconciler.run.apply import Journal
 from reconciler.run.log_fields import run_log_fields
 from reconciler.run.outcome import (
     ConfirmPlan,
@@ -155,12 +156,7 @@ async def reconcile(
                 _decline(store, outcome)
             else:
                 await _apply(config, store, outcome, reader, progress)
-    if failure.error is not None:
-        outcome.status, outcome.error = RunStatus.FAILED, failure.error
-    if outcome.gate is not None and outcome.gate.blocked:
-        blocked = f"blocked by the safety gate: {outcome.gate.reason}"
-        outcome.error = blocked if outcome.error is None else f"{blocked}; {outcome.error}"
-    store.finish_run(run_id, outcome.status, outcome.error)
+    finish_recorded(store, outcome, failure)
     return outcome
 
 
@@ -259,19 +255,43 @@ def _plan_groups(config: Config, store: Store, outcome: RunOutcome) -> tuple[Gro
 async def _apply(
     config: Config, store: Store, outcome: RunOutcome, reader: ScimReader, progress: ProgressListener
 ) -> None:
-    """Send what the gate allows, ``scim.write_concurrency`` at a time at most; record the rest as skipped, with why."""
+    """The user writes, then the group writes; the run's status from what was sent."""
+    await apply_users(config, store, outcome, reader, progress)
+    if outcome.group_plan is not None:
+        await _apply_groups(config, store, outcome, reader)
+    assert outcome.gate is not None
+    outcome.status = apply_status(outcome.applied, outcome.gate)
+    outcome.error = apply_error(outcome.applied)
+
+
+async def apply_users(
+    config: Config,
+    store: Store,
+    outcome: RunOutcome,
+    reader: ScimReader,
+    progress: ProgressListener = NO_PROGRESS,
+    journal: Journal | None = None,
+) -> None:
+    """Send the user writes the gate allows, ``scim.write_concurrency`` at a time at most, into
+    ``outcome.applied``; record the rest as skipped, with why. Outcomes go to ``journal`` (default: the store)."""
     assert outcome.plan is not None and outcome.gate is not None
     gate = outcome.gate
     allowed = [a for a in outcome.plan.actions if gate.allows(a.kind)]
     held = [a for a in outcome.plan.actions if a.writes and not gate.allows(a.kind)]
     store.record_skipped(outcome.run_id, _report_only(outcome.plan.actions))
     store.record_skipped(outcome.run_id, held, f"not sent: blocked by the safety gate ({gate.reason})")
-    applier = applier_for(config, store, outcome.run_id, reader, outcome.actual, progress)
+    applier = applier_for(config, store, outcome.run_id, reader, outcome.actual, progress, journal)
     outcome.applied = await applier.apply(allowed)
-    if outcome.group_plan is not None:
-        await _apply_groups(config, store, outcome, reader)
-    outcome.status = apply_status(outcome.applied, gate)
-    outcome.error = apply_error(outcome.applied)
+
+
+def finish_recorded(store: Store, outcome: RunOutcome, failure: Failure) -> None:
+    """End the run in the store: failed with what it raised, the gate's reason first when it blocked."""
+    if failure.error is not None:
+        outcome.status, outcome.error = RunStatus.FAILED, failure.error
+    if outcome.gate is not None and outcome.gate.blocked:
+        blocked = f"blocked by the safety gate: {outcome.gate.reason}"
+        outcome.error = blocked if outcome.error is None else f"{blocked}; {outcome.error}"
+    store.finish_run(outcome.run_id, outcome.status, outcome.error)
 
 
 async def _apply_groups(config: Config, store: Store, outcome: RunOutcome, reader: ScimReader) -> None:

@@ -23,7 +23,7 @@ from typing import Final
 from reconciler.config.model import Config
 from reconciler.errors import ReconcileError
 from reconciler.run.alerting import alert_follower
-from reconciler.run.follower import Follower, FollowerOff, FullAudit, PollResult
+from reconciler.run.follower import Follower, FollowerOff, FullAudit, PollResult, wait_or_stop
 from reconciler.service.follow_metrics import TargetFollowMetrics
 from reconciler.store import Store
 
@@ -79,7 +79,7 @@ class FollowerTask:
                 log.exception("System Log follower crashed; starting again in %g s", backoff)
             finally:
                 self.metrics.set_following(False)
-            await _wait(self._stop, backoff)
+            await wait_or_stop(self._stop, backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     async def _follow(self) -> None:
@@ -100,10 +100,3 @@ class FollowerTask:
         self.off = why
         log.error("System Log follower off: %s", why, extra={"follower": "off"})
         await alert_follower(self.store, self.config, why)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -450,12 +450,6 @@ def write_config(
         "max_reactivate_ratio = 1.0\nmax_link_ratio = 1.0\nmax_source_drop_ratio = 0.9\n"
     )
     return config
-
-
-@pytest.fixture(scope="module")
-def zygote() -> Iterator[Zygote]:
-    with Zygote() as started:
-        yield started
 
 
 def backend_of(store_url: str) -> str:

@@ -34,7 +34,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,6 +54,7 @@ from tests.run.test_crash_safety import (
     backend_of,
     check_history_as_a_user_would,
     duplicate_user_names,
+    latest_run_id,
     platform_differences,
     scim_id_of,
     sets_inactive,
@@ -262,11 +263,6 @@ class Rig:
         return [r for r in self.store.recent_runs(20) if (r.id or 0) > run_id and r.mode is RunMode.INCREMENTAL]
 
 
-def latest_run_id(store: Store) -> int:
-    runs = store.recent_runs(1)
-    return runs[0].id or 0 if runs else 0
-
-
 def killed_follower(rig: Rig, world: OktaWorld, rng: random.Random, changed: list[OktaPerson]) -> Attempt:
     """Start a follower, kill it at a seeded moment (unless it catches up first); check the cursor after."""
     plan = choose_kill(rng, world.okta.app_id)
@@ -366,12 +362,6 @@ class Figures:
 
 
 # --- the test ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def zygote() -> Iterator[Zygote]:
-    with Zygote() as started:
-        yield started
 
 
 def run_follow_crash_test(

@@ -8,75 +8,36 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from reconciler.config import Config, fingerprint, load_config
-from reconciler.models.runs import RunMode, RunStatus
-from reconciler.run.follower import Follower
-from reconciler.run.reconcile import reconcile
-from reconciler.store import Store
-from reconciler.testing.scenario import write_local_config
-from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users
-
-USERS = 6
-MAX_POLLS = 10
-
-
-@dataclass
-class Org:
-    okta: Okta
-    platform: httpx.Client
-    config: Config
-    store: Store
-    user_ids: list[str]
-
-    def by_external_id(self) -> dict[str, dict]:
-        return {u.get("externalId"): u for u in all_users(self.platform)}
+from reconciler.config import fingerprint
+from reconciler.models.runs import RunStatus
+from tests.conftest import Okta
+from tests.support.following import Org, follow, make_org
 
 
 @pytest.fixture
 def org(okta: Okta, platform: httpx.Client, scim_url: str, tmp_path: Path) -> Iterator[Org]:
-    users = okta.emulator.add_assigned_users(okta.app_id, USERS)
-    extra = '[incremental]\npoll = "1s"\nrecheck_after = 0\n'
-    path = write_local_config(tmp_path / "state", okta.org_url, okta.app_id, scim_url, OKTA_TOKEN, SCIM_TOKEN, extra)
-    config = load_config(path)
-    with Store(config.store.url) as store:
-        yield Org(okta, platform, config, store, [u.id for u in users])
-
-
-async def audit(org: Org):  # noqa: ANN201
-    return await reconcile(org.config, org.store, dry_run=False)
-
-
-async def follow_until_caught_up(org: Org) -> Follower:
-    async with Follower(org.config, org.store, lambda: audit(org)) as follower:
-        await follower.start()
-        for _ in range(MAX_POLLS):
-            if (await follower.poll_safely()).caught_up:
-                return follower
-        raise AssertionError(f"not caught up after {MAX_POLLS} polls")
-
-
-def incremental_runs(store: Store) -> list:  # noqa: ANN201
-    return [r for r in store.recent_runs(100) if r.mode is RunMode.INCREMENTAL]
+    made = make_org(okta, platform, scim_url, tmp_path / "state", users=6)
+    with made.store:
+        yield made
 
 
 def test_the_first_start_audits_and_a_second_resumes_from_the_cursor(org: Org) -> None:
-    asyncio.run(follow_until_caught_up(org))
+    asyncio.run(follow(org))
     assert set(org.by_external_id()) == set(org.user_ids), "the full audit created everyone"
     cursor = org.store.log_cursor(fingerprint(org.config))
     assert cursor is not None and cursor.next_url and "after=" in cursor.next_url
     runs_before = len(org.store.recent_runs(100))
-    asyncio.run(follow_until_caught_up(org))
+    asyncio.run(follow(org))
     assert len(org.store.recent_runs(100)) == runs_before, "no audit, and no batch with nothing changed"
 
 
 def test_each_kind_of_okta_change_is_repaired_by_one_incremental_run(org: Org) -> None:
-    asyncio.run(follow_until_caught_up(org))
+    asyncio.run(follow(org))
     emulator, app = org.okta.emulator, org.okta.app_id
     deactivated, unassigned, renamed, edited, pushed = org.user_ids[:5]
     emulator.set_user_status(deactivated, "DEPROVISIONED")
@@ -87,7 +48,7 @@ def test_each_kind_of_okta_change_is_repaired_by_one_incremental_run(org: Org) -
     emulator.assign_user(app, newcomer.id)
     emulator.record_push(app, pushed)  # Okta says its own push failed: looked at, found in sync
 
-    asyncio.run(follow_until_caught_up(org))
+    asyncio.run(follow(org))
 
     platform = org.by_external_id()
     assert platform[deactivated]["active"] is False
@@ -96,23 +57,23 @@ def test_each_kind_of_okta_change_is_repaired_by_one_incremental_run(org: Org) -
     assert platform[edited]["name"]["givenName"] == "Edith"
     assert platform[newcomer.id]["userName"] == "new.comer@example.com" and platform[newcomer.id]["active"]
     assert platform[pushed]["active"] and platform[org.user_ids[5]]["active"]
-    (run,) = incremental_runs(org.store)
+    (run,) = org.incremental_runs()
     assert run.status is RunStatus.SUCCEEDED and run.applied == 5
 
 
 def test_events_read_again_repair_nothing_twice(org: Org) -> None:
     """At least once, never twice: a crash between the writes and the checkpoint re-reads the same events."""
-    asyncio.run(follow_until_caught_up(org))
+    asyncio.run(follow(org))
     emulator, app = org.okta.emulator, org.okta.app_id
     emulator.unassign_user(app, org.user_ids[0])
     emulator.update_user_profile(org.user_ids[1], lastName="Twice")
     before = org.store.log_cursor(fingerprint(org.config))
-    asyncio.run(follow_until_caught_up(org))
-    assert incremental_runs(org.store)[0].applied == 2
+    asyncio.run(follow(org))
+    assert org.incremental_runs()[0].applied == 2
     org.store.save_log_cursor(fingerprint(org.config), before)  # as if the checkpoint never happened
 
-    asyncio.run(follow_until_caught_up(org))
+    asyncio.run(follow(org))
 
-    again = incremental_runs(org.store)
+    again = org.incremental_runs()
     assert len(again) == 2 and again[0].applied == 0 and again[0].status is RunStatus.SUCCEEDED
     assert org.by_external_id()[org.user_ids[1]]["name"]["familyName"] == "Twice"

@@ -6,70 +6,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from reconciler.config import Config, load_config
-from reconciler.models.runs import RunMode, RunStatus
+from reconciler.models.runs import RunStatus
 from reconciler.run.follower import Follower, FollowerOff
 from reconciler.run.reconcile import reconcile
-from reconciler.store import Store
 from reconciler.testing.okta import OktaEmulator, okta_emulator_in_thread
-from reconciler.testing.scenario import write_local_config
-from tests.conftest import OKTA_TOKEN, SCIM_TOKEN, Okta, all_users
-
-USERS = 4
-MAX_POLLS = 10
-
-
-@dataclass
-class Heard:
-    """A FollowListener that keeps what it is told."""
-
-    polls: list[tuple[int, int, int, int, float]] = field(default_factory=list)
-    repairs: list[float] = field(default_factory=list)
-    stops: list[str] = field(default_factory=list)
-
-    def polled(self, read: int, ignored: int, acted: int, malformed: int, lag_s: float) -> None:
-        self.polls.append((read, ignored, acted, malformed, lag_s))
-
-    def repaired(self, seconds: float) -> None:
-        self.repairs.append(seconds)
-
-    def stopped(self, why: str) -> None:
-        self.stops.append(why)
-
-    def total(self, index: int) -> int:
-        return sum(int(p[index]) for p in self.polls)
-
-
-@dataclass
-class Org:
-    okta: Okta
-    platform: httpx.Client
-    config: Config
-    store: Store
-    user_ids: list[str]
-    heard: Heard = field(default_factory=Heard)
-
-    def by_external_id(self) -> dict[str, dict]:
-        return {u.get("externalId"): u for u in all_users(self.platform)}
-
-    def incremental_runs(self) -> list:  # noqa: ANN201
-        return [r for r in self.store.recent_runs(100) if r.mode is RunMode.INCREMENTAL]
-
-
-def make_org(okta: Okta, platform: httpx.Client, scim_url: str, state: Path, extra: str = "") -> Org:
-    users = okta.emulator.add_assigned_users(okta.app_id, USERS)
-    settings = f'[incremental]\npoll = "1s"\nrecheck_after = 0\n{extra}'
-    config = load_config(
-        write_local_config(state, okta.org_url, okta.app_id, scim_url, OKTA_TOKEN, SCIM_TOKEN, settings)
-    )
-    return Org(okta, platform, config, Store(config.store.url), [u.id for u in users])
+from tests.conftest import OKTA_TOKEN, Okta
+from tests.support.following import Org, follow, make_org
 
 
 @pytest.fixture
@@ -77,20 +25,6 @@ def org(okta: Okta, platform: httpx.Client, scim_url: str, tmp_path: Path) -> It
     made = make_org(okta, platform, scim_url, tmp_path / "state")
     yield made
     made.store.close()
-
-
-async def follow(org: Org, polls: int = MAX_POLLS, until: object = None) -> None:
-    """Start (auditing first when there is no cursor), then poll until caught up (or ``until()`` holds)."""
-    audit = lambda: reconcile(org.config, org.store, dry_run=False)  # noqa: E731
-    async with Follower(org.config, org.store, audit, listener=org.heard) as follower:
-        await follower.start()
-        for _ in range(polls):
-            result = await follower.poll_safely()
-            if until is None and result.caught_up or until is not None and until():  # type: ignore[operator]
-                return
-            if result.caught_up:
-                await asyncio.sleep(0.2)
-        raise AssertionError(f"not done after {polls} polls")
 
 
 def test_a_token_without_log_access_turns_the_follower_off_and_full_audits_go_on(org: Org) -> None:
