@@ -178,7 +178,7 @@ def test_a_refused_okta_token_is_printed_once_not_again_for_the_groups(
     result = reconcile("check", "--config", config)
 
     assert result.code == 1
-    refusals = [line for line in result.stdout.splitlines() if "401" in line or "okta.token" in line]
+    refusals = [line for line in result.stdout.splitlines() if "HTTP 401" in line or "okta.token" in line]
     assert len(refusals) == 1, result.stdout
     groups_line = result.stdout.splitlines()[result.stdout.splitlines().index("Groups") + 1]
     assert "Okta connection failed" in groups_line
