@@ -10,7 +10,6 @@ OS user), when and why are kept in the store; a revoked acknowledgement stays, m
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from reconciler.models.runs import RunStatus
 from reconciler.plan.findings import ACKNOWLEDGEABLE, action_digest, finding_digest, names
 from reconciler.run.outcome import RunOutcome
 from reconciler.store import Acknowledgement, ActionRecord, Run, Store
+from reconciler.store.store import operating_user
 
 ACK_KINDS = tuple(kind.value for kind in ACKNOWLEDGEABLE)
 RUNS_LOOKED_AT = 50
@@ -40,13 +40,8 @@ class AckRefused(Exception):
 
 
 def who(by: str | None) -> str:
-    """``--by``, else the OS user."""
-    if by:
-        return by
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    """``--by``, else the OS user (the one who ran sudo, under sudo)."""
+    return by or operating_user()
 
 
 def run_ack_command(args: argparse.Namespace, fleet: FleetConfig, store: Store, json_output: bool) -> int:

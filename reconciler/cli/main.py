@@ -56,6 +56,7 @@ from reconciler.logs import LogFormat, json_logs_active, setup_logging, tell
 from reconciler.models.runs import RunStatus
 from reconciler.store import Store, StoreError, db_upgrade, schema_status
 from reconciler.store.locks import LockBusy
+from reconciler.store.store import operating_user
 
 if TYPE_CHECKING:
     from reconciler.run.outcome import RunOutcome
@@ -95,7 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     replica = getattr(args, "replica", None) or fleet.service.replica
     try:
         only_looks = args.command in STORE_ONLY_COMMANDS
-        store = Store(fleet.store.url, config_path=fleet.source_path, replica=replica, create=not only_looks)
+        started_by = None if args.command == "serve" else operating_user()  # the service's runs are the schedule's
+        store = Store(
+            fleet.store.url,
+            config_path=fleet.source_path,
+            replica=replica,
+            create=not only_looks,
+            started_by=started_by,
+        )
     except StoreError as error:
         tell(f"reconcile: {error}")
         return EXIT_FAILURE

@@ -38,9 +38,13 @@ class RunRecords(Repository):
     """The Store's part that records runs (``runs``); ``replica`` names this process in each."""
 
     replica: str
+    started_by: str | None
 
-    def start_run(self, mode: RunMode | str, fingerprint: str, tenant: str | None = None) -> int:
-        """Record a run of the target ``fingerprint`` (of the ``[[tenants]]`` entry ``tenant``, if any) as running."""
+    def start_run(
+        self, mode: RunMode | str, fingerprint: str, tenant: str | None = None, *, plan_run_id: int | None = None
+    ) -> int:
+        """Record a run of the target ``fingerprint`` (of the ``[[tenants]]`` entry ``tenant``, if any) as running;
+        ``plan_run_id``: the dry-run whose saved plan an ``apply-plan`` run applies."""
         run = Run(
             started_at=utc_now(),
             mode=RunMode(mode),
@@ -48,6 +52,8 @@ class RunRecords(Repository):
             config_fingerprint=fingerprint,
             tenant=tenant,
             replica=self.replica,
+            started_by=self.started_by,
+            plan_run_id=plan_run_id,
         )
         with self._session() as session:
             session.add(run)

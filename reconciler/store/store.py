@@ -41,6 +41,7 @@ The System Log follower keeps its cursor here, and its gate counts the writes of
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 from collections.abc import Iterable
@@ -86,6 +87,16 @@ def default_replica_name() -> str:
     return f"{socket.gethostname()} pid {os.getpid()}"
 
 
+def operating_user() -> str:
+    """Who runs this command: the user who ran sudo when under sudo, else the process's user."""
+    if sudo_user := os.environ.get("SUDO_USER"):
+        return sudo_user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
 class Store(RunRecords, ActionJournal, TenantQueries, AlertStates, RateWindows, Acknowledgements, LogCursors):
     """Runs and actions in a database; every method is one short transaction.
 
@@ -99,7 +110,8 @@ class Store(RunRecords, ActionJournal, TenantQueries, AlertStates, RateWindows, 
     rather than created empty.
 
     ``replica`` names this process in the runs it records and in the run locks it
-    holds (default: :func:`default_replica_name`).
+    holds (default: :func:`default_replica_name`). ``started_by`` is the person a one-off command runs for
+    (:func:`operating_user`), kept on each run it records; None for the service.
     """
 
     def __init__(
@@ -109,9 +121,11 @@ class Store(RunRecords, ActionJournal, TenantQueries, AlertStates, RateWindows, 
         config_path: str | Path | None = None,
         replica: str | None = None,
         create: bool = True,
+        started_by: str | None = None,
     ) -> None:
         self.url = normalize_url(url)
         self.replica = replica or default_replica_name()
+        self.started_by = started_by
         self._replica_named = bool(replica)
         database = sqlite_path(self.url)
         if database is not None:

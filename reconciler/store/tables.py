@@ -50,11 +50,15 @@ GROUP_SUMMARY_KEYS: Final = (*(kind.value for kind in GroupActionKind), "in_sync
 
 TENANT_NAME_LENGTH: Final = 63
 REPLICA_NAME_LENGTH: Final = 200
+STARTED_BY_LENGTH: Final = 200
 
 
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
-    __table_args__ = (sa.Index("ix_runs_config_fingerprint_id", "config_fingerprint", "id"),)
+    __table_args__ = (
+        sa.Index("ix_runs_config_fingerprint_id", "config_fingerprint", "id"),
+        sa.Index("ix_runs_started_at", "started_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     started_at: datetime = Field(sa_type=UtcDateTime)
@@ -88,6 +92,11 @@ class Run(SQLModel, table=True):
     """The ``[[tenants]]`` name the run was for; None for a single-tenant config (and every run before 0003)."""
     replica: str | None = Field(default=None, max_length=REPLICA_NAME_LENGTH)
     """Which process ran it (:attr:`Store.replica`); None for every run before revision 0003."""
+    started_by: str | None = Field(default=None, max_length=STARTED_BY_LENGTH)
+    """The operating-system user who started a one-off command (:attr:`Store.started_by`); None for the service's
+    scheduled runs and every run before revision 0007."""
+    plan_run_id: int | None = None
+    """For an ``apply-plan`` run: the dry-run that wrote the saved plan it applied; a plain pointer (0007)."""
 
     @property
     def summary(self) -> dict[str, int] | None:

@@ -3,7 +3,7 @@
 Each test runs on a SQLite file and on PostgreSQL (tests/support/postgres.py). A database
 "behind" is made either by stopping at an older revision that ships (0001, below
 0002's group actions; 0002, below 0003's tenants), or by giving the code a revision
-0007 it does not ship (a copy of reconciler/store/migrations with one more file): the real
+0008 it does not ship (a copy of reconciler/store/migrations with one more file): the real
 head is then one behind.
 """
 
@@ -33,34 +33,34 @@ from reconciler.store.schema import FIRST_REVISION
 from tests.support.postgres import BACKENDS, database_url
 
 REPO = Path(__file__).resolve().parents[2]
-HEAD = "0006"
+HEAD = "0007"
 """The newest revision reconciler/store/migrations ships."""
 FINGERPRINT = "a" * 64
 
-REVISION_0007 = '''"""A test revision: an index on runs.started_at."""
+REVISION_0008 = '''"""A test revision: an index on runs.finished_at."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
-    op.create_index("ix_runs_started_at", "runs", ["started_at"])
+    op.create_index("ix_runs_finished_at", "runs", ["finished_at"])
 
 
 def downgrade():
-    op.drop_index("ix_runs_started_at", table_name="runs")
+    op.drop_index("ix_runs_finished_at", table_name="runs")
 '''
 
-FAILING_0007 = '''"""A test revision that fails half-way: the table it made first must not stay."""
+FAILING_0008 = '''"""A test revision that fails half-way: the table it made first must not stay."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -88,7 +88,7 @@ def newer_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Call
     def install(revision_source: str) -> None:
         copy = tmp_path / "newer-migrations"
         shutil.copytree(original, copy, ignore=shutil.ignore_patterns("__pycache__"))
-        (copy / "versions" / "0007_test.py").write_text(revision_source)
+        (copy / "versions" / "0008_test.py").write_text(revision_source)
         monkeypatch.setattr(schema, "MIGRATIONS_DIR", copy)
         schema.script_directory.cache_clear()
 
@@ -264,20 +264,20 @@ def test_a_database_at_0004_upgrades_to_head_with_an_empty_acknowledgements_tabl
 def test_a_store_behind_is_refused_until_db_upgrade(url: str, newer_code: Callable[[str], None]) -> None:
     with Store(url) as old_version:
         run_id = old_version.start_run("apply", FINGERPRINT)
-    newer_code(REVISION_0007)
+    newer_code(REVISION_0008)
 
     with pytest.raises(SchemaError) as refused:
         Store(url, config_path="/etc/okta-reconciler/config.toml")
 
     assert str(refused.value) == (
-        f"the store at {refused.value.status.url} is at schema revision 0006, this version of okta-reconciler "
-        "needs 0007: run `reconcile db upgrade --config /etc/okta-reconciler/config.toml` "
+        f"the store at {refused.value.status.url} is at schema revision 0007, this version of okta-reconciler "
+        "needs 0008: run `reconcile db upgrade --config /etc/okta-reconciler/config.toml` "
         "(back the database up first)"
     )
     status = schema_status(url)
-    assert (status.state, status.current, status.head, status.pending) == ("behind", "0006", "0007", ("0007",))
+    assert (status.state, status.current, status.head, status.pending) == ("behind", "0007", "0008", ("0008",))
 
-    assert db_upgrade(url) == "0007"
+    assert db_upgrade(url) == "0008"
 
     with Store(url) as upgraded:
         assert [run.id for run in upgraded.recent_runs()] == [run_id]  # the history is kept
@@ -286,19 +286,19 @@ def test_a_store_behind_is_refused_until_db_upgrade(url: str, newer_code: Callab
         indexes = {index["name"] for index in sa.inspect(engine).get_indexes("runs")}
     finally:
         engine.dispose()
-    assert "ix_runs_started_at" in indexes
+    assert "ix_runs_finished_at" in indexes
 
 
 def test_a_store_ahead_of_the_code_is_refused(
     url: str, newer_code: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    newer_code(REVISION_0007)
+    newer_code(REVISION_0008)
     db_upgrade(url)
     # back to this version
     monkeypatch.setattr(schema, "MIGRATIONS_DIR", REPO / "reconciler" / "store" / "migrations")
     schema.script_directory.cache_clear()
 
-    with pytest.raises(SchemaError, match="at schema revision 0007, which this version of okta-reconciler does not"):
+    with pytest.raises(SchemaError, match="at schema revision 0008, which this version of okta-reconciler does not"):
         Store(url)
     with pytest.raises(SchemaError, match="does not know"):
         db_upgrade(url)
@@ -307,7 +307,7 @@ def test_a_store_ahead_of_the_code_is_refused(
 
 def test_a_failed_upgrade_changes_nothing(url: str, newer_code: Callable[[str], None]) -> None:
     db_upgrade(url)
-    newer_code(FAILING_0007)
+    newer_code(FAILING_0008)
 
     with pytest.raises(StoreError, match=r"cannot upgrade \(nothing was changed\) the store at"):
         db_upgrade(url)
@@ -325,7 +325,7 @@ def test_a_database_at_0001_upgrades_to_head_and_keeps_its_rows(url: str) -> Non
 
     status = schema_status(url)
     assert (status.state, status.current, status.head) == ("behind", FIRST_REVISION, HEAD)
-    assert status.pending == ("0002", "0003", "0004", "0005", "0006")
+    assert status.pending == ("0002", "0003", "0004", "0005", "0006", "0007")
     with pytest.raises(SchemaError, match=f"is at schema revision {FIRST_REVISION}, .* needs {HEAD}"):
         Store(url)
     assert "group_actions" not in tables_of(url)  # refusing changed nothing
@@ -401,7 +401,7 @@ def test_a_database_at_0002_is_refused_then_upgrades_to_head_keeping_its_runs(ur
         "behind",
         "0002",
         HEAD,
-        ("0003", "0004", "0005", "0006"),
+        ("0003", "0004", "0005", "0006", "0007"),
     )
     with pytest.raises(SchemaError, match=f"is at schema revision 0002, .* needs {HEAD}: run `reconcile db upgrade"):
         Store(url)

@@ -87,7 +87,7 @@ async def apply_saved_plan(
     actions and stale writes as skipped with why, the rest through the same
     Applier as a normal run, intent before and outcome after.
     """
-    run_id = store.start_run(RunMode.APPLY_PLAN, fingerprint(config), tenant=config.tenant)
+    run_id = store.start_run(RunMode.APPLY_PLAN, fingerprint(config), tenant=config.tenant, plan_run_id=saved.run_id)
     outcome = PlanApplyOutcome(run_id, RunStatus.RUNNING, saved.write_count)
     with failures_recorded(store, run_id) as failure:
         async with okta_source(config, progress, store=store) as source, scim_reader(config, progress) as reader:
