@@ -61,7 +61,7 @@ from reconciler.store.store import operating_user
 if TYPE_CHECKING:
     from reconciler.run.outcome import RunOutcome
 
-STORE_ONLY_COMMANDS = ("history", "show", "db", "status", "ack")
+STORE_ONLY_COMMANDS = ("history", "show", "db", "status", "ack", "report")
 """Commands that need only the store: no secret is read, and a file of tenants needs no --tenant."""
 
 
@@ -118,6 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from reconciler.cli.ack import run_ack_command
 
             return run_ack_command(args, fleet, store, json_output)
+        if args.command == "report":
+            from reconciler.cli.report import run_report_command
+
+            _settle_abandoned(store, [fingerprint(config) for config in fleet.tenants])
+            return run_report_command(args, fleet, store)
         if args.command in STORE_ONLY_COMMANDS:
             return _look(args, fleet, store, json_output)
         return _dispatch(args, fleet.tenants[0], store, json_output)

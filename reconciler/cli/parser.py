@@ -20,6 +20,9 @@ from reconciler.cli.demo_commands import add_demo_subcommands
 from reconciler.cli.exits import EXIT_USAGE
 from reconciler.config.service_model import valid_replica_name
 from reconciler.logs import LOG_FORMATS
+from reconciler.report.period import parse_duration, parse_moment
+
+DEFAULT_MAX_ACTIONS = 500
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SHELLS = ("bash", "zsh")
@@ -37,6 +40,7 @@ COMMAND_OPTIONS: dict[str, tuple[str, ...]] = {
     "db": ("config", "log_level", "log_format"),
     "serve": ("config", "log_level", "log_format"),
     "follow": ("config", "tenant", "log_level", "log_format", "dry_run"),
+    "report": ("config", "tenant", "log_level", "log_format"),
     "demo": ("log_level", "log_format"),
     "completion": (),
 }
@@ -246,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,  # `reconcile --dry-run follow` means the same
         help="plan and record each batch, send nothing; the stored cursor stays where it was",
     )
+    _add_report(commands)
     _command(
         commands,
         "status",
@@ -280,6 +285,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     completion.add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return parser
+
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    report = _command(
+        commands,
+        "report",
+        "an audit report of a period from the store: one self-contained HTML page, JSON or CSV",
+        "Write the evidence of a period, read from the store (no Okta or SCIM call, no secret): runs and their "
+        "outcomes, the drift trend, time to revoke, every action with its before and after, the saved plans "
+        "applied and by whom, and coverage at the last audit before --as-of. Times are UTC.",
+    )
+    report.add_argument("--since", type=_argument(parse_duration), help="the period: back from now (default 30d)")
+    report.add_argument(
+        "--from", dest="from_", type=_argument(parse_moment), metavar="DATE", help="the period's start (UTC)"
+    )
+    report.add_argument(
+        "--to", type=_argument(end_of_day_moment), metavar="DATE", help="its end (a date: that whole day; default now)"
+    )
+    report.add_argument(
+        "--as-of",
+        type=_argument(end_of_day_moment),
+        metavar="DATE",
+        help="coverage at the last full audit before this moment (default: the end of the period)",
+    )
+    report.add_argument("--format", choices=("html", "json", "csv"), default="html", help="default html")
+    report.add_argument("--out", type=Path, metavar="FILE", help="default report.html|json|csv here; - for stdout")
+    report.add_argument(
+        "--max-actions",
+        type=_positive,
+        default=DEFAULT_MAX_ACTIONS,
+        metavar="N",
+        help=f"html: the latest N actions of each kind, and N users in coverage (default {DEFAULT_MAX_ACTIONS}); "
+        "json and csv hold every one",
+    )
+
+
+def _argument(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type from a parser that raises ValueError with a message: argparse shows it with the option."""
+
+    def checked(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return checked
+
+
+def end_of_day_moment(text: str) -> object:
+    return parse_moment(text, end_of_day=True)
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -58,6 +58,7 @@ from reconciler.store.journal import ActionJournal
 from reconciler.store.locks import LockBusy, RunLock, lock_holders, run_lock
 from reconciler.store.log_cursors import LogCursors
 from reconciler.store.rate_windows import RateWindows
+from reconciler.store.reports import ReportQueries
 from reconciler.store.runs import RunRecords
 from reconciler.store.schema import SchemaError, inspect_schema, prepare_schema
 from reconciler.store.tenants import TenantQueries
@@ -97,7 +98,9 @@ def operating_user() -> str:
         return f"uid {os.getuid()}"
 
 
-class Store(RunRecords, ActionJournal, TenantQueries, AlertStates, RateWindows, Acknowledgements, LogCursors):
+class Store(
+    RunRecords, ActionJournal, TenantQueries, AlertStates, RateWindows, Acknowledgements, LogCursors, ReportQueries
+):
     """Runs and actions in a database; every method is one short transaction.
 
     Opening it checks the schema (see the module's docstring): an empty database

@@ -37,22 +37,20 @@ any value does.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
+from reconciler.config.identity import target_identity
 from reconciler.config.model import Config, fingerprint
 from reconciler.errors import ReconcileError
+from reconciler.files import write_private_file
 from reconciler.models.records import (
     PROJECTION_FIELDS,
     Action,
@@ -173,27 +171,6 @@ def signature_of(document: Mapping[str, Any], key: bytes) -> str:
 # --- writing ----------------------------------------------------------------------------------
 
 
-def public_url(url: str) -> str:
-    """``url`` without any user:password part, for a file that must hold no secret."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def target_identity(config: Config) -> dict[str, str]:
-    """What the fingerprint stands for, readable, for messages."""
-    return {
-        "okta_org_url": public_url(config.okta.org_url),
-        "okta_app_id": config.okta.app_id,
-        "scim_base_url": public_url(config.scim.base_url),
-    }
-
-
 def _gate_json(gate: GateDecision) -> dict[str, Any]:
     return {
         "blocked": gate.blocked,
@@ -231,26 +208,6 @@ def plan_document(config: Config, outcome: RunOutcome, created_at: datetime | No
 
 def _utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, mode 0600: a temporary file beside it, then a rename.
-
-    A reader sees the old file or the whole new one, never a part; the plan
-    lists user names and e-mail addresses, hence 0600.
-    """
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            os.fchmod(file.fileno(), 0o600)
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def save_plan(path: Path, config: Config, outcome: RunOutcome) -> dict[str, Any]:
