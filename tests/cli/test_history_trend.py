@@ -29,15 +29,8 @@ def legend_of(stdout: str) -> str:
 
 
 def test_the_sparkline_follows_the_drift_each_run_found(tmp_path: Path, okta: Okta, scim_url: str) -> None:
-    config = write_local_config(
-        tmp_path / "state",
-        okta.org_url,
-        okta.app_id,
-        scim_url,
-        OKTA_TOKEN,
-        SCIM_TOKEN,
-        "[thresholds]\nmax_deactivate = 1\n",
-    )
+    endpoints = (okta.org_url, okta.app_id, scim_url, OKTA_TOKEN, SCIM_TOKEN)
+    config = write_local_config(tmp_path / "state", *endpoints, "[thresholds]\nmax_deactivate = 1\n")
     users = [user.id for user in okta.emulator.add_assigned_users(okta.app_id, 6)]
     assert reconcile("--config", config, "--dry-run").code == 2  # 6 to create
     assert reconcile("--config", config, "--yes").code == 0  # found and created 6
