@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_WORKERS ?= 3
 
-.PHONY: demo demo-live bytecode test test-slow chaos bench bench-fleet bench-incremental profile install postgres-binaries cassettes docs clean
+.PHONY: demo demo-live bytecode test test-slow chaos bench bench-fleet bench-incremental profile install postgres-binaries chromium-binary cassettes docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ demo-live: $(STAMP)
 ## The default suite (real SCIM server, Okta emulator and PostgreSQL on 127.0.0.1): the set a bare `pytest` runs
 ## (addopts: -m "not slow"), on TEST_WORKERS pytest-xdist workers. Each worker starts its own servers.
 ## TEST_WORKERS=0 runs it in one process.
-test: $(STAMP) postgres-binaries
+test: $(STAMP) postgres-binaries chromium-binary
 	$(BIN)/ruff check reconciler tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
@@ -92,6 +92,24 @@ postgres-binaries:
 	else \
 		echo "note: no PostgreSQL server binaries, so the PostgreSQL store tests will be skipped;" \
 			"install them with: sudo apt-get install postgresql"; \
+	fi
+
+## Headless Chromium for the browser tests (tests/support/chromium.py renders pages, screenshots them, prints
+## them to PDF and proves they make no network request). Installed with apt-get when missing and we are root;
+## otherwise a note says what to install (the browser tests then skip locally, and fail under CI=true).
+chromium-binary:
+	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 \
+		|| [ -n "$$RECONCILER_TEST_CHROMIUM" ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Chromium for the browser tests: apt-get install chromium"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt_get="apt-get -o DPkg::Lock::Timeout=300"; \
+		$$apt_get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+		|| { $$apt_get update -qq && $$apt_get install -y -qq --no-install-recommends chromium >/dev/null; }; \
+	else \
+		echo "note: no Chromium, so the browser tests will be skipped;" \
+			"install it with: sudo apt-get install chromium"; \
 	fi
 
 ## The configuration reference, docs/configuration.md, written from the configuration's model

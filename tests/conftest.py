@@ -165,6 +165,14 @@ def postgres() -> Iterator[object]:
     yield from postgres_for_session()
 
 
+@pytest.fixture
+def chromium(tmp_path: Path) -> object:
+    """Headless Chromium with a fresh profile (tests.support.chromium.Chromium); in CI it must be installed."""
+    from tests.support.chromium import chromium_for_test
+
+    return chromium_for_test(tmp_path)
+
+
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh store database: a SQLite file, then a scratch PostgreSQL database."""

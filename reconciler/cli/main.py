@@ -325,7 +325,10 @@ def _history(store: Store, fleet: FleetConfig, limit: int, json_output: bool) ->
     if json_output:
         _print_json([run_document(run, []) | {"actions": None, "group_actions": None} for run in runs])
         return EXIT_OK
+    from reconciler.cli.trend import render_trend
+
     console = console_for()
+    render_trend(console, runs)
     render_history(console, runs, fingerprint(fleet.tenants[0]) if not fleet.multi_tenant else None)
     states = store.tenant_states([fingerprint(config) for config in fleet.tenants])
     for config in fleet.tenants:
