@@ -8,20 +8,19 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, TextIO
 
 from reconciler.cli.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from reconciler.config.model import FleetConfig
-from reconciler.files import write_private_file
+from reconciler.config.model import Config, FleetConfig, fingerprint
+from reconciler.files import write_private_stream
 from reconciler.logs import tell
-from reconciler.report.collect import ReportError, collect_report
-from reconciler.report.export import render_csv, render_json
+from reconciler.report.collect import ReportError, action_entry, collect_report
+from reconciler.report.export import EntrySource, write_csv, write_json
 from reconciler.report.html import render_html
-from reconciler.report.model import Report
+from reconciler.report.model import Period, Report
 from reconciler.report.period import period_of
 from reconciler.store import Store
 
-RENDERERS: Final[dict[str, Callable[[Report], str]]] = {"html": render_html, "json": render_json, "csv": render_csv}
 STDOUT: Final = "-"
 
 
@@ -40,23 +39,46 @@ def run_report_command(args: argparse.Namespace, fleet: FleetConfig, store: Stor
     if str(out) != STDOUT and (problem := unwritable(out)):
         tell(f"reconcile report: cannot write --out {out}: {problem}")
         return EXIT_FAILURE
-    limit = None if args.format != "html" else args.max_actions
+    page = args.format == "html"
+    config = fleet.tenants[0]
     try:
-        report = collect_report(fleet.tenants[0], store, period, limit=limit, now=now)
+        report = collect_report(
+            config,
+            store,
+            period,
+            limit=args.max_actions if page else 0,
+            coverage_limit=args.max_actions if page else None,
+            now=now,
+        )
     except ReportError as error:
         tell(f"reconcile report: {error}")
         return EXIT_FAILURE
-    text = RENDERERS[args.format](report)
+    write = _writer(args.format, report, _entries(store, config, period))
     if str(out) == STDOUT:
-        sys.stdout.write(text)
+        write(sys.stdout)
         return EXIT_OK
     try:
-        write_private_file(out, text)
+        write_private_stream(out, write)
     except OSError as error:
         tell(f"reconcile report: cannot write --out {out}: {error.strerror or error}")
         return EXIT_FAILURE
     print(f"report of {report.summary.runs} run(s) written to {out}")
     return EXIT_OK
+
+
+def _entries(store: Store, config: Config, period: Period) -> EntrySource:
+    """The period's actions of one kind, read from the store as an export writes them."""
+    target = fingerprint(config)
+    return lambda kind: map(action_entry, store.stream_live_actions(target, period.start, period.end, kind))
+
+
+def _writer(form: str, report: Report, entries: EntrySource) -> Callable[[TextIO], object]:
+    if form == "json":
+        return lambda out: write_json(report, entries, out)
+    if form == "csv":
+        return lambda out: write_csv(report, entries, out)
+    page = render_html(report)
+    return lambda out: out.write(page)
 
 
 def unwritable(out: Path) -> str | None:

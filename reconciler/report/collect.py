@@ -48,9 +48,17 @@ class ReportError(ReconcileError):
 
 
 def collect_report(
-    config: Config, store: Store, period: Period, *, limit: int | None, now: datetime | None = None
+    config: Config,
+    store: Store,
+    period: Period,
+    *,
+    limit: int | None,
+    coverage_limit: int | None = None,
+    now: datetime | None = None,
 ) -> Report:
-    """The report of ``config``'s target over ``period``; ``limit`` entries per action kind and in coverage."""
+    """The report of ``config``'s target over ``period``: the latest ``limit`` actions of each kind (0: none, for
+    an export that reads them from the store as it writes them: :meth:`Store.stream_live_actions`), and the first
+    ``coverage_limit`` users out of sync (None: all)."""
     target = fingerprint(config)
     runs = store.runs_between(target, period.start, period.end)
     if not runs:
@@ -67,7 +75,7 @@ def collect_report(
         revoked=tuple(revoked),
         action_log=_action_log(store, target, period, counts, limit),
         plans=tuple(_plan_application(run, store) for run in runs if run.mode is RunMode.APPLY_PLAN),
-        coverage=_coverage(store, target, period.as_of, limit),
+        coverage=_coverage(store, target, period.as_of, coverage_limit),
         limit=limit,
     )
 
@@ -169,7 +177,7 @@ def _action_log(
         by_status = {status: n for (k, status), n in sorted(counts.items()) if k == kind}
         if not by_status:
             continue
-        rows = store.latest_live_actions(target, period.start, period.end, kind, limit)
+        rows = store.latest_live_actions(target, period.start, period.end, kind, limit) if limit != 0 else []
         logs.append(KindLog(kind, sum(by_status.values()), by_status, tuple(action_entry(row) for row in rows)))
     return tuple(logs)
 

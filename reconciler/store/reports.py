@@ -7,7 +7,7 @@ users holds hundreds of thousands of actions, and the report reads only the rows
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -34,6 +34,16 @@ ACTION_COLUMNS: Final = (
     ActionRecord.changes,
 )
 """The action columns a report reads (with ``runs.mode`` joined): everything but the SCIM id."""
+REVOCATION_COLUMNS: Final = (
+    ActionRecord.run_id,
+    ActionRecord.user_name,
+    ActionRecord.okta_user_id,
+    ActionRecord.status,
+    ActionRecord.created_at,
+    ActionRecord.finished_at,
+    ActionRecord.okta_changed_at,
+)
+"""What time to revoke needs of a deactivation: a dry-run records one per drifting user per run, so thousands."""
 STREAM_BATCH: Final = 5_000
 
 
@@ -110,9 +120,13 @@ class ReportQueries(Repository):
             rows = [dict(row._mapping) for row in connection.execute(query)]
         return rows[::-1]
 
-    def stream_live_actions(self, fingerprint: str, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
-        """Every action of the period's runs that could write, oldest first, read in batches (JSON and CSV)."""
-        query = _live_actions(fingerprint, start, end).order_by(col(ActionRecord.id))
+    def stream_live_actions(
+        self, fingerprint: str, start: datetime, end: datetime, kind: str
+    ) -> Iterator[dict[str, Any]]:
+        """Every action of ``kind`` of the period's runs that could write, oldest first, read in batches: the
+        JSON and CSV exports write them as they come, never holding them all."""
+        query = _live_actions(fingerprint, start, end).where(ActionRecord.kind == ActionKind(kind))
+        query = query.order_by(col(ActionRecord.id))
         with self.engine.connect() as connection:
             result = connection.execution_options(yield_per=STREAM_BATCH).execute(query)
             for row in result:
@@ -128,12 +142,12 @@ class ReportQueries(Repository):
         with self.engine.connect() as connection:
             return {_value(kind): int(n) for kind, n in connection.execute(query)}
 
-    def deactivations_until(self, fingerprint: str, since: datetime, end: datetime) -> list[dict[str, Any]]:
+    def deactivations_until(self, fingerprint: str, since: datetime, end: datetime) -> list[Mapping[str, Any]]:
         """The target's deactivations (found or applied, any mode) recorded in ``[since, end)``, oldest first:
         what time to revoke is computed from."""
         runs = sa.select(Run.id).where(Run.config_fingerprint == fingerprint)
         query = (
-            sa.select(*ACTION_COLUMNS)
+            sa.select(*REVOCATION_COLUMNS)
             .where(
                 col(ActionRecord.run_id).in_(runs),
                 ActionRecord.kind == ActionKind.DEACTIVATE,
@@ -143,7 +157,7 @@ class ReportQueries(Repository):
             .order_by(col(ActionRecord.id))
         )
         with self.engine.connect() as connection:
-            return [dict(row._mapping) for row in connection.execute(query)]
+            return [row._mapping for row in connection.execute(query)]
 
     def run_actions(self, run_id: int, kinds: Collection[str], limit: int | None) -> tuple[int, list[dict[str, Any]]]:
         """How many actions of ``kinds`` the run recorded, and the first ``limit`` of them (all with None)."""

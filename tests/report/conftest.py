@@ -1,4 +1,4 @@
-"""A store filled by real runs against the Okta emulator and scim2-server, once per module: every kind of run a
+"""A store filled by real runs against the Okta emulator and scim2-server, once per test process: every kind of run a
 report shows (dry-runs, applies, a saved plan applied, a safety stop, a failure, a System Log repair)."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _run(*args: str | Path, code: int) -> int:
     return int(listed[0]["run_id"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def evidence(tmp_path_factory: pytest.TempPathFactory, scim_server: RunningScimServer) -> Iterator[Evidence]:
     state = tmp_path_factory.mktemp("evidence")
     emulator = OktaEmulator(seed=23, api_tokens=[OKTA_TOKEN])
