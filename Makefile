@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_WORKERS ?= 3
 
-.PHONY: demo demo-live bytecode test test-slow chaos bench bench-fleet bench-incremental profile install postgres-binaries cassettes docs clean
+.PHONY: demo demo-live bytecode test test-slow chaos bench bench-fleet bench-incremental profile install postgres-binaries promtool cassettes docs dashboards clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,8 @@ demo-live: $(STAMP)
 ## The default suite (real SCIM server, Okta emulator and PostgreSQL on 127.0.0.1): the set a bare `pytest` runs
 ## (addopts: -m "not slow"), on TEST_WORKERS pytest-xdist workers. Each worker starts its own servers.
 ## TEST_WORKERS=0 runs it in one process.
-test: $(STAMP) postgres-binaries
-	$(BIN)/ruff check reconciler tests benchmarks
+test: $(STAMP) postgres-binaries promtool
+	$(BIN)/ruff check reconciler tests benchmarks deploy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
@@ -93,6 +93,25 @@ postgres-binaries:
 		echo "note: no PostgreSQL server binaries, so the PostgreSQL store tests will be skipped;" \
 			"install them with: sudo apt-get install postgresql"; \
 	fi
+
+## promtool, for the alert rules' tests (tests/deploy): Debian's prometheus package, installed with apt-get when
+## missing and we are root (as in CI); otherwise a note (the rules' tests are then skipped locally, and fail under
+## CI=true). Its server is not started.
+promtool:
+	@if command -v promtool >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing promtool for the alert rules' tests: apt-get install prometheus"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	else \
+		echo "note: no promtool, so the alert rules' tests will be skipped; install it with: sudo apt-get install prometheus"; \
+	fi
+
+## The Grafana dashboard, deploy/grafana/okta-reconciler.json, written by deploy/grafana/build.py (a test fails when
+## the checked-in JSON is stale).
+dashboards: $(STAMP)
+	$(BIN)/python deploy/grafana/build.py
 
 ## The configuration reference, docs/configuration.md, written from the configuration's model
 ## (reconciler/config/); a test fails when the checked-in page is stale.
