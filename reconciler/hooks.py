@@ -60,29 +60,57 @@ class NoProgress:
 NO_PROGRESS: Final[ProgressListener] = NoProgress()
 
 
-HttpObserver = Callable[[str, "int | None"], None]
+HttpObserver = Callable[[str, "int | None", "float | None"], None]
+"""``(service, status, elapsed_s)``: a request to ``okta`` or ``scim`` ended with ``status`` (None: no answer)
+after ``elapsed_s`` seconds (None: not timed)."""
+RateLimitObserver = Callable[[str, str, int, int], None]
+"""``(org, family, limit, remaining)``: what an Okta answer's ``X-Rate-Limit-*`` headers said of one org's
+window for a rate-limit family (``/api/v1/apps``…)."""
+
+_http_observers: list[Callable[..., None]] = []
+_rate_limit_observers: list[Callable[..., None]] = []
 
 
-_http_observers: list[HttpObserver] = []
+def observe_http(service: str, status: int | None, elapsed_s: float | None = None) -> None:
+    """Tell the registered observers that a request to ``service`` ended with ``status`` (None: no answer),
+    after ``elapsed_s`` seconds (None when the request was not timed)."""
+    _notify(_http_observers, service, status, elapsed_s)
 
 
-def observe_http(service: str, status: int | None) -> None:
-    """Tell the registered observers that a request to ``service`` ended with ``status`` (None: no answer)."""
-    for observer in list(_http_observers):
+def observe_rate_limit(org: str, family: str, limit: int, remaining: int) -> None:
+    """Tell the registered observers what an Okta answer said of ``org``'s window for ``family``."""
+    _notify(_rate_limit_observers, org, family, limit, remaining)
+
+
+def _notify(observers: list[Callable[..., None]], *args: object) -> None:
+    for observer in list(observers):
         try:
-            observer(service, status)
+            observer(*args)
         except Exception:  # metrics must never break a request
-            log.exception("HTTP request observer failed")
+            log.exception("HTTP observer failed")
 
 
 @contextmanager
 def http_observer(observer: HttpObserver) -> Iterator[None]:
     """Register ``observer`` for the duration of the block."""
-    _http_observers.append(observer)
+    with _registered(_http_observers, observer):
+        yield
+
+
+@contextmanager
+def rate_limit_observer(observer: RateLimitObserver) -> Iterator[None]:
+    """Register ``observer`` of Okta's rate-limit windows for the duration of the block."""
+    with _registered(_rate_limit_observers, observer):
+        yield
+
+
+@contextmanager
+def _registered(observers: list[Callable[..., None]], observer: Callable[..., None]) -> Iterator[None]:
+    observers.append(observer)
     try:
         yield
     finally:
-        _http_observers.remove(observer)
+        observers.remove(observer)
 
 
 class FollowListener(Protocol):

@@ -26,8 +26,16 @@ import aiohttp
 import tenacity
 
 from reconciler.errors import SourceError
+from reconciler.hooks import observe_rate_limit
 from reconciler.net.bodies import describe_body
-from reconciler.net.pacing import BudgetFactory, PacingBudget, RateLimitBudget, header_value, parse_retry_after
+from reconciler.net.pacing import (
+    BudgetFactory,
+    PacingBudget,
+    RateLimitBudget,
+    header_value,
+    parse_retry_after,
+    rate_limit_state,
+)
 from reconciler.net.retries import TRANSIENT_RETRIES, RetryPolicy, is_transient_status
 from reconciler.net.transport import ResponseTooLarge, is_json_media_type
 from reconciler.okta.answers import (
@@ -278,7 +286,8 @@ class OktaConnection:
 
     async def _get_within_rate_limit(self, url: str, where: str) -> tuple[int, Mapping[str, Any], str]:
         """The answer, a 429 waited out until its window resets (RATE_LIMIT_ATTEMPTS requests at most)."""
-        budget = self._budget_for(url)
+        family = rate_limit_family(url)
+        budget = self._budget_for(family)
         for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
             await budget.acquire()
             try:
@@ -287,6 +296,7 @@ class OktaConnection:
                 budget.unanswered()
                 raise
             budget.observe(headers)
+            self._report_window(family, headers)
             if status != HTTPStatus.TOO_MANY_REQUESTS or attempt == RATE_LIMIT_ATTEMPTS:
                 break
             self.rate_limited += 1
@@ -308,9 +318,14 @@ class OktaConnection:
             return Rejected(self.masked(message))
         return self._transient(message) if is_transient_status(status) else self.error(message)
 
-    def _budget_for(self, url: str) -> PacingBudget:
-        """The budget of the URL's rate-limit family: the groups' answers say nothing of the apps' window."""
-        family = rate_limit_family(url)
+    def _report_window(self, family: str, headers: Mapping[str, Any]) -> None:
+        """What the answer said of the org's window, for the service's metrics (:func:`observe_rate_limit`)."""
+        state = rate_limit_state(headers)
+        if state is not None:
+            observe_rate_limit(self.org_url, family, state.limit, state.remaining)
+
+    def _budget_for(self, family: str) -> PacingBudget:
+        """The budget of a rate-limit family: the groups' answers say nothing of the apps' window."""
         budget = self._budgets.get(family)
         if budget is None:
             budget = self._budgets[family] = self._new_budget(family)

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -144,8 +145,9 @@ class RaisingHTTPClient(HTTPClient):
     """
 
     async def send_request(self, request: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+        started = time.monotonic()
         request_info, response, body, error = await super().send_request(request)
-        observe_http("okta", getattr(response, "status", None))
+        observe_http("okta", getattr(response, "status", None), time.monotonic() - started)
         if error is not None:
             raise error
         return request_info, response, body, error

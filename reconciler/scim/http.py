@@ -16,6 +16,7 @@ import functools
 import json
 import logging
 import ssl
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
@@ -158,22 +159,23 @@ class ScimConnection:
         request = self._client.build_request(
             method, self.base_url + path, params=params, content=content, headers=headers, timeout=self._timeout
         )
+        started = time.monotonic()
         try:
             response = await self._read_capped(request)
         except (ResponseTooLarge, UnreadableBody) as error:
-            observe_http("scim", None)
+            observe_http("scim", None, time.monotonic() - started)
             raise TargetError(f"SCIM {method} {path}: {error}") from None
         except httpx.TransportError as error:
-            observe_http("scim", None)
+            observe_http("scim", None, time.monotonic() - started)
             where = f"{self.base_url}{path}"
             if is_certificate_failure(error):
                 raise TargetError(certificate_message(where, error)) from error
             message = transport_failure(method, where, error, self._timeout.read)
             raise (RetryableFailure if is_transient_transport_error(error) else TargetError)(message) from error
         except httpx.HTTPError as error:
-            observe_http("scim", None)
+            observe_http("scim", None, time.monotonic() - started)
             raise TargetError(f"SCIM {method} {path} failed: {type(error).__name__}: {error}") from error
-        observe_http("scim", response.status_code)
+        observe_http("scim", response.status_code, time.monotonic() - started)
         if not response.is_success:
             failure = failure_for(method, path, response, self._token, self.base_url)
             if response.status_code == HTTPStatus.TOO_MANY_REQUESTS and self.on_throttled is not None:

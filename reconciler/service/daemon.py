@@ -36,7 +36,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from reconciler.config.service_model import MetricsConfig
 from reconciler.errors import ConfigError
-from reconciler.hooks import http_observer
+from reconciler.hooks import http_observer, rate_limit_observer
 from reconciler.service.endpoint import HealthCheck, MetricsServer, Rendered
 from reconciler.service.notify import Notifier, start_watchdog
 from reconciler.store import Store
@@ -58,9 +58,11 @@ ConfigT = TypeVar("ConfigT", bound=ServedConfig)
 
 
 class ServedMetrics(Rendered, Protocol):
-    """Metrics that count HTTP requests through :func:`reconciler.hooks.http_observer` and render for /metrics."""
+    """Metrics that count HTTP requests through :func:`reconciler.hooks.http_observer`, show Okta's rate-limit
+    windows through :func:`reconciler.hooks.rate_limit_observer`, and render for /metrics."""
 
-    def observe_http(self, service: str, status: int | None) -> None: ...
+    def observe_http(self, service: str, status: int | None, elapsed_s: float | None = None) -> None: ...
+    def observe_rate_limit(self, org: str, family: str, limit: int, remaining: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ class Daemon(ABC, Generic[ConfigT]):
         if not await self._start_endpoint(self.served.metrics):
             return 1
         try:
-            with http_observer(self.metrics.observe_http):
+            with http_observer(self.metrics.observe_http), rate_limit_observer(self.metrics.observe_rate_limit):
                 return await self._serve()
         finally:
             if self.metrics_server is not None:

@@ -72,7 +72,7 @@ from reconciler.service.schedule import (
     tenant_name,
 )
 from reconciler.service.wording import run_fields, run_summary
-from reconciler.store import Store, TenantState
+from reconciler.store import ActionRecord, Store, TenantState
 from reconciler.store.locks import LockBusy, RunLock
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,9 @@ class Replica(Daemon[FleetConfig]):
         """Quarantine alerts being sent."""
         self.last_summary: str | None = None
         self._run_ended = asyncio.Event()
-        self.followers = FleetFollowers(store, self.metrics.follow, self._audit_for_follower, self.name)
+        self.followers = FleetFollowers(
+            store, self.metrics.follow, self._audit_for_follower, self.name, on_lease_lost=self._follow_lease_lost
+        )
         """The tenants whose System Log this replica follows (see :mod:`reconciler.service.fleet_following`)."""
 
     @property
@@ -390,6 +392,7 @@ class Replica(Daemon[FleetConfig]):
                     "which is recorded interrupted; a replica takes the tenant over at its next tick",
                     name,
                 )
+                self.metrics.leases_lost.labels(name, "run").inc()
                 run.cancel()
                 return True
         return False
@@ -398,7 +401,8 @@ class Replica(Daemon[FleetConfig]):
         self, config: Config, status: RunStatus, duration_s: float, outcome: RunOutcome | None, error: str | None
     ) -> None:
         name = tenant_name(config)
-        self.metrics.run_finished(name, status, duration_s, outcome)
+        actions = self._recorded_actions(outcome)
+        self.metrics.run_finished(name, status, duration_s, outcome, actions)
         self.metrics.in_flight.set(len(self.running))
         summary = run_summary(status, duration_s, outcome, error=error, ended_at=self.clock())
         self.last_summary = f"{name}: {summary}"
@@ -412,8 +416,21 @@ class Replica(Daemon[FleetConfig]):
         )
         self._publish_status()
 
+    def _follow_lease_lost(self, tenant: str) -> None:
+        self.metrics.leases_lost.labels(tenant, "follow").inc()
+
     def _publish_status(self) -> None:
         self.notifier.status(self.describe_status())
+
+    def _recorded_actions(self, outcome: RunOutcome | None) -> list[ActionRecord]:
+        """The actions the run recorded, for the metrics; none when the store cannot say (said in the log)."""
+        if outcome is None:
+            return []
+        try:
+            return self.store.actions_of(outcome.run_id)
+        except Exception:
+            log.exception("cannot read run %d's actions from the store for the metrics", outcome.run_id)
+            return []
 
 
 # --- the command -------------------------------------------------------------------------------

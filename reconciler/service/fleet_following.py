@@ -71,9 +71,16 @@ class FleetFollowers:
     """The followers of one replica (see the module's docstring)."""
 
     def __init__(
-        self, store: Store, metrics: FollowMetrics, audit_for: Callable[[Config], FullAudit], replica: str
+        self,
+        store: Store,
+        metrics: FollowMetrics,
+        audit_for: Callable[[Config], FullAudit],
+        replica: str,
+        on_lease_lost: Callable[[str], None] = lambda _tenant: None,
     ) -> None:
+        """``on_lease_lost``: told the tenant's name when a follow lease is lost under its follower (a metric)."""
         self.store, self.metrics, self.audit_for, self.replica = store, metrics, audit_for, replica
+        self.on_lease_lost = on_lease_lost
         self.followed: dict[str, Followed] = {}
         """Fingerprint → the tenant followed here (or leaving)."""
         self._presence: ExitStack | None = None
@@ -118,6 +125,7 @@ class FleetFollowers:
         elif config != followed.config:
             self._leave(followed, "its configuration changed: followed again with it from a later tick")
         elif not followed.held.still_held():
+            self.on_lease_lost(tenant_name(followed.config))
             self._leave(followed, "lost its follow lease (the lock's database session ended)", level=logging.ERROR)
 
     def _leave(self, followed: Followed, why: str, level: int = logging.INFO) -> None:

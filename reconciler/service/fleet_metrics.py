@@ -4,9 +4,13 @@ Per tenant, from the store (every replica shows the whole fleet, whichever
 replica ran the tenant): ``tenant_last_success_timestamp_seconds{tenant}``,
 ``tenant_consecutive_failures{tenant}``, ``tenant_consecutive_interrupted{tenant}`` (runs in a row that died
 with their replica), ``tenant_running{tenant}``. Per tenant,
-from this replica's own runs: ``tenant_runs_total{tenant,status}`` and
-``tenant_drift{tenant,kind}`` (user and group kinds). The replica's own:
-``runs_in_flight``, ``claims_total{outcome}`` (started; busy: another replica
+from this replica's own runs: ``tenant_runs_total{tenant,status}``,
+``tenant_drift{tenant,kind}`` (user and group kinds) and ``actions_total{tenant,kind,outcome}`` (the user
+actions its scheduled runs recorded); ``quarantined{tenant}`` (1 while quarantined, for either reason:
+:func:`reconciler.service.schedule.tenant_quarantined`); ``leases_lost_total{tenant,lease}`` (a ``run`` cancelled,
+or a ``follow``-ing stopped, because its lock's database session ended under it); the settings the alert rules
+compare against (:mod:`reconciler.service.settings_metrics`). The replica's own:
+``runs_in_flight`` (the run leases it holds), ``claims_total{outcome}`` (started; busy: another replica
 took it first; not_due: another replica had just run it; quarantined: its
 runs kept dying with their replica; suspect_waits: it runs only alone),
 ``run_duration_seconds`` and ``http_requests_total{service,status}``. The System Log followers
@@ -25,12 +29,13 @@ from reconciler.config.model import Config, fingerprint
 from reconciler.models.groups import GroupActionKind
 from reconciler.models.runs import RunStatus
 from reconciler.service.follow_metrics import FollowMetrics
-from reconciler.service.metrics import PREFIX, PrometheusMetrics
-from reconciler.service.schedule import tenant_name
+from reconciler.service.metrics import PREFIX, PrometheusMetrics, count_actions
+from reconciler.service.schedule import tenant_name, tenant_quarantined
+from reconciler.service.settings_metrics import SettingsMetrics
 
 if TYPE_CHECKING:
     from reconciler.run.outcome import RunOutcome
-    from reconciler.store import TenantState
+    from reconciler.store import ActionRecord, TenantState
 
 
 class FleetMetrics(PrometheusMetrics):
@@ -77,10 +82,30 @@ class FleetMetrics(PrometheusMetrics):
         self.http_requests = self.http_requests_counter(
             "HTTP requests sent to Okta and to the SCIM platforms, by HTTP status ('error': no answer)."
         )
+        self._seen: set[str] = set()
         self.follow = FollowMetrics(r, ["tenant"])
         self.followed = Gauge(
             f"{PREFIX}_tenants_followed", "Tenants whose System Log this replica follows now.", registry=r
         )
+        self.actions = Counter(
+            f"{PREFIX}_actions",
+            "User actions this replica's runs recorded, by tenant, kind and outcome.",
+            ["tenant", "kind", "outcome"],
+            registry=r,
+        )
+        self.quarantined = Gauge(
+            f"{PREFIX}_quarantined",
+            "1 while the tenant is quarantined (failed runs, or runs that died with their replica, in a row).",
+            ["tenant"],
+            registry=r,
+        )
+        self.leases_lost = Counter(
+            f"{PREFIX}_leases_lost",
+            "Leases this replica lost under a run (run) or a follower (follow): the lock's database session ended.",
+            ["tenant", "lease"],
+            registry=r,
+        )
+        self.settings = SettingsMetrics(r, ["tenant"])
         for outcome in ("started", "busy", "not_due", "quarantined", "suspect_waits"):
             self.claims.labels(outcome)
 
@@ -89,8 +114,17 @@ class FleetMetrics(PrometheusMetrics):
         for config in tenants:
             name = tenant_name(config)
             state = states.get(fingerprint(config))
+            self.settings.show(config, name)
             if state is None:
                 continue
+            if name not in self._seen:
+                self._seen.add(name)  # each status from 0, so that the first blocked run shows as an increase
+                for status in RunStatus:
+                    if status is not RunStatus.RUNNING:
+                        self.runs.labels(name, status.value)
+                for lease in ("run", "follow"):
+                    self.leases_lost.labels(name, lease)
+            self.quarantined.labels(name).set(int(tenant_quarantined(state, config.thresholds)))
             success = state.last_success_at
             self.last_success.labels(name).set(success.timestamp() if success is not None else 0)
             self.consecutive_failures.labels(name).set(state.consecutive_failures)
@@ -98,8 +132,16 @@ class FleetMetrics(PrometheusMetrics):
             running = state.latest is not None and state.latest.status is RunStatus.RUNNING
             self.tenant_running.labels(name).set(int(running))
 
-    def run_finished(self, tenant: str, status: RunStatus, duration_s: float, outcome: RunOutcome | None) -> None:
+    def run_finished(
+        self,
+        tenant: str,
+        status: RunStatus,
+        duration_s: float,
+        outcome: RunOutcome | None,
+        actions: Iterable[ActionRecord] = (),
+    ) -> None:
         self.runs.labels(tenant, status.value).inc()
+        count_actions(self.actions, actions, tenant)
         self.duration.observe(duration_s)
         if outcome is not None and outcome.plan is not None:
             self._drift(tenant, outcome.plan.summary(), leave_out=("in_sync",))

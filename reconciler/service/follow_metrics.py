@@ -87,6 +87,9 @@ class TargetFollowMetrics:
         self._families, self._labels = families, labels
         for outcome in OUTCOMES:
             families.events.labels(*labels, outcome)
+        for status in RunStatus:  # each from 0: the first blocked batch shows as an increase
+            if status is not RunStatus.RUNNING:
+                families.batches.labels(*labels, status.value)
         _of(families.following, labels).set(0)
 
     def polled(self, read: int, ignored: int, acted: int, malformed: int, lag_s: float) -> None:

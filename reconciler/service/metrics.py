@@ -18,7 +18,13 @@ Metrics (all prefixed ``reconciler_``):
 ``consecutive_failures``                    gauge      failed runs in a row for the target
 ``quarantined``                             gauge      1 while the service runs on the slower quarantine
                                                        interval
+``http_request_duration_seconds{service}``  histogram  how long requests to ``okta`` and ``scim`` take
+``okta_rate_limit{org,family}``             gauge      Okta's window for a rate-limit family
+                                                       (``X-Rate-Limit-Limit`` of the latest answer)
+``okta_rate_limit_remaining{org,family}``   gauge      what is left of it (``X-Rate-Limit-Remaining``)
 ==========================================  =========  =====================================================
+
+The settings the alert rules compare against are in :mod:`reconciler.service.settings_metrics`.
 
 With a file of ``[[tenants]]`` a replica serves
 :class:`reconciler.service.fleet_metrics.FleetMetrics` instead, and its ``/healthz``
@@ -28,10 +34,11 @@ A run is *successful* here when it read both sides whole and did what policy
 allowed: succeeded, partial (some writes failed) or blocked (the safety gate
 held writes back and alerted). A failed or interrupted run is not.
 
-HTTP requests are counted through :func:`reconciler.hooks.observe_http`, which
+HTTP requests are counted and timed through :func:`reconciler.hooks.observe_http`, which
 the Okta and SCIM clients call for every request they send (including retries
 and Okta's OAuth token requests); a service registers :meth:`PrometheusMetrics.observe_http`
-with :func:`reconciler.hooks.http_observer` while it serves.
+with :func:`reconciler.hooks.http_observer` while it serves, and :meth:`PrometheusMetrics.observe_rate_limit`
+with :func:`reconciler.hooks.rate_limit_observer`.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from reconciler.models.groups import GroupActionKind
 from reconciler.models.records import SUMMARY_KEYS
 from reconciler.models.runs import SUCCESSFUL, RunStatus
+from reconciler.service.settings_metrics import SettingsMetrics
 
 if TYPE_CHECKING:
     from reconciler.models.groups import GroupPlan
@@ -55,6 +63,7 @@ if TYPE_CHECKING:
 PREFIX: Final = "reconciler"
 DRIFT_KINDS: Final = tuple(key for key in SUMMARY_KEYS if key != "in_sync")
 DURATION_BUCKETS: Final = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+HTTP_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class PrometheusMetrics:
@@ -64,6 +73,28 @@ class PrometheusMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_duration = Histogram(
+            f"{PREFIX}_http_request_duration_seconds",
+            "How long requests to Okta and to the SCIM platform take, answer read (or no answer).",
+            ["service"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        self.rate_limit = Gauge(
+            f"{PREFIX}_okta_rate_limit",
+            "Okta's rate-limit window for a family of endpoints (X-Rate-Limit-Limit of the latest answer).",
+            ["org", "family"],
+            registry=r,
+        )
+        self.rate_limit_remaining = Gauge(
+            f"{PREFIX}_okta_rate_limit_remaining",
+            "What is left of Okta's rate-limit window (X-Rate-Limit-Remaining of the latest answer).",
+            ["org", "family"],
+            registry=r,
+        )
+        for service in ("okta", "scim"):
+            self.http_duration.labels(service)
 
     def http_requests_counter(self, description: str) -> Counter:
         """``http_requests_total{service,status}``; made by each service where it stands in the exposition."""
@@ -74,9 +105,16 @@ class PrometheusMetrics:
             f"{PREFIX}_run_duration_seconds", description, buckets=DURATION_BUCKETS, registry=self.registry
         )
 
-    def observe_http(self, service: str, status: int | None) -> None:
-        """The :data:`reconciler.hooks.HttpObserver` that counts a request to ``service``."""
+    def observe_http(self, service: str, status: int | None, elapsed_s: float | None = None) -> None:
+        """The :data:`reconciler.hooks.HttpObserver` that counts (and times) a request to ``service``."""
         self.http_requests.labels(service, "error" if status is None else str(status)).inc()
+        if elapsed_s is not None:
+            self.http_duration.labels(service).observe(elapsed_s)
+
+    def observe_rate_limit(self, org: str, family: str, limit: int, remaining: int) -> None:
+        """The :data:`reconciler.hooks.RateLimitObserver` that shows what is left of an Okta window."""
+        self.rate_limit.labels(org, family).set(limit)
+        self.rate_limit_remaining.labels(org, family).set(remaining)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -115,6 +153,7 @@ class ServiceMetrics(PrometheusMetrics):
         self.quarantined = Gauge(
             f"{PREFIX}_quarantined", "1 while the service runs on the slower quarantine interval.", registry=r
         )
+        self.settings = SettingsMetrics(r)
         for status in RunStatus:
             if status is not RunStatus.RUNNING:
                 self.runs.labels(status.value)
@@ -137,14 +176,14 @@ class ServiceMetrics(PrometheusMetrics):
             self._planned(plan)
         if group_plan is not None:
             self._group_planned(group_plan)
-        _count_outcomes(self.actions, actions)
-        _count_outcomes(self.group_actions, group_actions)
+        count_actions(self.actions, actions)
+        count_actions(self.group_actions, group_actions)
         if status in SUCCESSFUL:
             self.last_success.set(ended_at if ended_at is not None else time.time())
 
     def actions_recorded(self, actions: Iterable[ActionRecord]) -> None:
         """Count the actions of a run that is not counted as one here (an incremental batch)."""
-        _count_outcomes(self.actions, actions)
+        count_actions(self.actions, actions)
 
     def _planned(self, plan: Plan) -> None:
         summary = plan.summary()
@@ -159,8 +198,8 @@ class ServiceMetrics(PrometheusMetrics):
                 self.group_drift.labels(kind.value).set(summary[kind.value])
 
 
-def _count_outcomes(counter: Counter, records: Iterable[ActionRecord | GroupActionRecord]) -> None:
-    """Add recorded actions to ``counter`` by kind and outcome."""
+def count_actions(counter: Counter, records: Iterable[ActionRecord | GroupActionRecord], *labels: str) -> None:
+    """Add recorded actions to ``counter`` by kind and outcome (after ``labels``: a fleet's tenant)."""
     outcomes = Tally((record.kind.value, record.status.value) for record in records)
     for (kind, outcome), count in outcomes.items():
-        counter.labels(kind, outcome).inc(count)
+        counter.labels(*labels, kind, outcome).inc(count)

@@ -328,6 +328,7 @@ class Service(Daemon[Config]):
         self.consecutive_failures = failures
         self.metrics.consecutive_failures.set(failures)
         self.metrics.quarantined.set(int(now_quarantined))
+        self.metrics.settings.show(self.config)
         if now_quarantined == self.quarantined:
             return
         self.quarantined = now_quarantined

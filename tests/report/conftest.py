@@ -4,6 +4,7 @@ report shows (dry-runs, applies, a saved plan applied, a safety stop, a failure,
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +42,9 @@ def _run(*args: str | Path, code: int) -> int:
     return int(listed[0]["run_id"])
 
 
-@pytest.fixture(scope="session")
-def evidence(tmp_path_factory: pytest.TempPathFactory, scim_server: RunningScimServer) -> Iterator[Evidence]:
-    state = tmp_path_factory.mktemp("evidence")
+@contextmanager
+def build_evidence(state: Path, scim_server: RunningScimServer) -> Iterator[Evidence]:
+    """Make the runs (the Okta emulator lives as long as the block; the store stays in ``state``)."""
     emulator = OktaEmulator(seed=23, api_tokens=[OKTA_TOKEN])
     app = emulator.create_app().id
     with okta_emulator_in_thread(emulator) as org_url:
@@ -75,3 +76,9 @@ def evidence(tmp_path_factory: pytest.TempPathFactory, scim_server: RunningScimS
         runs["incremental"] = _run(*cfg, "follow", "--once", code=0)
         runs["last_dry_run"] = _run(*cfg, "--dry-run", code=0)
         yield Evidence(config_file, load_config(config_file), runs, tuple(users[:2]), users[7])
+
+
+@pytest.fixture(scope="session")
+def evidence(tmp_path_factory: pytest.TempPathFactory, scim_server: RunningScimServer) -> Iterator[Evidence]:
+    with build_evidence(tmp_path_factory.mktemp("evidence"), scim_server) as made:
+        yield made

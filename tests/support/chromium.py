@@ -91,7 +91,11 @@ class Chromium:
 
     def screenshot(self, html_path: Path, png_path: Path, width: int, height: int) -> Path:
         """A PNG of the page's first ``width`` × ``height`` pixels, written to ``png_path``."""
-        self._run(html_path, "screenshot", [f"--screenshot={png_path}", f"--window-size={width},{height}"])
+        self._run(
+            html_path,
+            "screenshot",
+            [f"--screenshot={png_path}", f"--window-size={width},{height}", "--hide-scrollbars"],
+        )
         return _written(png_path, html_path, "screenshot")
 
     def print_to_pdf(self, html_path: Path, pdf_path: Path) -> Path:
