@@ -17,13 +17,12 @@ from rich.markup import escape
 from rich.text import Text
 
 from reconciler.models.runs import RunStatus
+from reconciler.report.model import DRIFT_KINDS
 from reconciler.store import Run
 
 BARS = "▁▂▃▄▅▆▇█"
 NO_PLAN = "·"
 BLOCKED = "!"
-DRIFT_KINDS = ("create", "update", "deactivate", "reactivate", "conflict")
-"""The plan's counts that are drift; links, unmanaged accounts and users in sync are not."""
 
 
 @dataclass(frozen=True, slots=True)
