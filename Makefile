@@ -32,10 +32,13 @@ demo-live: $(STAMP)
 ## The default suite (real SCIM server, Okta emulator and PostgreSQL on 127.0.0.1): the set a bare `pytest` runs
 ## (addopts: -m "not slow"), on TEST_WORKERS pytest-xdist workers. Each worker starts its own servers.
 ## TEST_WORKERS=0 runs it in one process.
-test: $(STAMP) postgres-binaries chromium-binary promtool
+## Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: each worker otherwise rewrites and compiles every
+## test module again (pytest's assertion rewriting, ~5 s of CPU a worker), and each `reconcile` child process
+## compiles the modules it imports.
+test: $(STAMP) postgres-binaries chromium-binary promtool bytecode
 	$(BIN)/ruff check reconciler tests benchmarks deploy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 ## Long-running tests, not part of `make test`, and the property tests with the `full` Hypothesis profile
 ## (tests/conftest.py: today's example counts, twice those of `make test`).

@@ -71,6 +71,11 @@ CHILD_TIMEOUT_S = 60.0
 SECONDS_PER_KILL_BUDGET = 3.0
 """The overall deadline: this much per kill point (a kill point takes ~0.5 s), at least two minutes."""
 EXIT_OK, EXIT_BUSY = 0, 75
+RATE_LIMIT = 100_000
+"""Per minute, on the emulator's apps bucket: each apply claims its Okta requests from the shared budget five at a
+time (reconciler/net/shared_pacing.py), so sixty short-lived applies spend Okta's default 600 a minute (a 50 %
+share) on claims alone and the next one waits half a minute for the window to reset. Pacing is tested elsewhere
+(tests/okta/test_okta_source.py, tests/service/test_fleet_rate_budget.py), not here."""
 
 
 # --- what Okta wants, and the drift made to it ---------------------------------------------------------
@@ -466,6 +471,7 @@ def run_crash_test(
     rng = random.Random(SEED)
     world = World(okta, platform, random.Random(SEED + 1))
     world.populate(INITIAL_USERS)
+    okta.emulator.set_rate_limit(RATE_LIMIT, "/api/v1/apps")
     started = time.monotonic()
     deadline = started + max(120.0, kills * SECONDS_PER_KILL_BUDGET)
     logs = tmp_path / "logs"
