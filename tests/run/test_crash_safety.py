@@ -243,7 +243,20 @@ def unjournaled_writes(writes: list[Exchange], records: list[ActionRecord], user
             r.scim_id == scim_id or r.user_name.casefold() == user_names.get(scim_id or "") for r in earlier
         )  # a 409 on create links the user found by its userName
 
-    return [f"{exchange.method} {exchange.path}" for exchange in writes if not journaled(exchange)]
+    return [_unjournaled(exchange, records) for exchange in writes if not journaled(exchange)]
+
+
+def _unjournaled(exchange: Exchange, records: list[ActionRecord]) -> str:
+    """The write, and what the journal holds of its user at any time: enough to tell a write never journaled from
+    one journaled under another name or with a clock that stepped back (wall clocks of two processes)."""
+    name = str((exchange.body or {}).get("userName", "")).casefold()
+    scim_id = scim_id_of(exchange)
+    same = [
+        f"{r.kind.value} {r.user_name} {r.status.value} at {r.created_at.isoformat()}"
+        for r in records
+        if r.user_name.casefold() == name or (scim_id is not None and r.scim_id == scim_id)
+    ]
+    return f"{exchange.method} {exchange.path} userName={name!r} at {exchange.arrived_at.isoformat()}; journal: {same}"
 
 
 # --- one killed apply -------------------------------------------------------------------------------------
