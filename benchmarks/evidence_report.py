@@ -187,14 +187,30 @@ def timed_report(config: Path, out: Path, form: str) -> tuple[float, float, floa
     command += ["--since", "60d", "--out", str(out)]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
+    peak_kb = 0
+    while child.poll() is None:
+        peak_kb = max(peak_kb, high_water_kb(child.pid))
+        time.sleep(POLL_S)
     wall = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
-        raise SystemExit(
-            f"reconcile report --format {form} failed: {child.stderr.read().decode() if child.stderr else ''}"
-        )
-    return wall, out.stat().st_size / 1e6, usage.ru_maxrss / 1024
+        said = child.stderr.read().decode() if child.stderr else ""
+        raise SystemExit(f"reconcile report --format {form} failed: {said}")
+    return wall, out.stat().st_size / 1e6, peak_kb / 1024
+
+
+def high_water_kb(pid: int) -> int:
+    """The process's peak resident memory so far (``VmHWM``), 0 once it is gone.
+
+    Read from /proc rather than ``ru_maxrss``: a child's ``ru_maxrss`` starts at its parent's resident size when
+    it was spawned (the kernel carries the old address space's peak across ``exec``), which would show the
+    bench's own memory, not the report's. ``VmHWM`` belongs to the address space the command runs in.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    line = next((line for line in status.splitlines() if line.startswith("VmHWM:")), "VmHWM: 0 kB")
+    return int(line.split()[1])
 
 
 def filled_in_a_child(store: Path, target: str, args: argparse.Namespace) -> History:
