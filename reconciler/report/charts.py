@@ -4,9 +4,9 @@ pygal puts a ``<script>`` in every chart for its tooltips (its config, and a lin
 the report takes neither. ``js=[]`` drops the link and :func:`_without_scripts` (a pygal ``xml_filter``) the
 inline config; a browser still shows each point's ``<title>`` on hover, with no script at all.
 
-The trend draws full audits: each is one mark (``data-run``, its run id), linked to the run's row in the
-page's runs table, so a reader goes from a spike to the run that found it. Incremental runs, each about a few
-users, would read as dips: they are counted in the summary and shown in time to revoke and the action log.
+Every run is one mark (``data-run``, its run id, and ``data-status``), linked to the run's row in the page's
+runs table, so a reader goes from a spike to the run that found it. The lines of each kind join the full audits
+only: a System Log repair, about a few users, would read as a dip to zero, so it is a mark of its own.
 """
 
 from __future__ import annotations
@@ -29,10 +29,14 @@ KIND_COLOURS: Final = {
     "conflict": "#ef6c00",
 }
 RUN_COLOUR: Final = "#455a64"
+INCREMENTAL_COLOUR: Final = "#00838f"
 STOP_COLOUR: Final = "#000000"
 FAILED_COLOUR: Final = "#9e9e9e"
-RUN_SERIES: Final = "run (total)"
-MARK_SIZES: Final = {RUN_SERIES: 2.5, "safety stop": 6, "failed": 5}
+RUN_SERIES: Final = "full audit (total)"
+INCREMENTAL_SERIES: Final = "System Log repair"
+MARK_SIZES: Final = {RUN_SERIES: 2.5, INCREMENTAL_SERIES: 2.5, "safety stop": 6, "failed": 5}
+FULL_AUDIT_MODES: Final = frozenset({"dry-run", "apply", "apply-plan"})
+"""The runs the kind lines join: each read both sides whole (a System Log repair looks at a few users)."""
 FAILED_STATUSES: Final = frozenset({"failed", "partial", "interrupted"})
 SYSTEM_FONTS: Final = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
@@ -88,9 +92,10 @@ def _rendered(chart: pygal.graph.graph.Graph) -> str:
 
 
 def drift_trend(runs: Sequence[RunPoint]) -> str:
-    """Drift found by kind over time (a line per kind), and one mark per run: at its total drift, linked to
-    the run's row; a safety stop and a failed run each have their own mark, as SVG."""
-    colours = [*KIND_COLOURS.values(), RUN_COLOUR, STOP_COLOUR, FAILED_COLOUR]
+    """Drift found by kind over time (a line per kind, across the full audits), and one mark per run at its
+    total drift, linked to the run's row: a full audit, a System Log repair, a safety stop and a failed run
+    each have their own kind of mark, as SVG."""
+    colours = [*KIND_COLOURS.values(), RUN_COLOUR, INCREMENTAL_COLOUR, STOP_COLOUR, FAILED_COLOUR]
     chart = pygal.DateTimeLine(
         **_common(colours),
         x_value_formatter=lambda moment: moment.strftime("%Y-%m-%d %H:%M"),
@@ -99,11 +104,12 @@ def drift_trend(runs: Sequence[RunPoint]) -> str:
         allow_interruptions=True,
         min_scale=1,
         include_x_axis=True,
-        title="Drift found per full audit, by kind",
+        title="Drift found per run, by kind",
         y_title="users",
     )
+    audits = [run for run in runs if run.mode in FULL_AUDIT_MODES]
     for kind in DRIFT_KINDS:
-        line = [(_naive(run.started_at), None if run.drift is None else run.drift[kind]) for run in runs]
+        line = [(_naive(run.started_at), None if run.drift is None else run.drift[kind]) for run in audits]
         chart.add(kind, line, show_dots=False)
     for series, chosen in _marks(runs).items():
         chart.add(series, [_mark(run) for run in chosen], stroke=False, dots_size=MARK_SIZES[series])
@@ -111,13 +117,15 @@ def drift_trend(runs: Sequence[RunPoint]) -> str:
 
 
 def _marks(runs: Sequence[RunPoint]) -> dict[str, list[RunPoint]]:
-    """Each run in exactly one series of marks: a safety stop, a failure, or a run."""
-    marks: dict[str, list[RunPoint]] = {RUN_SERIES: [], "safety stop": [], "failed": []}
+    """Each run in exactly one series of marks: a safety stop, a failure, a System Log repair or a full audit."""
+    marks: dict[str, list[RunPoint]] = {RUN_SERIES: [], INCREMENTAL_SERIES: [], "safety stop": [], "failed": []}
     for run in runs:
         if run.status == "blocked":
             marks["safety stop"].append(run)
         elif run.drift is None or run.status in FAILED_STATUSES:
             marks["failed"].append(run)
+        elif run.mode not in FULL_AUDIT_MODES:
+            marks[INCREMENTAL_SERIES].append(run)
         else:
             marks[RUN_SERIES].append(run)
     return marks

@@ -20,7 +20,6 @@ from reconciler.report.model import SUMMARY_KINDS, Report
 
 TEMPLATE: Final = "report.html.j2"
 STYLESHEET: Final = "report.css"
-FULL_AUDIT_MODES: Final = frozenset({"dry-run", "apply", "apply-plan"})
 
 
 @cache
@@ -39,12 +38,11 @@ def _environment() -> jinja2.Environment:
 def render_html(report: Report) -> str:
     """The page of ``report``."""
     template = _environment().get_template(TEMPLATE)
-    audits = [run for run in report.runs if run.mode in FULL_AUDIT_MODES]
     return template.render(
         report=report,
         kinds=SUMMARY_KINDS,
         css=files("reconciler.report").joinpath("templates", STYLESHEET).read_text(encoding="utf-8"),
-        trend_svg=drift_trend(audits),
+        trend_svg=drift_trend(report.runs),
         revoke_svg=revoke_histogram(report.revocations) if report.revocations.count else "",
     )
 

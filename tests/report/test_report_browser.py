@@ -1,5 +1,5 @@
 """The report's page in a real headless Chromium: the DOM the browser built shows the store's counts, the trend
-has one mark per full audit, the page asks the network for nothing, and it screenshots and prints to PDF."""
+has one mark per run, the page asks the network for nothing, and it screenshots and prints to PDF."""
 
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ class Elements(HTMLParser):
         return [attrs for name, attrs in self.elements if attribute in attrs and tag in (None, name)]
 
 
-def full_audits(evidence: Evidence) -> dict[int, str]:
+def runs_of(evidence: Evidence) -> dict[int, str]:
     engine = sa.create_engine(evidence.config.store.url)
     try:
         with engine.connect() as connection:
             rows = connection.execute(
-                sa.text("SELECT id, status FROM runs WHERE config_fingerprint = :fp AND mode != 'incremental'"),
+                sa.text("SELECT id, status FROM runs WHERE config_fingerprint = :fp"),
                 {"fp": fingerprint(evidence.config)},
             )
             return {run_id: status for run_id, status in rows}
@@ -73,9 +73,9 @@ def test_the_browsers_dom_shows_the_stores_counts_and_one_mark_per_run(
     assert dom.figures["revocations"] == str(document["time_to_revoke"]["count"])
     assert len(dom.having("data-run-row", "tr")) == summary["runs"]
     marks = dom.having("data-run", "circle")
-    audits = full_audits(evidence)
-    assert sorted(int(str(mark["data-run"])) for mark in marks) == sorted(audits), "one mark per full audit"
-    assert {int(str(m["data-run"])): m["data-status"] for m in marks} == audits
+    runs = runs_of(evidence)
+    assert sorted(int(str(mark["data-run"])) for mark in marks) == sorted(runs), "one mark per run"
+    assert {int(str(m["data-run"])): m["data-status"] for m in marks} == runs
     [stop] = [mark for mark in marks if mark["data-status"] == "blocked"]
     assert int(str(stop["data-run"])) == evidence.runs["stopped"]
     assert {attrs["data-kind-total"] for attrs in dom.having("data-kind-total")} == set(document["actions"])
