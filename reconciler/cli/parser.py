@@ -296,7 +296,9 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
         "outcomes, the drift trend, time to revoke, every action with its before and after, the saved plans "
         "applied and by whom, and coverage at the last audit before --as-of. Times are UTC.",
     )
-    report.add_argument("--since", type=_argument(parse_duration), help="the period: back from now (default 30d)")
+    report.add_argument(
+        "--since", type=_argument(parse_duration), metavar="DURATION", help="the period: back from now (default 30d)"
+    )
     report.add_argument(
         "--from", dest="from_", type=_argument(parse_moment), metavar="DATE", help="the period's start (UTC)"
     )
