@@ -112,7 +112,9 @@ postgres-binaries:
 
 ## Headless Chromium for the browser tests (tests/support/chromium.py renders pages, screenshots them, prints
 ## them to PDF and proves they make no network request). Installed with apt-get when missing and we are root;
-## otherwise a note says what to install (the browser tests then skip locally, and fail under CI=true).
+## otherwise a note says what to install (the browser tests then skip locally, and fail under CI=true). The package
+## lists are refreshed first, so that CI gets the current Chromium (Debian's security updates): the version whose
+## own start-up calls tests/support/chromium.py sets apart.
 chromium-binary:
 	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 \
 		|| [ -n "$$RECONCILER_TEST_CHROMIUM" ]; then \
@@ -121,8 +123,7 @@ chromium-binary:
 		echo "installing Chromium for the browser tests: apt-get install chromium"; \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt_get="apt-get -o DPkg::Lock::Timeout=300"; \
-		$$apt_get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
-		|| { $$apt_get update -qq && $$apt_get install -y -qq --no-install-recommends chromium >/dev/null; }; \
+		$$apt_get update -qq && $$apt_get install -y -qq --no-install-recommends chromium >/dev/null; \
 	else \
 		echo "note: no Chromium, so the browser tests will be skipped;" \
 			"install it with: sudo apt-get install chromium"; \
