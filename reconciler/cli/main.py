@@ -118,11 +118,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             from reconciler.cli.ack import run_ack_command
 
             return run_ack_command(args, fleet, store, json_output)
-        if args.command == "report":
-            from reconciler.cli.report import run_report_command
-
-            _settle_abandoned(store, [fingerprint(config) for config in fleet.tenants])
-            return run_report_command(args, fleet, store)
         if args.command in STORE_ONLY_COMMANDS:
             return _look(args, fleet, store, json_output)
         return _dispatch(args, fleet.tenants[0], store, json_output)
@@ -154,8 +149,12 @@ def _serve(fleet: FleetConfig, store: Store, log_level: str, log_format: LogForm
 
 
 def _look(args: argparse.Namespace, fleet: FleetConfig, store: Store, json_output: bool) -> int:
-    """history, show and status: the store as it is, a killed run shown as interrupted rather than running."""
+    """history, show, status and report: the store as it is, a killed run shown as interrupted, not running."""
     _settle_abandoned(store, [fingerprint(config) for config in fleet.tenants])
+    if args.command == "report":
+        from reconciler.cli.report import run_report_command
+
+        return run_report_command(args, fleet, store)
     if args.command == "history":
         return _history(store, fleet, args.limit, json_output)
     if args.command == "show":

@@ -19,6 +19,7 @@ from xml.etree.ElementTree import Element
 import pygal
 from pygal.style import Style
 
+from reconciler.models.runs import FULL_AUDIT_MODES
 from reconciler.report.model import DRIFT_KINDS, RevokeStats, RunPoint
 
 KIND_COLOURS: Final = {
@@ -35,8 +36,6 @@ FAILED_COLOUR: Final = "#9e9e9e"
 RUN_SERIES: Final = "full audit (total)"
 INCREMENTAL_SERIES: Final = "System Log repair"
 MARK_SIZES: Final = {RUN_SERIES: 2.5, INCREMENTAL_SERIES: 2.5, "safety stop": 6, "failed": 5}
-FULL_AUDIT_MODES: Final = frozenset({"dry-run", "apply", "apply-plan"})
-"""The runs the kind lines join: each read both sides whole (a System Log repair looks at a few users)."""
 FAILED_STATUSES: Final = frozenset({"failed", "partial", "interrupted"})
 SYSTEM_FONTS: Final = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 

@@ -186,10 +186,10 @@ def action_entry(row: Mapping[str, Any]) -> ActionEntry:
     return ActionEntry(
         id=row["id"],
         run_id=row["run_id"],
-        run_mode=_value(row.get("mode")),
-        kind=_value(row["kind"]),
+        run_mode=str(row["mode"]),
+        kind=str(row["kind"]),
         user_name=row["user_name"],
-        status=_value(row["status"]),
+        status=str(row["status"]),
         error=row["error"],
         created_at=row["created_at"],
         finished_at=row["finished_at"],
@@ -219,12 +219,6 @@ def _coverage(store: Store, target: str, as_of: datetime, limit: int | None) -> 
         return None
     point = run_point(run)
     total, rows = store.run_actions(run.id, DRIFT_KINDS, limit)
-    users = tuple(
-        OutOfSync(row["user_name"], _value(row["kind"]), row["reason"], _value(row["status"])) for row in rows
-    )
+    users = tuple(OutOfSync(row["user_name"], str(row["kind"]), row["reason"], str(row["status"])) for row in rows)
     in_sync = point.in_sync or 0
     return Coverage(run.id, run.started_at, point.mode, point.status, run.source_count, in_sync, total, users)
-
-
-def _value(member: object) -> str:
-    return str(getattr(member, "value", member))

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from reconciler.models.runs import ActionStatus
 from reconciler.report.model import Revocation, RevokeStats
 
 BUCKETS: Final = (
@@ -29,7 +30,6 @@ BUCKETS: Final = (
 )
 """Histogram buckets, upper bounds exclusive: minutes for the follower, hours for audits only."""
 SLOWEST_SHOWN: Final = 10
-SUCCEEDED: Final = "succeeded"
 
 
 def revocations(rows: Iterable[Mapping[str, Any]], start: datetime, end: datetime) -> list[Revocation]:
@@ -41,7 +41,7 @@ def revocations(rows: Iterable[Mapping[str, Any]], start: datetime, end: datetim
     for row in rows:
         user = row["okta_user_id"] or row["user_name"]
         first_seen.setdefault(user, row["created_at"])
-        if _status(row) != SUCCEEDED or row["finished_at"] is None:
+        if row["status"] != ActionStatus.SUCCEEDED or row["finished_at"] is None:
             continue
         detected = first_seen.pop(user)
         if start <= row["finished_at"] < end:
@@ -85,8 +85,3 @@ def _histogram(seconds: Sequence[float]) -> tuple[tuple[str, int], ...]:
         label = next(label for label, bound in BUCKETS if value < bound)
         counts[label] += 1
     return tuple(counts.items())
-
-
-def _status(row: Mapping[str, Any]) -> str:
-    status = row["status"]
-    return str(getattr(status, "value", status))

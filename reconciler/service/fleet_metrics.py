@@ -28,8 +28,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from reconciler.config.model import Config, fingerprint
 from reconciler.models.groups import GroupActionKind
 from reconciler.models.runs import RunStatus
+from reconciler.service.families import PREFIX, each_status_from_zero
 from reconciler.service.follow_metrics import FollowMetrics
-from reconciler.service.metrics import PREFIX, PrometheusMetrics, count_actions
+from reconciler.service.metrics import PrometheusMetrics, count_actions
 from reconciler.service.schedule import tenant_name, tenant_quarantined
 from reconciler.service.settings_metrics import SettingsMetrics
 
@@ -119,9 +120,7 @@ class FleetMetrics(PrometheusMetrics):
                 continue
             if name not in self._seen:
                 self._seen.add(name)  # each status from 0, so that the first blocked run shows as an increase
-                for status in RunStatus:
-                    if status is not RunStatus.RUNNING:
-                        self.runs.labels(name, status.value)
+                each_status_from_zero(self.runs, name)
                 for lease in ("run", "follow"):
                     self.leases_lost.labels(name, lease)
             self.quarantined.labels(name).set(int(tenant_quarantined(state, config.thresholds)))

@@ -20,23 +20,16 @@ Their actions are counted in ``actions_total`` like any run's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, TypeVar
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from reconciler.models.runs import RunStatus
+from reconciler.service.families import PREFIX, each_status_from_zero, labelled
 
-PREFIX: Final = "reconciler"
 REPAIR_BUCKETS: Final = (1, 2, 5, 10, 15, 20, 30, 45, 60, 120, 300, 600)
 """Seconds: a repair takes about a poll plus a write round (10-15 s by default), minutes when lagging."""
 OUTCOMES: Final = ("read", "ignored", "acted", "malformed")
-
-MetricT = TypeVar("MetricT", Gauge, Histogram)
-
-
-def _of(metric: MetricT, labels: tuple[str, ...]) -> MetricT:
-    """The metric's child for ``labels``; the metric itself when it has none (one target's service)."""
-    return metric.labels(*labels) if labels else metric
 
 
 class FollowMetrics:
@@ -87,26 +80,24 @@ class TargetFollowMetrics:
         self._families, self._labels = families, labels
         for outcome in OUTCOMES:
             families.events.labels(*labels, outcome)
-        for status in RunStatus:  # each from 0: the first blocked batch shows as an increase
-            if status is not RunStatus.RUNNING:
-                families.batches.labels(*labels, status.value)
-        _of(families.following, labels).set(0)
+        each_status_from_zero(families.batches, *labels)
+        labelled(families.following, labels).set(0)
 
     def polled(self, read: int, ignored: int, acted: int, malformed: int, lag_s: float) -> None:
         events = self._families.events
         for outcome, count in zip(OUTCOMES, (read, ignored, acted, malformed), strict=True):
             if count:
                 events.labels(*self._labels, outcome).inc(count)
-        _of(self._families.lag, self._labels).set(lag_s)
+        labelled(self._families.lag, self._labels).set(lag_s)
 
     def repaired(self, seconds: float) -> None:
-        _of(self._families.time_to_repair, self._labels).observe(seconds)
+        labelled(self._families.time_to_repair, self._labels).observe(seconds)
 
     def stopped(self, why: str) -> None:
         self.set_following(False)
 
     def set_following(self, following: bool) -> None:
-        _of(self._families.following, self._labels).set(int(following))
+        labelled(self._families.following, self._labels).set(int(following))
 
     def batch_finished(self, status: RunStatus) -> None:
         self._families.batches.labels(*self._labels, status.value).inc()

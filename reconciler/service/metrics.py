@@ -53,6 +53,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from reconciler.models.groups import GroupActionKind
 from reconciler.models.records import SUMMARY_KEYS
 from reconciler.models.runs import SUCCESSFUL, RunStatus
+from reconciler.service.families import PREFIX, each_status_from_zero
 from reconciler.service.settings_metrics import SettingsMetrics
 
 if TYPE_CHECKING:
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
     from reconciler.models.records import Plan
     from reconciler.store import ActionRecord, GroupActionRecord
 
-PREFIX: Final = "reconciler"
 DRIFT_KINDS: Final = tuple(key for key in SUMMARY_KEYS if key != "in_sync")
 DURATION_BUCKETS: Final = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 HTTP_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -154,9 +154,7 @@ class ServiceMetrics(PrometheusMetrics):
             f"{PREFIX}_quarantined", "1 while the service runs on the slower quarantine interval.", registry=r
         )
         self.settings = SettingsMetrics(r)
-        for status in RunStatus:
-            if status is not RunStatus.RUNNING:
-                self.runs.labels(status.value)
+        each_status_from_zero(self.runs)
 
     def run_finished(
         self,

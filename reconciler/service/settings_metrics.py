@@ -20,14 +20,12 @@ The alert rules (``deploy/prometheus/alerts.yml``) and the runbook (``docs/alert
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
 
 from prometheus_client import CollectorRegistry, Gauge
 
 from reconciler.config.model import Config
+from reconciler.service.families import PREFIX, labelled
 from reconciler.service.schedule import schedule_period_s
-
-PREFIX: Final = "reconciler"
 
 
 class SettingsMetrics:
@@ -76,6 +74,6 @@ class SettingsMetrics:
             self.lag_bound: config.incremental.max_gap_s,
         }
         for gauge, value in values.items():
-            (gauge.labels(*label_values) if label_values else gauge).set(value)
+            labelled(gauge, label_values).set(value)
         for kind, limit in config.thresholds.limits.items():
             self.drift_threshold.labels(*label_values, kind).set(limit.count)

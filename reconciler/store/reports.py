@@ -8,7 +8,7 @@ users holds hundreds of thousands of actions, and the report reads only the rows
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -76,13 +76,15 @@ class ReportQueries(Repository):
             return list(session.exec(query).all())
 
     def run_span(self, fingerprint: str) -> tuple[int, datetime | None, datetime | None]:
-        """How many runs the target has, and when its first and its latest started (None, None without runs)."""
+        """How many runs the target has, and when its first and its latest started (None, None without runs).
+
+        ``min`` and ``max`` keep the column's type, so they come back as the UTC datetimes the store keeps."""
         query = sa.select(sa.func.count(), sa.func.min(Run.started_at), sa.func.max(Run.started_at)).where(
             Run.config_fingerprint == fingerprint
         )
         with self.engine.connect() as connection:
             count, first, last = connection.execute(query).one()
-        return int(count), _utc(first), _utc(last)
+        return int(count), first, last
 
     def last_planned_audit(self, fingerprint: str, before: datetime) -> Run | None:
         """The target's latest full audit that started before ``before`` and got as far as a plan."""
@@ -105,7 +107,7 @@ class ReportQueries(Repository):
         actions = _live_actions(fingerprint, start, end).subquery()
         query = sa.select(actions.c.kind, actions.c.status, sa.func.count()).group_by(actions.c.kind, actions.c.status)
         with self.engine.connect() as connection:
-            return {(_value(kind), _value(status)): int(n) for kind, status, n in connection.execute(query)}
+            return {(str(kind), str(status)): int(n) for kind, status, n in connection.execute(query)}
 
     def latest_live_actions(
         self, fingerprint: str, start: datetime, end: datetime, kind: str, limit: int | None
@@ -140,7 +142,7 @@ class ReportQueries(Repository):
             .group_by(ActionRecord.kind)
         )
         with self.engine.connect() as connection:
-            return {_value(kind): int(n) for kind, n in connection.execute(query)}
+            return {str(kind): int(n) for kind, n in connection.execute(query)}
 
     def deactivations_until(self, fingerprint: str, since: datetime, end: datetime) -> list[Mapping[str, Any]]:
         """The target's deactivations (found or applied, any mode) recorded in ``[since, end)``, oldest first:
@@ -169,17 +171,3 @@ class ReportQueries(Repository):
         with self.engine.connect() as connection:
             total = int(connection.execute(count).scalar_one())
             return total, [dict(row._mapping) for row in connection.execute(query)]
-
-
-def _value(member: object) -> str:
-    """An enum column's value as text, whichever way the dialect hands it back."""
-    return str(getattr(member, "value", member))
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """An aggregate's datetime (SQLite hands back a naive one, or text) as the UTC datetime the store keeps."""
-    if moment is None:
-        return None
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

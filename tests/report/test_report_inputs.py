@@ -4,6 +4,7 @@ exist, options that make no period, and an ``--out`` it cannot write."""
 
 from __future__ import annotations
 
+import re
 import resource
 import shutil
 import signal
@@ -53,7 +54,7 @@ def test_a_period_without_runs_says_when_the_runs_were(evidence: Evidence, tmp_p
 
     assert result.code == 1 and not out.exists()
     assert "no run of this configuration's target started between 2020-01-01 00:00 UTC and 2020-02-01" in result.stderr
-    assert f"its {len(evidence.runs)}" in result.stderr or "run(s) started between" in result.stderr
+    assert re.search(r"its \d+ run\(s\) started between \d{4}-\d\d-\d\d \d\d:\d\d UTC and ", result.stderr)
     assert "--since or --from/--to" in result.stderr
 
 
@@ -91,10 +92,7 @@ def test_a_tenant_that_does_not_exist_is_refused_naming_the_tenants(
     assert unknown.code == 78 and 'no tenant "tenant-09"' in unknown.stderr and "tenant-01, tenant-02" in unknown.stderr
     assert several.code == 64 and "pass --tenant NAME (one of: tenant-01, tenant-02)" in several.stderr
     assert chosen.code == 0, chosen.stderr
-    assert (
-        "<td>tenant-01</td>" in (tmp_path / "r").read_text()
-        or 'data-field="tenant">tenant-01<' in (tmp_path / "r").read_text()
-    )
+    assert 'data-field="tenant">tenant-01<' in (tmp_path / "r").read_text(), "the chosen tenant's report"
 
 
 def test_an_out_that_cannot_be_written_is_named_before_any_work(evidence: Evidence, tmp_path: Path) -> None:
